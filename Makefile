@@ -1,0 +1,28 @@
+# One entry point for people and CI. Every target sets up what it needs itself:
+# a virtualenv in .venv (pip upgraded first: the stock pip crashes on this set).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STACK  ?= dev
+
+.PHONY: venv demo test plan clean
+
+$(VENV)/.installed: requirements.txt scoring/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) -m scoring demo
+
+test: venv
+	$(PY) -m pytest -q
+
+plan: venv
+	$(PY) -m components.plan --stack $(STACK)
+
+clean:
+	rm -rf $(VENV) build .pytest_cache
