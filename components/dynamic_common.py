@@ -1,0 +1,217 @@
+"""Helpers shared by the dynamic providers (scoring pipeline, SQL bootstrap, Stream Analytics).
+
+* :func:`call_azure` runs one Azure SDK call, retries it while Azure throttles (HTTP 429/503)
+  with bounded exponential backoff that honors ``Retry-After``, and turns any other failure
+  into an :class:`~components.azure_errors.AzureCallError` with a clear message.
+* :func:`wait_for` waits for a long-running operation (an azure-core ``LROPoller``), bounded.
+* :func:`changed_keys` / :func:`diff_result` build a ``DiffResult`` that says exactly which
+  inputs changed and replaces only for the keys that truly need it.
+* :func:`stable_hash` / :func:`hash_folder` give content hashes for versions and triggers.
+* :func:`default_credential` builds ``DefaultAzureCredential`` lazily.
+
+About pickling: Pulumi serializes a dynamic provider with dill together with the program.
+Classes and functions of importable modules (like this one) are pickled *by reference*, so
+module-level hooks keep working in the provider process; but anything stored on a provider
+instance is pickled *by value*. Never keep a credential, client, lock or socket on a provider:
+build them inside each method (that also keeps tokens out of the Pulumi state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from components.azure_errors import AzureCallError, explain, is_throttled, retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Files that never belong to a content hash (build by-products, editor and VCS noise).
+_HASH_SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
+_HASH_SKIP_SUFFIXES = (".pyc", ".pyo")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to keep retrying a throttled call.
+
+    Attempt ``n`` (1-based) that is throttled waits ``Retry-After`` if the service sent one,
+    else ``base_delay * 2**(n-1)`` plus up to 10 % jitter; every wait is capped at
+    ``max_delay`` and the call gives up after ``max_attempts`` attempts.
+    ``sleep`` is injectable so tests do not wait.
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 2.0
+    max_delay: float = 60.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(self.max_delay, retry_after)
+        backoff = self.base_delay * (2 ** (attempt - 1))
+        return min(self.max_delay, backoff * (1.0 + 0.1 * random.random()))
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def call_azure(
+    fn: Callable[..., T],
+    *args: Any,
+    action: str,
+    target: str,
+    required_role: str | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    **kwargs: Any,
+) -> T:
+    """``fn(*args, **kwargs)``, retried while throttled; other failures become AzureCallError.
+
+    ``action``/``target``/``required_role`` feed the error message (see
+    :func:`components.azure_errors.explain`).
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn(*args, **kwargs)
+        except AzureCallError:
+            raise
+        except Exception as exc:
+            if is_throttled(exc) and attempt < retry.max_attempts:
+                wait = retry.delay(attempt, retry_after_seconds(exc))
+                log.warning(
+                    "%s on %s throttled (attempt %d of %d); retrying in %.1f s",
+                    action,
+                    target,
+                    attempt,
+                    retry.max_attempts,
+                    wait,
+                )
+                retry.sleep(wait)
+                continue
+            raise explain(
+                exc, action=action, target=target, required_role=required_role, attempts=attempt
+            ) from exc
+
+
+def wait_for(
+    poller: Any,
+    *,
+    action: str,
+    target: str,
+    timeout_seconds: float = 600.0,
+    required_role: str | None = None,
+) -> Any:
+    """The result of a long-running operation, waiting at most ``timeout_seconds``.
+
+    Raises AzureCallError if the operation fails or is still running at the deadline (an
+    unfinished disable must never be followed by a delete).
+    """
+    try:
+        result = poller.result(timeout=timeout_seconds)
+    except Exception as exc:
+        raise explain(exc, action=action, target=target, required_role=required_role) from exc
+    done = getattr(poller, "done", None)
+    if callable(done) and not done():
+        raise AzureCallError(
+            f"{action} on {target} did not finish within {timeout_seconds:g} s; "
+            "check its state in the Azure portal and run the deployment again.",
+            status=None,
+            kind="timeout",
+            action=action,
+            target=target,
+        )
+    return result
+
+
+def changed_keys(
+    olds: Mapping[str, Any], news: Mapping[str, Any], keys: Iterable[str] | None = None
+) -> list[str]:
+    """Sorted input keys whose values differ (a missing key equals None).
+
+    Keys starting with ``__`` (Pulumi's serialized ``__provider``) are never compared.
+    ``keys`` restricts the comparison to the resource's declared inputs, so outputs that
+    only the provider computes (kept in the old state) do not show up as changes.
+    """
+    names = set(keys) if keys is not None else set(olds) | set(news)
+    return sorted(
+        k
+        for k in names
+        if not k.startswith("__") and _normalize(olds.get(k)) != _normalize(news.get(k))
+    )
+
+
+def diff_result(
+    olds: Mapping[str, Any],
+    news: Mapping[str, Any],
+    *,
+    keys: Iterable[str] | None = None,
+    replace_keys: Iterable[str] = (),
+    delete_before_replace: bool = False,
+):
+    """A ``pulumi.dynamic.DiffResult`` naming what changed; replaces only for ``replace_keys``."""
+    from pulumi.dynamic import DiffResult  # imported here: azure_errors users need no Pulumi
+
+    changes = changed_keys(olds, news, keys)
+    replace_set = set(replace_keys)
+    replaces = [k for k in changes if k in replace_set]
+    return DiffResult(
+        changes=bool(changes),
+        replaces=replaces,
+        delete_before_replace=delete_before_replace if replaces else None,
+    )
+
+
+def stable_hash(value: Any, *, length: int = 16) -> str:
+    """Hex SHA-256 of ``value`` as canonical JSON (sorted keys), truncated to ``length``."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def hash_folder(root: str | Path, *, length: int = 16) -> str:
+    """Hex SHA-256 over every file under ``root`` (relative path and bytes), in sorted order.
+
+    Skips caches and compiled files, so the hash changes exactly when the source does.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(f"cannot hash folder {base}: it does not exist")
+    digest = hashlib.sha256()
+    for path in sorted(base.rglob("*")):
+        rel = path.relative_to(base)
+        if any(part in _HASH_SKIP_DIRS for part in rel.parts) or not path.is_file():
+            continue
+        if path.suffix in _HASH_SKIP_SUFFIXES:
+            continue
+        digest.update(rel.as_posix().encode("utf-8") + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:length]
+
+
+def default_credential() -> Any:
+    """``DefaultAzureCredential`` without interactive browser sign-in (deployments are headless)."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def _normalize(value: Any) -> Any:
+    """Compare lists/dicts/numbers structurally (state round-trips turn ints into floats)."""
+    if isinstance(value, Mapping):
+        return {k: _normalize(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_normalize(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    return value
