@@ -5,7 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: venv demo test plan clean
+NPM    ?= npm
+
+.PHONY: venv node_modules demo test plan clean
 
 $(VENV)/.installed: requirements.txt scoring/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +17,21 @@ $(VENV)/.installed: requirements.txt scoring/requirements.txt
 
 venv: $(VENV)/.installed
 
+# Node tools the tests use (Azurite, a local Blob endpoint), exactly as package-lock.json pins them.
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	touch $@
+
+node_modules: node_modules/.package-lock.json
+
 demo: venv
 	$(PY) -m scoring demo
 
-test: venv
+test: venv node_modules
 	$(PY) -m pytest -q
 
 plan: venv
 	$(PY) -m components.plan --stack $(STACK)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache node_modules
