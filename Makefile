@@ -7,7 +7,7 @@ STACK  ?= dev
 
 NPM    ?= npm
 
-.PHONY: venv node_modules demo test plan clean
+.PHONY: venv node_modules demo test lint plan clean
 
 $(VENV)/.installed: requirements.txt scoring/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ demo: venv
 
 test: venv node_modules
 	$(PY) -m pytest -q
+
+# Linters, all pinned in requirements.txt: ruff (lint and format), hadolint on the scoring
+# image's Dockerfile, actionlint on the workflows (with shellcheck on their `run:` scripts).
+# CI runs this before `make test` (.ci/run); `make test` does not depend on it, so a
+# formatting nit never blocks running the tests locally.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@if [ -f docker/Dockerfile ]; then \
+		echo "$(VENV)/bin/hadolint docker/Dockerfile"; $(VENV)/bin/hadolint docker/Dockerfile; \
+	else echo "hadolint: no docker/Dockerfile, skipped"; fi
+	$(VENV)/bin/actionlint -shellcheck $(VENV)/bin/shellcheck
 
 plan: venv
 	$(PY) -m components.plan --stack $(STACK)
