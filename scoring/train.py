@@ -1,0 +1,390 @@
+"""``python -m scoring train``: one anomaly model per (Device, Sensor).
+
+Each model is ``Pipeline(StandardScaler(), OneClassSVM(kernel, gamma, nu))`` fitted
+on the pair's aggregated readings (the features in :data:`FEATURES`).
+
+Default hyperparameters, and why:
+
+* ``kernel="rbf"``: a sensor's normal range is a smooth, possibly multi-modal
+  region; the RBF kernel draws a tight boundary around it.
+* ``gamma="scale"``: ``1 / (n_features * X.var())``; after the StandardScaler this
+  is about 1, a kernel width of one standard deviation, with no per-pair tuning.
+* ``nu=0.02``: an upper bound on the fraction of training rows treated as outliers
+  and a lower bound on the fraction of support vectors. A small nu fits the
+  assumption that readings are mostly normal and keeps the support-vector count
+  (scoring cost grows linearly with it) low: about 2% of the training rows.
+
+Pairs with fewer than ``--min-rows`` usable rows are skipped with a warning naming
+them; rows whose Value is missing or non-numeric are dropped (and counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+from scoring.cli import EXIT_FAILED, EXIT_OK, UsageError
+from scoring.model_store import ModelStore, ModelStoreError
+from scoring.progress import progress_bar
+from scoring.schema import (
+    DEVICE,
+    SENSOR,
+    TS,
+    VALUE,
+    TableFormatError,
+    normalize_readings,
+    read_table,
+)
+
+log = logging.getLogger(__name__)
+
+# The model inputs, in order. One place, so the feature set can grow (e.g. MinValue).
+FEATURES: tuple[str, ...] = (VALUE,)
+
+DEFAULT_KERNEL = "rbf"
+DEFAULT_GAMMA = "scale"
+DEFAULT_NU = 0.02
+DEFAULT_MIN_ROWS = 10
+KERNELS = ("rbf", "linear", "poly", "sigmoid")
+SQL_TABLE = "SensorReadings"
+
+# Below this many pairs a process pool costs more than it saves.
+_POOL_MIN_PAIRS = 16
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """OneClassSVM hyperparameters (recorded per model in the manifest)."""
+
+    kernel: str = DEFAULT_KERNEL
+    gamma: str | float = DEFAULT_GAMMA
+    nu: float = DEFAULT_NU
+
+    def validate(self) -> TrainParams:
+        """Return self, or raise ``ValueError`` naming the flag of the bad value."""
+        if self.kernel not in KERNELS:
+            raise ValueError(f"--kernel {self.kernel!r}: use one of {', '.join(KERNELS)}")
+        if not 0.0 < self.nu <= 1.0:
+            raise ValueError(f"--nu {self.nu}: must be in (0, 1]")
+        if isinstance(self.gamma, str):
+            if self.gamma not in ("scale", "auto"):
+                raise ValueError(f"--gamma {self.gamma!r}: use scale, auto or a positive number")
+        elif not (math.isfinite(self.gamma) and self.gamma > 0):
+            raise ValueError(f"--gamma {self.gamma}: must be a positive number")
+        return self
+
+
+def build_pipeline(params: TrainParams) -> Pipeline:
+    """The default per-pair model, unfitted."""
+    return Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("svm", OneClassSVM(kernel=params.kernel, gamma=params.gamma, nu=params.nu)),
+        ]
+    )
+
+
+@dataclass
+class PairData:
+    device: str
+    sensor: str
+    X: np.ndarray
+
+
+@dataclass
+class FitResult:
+    device: str
+    sensor: str
+    rows: int
+    pipeline: Pipeline | None = None
+    error: str | None = None
+
+
+@dataclass
+class TrainReport:
+    trained: list[tuple[str, str, str, int]] = field(default_factory=list)  # + version, rows
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # + reason
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # + error
+    dropped_rows: int = 0
+
+
+def _fit_chunk(chunk: Sequence[PairData], params: TrainParams) -> list[FitResult]:
+    """Fit several pairs (one process-pool task); a failing pair does not sink the rest."""
+    results = []
+    for pair in chunk:
+        result = FitResult(pair.device, pair.sensor, len(pair.X))
+        try:
+            result.pipeline = build_pipeline(params).fit(pair.X)
+        except Exception as exc:  # noqa: BLE001 - reported per pair, the others go on
+            result.error = f"{type(exc).__name__}: {exc}"
+        results.append(result)
+    return results
+
+
+class _Quiet:
+    """A progress bar that shows nothing (``--no-progress``, library calls)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _chunks(items: Sequence[PairData], size: int) -> Iterator[Sequence[PairData]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def fit_pairs(
+    pairs: Sequence[PairData], params: TrainParams, *, jobs: int, progress: bool = False
+) -> Iterator[FitResult]:
+    """Fit every pair, in a process pool when it pays off; yields results as they finish."""
+    bar = progress_bar(len(pairs), desc="train", unit="model", logger=log) if progress else _Quiet()
+    with bar:
+        if jobs <= 1 or len(pairs) < _POOL_MIN_PAIRS:
+            for chunk in _chunks(pairs, 1):
+                yield from _fit_chunk(chunk, params)
+                bar.update(len(chunk))
+            return
+        # A few chunks per worker: balances uneven pairs without a task per model.
+        size = max(1, math.ceil(len(pairs) / (jobs * 4)))
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_fit_chunk, chunk, params) for chunk in _chunks(pairs, size)]
+            for future in as_completed(futures):
+                results = future.result()
+                yield from results
+                bar.update(len(results))
+
+
+def split_pairs(readings: pd.DataFrame, *, min_rows: int, report: TrainReport) -> list[PairData]:
+    """Per-pair feature matrices; pairs with too few rows are recorded as skipped."""
+    pairs = []
+    for (device, sensor), group in readings.groupby([DEVICE, SENSOR], sort=True):
+        if len(group) < min_rows:
+            reason = f"{len(group)} usable rows, fewer than --min-rows {min_rows}"
+            log.warning("skipped Device=%r Sensor=%r: %s", device, sensor, reason)
+            report.skipped.append((device, sensor, reason))
+            continue
+        X = group.loc[:, list(FEATURES)].to_numpy(dtype="float64")
+        pairs.append(PairData(str(device), str(sensor), X))
+    return pairs
+
+
+def train_models(
+    readings: pd.DataFrame,
+    store: ModelStore,
+    params: TrainParams | None = None,
+    *,
+    source: str = "readings",
+    jobs: int = 1,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    progress: bool = False,
+    on_result: Callable[[FitResult], None] | None = None,
+) -> TrainReport:
+    """Train and save one model per (Device, Sensor) of ``readings``; manifest written once.
+
+    ``readings`` follows the column contract (names matched case-insensitively).
+    Raises ``ValueError`` naming ``source`` if required columns are missing.
+    """
+    params = (params or TrainParams()).validate()
+    report = TrainReport()
+    frame = normalize_readings(readings, source, required=(DEVICE, SENSOR, *FEATURES))
+    bad = frame[DEVICE].isna() | frame[SENSOR].isna()
+    for feature in FEATURES:
+        bad |= ~np.isfinite(frame[feature].to_numpy(dtype="float64", na_value=np.nan))
+    report.dropped_rows = int(bad.sum())
+    if report.dropped_rows:
+        log.warning(
+            "%s: dropped %d of %d rows with a missing Device/Sensor or a missing or non-numeric %s",
+            source,
+            report.dropped_rows,
+            len(frame),
+            "/".join(FEATURES),
+        )
+        frame = frame.loc[~bad]
+    pairs = split_pairs(frame, min_rows=min_rows, report=report)
+    hyper = asdict(params)
+    for result in fit_pairs(pairs, params, jobs=jobs, progress=progress):
+        if result.pipeline is None:
+            log.warning(
+                "training failed for Device=%r Sensor=%r (%d rows): %s",
+                result.device,
+                result.sensor,
+                result.rows,
+                result.error,
+            )
+            report.failed.append((result.device, result.sensor, str(result.error)))
+        else:
+            version = store.save(
+                result.device,
+                result.sensor,
+                result.pipeline,
+                training_rows=result.rows,
+                params=hyper,
+                features=FEATURES,
+                write_manifest=False,
+            )
+            report.trained.append((result.device, result.sensor, version, result.rows))
+        if on_result is not None:
+            on_result(result)
+    if report.trained:
+        store.write_manifest()
+    return report
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def _gamma(text: str) -> str | float:
+    if text in ("scale", "auto"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use scale, auto or a positive number") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Train one Pipeline(StandardScaler, OneClassSVM) per (Device, Sensor) on the "
+        f"{', '.join(FEATURES)} of aggregated readings, into a model store folder."
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--input",
+        metavar="FILE",
+        help="aggregated readings, CSV or Parquet (columns TS, Device, Sensor, Value)",
+    )
+    source.add_argument(
+        "--db",
+        metavar="URL",
+        help=f"SQLAlchemy URL of a database with the {SQL_TABLE} table (e.g. sqlite:///x.db)",
+    )
+    parser.add_argument("--models", metavar="DIR", required=True, help="model store folder")
+    parser.add_argument(
+        "--kernel",
+        choices=KERNELS,
+        default=DEFAULT_KERNEL,
+        help="OneClassSVM kernel (default: rbf, a smooth boundary around the normal range)",
+    )
+    parser.add_argument(
+        "--gamma",
+        type=_gamma,
+        default=DEFAULT_GAMMA,
+        help="kernel coefficient: scale, auto or a number (default: scale, about one "
+        "standard deviation after scaling)",
+    )
+    parser.add_argument(
+        "--nu",
+        type=float,
+        default=DEFAULT_NU,
+        help="upper bound on the outlier fraction, lower bound on the support-vector "
+        "fraction (default: 0.02: mostly-normal data, few support vectors, cheap scoring)",
+    )
+    parser.add_argument(
+        "--min-rows",
+        type=int,
+        default=DEFAULT_MIN_ROWS,
+        help=f"skip pairs with fewer usable rows (default: {DEFAULT_MIN_ROWS})",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes (default: the number of CPUs)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def read_readings_file(path: str) -> pd.DataFrame:
+    try:
+        return read_table(path)
+    except FileNotFoundError as exc:
+        raise UsageError(f"--input {path}: no such file") from exc
+    except TableFormatError as exc:
+        raise UsageError(f"--input {exc}") from exc
+
+
+def read_readings_db(url: str) -> pd.DataFrame:
+    """The readings of the ``SensorReadings`` table (SQLite locally, Azure SQL with Entra)."""
+    import sqlalchemy as sa
+
+    from scoring.db import DatabaseError, open_database, redact_url, require_table, sensor_readings
+
+    try:
+        engine = open_database(url)
+    except DatabaseError as exc:
+        raise UsageError(f"--db {exc}") from exc
+    try:
+        require_table(engine)
+        query = sa.select(*(sensor_readings.c[name] for name in (TS, DEVICE, SENSOR, *FEATURES)))
+        with engine.connect() as connection:
+            return pd.read_sql(query, connection)
+    except DatabaseError as exc:
+        raise UsageError(f"--db {exc}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise UsageError(f"--db {redact_url(url)}: cannot read {SQL_TABLE} ({reason})") from exc
+    finally:
+        engine.dispose()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        params = TrainParams(kernel=args.kernel, gamma=args.gamma, nu=args.nu).validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.min_rows < 1:
+        raise UsageError(f"--min-rows {args.min_rows}: must be at least 1")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    if args.input:
+        readings, source = read_readings_file(args.input), args.input
+    else:
+        readings, source = read_readings_db(args.db), SQL_TABLE
+    models = Path(args.models)
+    if models.exists() and not models.is_dir():
+        raise UsageError(f"--models {models}: exists and is not a folder")
+    store = ModelStore(models)
+    try:
+        report = train_models(
+            readings,
+            store,
+            params,
+            source=source,
+            jobs=args.jobs,
+            min_rows=args.min_rows,
+            progress=not args.no_progress,
+        )
+    except ValueError as exc:  # missing columns, named with the source
+        raise UsageError(str(exc)) from exc
+    except ModelStoreError as exc:
+        raise UsageError(f"--models: {exc}") from exc
+    log.info(
+        "trained %d models into %s (%d pairs skipped, %d failed, %d rows dropped)",
+        len(report.trained),
+        models,
+        len(report.skipped),
+        len(report.failed),
+        report.dropped_rows,
+    )
+    if not report.trained:
+        log.error("no model was trained from %s", source)
+        return EXIT_FAILED
+    return EXIT_OK
