@@ -1,0 +1,179 @@
+"""Score readings with each (Device, Sensor) pair's model.
+
+``SensorPredictor(store).score(partition)`` returns the prediction columns of the
+contract: ``TS, Device, Sensor, Value, Score, IsAnomaly, ModelVersion``.
+
+* ``Score`` is the model's ``decision_function`` (negative = outside the learned
+  normal region) and ``IsAnomaly`` is 1 exactly where the model's ``predict`` says
+  -1. For the default OneClassSVM both come from one pass: libsvm labels a row
+  +1 when its decision value is strictly positive, -1 otherwise (zero included).
+* Every model is loaded once per predictor (cached); a pair without a model raises
+  :class:`scoring.model_store.ModelNotFoundError` naming it.
+* Rows whose Value (or TS, Device, Sensor) is missing or non-numeric are not
+  scored; one warning per partition names it and the count.
+
+The scoring arithmetic sits behind :meth:`SensorPredictor._decide`, the seam where
+a faster kernel can be plugged in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from sklearn.svm import OneClassSVM
+
+from scoring.model_store import LoadedModel, ModelStore
+from scoring.schema import (
+    DEVICE,
+    IS_ANOMALY,
+    MODEL_VERSION,
+    PREDICTION_COLUMNS,
+    READING_COLUMNS,
+    SCORE,
+    SENSOR,
+    TS,
+    VALUE,
+    normalize_readings,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PartitionError(ValueError):
+    """A partition cannot be scored at all (e.g. a required column is missing)."""
+
+
+@dataclass
+class ScoringStats:
+    """Running totals of one predictor (logged by the entry script's shutdown)."""
+
+    partitions: int = 0
+    rows_in: int = 0
+    rows_scored: int = 0
+    rows_dropped: int = 0
+    anomalies: int = 0
+
+
+def empty_predictions() -> pd.DataFrame:
+    """A zero-row frame with the prediction columns and their types."""
+    return pd.DataFrame(
+        {
+            TS: pd.Series(dtype="datetime64[ns]"),
+            DEVICE: pd.Series(dtype="str"),
+            SENSOR: pd.Series(dtype="str"),
+            VALUE: pd.Series(dtype="float64"),
+            SCORE: pd.Series(dtype="float64"),
+            IS_ANOMALY: pd.Series(dtype="int64"),
+            MODEL_VERSION: pd.Series(dtype="str"),
+        }
+    )[list(PREDICTION_COLUMNS)]
+
+
+def _is_default_model(estimator: object) -> bool:
+    """True for a OneClassSVM, bare or as the last step of a Pipeline."""
+    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    return isinstance(final, OneClassSVM)
+
+
+class SensorPredictor:
+    """Scores partitions of readings with the model store's per-pair models."""
+
+    def __init__(self, store: ModelStore | str | os.PathLike[str]) -> None:
+        self.store = store if isinstance(store, ModelStore) else ModelStore(store)
+        self._models: dict[tuple[str, str], LoadedModel] = {}
+        self.stats = ScoringStats()
+
+    def model(self, device: str, sensor: str) -> LoadedModel:
+        """The pair's model, loaded on first use and cached."""
+        key = (device, sensor)
+        model = self._models.get(key)
+        if model is None:
+            model = self.store.load(device, sensor)
+            self._models[key] = model
+        return model
+
+    @property
+    def models_loaded(self) -> int:
+        return len(self._models)
+
+    def _decide(self, model: LoadedModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decision values and labels (+1 normal, -1 anomaly) of ``X`` (n_rows, n_features)."""
+        estimator = model.pipeline
+        scores = np.asarray(estimator.decision_function(X), dtype="float64").ravel()
+        if _is_default_model(estimator):
+            labels = np.where(scores > 0, 1, -1)  # libsvm's one-class rule, as in predict()
+        else:
+            labels = np.asarray(estimator.predict(X)).ravel()
+        return scores, labels
+
+    def score(self, partition: pd.DataFrame, *, name: str | None = None) -> pd.DataFrame:
+        """Predictions for every scorable row of ``partition`` (any number of pairs).
+
+        ``name`` labels the partition in log messages (default: its Device/Sensor).
+        """
+        label = name or "partition"
+        try:
+            frame = normalize_readings(partition, label, required=READING_COLUMNS)
+        except ValueError as exc:
+            raise PartitionError(str(exc)) from exc
+        self.stats.partitions += 1
+        self.stats.rows_in += len(frame)
+        if frame.empty:
+            return empty_predictions()
+        outputs = []
+        for (device, sensor), group in frame.groupby([DEVICE, SENSOR], sort=False, dropna=False):
+            outputs.append(self._score_pair(device, sensor, group, name))
+        scored = [out for out in outputs if not out.empty]
+        result = pd.concat(scored, ignore_index=True) if scored else empty_predictions()
+        self.stats.rows_scored += len(result)
+        self.stats.anomalies += int(result[IS_ANOMALY].sum())
+        return result
+
+    def _score_pair(
+        self, device: object, sensor: object, group: pd.DataFrame, name: str | None
+    ) -> pd.DataFrame:
+        label = name or f"Device={device!r} Sensor={sensor!r}"
+        if pd.isna(device) or pd.isna(sensor):
+            self._dropped(label, len(group), len(group), "a missing Device or Sensor")
+            return empty_predictions()
+        model = self.model(str(device), str(sensor))
+        features = list(model.features)
+        missing = [column for column in features if column not in group.columns]
+        if missing:
+            raise PartitionError(
+                f"{label}: missing column(s) {', '.join(missing)} that the model {model.file} needs"
+            )
+        X = group[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
+        usable = np.isfinite(X).all(axis=1) & group[TS].notna().to_numpy()
+        if not usable.all():
+            dropped = int((~usable).sum())
+            self._dropped(
+                label,
+                dropped,
+                len(group),
+                f"a missing TS or a missing or non-numeric {'/'.join(features)}",
+            )
+            group, X = group.loc[usable], X[usable]
+        if len(X) == 0:
+            return empty_predictions()
+        scores, labels = self._decide(model, X)
+        return pd.DataFrame(
+            {
+                TS: group[TS].to_numpy(),
+                DEVICE: str(device),
+                SENSOR: str(sensor),
+                VALUE: group[VALUE].to_numpy(dtype="float64"),
+                SCORE: scores,
+                IS_ANOMALY: (labels == -1).astype("int64"),
+                MODEL_VERSION: model.version,
+            }
+        )
+
+    def _dropped(self, label: str, count: int, total: int, why: str) -> None:
+        self.stats.rows_dropped += count
+        log.warning("%s: dropped %d of %d rows with %s (not scored)", label, count, total, why)
