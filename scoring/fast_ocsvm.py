@@ -228,6 +228,14 @@ class FastOneClassSVM:
             labels[ambiguous] = exact_labels
         return scores, labels
 
+    def decision_function(self, X: Any) -> np.ndarray:
+        """scikit-learn's ``decision_function``, so a compiled model reads like an estimator."""
+        return self.decide(X)[0]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """scikit-learn's ``predict``: +1 inlier, -1 outlier."""
+        return self.decide(X)[1]
+
     def _exact_model(self) -> Any:
         """The scikit-learn estimator, obtained once (``exact`` may read a file)."""
         with self._exact_lock:
