@@ -1,0 +1,461 @@
+"""Orchestration: hand mini-batches to worker processes, retry, count, publish.
+
+The rules are Azure ML's parallel job's: a mini-batch that raises, times out, returns
+fewer items than it got, or whose worker dies is retried up to ``max_retries`` times and
+then counts as failed; failed items = inputs - items returned; a run whose failed items
+exceed ``error_threshold`` or whose failed mini-batches exceed
+``mini_batch_error_threshold`` (-1 ignores either) stops early and fails.
+
+Differences from Azure, on purpose: the default timeout is 300 s (not 60 s); ``init()``
+that raises or hangs fails the whole run at once with its reason (instead of retry storms
+and "SystemExit: 42"); rows are delivered exactly once, in mini-batch order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import time
+from collections import deque
+from datetime import UTC, datetime
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from scoring.runner.contract import RunSettings
+from scoring.runner.inputs import (
+    KIND_PARTITION,
+    InputPlan,
+    MiniBatchTask,
+    partition_row_count,
+    plan_input,
+)
+from scoring.runner.output import (
+    SUMMARY_FILE,
+    OrderedRowSpool,
+    SchemaMismatchError,
+    predictions_path,
+    remove_stale_predictions,
+    write_json_atomic,
+)
+from scoring.runner.progress import RunProgress
+from scoring.runner.summary import (
+    FAILED,
+    SUCCEEDED,
+    MiniBatchRecord,
+    RunSummary,
+    Threshold,
+    format_summary,
+)
+from scoring.runner.workers import (
+    IDLE,
+    INIT_FAILED,
+    READY,
+    RESULT,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    MiniBatchResult,
+    WorkerConfig,
+    WorkerHandle,
+)
+
+log = logging.getLogger("scoring.runner")
+
+#: most mini-batches sent to a worker in one message (amortises IPC for small partitions)
+MAX_TASKS_PER_MESSAGE = 32
+#: longest wait in the event loop, so progress and deadlines stay fresh
+POLL_SECONDS = 0.5
+MAX_KEPT_WARNINGS = 5
+
+
+def start_method() -> str:
+    """forkserver where available (fresh, thread-safe, fast to replace), else spawn."""
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def run_parallel(settings: RunSettings) -> RunSummary:
+    """Run ``settings.entry_script`` over ``settings.input_path``; write output and summary.
+
+    Raises :class:`~scoring.runner.contract.InvalidSettingsError` for bad settings or input
+    (before any worker starts). A run that fails a threshold returns a summary with
+    ``status == "failed"`` (``exit_code == 1``) and publishes no predictions.
+    """
+    started_at = datetime.now(UTC)
+    wall_start = time.perf_counter()
+    size = settings.validate()
+    settings.entry_script = settings.entry_script.resolve()
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_input(settings.input_path, size)
+    enumerate_seconds = time.perf_counter() - wall_start
+    for note in plan.notes:
+        log.warning(note)
+    run = _Run(settings, plan)
+    run.timings["enumerate"] = enumerate_seconds
+    interrupted = False
+    try:
+        run.execute()
+    except KeyboardInterrupt:
+        interrupted = True
+        run.failure = run.failure or "interrupted"
+    finally:
+        run.close_workers()
+    summary = run.finish(started_at, wall_start)
+    log.info("summary written to %s", settings.output_dir / SUMMARY_FILE)
+    if interrupted:
+        raise KeyboardInterrupt
+    return summary
+
+
+class _Run:
+    """State of one run: queues, workers, records, output spool."""
+
+    def __init__(self, settings: RunSettings, plan: InputPlan) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.tasks = {task.index: task for task in plan.tasks}
+        self.records = {
+            task.index: MiniBatchRecord(task.index, task.label, items_in=task.items or 0)
+            for task in plan.tasks
+        }
+        self.new: deque[MiniBatchTask] = deque(plan.tasks)
+        self.retries: deque[MiniBatchTask] = deque()
+        self.workers: list[WorkerHandle] = []
+        self.worker_starts = 0
+        self.context = multiprocessing.get_context(start_method())
+        if self.context.get_start_method() == "forkserver":
+            self.context.set_forkserver_preload(["scoring.runner.workers"])
+        self.spool = OrderedRowSpool(settings.output_dir) if settings.append_rows else None
+        self.error_threshold = Threshold("error_threshold", settings.error_threshold)
+        self.mini_batch_error_threshold = Threshold(
+            "mini_batch_error_threshold", settings.mini_batch_error_threshold
+        )
+        self.error_threshold.count = plan.unassigned_items
+        self.failure: str | None = None
+        self.notes: list[str] = list(plan.notes)
+        self.shutdown_errors: list[str] = []
+        self.timings: dict[str, float] = dict.fromkeys(
+            ("enumerate", "init", "read", "run", "write", "scoring_wall", "total"), 0.0
+        )
+        self.progress = RunProgress(len(plan.tasks), settings.show_progress)
+        self._check_thresholds()
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def execute(self) -> None:
+        loop_start = time.perf_counter()
+        try:
+            if self.failure is None and self.tasks:
+                for _ in range(min(self.settings.workers, len(self.tasks))):
+                    self._start_worker()
+                while self.failure is None and (self._queued() or self._in_flight()):
+                    self._dispatch()
+                    self._wait_and_handle()
+                    self._enforce_deadlines()
+                if self.failure is None:
+                    self._stop_workers()
+        finally:
+            self.progress.close()
+            self.timings["scoring_wall"] = time.perf_counter() - loop_start
+
+    def _queued(self) -> bool:
+        return bool(self.retries or self.new)
+
+    def _in_flight(self) -> bool:
+        return any(worker.assigned for worker in self.workers)
+
+    def _start_worker(self) -> None:
+        self.worker_starts += 1
+        config = WorkerConfig(
+            worker_id=self.worker_starts,
+            entry_script=str(self.settings.entry_script),
+            program_arguments=list(self.settings.program_arguments),
+            log_level=self.settings.log_level.upper(),
+            keep_rows=self.settings.append_rows,
+            sort_tabular_rows=self.plan.tabular,
+            max_warnings=MAX_KEPT_WARNINGS,
+        )
+        self.workers.append(
+            WorkerHandle(self.context, config, self.settings.effective_init_timeout)
+        )
+
+    def _dispatch(self) -> None:
+        for worker in self.workers:
+            if worker.state != IDLE or not self._queued():
+                continue
+            tasks = [self._take() for _ in range(self._chunk_size())]
+            tasks = [task for task in tasks if task is not None]
+            for task in tasks:
+                attempts = self.records[task.index].attempts
+                task.attempt = attempts
+                task.final = attempts >= self.settings.max_retries
+            worker.send_tasks(tasks, self.settings.timeout_seconds)
+
+    def _take(self) -> MiniBatchTask | None:
+        if self.retries:
+            return self.retries.popleft()
+        if self.new:
+            return self.new.popleft()
+        return None
+
+    def _chunk_size(self) -> int:
+        """Several mini-batches per message when many are left, one when few are."""
+        queued = len(self.retries) + len(self.new)
+        per_worker = math.ceil(queued / (4 * max(1, len(self.workers))))
+        return max(1, min(MAX_TASKS_PER_MESSAGE, per_worker))
+
+    def _wait_and_handle(self) -> None:
+        deadlines = [w.deadline for w in self.workers if w.deadline is not None]
+        timeout = POLL_SECONDS
+        if deadlines:
+            timeout = min(timeout, max(0.0, min(deadlines) - time.monotonic()))
+        by_handle = {}
+        for worker in self.workers:
+            by_handle[worker.conn] = worker
+            by_handle[worker.process.sentinel] = worker
+        ready = wait(list(by_handle), timeout=timeout)
+        touched = []
+        for handle in ready:
+            worker = by_handle[handle]
+            if worker not in touched:
+                touched.append(worker)
+        for worker in touched:
+            closed = False
+            for message in worker.receive_all():
+                if message[0] == "eof":
+                    closed = True
+                else:
+                    self._on_message(worker, message)
+                if self.failure is not None:
+                    return
+            if closed or not worker.process.is_alive():
+                self._on_worker_exit(worker)
+                if self.failure is not None:
+                    return
+
+    def _on_message(self, worker: WorkerHandle, message: tuple) -> None:
+        kind = message[0]
+        if kind == READY:
+            self.timings["init"] += message[1]
+            worker.state, worker.deadline = IDLE, None
+        elif kind == INIT_FAILED:
+            log.error("init() failed in worker %d:\n%s", worker.worker_id, message[2])
+            self.failure = (
+                f"init() of {self.settings.entry_script.name} failed in worker "
+                f"{worker.worker_id}: {message[1]}"
+            )
+        elif kind == RESULT:
+            task = worker.task_done(self.settings.timeout_seconds)
+            result: MiniBatchResult = message[1]
+            if task is None or task.index != result.index:
+                raise RuntimeError(f"worker {worker.worker_id} answered an unexpected mini-batch")
+            self._on_result(task, result)
+        elif kind == STOPPED:
+            if message[1]:
+                self.shutdown_errors.append(f"worker {worker.worker_id}: {message[1]}")
+            worker.state, worker.deadline = "stopped", None
+
+    def _on_worker_exit(self, worker: WorkerHandle) -> None:
+        description = worker.exit_description()
+        self._retire(worker)
+        if worker.state == "stopped":
+            return
+        if worker.state == STARTING:
+            self.failure = (
+                f"a worker exited during init() of {self.settings.entry_script.name}: {description}"
+            )
+            return
+        if worker.state == STOPPING:
+            self.shutdown_errors.append(f"worker {worker.worker_id}: {description} in shutdown()")
+            return
+        log.warning("worker %d: %s", worker.worker_id, description)
+        self._lose_assigned(worker, description)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for worker in list(self.workers):
+            if worker.deadline is None or worker.deadline > now or self.failure is not None:
+                continue
+            limit = f"{self.settings.timeout_seconds:g}s"
+            worker.kill()
+            self._retire(worker)
+            if worker.state == STARTING:
+                self.failure = (
+                    f"init() of {self.settings.entry_script.name} did not finish within "
+                    f"{self.settings.effective_init_timeout:g}s (worker {worker.worker_id})"
+                )
+            elif worker.state == STOPPING:
+                self.shutdown_errors.append(
+                    f"worker {worker.worker_id}: shutdown() did not finish within {limit}"
+                )
+            else:
+                log.warning("worker %d: mini-batch timed out after %s", worker.worker_id, limit)
+                self._lose_assigned(worker, f"timed out after {limit}")
+
+    def _retire(self, worker: WorkerHandle) -> None:
+        if worker in self.workers:
+            self.workers.remove(worker)
+        worker.close()
+
+    def _lose_assigned(self, worker: WorkerHandle, reason: str) -> None:
+        """The worker's current mini-batch failed; the rest of its queue goes back untouched."""
+        if worker.assigned:
+            current = worker.assigned.popleft()
+            for task in reversed(worker.assigned):
+                self.new.appendleft(task)
+            worker.assigned.clear()
+            self._attempt_failed(current, reason)
+        if self.failure is None and (self._queued() or self._in_flight()):
+            self._start_worker()
+
+    # --- accounting -------------------------------------------------------------------
+
+    def _on_result(self, task: MiniBatchTask, result: MiniBatchResult) -> None:
+        record = self.records[task.index]
+        record.attempts += 1
+        record.items_in = result.items_in
+        record.warnings = result.warnings[:MAX_KEPT_WARNINGS]
+        record.warning_count = result.warning_count
+        self.timings["read"] += result.read_seconds
+        self.timings["run"] += result.run_seconds
+        if result.ok:
+            record.items_returned = result.items_returned
+            self._finish(task, record, SUCCEEDED, result.table)
+            return
+        record.reasons.append(result.reason or "failed")
+        if record.attempts > self.settings.max_retries:
+            record.items_returned = result.items_returned  # a short last attempt keeps its rows
+            self._finish(task, record, FAILED, result.table)
+        else:
+            self.retries.append(task)
+
+    def _attempt_failed(self, task: MiniBatchTask, reason: str) -> None:
+        record = self.records[task.index]
+        record.attempts += 1
+        record.reasons.append(reason)
+        if not record.items_in and task.kind == KIND_PARTITION:
+            record.items_in = partition_row_count(task) or 0
+        if record.attempts > self.settings.max_retries:
+            record.items_returned = 0
+            self._finish(task, record, FAILED, None)
+        else:
+            self.retries.append(task)
+
+    def _finish(self, task: MiniBatchTask, record: MiniBatchRecord, status: str, table) -> None:
+        if self.spool is not None:
+            started = time.perf_counter()
+            try:
+                self.spool.add(task.index, table)
+            except SchemaMismatchError as exc:
+                self.spool.add(task.index, None)
+                status = FAILED
+                record.items_returned = 0
+                record.reasons.append(str(exc))
+            self.timings["write"] += time.perf_counter() - started
+        record.status = status
+        task.frame = None  # release the partition's data in the parent
+        if status == FAILED:
+            self.mini_batch_error_threshold.count += 1
+        self.error_threshold.count += record.items_failed
+        self.progress.advance(failed=status == FAILED)
+        self._check_thresholds()
+
+    def _check_thresholds(self) -> None:
+        if self.failure is not None:
+            return
+        for threshold in (self.error_threshold, self.mini_batch_error_threshold):
+            if threshold.exceeded:
+                self.failure = (
+                    f"{threshold.name} exceeded: {threshold.count} {threshold.unit} "
+                    f"> {threshold.value}"
+                )
+                log.error("%s; stopping the run", self.failure)
+                return
+
+    # --- the end ----------------------------------------------------------------------
+
+    def _stop_workers(self) -> None:
+        """Ask every worker for shutdown(); wait for them within the timeout."""
+        for worker in list(self.workers):
+            if worker.state == IDLE:
+                worker.stop(self.settings.timeout_seconds)
+            else:  # still starting and nothing left to do
+                worker.kill()
+                self._retire(worker)
+        while self.workers:
+            self._wait_and_handle()
+            for worker in list(self.workers):
+                if worker.state == "stopped":
+                    worker.process.join(timeout=self.settings.timeout_seconds)
+                    self._retire(worker)
+            self._enforce_deadlines()
+
+    def close_workers(self) -> None:
+        for worker in list(self.workers):
+            self._retire(worker)
+
+    def finish(self, started_at: datetime, wall_start: float) -> RunSummary:
+        settings = self.settings
+        status = SUCCEEDED if self.failure is None else FAILED
+        predictions_file = None
+        rows_written = 0
+        started = time.perf_counter()
+        if self.spool is not None and status == SUCCEEDED:
+            destination = predictions_path(settings.output_dir, settings.output_format)
+            rows_written = self.spool.publish(destination, settings.output_format)
+            predictions_file = str(destination)
+            stale = remove_stale_predictions(settings.output_dir, keep=destination)
+        else:
+            if self.spool is not None:
+                self.spool.discard()
+            stale = remove_stale_predictions(settings.output_dir)
+        self.timings["write"] += time.perf_counter() - started
+        self.notes.extend(f"removed {path.name} of an earlier run" for path in stale)
+        if status == FAILED and settings.append_rows:
+            self.notes.append("the run failed: no predictions file was published")
+        self.timings["total"] = time.perf_counter() - wall_start
+        summary = RunSummary(
+            status=status,
+            failure=self.failure,
+            entry_script=str(_display_path(settings.entry_script)),
+            program_arguments=list(settings.program_arguments),
+            input=str(settings.input_path),
+            input_kind=self.plan.kind,
+            output_dir=str(settings.output_dir),
+            append_rows=settings.append_rows,
+            output_format=settings.output_format,
+            predictions_file=predictions_file,
+            rows_written=rows_written,
+            workers=min(settings.workers, max(1, len(self.tasks))),
+            worker_starts=self.worker_starts,
+            start_method=self.context.get_start_method(),
+            mini_batch_size=str(settings.mini_batch_size),
+            timeout_seconds=settings.timeout_seconds,
+            max_retries=settings.max_retries,
+            records=[self.records[index] for index in sorted(self.records)],
+            unassigned_items=self.plan.unassigned_items,
+            error_threshold=self.error_threshold,
+            mini_batch_error_threshold=self.mini_batch_error_threshold,
+            timings_seconds=self.timings,
+            started_at=started_at.isoformat(timespec="seconds"),
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            notes=self.notes,
+            shutdown_errors=self.shutdown_errors,
+        )
+        write_json_atomic(settings.output_dir / SUMMARY_FILE, summary.to_dict())
+        if summary.status == FAILED:
+            log.error("run failed: %s", summary.failure)
+            for record in summary.worst_offenders():
+                log.error("  %s", record.one_line())
+        return summary
+
+
+def _display_path(path: Path) -> Path:
+    """Relative to the working folder when inside it (summaries stay machine-independent)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+__all__ = ["format_summary", "run_parallel", "start_method"]

@@ -1,0 +1,222 @@
+"""Atomic output: ``predictions.<format>`` and ``summary.json`` in the output folder.
+
+Rows returned by the workers go to a temporary Parquet spool inside the output folder as
+they arrive, so the parent never holds more than a bounded buffer of them. The spool keeps
+mini-batch order: results that arrive early wait in a small buffer; if that buffer grows
+past its budget (a slow or retried mini-batch holds the line) they are spilled as their own
+row groups and put back in order when the file is published. Publishing is one
+``os.replace``: a failed or repeated run never leaves partial or duplicate rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_STEM = "predictions"
+SUMMARY_FILE = "summary.json"
+OUTPUT_FORMATS = ("parquet", "csv")
+#: rows per row group when consecutive mini-batches are written together
+ROW_GROUP_ROWS = 256 * 1024
+#: the most rows one row group may take (pyarrow's own limit is 1 Mi rows)
+MAX_ROW_GROUP_ROWS = 1024 * 1024
+DEFAULT_BUFFER_BYTES = 256 * 1024 * 1024
+
+_SPILLED = object()
+
+
+class SchemaMismatchError(ValueError):
+    """A mini-batch returned columns that cannot be written beside the earlier ones."""
+
+
+def predictions_path(output_dir: Path, output_format: str) -> Path:
+    return output_dir / f"{PREDICTIONS_STEM}.{output_format}"
+
+
+class OrderedRowSpool:
+    """Collects each mini-batch's rows (in any arrival order) into one file in index order."""
+
+    def __init__(self, output_dir: Path, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
+        self.output_dir = output_dir
+        self.buffer_bytes = buffer_bytes
+        fd, name = tempfile.mkstemp(dir=output_dir, prefix=".predictions-", suffix=".spool")
+        os.close(fd)
+        self.spool_path = Path(name)
+        self.schema: pa.Schema | None = None
+        self.rows = 0
+        self.spilled = False
+        self._writer: pq.ParquetWriter | None = None
+        self._buffer: dict[int, object] = {}
+        self._buffered_bytes = 0
+        self._next_index = 0
+        self._pending: list[pa.Table] = []
+        self._pending_first = 0
+        self._pending_rows = 0
+        self._group_labels: list[int] = []  # first mini-batch index of each row group
+
+    def conform(self, table: pa.Table) -> pa.Table:
+        """The table with the columns and types of the first rows returned, or an error."""
+        if self.schema is None:
+            self.schema = table.schema
+            return table
+        if table.schema.equals(self.schema):
+            return table
+        if set(table.column_names) != set(self.schema.names):
+            raise SchemaMismatchError(
+                f"returned columns {table.column_names} differ from the earlier "
+                f"mini-batches' {self.schema.names}"
+            )
+        try:
+            return table.select(self.schema.names).cast(self.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SchemaMismatchError(
+                f"returned column types {table.schema.types} do not convert to the earlier "
+                f"mini-batches' {self.schema.types}: {exc}"
+            ) from exc
+
+    def add(self, index: int, table: pa.Table | None) -> None:
+        """Record mini-batch ``index`` as done with these rows (None: no rows).
+
+        Raises :class:`SchemaMismatchError` (and records nothing) if the rows do not fit
+        the columns of the rows before them; the caller then adds ``None`` for the index.
+        """
+        if table is not None and table.num_rows:
+            table = self.conform(table)
+            self._buffer[index] = table
+            self._buffered_bytes += table.nbytes
+        else:
+            self._buffer[index] = None
+        self._advance()
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush_pending()
+        if self._buffered_bytes > self.buffer_bytes:
+            self._spill()
+
+    def _advance(self) -> None:
+        while self._next_index in self._buffer:
+            item = self._buffer.pop(self._next_index)
+            if item is _SPILLED:
+                self._flush_pending()  # a row group never spans a spilled mini-batch
+            elif item is not None:
+                if not self._pending:
+                    self._pending_first = self._next_index
+                self._pending.append(item)
+                self._pending_rows += item.num_rows
+                self._buffered_bytes -= item.nbytes
+            self._next_index += 1
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._write(self._pending_first, table)
+        self._pending, self._pending_rows = [], 0
+
+    def _spill(self) -> None:
+        """Write the early arrivals now (out of order); publishing puts them back in place."""
+        self._flush_pending()
+        for index in sorted(self._buffer):
+            item = self._buffer[index]
+            if item is not None and item is not _SPILLED:
+                self._write(index, item)
+                self._buffered_bytes -= item.nbytes
+                self._buffer[index] = _SPILLED
+                self.spilled = True
+        log.debug("spilled early mini-batches to %s", self.spool_path)
+
+    def _write(self, label: int, table: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.spool_path, self.schema)
+        for start in range(0, table.num_rows, MAX_ROW_GROUP_ROWS):
+            piece = table.slice(start, MAX_ROW_GROUP_ROWS)
+            self._writer.write_table(piece, row_group_size=piece.num_rows)
+            self._group_labels.append(label)
+        self.rows += table.num_rows
+
+    def publish(self, destination: Path, output_format: str) -> int:
+        """Write every row, in mini-batch order, to ``destination`` atomically; rows written."""
+        self._flush_pending()
+        for index in sorted(self._buffer):  # nothing should be left; keep any rows regardless
+            item = self._buffer.pop(index)
+            if item is not None and item is not _SPILLED:
+                self._write(index, item)
+                self.spilled = True
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if output_format == "parquet" and not self.spilled and self._group_labels:
+            os.replace(self.spool_path, destination)
+            return self.rows
+        fd, name = tempfile.mkstemp(dir=self.output_dir, prefix=".predictions-", suffix=".tmp")
+        os.close(fd)
+        temporary = Path(name)
+        try:
+            self._rewrite_in_order(temporary, output_format)
+            os.replace(temporary, destination)
+        finally:
+            temporary.unlink(missing_ok=True)
+            self.discard()
+        return self.rows
+
+    def _rewrite_in_order(self, target: Path, output_format: str) -> None:
+        if not self._group_labels:  # no rows at all: an empty file of the right kind
+            if output_format == "parquet":
+                pq.write_table(
+                    pa.table({}) if self.schema is None else self.schema.empty_table(), target
+                )
+            else:
+                target.write_text(
+                    ""
+                    if self.schema is None
+                    else ",".join(f'"{n}"' for n in self.schema.names) + "\n"
+                )
+            return
+        source = pq.ParquetFile(self.spool_path)
+        order = sorted(range(len(self._group_labels)), key=lambda i: (self._group_labels[i], i))
+        if output_format == "parquet":
+            with pq.ParquetWriter(target, source.schema_arrow) as writer:
+                for group in order:
+                    writer.write_table(source.read_row_group(group))
+        else:
+            with pa_csv.CSVWriter(str(target), source.schema_arrow) as writer:
+                for group in order:
+                    writer.write_table(source.read_row_group(group))
+
+    def discard(self) -> None:
+        """Drop the spool (a failed run publishes nothing)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.spool_path.unlink(missing_ok=True)
+
+
+def remove_stale_predictions(output_dir: Path, keep: Path | None = None) -> list[Path]:
+    """Remove predictions files of an earlier run so the folder shows this run's outcome only."""
+    removed = []
+    for output_format in OUTPUT_FORMATS:
+        path = predictions_path(output_dir, output_format)
+        if path != keep and path.exists():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON through a temporary file in the same folder and ``os.replace``."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, default=str)
+            handle.write("\n")
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)

@@ -1,0 +1,5 @@
+"""Toy entry script without run(): the runner must refuse it before starting workers."""
+
+
+def init():
+    pass
