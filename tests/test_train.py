@@ -47,14 +47,26 @@ def test_one_model_per_pair_with_the_default_hyperparameters(tmp_path: Path) -> 
         loaded = ModelStore(tmp_path).load(device, sensor)
         scaler, svm = (step for _, step in loaded.pipeline.steps)
         assert isinstance(scaler, StandardScaler) and isinstance(svm, OneClassSVM)
-        assert (svm.kernel, svm.gamma, svm.nu) == ("rbf", "scale", 0.02)
+        assert (svm.kernel, svm.gamma, svm.nu) == ("rbf", 0.1, 0.02)
         entry = store.entry(device, sensor)
         assert entry["training_rows"] == rows
-        assert entry["params"] == {"kernel": "rbf", "gamma": "scale", "nu": 0.02}
+        assert entry["params"] == {"kernel": "rbf", "gamma": 0.1, "nu": 0.02}
         assert entry["features"] == list(train.FEATURES)
         # Fitted on this pair's own data: its scaler learnt this pair's mean.
         own = readings(SMALL).query("Device == @device and Sensor == @sensor")["Value"]
         assert scaler.mean_[0] == pytest.approx(own.mean())
+
+
+def test_default_model_flags_few_normal_readings_and_all_far_ones() -> None:
+    """The reason the default gamma is 0.1, not "scale" (see the train module's doc)."""
+    rng = np.random.default_rng(11)
+    training, fresh = rng.normal(50.0, 4.0, size=(1000, 1)), rng.normal(50.0, 4.0, (20000, 1))
+    model = train.build_pipeline(train.TrainParams()).fit(training)
+    false_alarms = np.mean(model.predict(fresh) == -1)
+    assert false_alarms < 0.10, f"default model flags {false_alarms:.1%} of normal readings"
+    far = np.array([[50.0 - 16], [50.0 + 16], [50.0 + 40]])  # 4 and 10 standard deviations
+    assert (model.predict(far) == -1).all()
+    assert model[-1].support_vectors_.shape[0] < 0.05 * len(training)
 
 
 def test_small_pairs_are_skipped_and_bad_rows_dropped_with_warnings(tmp_path: Path, caplog):
