@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("scoring.extract", "readings of one window as partitioned Parquet + MLTable"),
     "score": ("scoring.score_command", "run an entry script under the local parallel runner"),
     "demo": ("scoring.demo", "everything above on a small fleet, with a report"),
+    "example": ("scoring.example_command", "a worked batch-inference example (digits images)"),
     "models": ("scoring.models_command", "manage a model store (upload to Blob storage)"),
     "pipeline": ("scoring.pipeline_command", "Azure ML pipeline definitions (export as YAML)"),
     "bench": ("scoring.bench", "benchmark scoring strategies side by side"),
