@@ -29,6 +29,8 @@ def test_defaults_come_from_pulumi_yaml_and_every_key_is_declared_there():
     from_file = PipelineSettings.from_stack(None, ROOT)
     expected = {k: declared[k]["default"] for k in PipelineSettings.config_keys()}
     assert from_file.to_mapping() == expected
+    # Under Pulumi mocks Pulumi.yaml defaults are not applied: the dataclass must agree.
+    assert PipelineSettings() == from_file
 
 
 def test_stack_file_overrides_defaults_and_ignores_other_keys(tmp_path):
