@@ -22,6 +22,8 @@ Default hyperparameters, and why:
 
 Pairs with fewer than ``--min-rows`` usable rows are skipped with a warning naming
 them; rows whose Value is missing or non-numeric are dropped (and counted).
+Training into an existing store replaces the models of the pairs in the input (each
+gets a new version) and keeps the others; the manifest is rewritten once, at the end.
 """
 
 from __future__ import annotations
