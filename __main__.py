@@ -1,0 +1,179 @@
+"""The batchscore stack: typed config once, the components, the outputs. Nothing else here."""
+
+import pulumi
+from pulumi_azure_native import authorization, resources
+
+from components.acr_auth import ACR_AUDIENCE
+from components.common import Placement, standard_tags
+from components.config import ConfigError, StackConfig
+from components.ingestion import Ingestion, IngestionArgs
+from components.ml_workspace import MlWorkspace, MlWorkspaceArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.naming import GlobalNames, random_suffix
+from components.outputs import export_stack_outputs
+from components.scoring_image import ScoringImage, ScoringImageArgs
+from components.sensor_database import EntraAdmin, SensorDatabase, SensorDatabaseArgs
+from components.storage import Storage, StorageArgs
+from components.stream_processing import StreamProcessing, StreamProcessingArgs
+
+try:  # validated before any resource is declared
+    config = StackConfig.from_pulumi()
+except ConfigError as error:
+    raise pulumi.RunError(str(error)) from None
+
+project, stack = pulumi.get_project(), pulumi.get_stack()
+client = authorization.get_client_config_output()
+names = GlobalNames.derive(project, stack, random_suffix("name-suffix").result)
+
+group = resources.ResourceGroup(
+    "resource-group",
+    resource_group_name=names.resource_group,
+    location=config.location,
+    tags=standard_tags(project, stack),
+)
+place = Placement(group.name, group.location, standard_tags(project, stack))
+protect = config.protect_data
+
+monitoring = Monitoring(
+    "monitoring", MonitoringArgs(place, retention_days=config.log_retention_days, protect=protect)
+)
+logs = monitoring.workspace_id
+
+storage = Storage(
+    "storage",
+    StorageArgs(
+        place,
+        account_name=names.storage_account,
+        sku=config.storage_sku,
+        soft_delete_days=config.blob_soft_delete_days,
+        log_analytics_workspace_id=logs,
+        protect=protect,
+    ),
+)
+
+ingestion = Ingestion(
+    "ingestion",
+    IngestionArgs(
+        place,
+        namespace_name=names.event_hubs_namespace,
+        capacity=config.event_hubs_capacity,
+        zone_redundant=config.event_hubs_zone_redundant,
+        partition_count=config.event_hub_partition_count,
+        retention_hours=config.event_hub_retention_hours,
+        capture_interval_seconds=config.capture_interval_seconds,
+        capture_size_limit_bytes=config.capture_size_limit_bytes,
+        storage_account_id=storage.account_id,
+        raw_container_name=storage.container_names["raw"],
+        raw_container_id=storage.container_ids["raw"],
+        subscription_id=client.subscription_id,
+        log_analytics_workspace_id=logs,
+        protect=protect,
+    ),
+)
+
+# No admin configured: whoever runs `pulumi up` is the Entra admin (the SQL bootstrap needs one).
+sql_admin = EntraAdmin(
+    login=config.sql_admin_login or f"{project}-{stack}-deployer",
+    object_id=config.sql_admin_object_id or client.object_id,
+    tenant_id=config.sql_admin_tenant_id or client.tenant_id,
+    principal_type=config.sql_admin_principal_type,
+)
+
+database = SensorDatabase(
+    "database",
+    SensorDatabaseArgs(
+        place,
+        server_name=names.sql_server,
+        admin=sql_admin,
+        sku=config.sql_sku,
+        serverless=config.sql_is_serverless,
+        auto_pause_delay_minutes=config.sql_auto_pause_delay_minutes,
+        max_size_gb=config.sql_max_size_gb,
+        zone_redundant=config.sql_zone_redundant,
+        backup_storage_redundancy=config.sql_backup_storage_redundancy,
+        log_analytics_workspace_id=logs,
+        firewall_ranges=config.sql_firewall_ranges,
+        protect=protect,
+    ),
+)
+
+stream = StreamProcessing(
+    "stream",
+    StreamProcessingArgs(
+        place,
+        window_minutes=config.stream_window_minutes,
+        streaming_units=config.streaming_units,
+        events_out_of_order_policy=config.events_out_of_order_policy,
+        events_out_of_order_max_delay_seconds=config.events_out_of_order_max_delay_seconds,
+        events_late_arrival_max_delay_seconds=config.events_late_arrival_max_delay_seconds,
+        output_error_policy=config.output_error_policy,
+        event_hubs_namespace_name=ingestion.namespace_name,
+        event_hub_name=ingestion.hub_name,
+        event_hub_id=ingestion.hub_id,
+        consumer_group_name=ingestion.consumer_group_name,
+        sql_server_fqdn=database.server_fqdn,
+        sql_database_name=database.database_name,
+        subscription_id=client.subscription_id,
+        log_analytics_workspace_id=logs,
+    ),
+)
+
+image = ScoringImage(
+    "image",
+    ScoringImageArgs(
+        place,
+        registry_name=names.container_registry,
+        sku=config.registry_sku,
+        zone_redundant=config.registry_zone_redundant,
+        repository=config.image_repository,
+        tag=stack,
+        access_token=authorization.get_client_token_output(endpoint=ACR_AUDIENCE).token,
+        tenant_id=client.tenant_id,
+        subscription_id=client.subscription_id,
+        log_analytics_workspace_id=logs,
+        protect=protect,
+    ),
+)
+
+ml = MlWorkspace(
+    "ml",
+    MlWorkspaceArgs(
+        place,
+        workspace_name=names.ml_workspace,
+        key_vault_name=names.key_vault,
+        tenant_id=client.tenant_id,
+        subscription_id=client.subscription_id,
+        log_analytics_workspace_id=logs,
+        storage_account_id=storage.account_id,
+        storage_account_name=storage.account_name,
+        datastore_containers={"models": "models", "predictions": "predictions"},
+        registry_id=image.registry_id,
+        key_vault_soft_delete_days=config.key_vault_soft_delete_days,
+        vm_size=config.cluster_vm_size,
+        vm_priority=config.cluster_vm_priority,
+        min_nodes=config.cluster_min_nodes,
+        max_nodes=config.cluster_max_nodes,
+        idle_time_before_scale_down=config.cluster_idle_time_before_scale_down,
+        protect=protect,
+    ),
+)
+
+export_stack_outputs(
+    {
+        "resourceGroupName": group.name,
+        "storageAccountName": storage.account_name,
+        "rawContainerUrl": storage.container_urls["raw"],
+        "modelsContainerUrl": storage.container_urls["models"],
+        "predictionsContainerUrl": storage.container_urls["predictions"],
+        "eventHubsNamespaceFqdn": ingestion.namespace_fqdn,
+        "eventHubName": ingestion.hub_name,
+        "sqlServerFqdn": database.server_fqdn,
+        "sqlDatabaseName": database.database_name,
+        "registryLoginServer": image.login_server,
+        "scoringImageRef": image.image_ref,
+        "mlWorkspaceName": ml.workspace_name,
+        "mlWorkspaceId": ml.workspace_id,
+        "computeClusterName": ml.cluster_name,
+        "streamJobName": stream.job_name,
+    }
+)

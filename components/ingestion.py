@@ -1,0 +1,134 @@
+"""Ingestion: Event Hubs namespace (Entra only), the `sensor-readings` hub with Capture of
+raw events into the `raw` container, and the consumer group Stream Analytics reads with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import pulumi
+from pulumi_azure_native import eventhub
+
+from components.common import Placement, child_options
+from components.diagnostics import send_to_log_analytics
+from components.roles import assign_role
+
+HUB_NAME = "sensor-readings"
+CONSUMER_GROUP = "stream-analytics"
+# Capture writes one Avro file per partition and interval under this path in `raw`.
+CAPTURE_PATH = "{Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}"
+
+
+@dataclass
+class IngestionArgs:
+    placement: Placement
+    namespace_name: pulumi.Input[str]
+    capacity: int
+    zone_redundant: bool
+    partition_count: int
+    retention_hours: int
+    capture_interval_seconds: int
+    capture_size_limit_bytes: int
+    storage_account_id: pulumi.Input[str]
+    raw_container_name: str
+    raw_container_id: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    log_analytics_workspace_id: pulumi.Input[str]
+    protect: bool = False
+
+
+class Ingestion(pulumi.ComponentResource):
+    """Standard namespace with local (SAS) auth off; Capture runs as the namespace identity."""
+
+    namespace_name: pulumi.Output[str]
+    namespace_id: pulumi.Output[str]
+    namespace_fqdn: pulumi.Output[str]
+    hub_name: pulumi.Output[str]
+    hub_id: pulumi.Output[str]
+    consumer_group_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("batchscore:index:Ingestion", name, None, opts)
+        place = args.placement
+        self.namespace = eventhub.Namespace(
+            f"{name}-namespace",
+            namespace_name=args.namespace_name,
+            resource_group_name=place.resource_group_name,
+            location=place.location,
+            sku=eventhub.SkuArgs(name="Standard", tier="Standard", capacity=args.capacity),
+            disable_local_auth=True,
+            minimum_tls_version="1.2",
+            public_network_access="Enabled",
+            zone_redundant=args.zone_redundant,
+            # Capture to a storage account without shared keys runs as this identity.
+            identity=eventhub.IdentityArgs(type="SystemAssigned"),
+            tags=dict(place.tags),
+            opts=child_options(self, protect=args.protect),
+        )
+        self.namespace_name = self.namespace.name
+        self.namespace_id = self.namespace.id
+        self.namespace_fqdn = self.namespace.service_bus_endpoint.apply(
+            lambda endpoint: urlparse(endpoint).hostname or ""
+        )
+
+        capture_writer = assign_role(
+            f"{name}-capture-writer",
+            role="Storage Blob Data Contributor",
+            principal_id=self.namespace.identity.apply(lambda i: i.principal_id),
+            scope=args.raw_container_id,
+            subscription_id=args.subscription_id,
+            parent=self,
+        )
+        self.hub = eventhub.EventHub(
+            f"{name}-hub",
+            event_hub_name=HUB_NAME,
+            namespace_name=self.namespace.name,
+            resource_group_name=place.resource_group_name,
+            partition_count=args.partition_count,
+            retention_description=eventhub.RetentionDescriptionArgs(
+                cleanup_policy="Delete", retention_time_in_hours=args.retention_hours
+            ),
+            capture_description=eventhub.CaptureDescriptionArgs(
+                enabled=True,
+                encoding="Avro",
+                interval_in_seconds=args.capture_interval_seconds,
+                size_limit_in_bytes=args.capture_size_limit_bytes,
+                skip_empty_archives=True,
+                destination=eventhub.DestinationArgs(
+                    name="EventHubArchive.AzureBlockBlob",
+                    storage_account_resource_id=args.storage_account_id,
+                    blob_container=args.raw_container_name,
+                    archive_name_format=CAPTURE_PATH,
+                    identity=eventhub.CaptureIdentityArgs(type="SystemAssigned"),
+                ),
+            ),
+            # Capture checks its access to the container when it is switched on.
+            opts=child_options(self, depends_on=[capture_writer]),
+        )
+        self.hub_name = self.hub.name
+        self.hub_id = self.hub.id
+        self.consumer_group = eventhub.ConsumerGroup(
+            f"{name}-stream-analytics",
+            consumer_group_name=CONSUMER_GROUP,
+            event_hub_name=self.hub.name,
+            namespace_name=self.namespace.name,
+            resource_group_name=place.resource_group_name,
+            user_metadata="Read by the Stream Analytics job only.",
+            opts=child_options(self),
+        )
+        self.consumer_group_name = self.consumer_group.name
+        send_to_log_analytics(
+            f"{name}-namespace-diagnostics",
+            resource_id=self.namespace.id,
+            workspace_id=args.log_analytics_workspace_id,
+            parent=self,
+        )
+        self.register_outputs(
+            {
+                "namespaceFqdn": self.namespace_fqdn,
+                "hubName": self.hub_name,
+                "consumerGroupName": self.consumer_group_name,
+            }
+        )

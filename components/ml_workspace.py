@@ -1,0 +1,229 @@
+"""MlWorkspace: Application Insights, Key Vault, the Azure ML workspace with identity-based
+datastores, the autoscaling AmlCompute cluster and the roles its identity needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import (
+    applicationinsights,
+    keyvault,
+    managedidentity,
+)
+from pulumi_azure_native import (
+    machinelearningservices as ml,
+)
+
+from components.common import Placement, child_options
+from components.diagnostics import send_to_log_analytics
+from components.roles import assign_role
+
+CLUSTER_NAME = "cpu-cluster"  # scoped to the workspace; AML allows 2..16 characters
+# The cluster's identity on the storage account: blobs for data, queues and tables for the
+# parallel job's bookkeeping (shared keys are off, so it cannot fall back to keys).
+CLUSTER_STORAGE_ROLES = (
+    "Storage Blob Data Contributor",
+    "Storage Queue Data Contributor",
+    "Storage Table Data Contributor",
+)
+
+
+@dataclass
+class MlWorkspaceArgs:
+    placement: Placement
+    workspace_name: pulumi.Input[str]
+    key_vault_name: pulumi.Input[str]
+    tenant_id: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    log_analytics_workspace_id: pulumi.Input[str]
+    storage_account_id: pulumi.Input[str]
+    storage_account_name: pulumi.Input[str]
+    datastore_containers: dict[str, str]  # datastore name -> container name
+    registry_id: pulumi.Input[str]
+    key_vault_soft_delete_days: int
+    vm_size: str
+    vm_priority: str
+    min_nodes: int
+    max_nodes: int
+    idle_time_before_scale_down: str
+    protect: bool = False
+
+
+class MlWorkspace(pulumi.ComponentResource):
+    """Workspace + cluster; exposes what the scoring pipeline and the SQL bootstrap need."""
+
+    workspace_name: pulumi.Output[str]
+    workspace_id: pulumi.Output[str]
+    resource_group_name: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    cluster_name: pulumi.Output[str]
+    cluster_identity_id: pulumi.Output[str]
+    cluster_identity_name: pulumi.Output[str]
+    cluster_identity_client_id: pulumi.Output[str]
+    cluster_identity_principal_id: pulumi.Output[str]
+    datastore_names: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: MlWorkspaceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("batchscore:index:MlWorkspace", name, None, opts)
+        place = args.placement
+        self.resource_group_name = place.resource_group_name
+        self.subscription_id = args.subscription_id
+
+        self.app_insights = applicationinsights.Component(
+            f"{name}-insights",
+            resource_group_name=place.resource_group_name,
+            location=place.location,
+            kind="web",
+            application_type="other",
+            ingestion_mode="LogAnalytics",
+            workspace_resource_id=args.log_analytics_workspace_id,
+            disable_local_auth=True,
+            tags=dict(place.tags),
+            opts=child_options(self),
+        )
+        self.key_vault = keyvault.Vault(
+            f"{name}-vault",
+            vault_name=args.key_vault_name,
+            resource_group_name=place.resource_group_name,
+            location=place.location,
+            properties=keyvault.VaultPropertiesArgs(
+                tenant_id=args.tenant_id,
+                sku=keyvault.SkuArgs(family="A", name="standard"),
+                enable_rbac_authorization=True,
+                enable_purge_protection=True,
+                enable_soft_delete=True,
+                soft_delete_retention_in_days=args.key_vault_soft_delete_days,
+                public_network_access="Enabled",
+                access_policies=[],
+            ),
+            tags=dict(place.tags),
+            opts=child_options(self, protect=args.protect),
+        )
+        self.workspace = ml.Workspace(
+            f"{name}-workspace",
+            workspace_name=args.workspace_name,
+            resource_group_name=place.resource_group_name,
+            location=place.location,
+            sku=ml.SkuArgs(name="Basic", tier="Basic"),
+            identity=ml.ManagedServiceIdentityArgs(type="SystemAssigned"),
+            storage_account=args.storage_account_id,
+            key_vault=self.key_vault.id,
+            application_insights=self.app_insights.id,
+            container_registry=args.registry_id,
+            # The storage account refuses shared keys: the workspace's own datastores
+            # (workspaceblobstore, ...) must reach it with identities. ARM value `identity`.
+            system_datastores_auth_mode="identity",
+            public_network_access="Enabled",
+            v1_legacy_mode=False,
+            tags=dict(place.tags),
+            opts=child_options(self, protect=args.protect),
+        )
+        self.workspace_name = self.workspace.name
+        self.workspace_id = self.workspace.id
+
+        self.cluster_identity = managedidentity.UserAssignedIdentity(
+            f"{name}-cluster-identity",
+            resource_group_name=place.resource_group_name,
+            location=place.location,
+            tags=dict(place.tags),
+            opts=child_options(self),
+        )
+        self.cluster_identity_id = self.cluster_identity.id
+        self.cluster_identity_name = self.cluster_identity.name
+        self.cluster_identity_client_id = self.cluster_identity.client_id
+        self.cluster_identity_principal_id = self.cluster_identity.principal_id
+
+        grants = [
+            assign_role(
+                f"{name}-cluster-{role.split()[1].lower()}-data",
+                role=role,
+                principal_id=self.cluster_identity.principal_id,
+                scope=args.storage_account_id,
+                subscription_id=args.subscription_id,
+                parent=self,
+            )
+            for role in CLUSTER_STORAGE_ROLES
+        ]
+        grants.append(
+            assign_role(
+                f"{name}-cluster-acr-pull",
+                role="AcrPull",
+                principal_id=self.cluster_identity.principal_id,
+                scope=args.registry_id,
+                subscription_id=args.subscription_id,
+                parent=self,
+            )
+        )
+        self.cluster_role_assignments = grants
+
+        self.cluster = ml.Compute(
+            f"{name}-cluster",
+            compute_name=CLUSTER_NAME,
+            workspace_name=self.workspace.name,
+            resource_group_name=place.resource_group_name,
+            location=place.location,
+            identity=ml.ManagedServiceIdentityArgs(
+                type="UserAssigned", user_assigned_identities=[self.cluster_identity.id]
+            ),
+            properties=ml.AmlComputeArgs(
+                compute_type="AmlCompute",
+                disable_local_auth=True,
+                description="Scores every (Device, Sensor) model; scales to its minimum when idle.",
+                properties=ml.AmlComputePropertiesArgs(
+                    vm_size=args.vm_size,
+                    vm_priority=args.vm_priority,
+                    os_type="Linux",
+                    remote_login_port_public_access="Disabled",
+                    scale_settings=ml.ScaleSettingsArgs(
+                        min_node_count=args.min_nodes,
+                        max_node_count=args.max_nodes,
+                        node_idle_time_before_scale_down=args.idle_time_before_scale_down,
+                    ),
+                ),
+            ),
+            tags=dict(place.tags),
+            # Nodes must be able to pull the image and reach storage from their first job.
+            opts=child_options(self, depends_on=grants),
+        )
+        self.cluster_name = self.cluster.name
+
+        self.datastores: dict[str, ml.Datastore] = {}
+        for datastore, container in args.datastore_containers.items():
+            self.datastores[datastore] = ml.Datastore(
+                f"{name}-{datastore}-datastore",
+                name=datastore,
+                workspace_name=self.workspace.name,
+                resource_group_name=place.resource_group_name,
+                properties=ml.AzureBlobDatastoreArgs(
+                    datastore_type="AzureBlob",
+                    account_name=args.storage_account_name,
+                    container_name=container,
+                    endpoint="core.windows.net",
+                    protocol="https",
+                    # No stored credential: data is read as the caller or the compute.
+                    credentials=ml.NoneDatastoreCredentialsArgs(credentials_type="None"),
+                    service_data_access_auth_identity="None",
+                    description=f"The {container} container, identity-based access.",
+                ),
+                opts=child_options(self),
+            )
+        self.datastore_names = {k: d.name for k, d in self.datastores.items()}
+
+        for resource, label in ((self.workspace, "workspace"), (self.key_vault, "vault")):
+            send_to_log_analytics(
+                f"{name}-{label}-diagnostics",
+                resource_id=resource.id,
+                workspace_id=args.log_analytics_workspace_id,
+                parent=self,
+            )
+        self.register_outputs(
+            {
+                "workspaceName": self.workspace_name,
+                "workspaceId": self.workspace_id,
+                "clusterName": self.cluster_name,
+                "clusterIdentityClientId": self.cluster_identity_client_id,
+            }
+        )
