@@ -128,6 +128,23 @@ def test_extract_folder_gives_one_mini_batch_per_partition_in_key_order(tmp_path
     assert len(frame) == 3
 
 
+def test_worker_side_reader_gives_the_extract_modules_frame(tmp_path):
+    from scoring.extract import list_partitions
+    from scoring.extract import read_partition as extract_read_partition
+
+    folder = write_extract(tmp_path / "in", devices=2, sensors=("temp",), rows=4)
+    extra = folder / "Device=dev-001" / "Sensor=temp" / "part-1.parquet"
+    pd.DataFrame(
+        {"TS": pd.to_datetime(["2024-02-01"]), "Value": [9.0], "Device": ["ignored"]}
+    ).to_parquet(extra)  # a second file, with a key column that the path overrides
+    tasks = plan_input(folder, MiniBatchSize(files=1)).tasks
+    partitions = list_partitions(folder)
+    assert [t.keys for t in tasks] == [p.keys for p in partitions]
+    for task, partition in zip(tasks, partitions, strict=True):
+        pd.testing.assert_frame_equal(read_partition(task), extract_read_partition(partition))
+    assert len(read_partition(tasks[1])) == 5
+
+
 def test_percent_encoded_partition_values_are_decoded(tmp_path):
     folder = tmp_path / "in"
     partition = folder / "Device=plant%2F7" / "Sensor=temp%20C"

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import wait
 from pathlib import Path
 
+from scoring.progress import progress_bar
 from scoring.runner.contract import RunSettings
 from scoring.runner.inputs import (
     KIND_PARTITION,
@@ -38,7 +39,6 @@ from scoring.runner.output import (
     remove_stale_predictions,
     write_json_atomic,
 )
-from scoring.runner.progress import RunProgress
 from scoring.runner.summary import (
     FAILED,
     SUCCEEDED,
@@ -124,6 +124,7 @@ class _Run:
         self.worker_starts = 0
         self.context = multiprocessing.get_context(start_method())
         if self.context.get_start_method() == "forkserver":
+            # imported once in the fork server, so every (re)started worker starts warm
             self.context.set_forkserver_preload(["scoring.runner.workers"])
         self.spool = OrderedRowSpool(settings.output_dir) if settings.append_rows else None
         self.error_threshold = Threshold("error_threshold", settings.error_threshold)
@@ -132,12 +133,19 @@ class _Run:
         )
         self.error_threshold.count = plan.unassigned_items
         self.failure: str | None = None
+        self.cpu_start = time.process_time()
         self.notes: list[str] = list(plan.notes)
         self.shutdown_errors: list[str] = []
         self.timings: dict[str, float] = dict.fromkeys(
             ("enumerate", "init", "read", "run", "write", "scoring_wall", "total"), 0.0
         )
-        self.progress = RunProgress(len(plan.tasks), settings.show_progress)
+        #: CPU seconds of the parent and of the workers that stopped normally
+        self.cpu_seconds: dict[str, float] = dict.fromkeys(("parent", "workers"), 0.0)
+        self.progress = (
+            progress_bar(total=len(plan.tasks), desc="scoring", unit="mini-batch", logger=log)
+            if settings.show_progress and plan.tasks
+            else None
+        )
         self._check_thresholds()
 
     # --- the loop ---------------------------------------------------------------------
@@ -155,7 +163,8 @@ class _Run:
                 if self.failure is None:
                     self._stop_workers()
         finally:
-            self.progress.close()
+            if self.progress is not None:
+                self.progress.close()
             self.timings["scoring_wall"] = time.perf_counter() - loop_start
 
     def _queued(self) -> bool:
@@ -251,6 +260,7 @@ class _Run:
                 raise RuntimeError(f"worker {worker.worker_id} answered an unexpected mini-batch")
             self._on_result(task, result)
         elif kind == STOPPED:
+            self.cpu_seconds["workers"] += message[2]
             if message[1]:
                 self.shutdown_errors.append(f"worker {worker.worker_id}: {message[1]}")
             worker.state, worker.deadline = "stopped", None
@@ -357,7 +367,8 @@ class _Run:
         if status == FAILED:
             self.mini_batch_error_threshold.count += 1
         self.error_threshold.count += record.items_failed
-        self.progress.advance(failed=status == FAILED)
+        if self.progress is not None:
+            self.progress.update(1)
         self._check_thresholds()
 
     def _check_thresholds(self) -> None:
@@ -414,6 +425,7 @@ class _Run:
         if status == FAILED and settings.append_rows:
             self.notes.append("the run failed: no predictions file was published")
         self.timings["total"] = time.perf_counter() - wall_start
+        self.cpu_seconds["parent"] = time.process_time() - self.cpu_start
         summary = RunSummary(
             status=status,
             failure=self.failure,
@@ -437,6 +449,7 @@ class _Run:
             error_threshold=self.error_threshold,
             mini_batch_error_threshold=self.mini_batch_error_threshold,
             timings_seconds=self.timings,
+            cpu_seconds=self.cpu_seconds,
             started_at=started_at.isoformat(timespec="seconds"),
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
             notes=self.notes,

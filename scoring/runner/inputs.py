@@ -4,9 +4,11 @@ Three kinds of input:
 
 * an extract folder (an ``MLTable`` file + hive partitions ``Device=<d>/Sensor=<s>/*.parquet``):
   one mini-batch per partition (``partition_keys`` semantics). The parent only lists the
-  partitions; each worker reads its own partition, so the fleet is never held in one process.
-* one CSV or Parquet file of readings: read once, grouped by (Device, Sensor), one
-  mini-batch per pair.
+  partitions (:func:`scoring.extract.list_partitions`); each worker reads its own
+  (:func:`scoring.extract.read_partition`), so the fleet is never held in one process.
+* one CSV or Parquet file of readings: read once (:func:`scoring.io_utils.read_table`,
+  :func:`scoring.schema.normalize_readings`), grouped by (Device, Sensor), one mini-batch
+  per pair.
 * a folder of files without an ``MLTable`` (generic batch inference, ``uri_folder``): the
   files sorted by relative path, grouped ``--mini-batch-size`` files (or bytes) at a time;
   ``run`` receives the list of paths.
@@ -14,23 +16,16 @@ Three kinds of input:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scoring.io_utils import TableFormatError, read_table
 from scoring.runner.contract import InvalidSettingsError, MiniBatchSize
-
-log = logging.getLogger(__name__)
-
-PARTITION_KEYS = ("Device", "Sensor")
-READING_COLUMNS = ("TS", "Device", "Sensor", "Value")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-CSV_SUFFIXES = (".csv",)
+from scoring.schema import PARTITION_KEYS, READING_COLUMNS, normalize_readings
 
 KIND_PARTITION = "partition"  # the worker reads the partition's files
 KIND_FRAME = "frame"  # the DataFrame travels with the task
@@ -83,48 +78,46 @@ def plan_input(path: Path, mini_batch_size: MiniBatchSize) -> InputPlan:
 
 
 def _plan_partitions(folder: Path) -> InputPlan:
-    groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
-    for data_file in folder.rglob("*"):
-        if not data_file.is_file() or data_file.suffix.lower() not in PARQUET_SUFFIXES:
-            continue
-        if data_file.name.startswith((".", "_")):
-            continue
-        relative_dirs = data_file.relative_to(folder).parts[:-1]
-        keys = tuple(_hive_pair(part) for part in relative_dirs if "=" in part)
-        groups.setdefault(keys, []).append(str(data_file))
-    tasks = []
-    for index, keys in enumerate(sorted(groups, key=lambda k: tuple(v for _, v in k))):
-        key_dict = dict(keys)
-        label = "/".join(f"{name}={value}" for name, value in keys) or "(unpartitioned)"
-        tasks.append(
-            MiniBatchTask(
-                index=index,
-                kind=KIND_PARTITION,
-                label=label,
-                keys=key_dict,
-                files=sorted(groups[keys]),
-            )
+    # imported here: scoring.extract brings SQLAlchemy, which file inputs do not need
+    from scoring.extract import ExtractFolderError, list_partitions
+
+    try:
+        partitions = list_partitions(folder)
+    except ExtractFolderError as exc:
+        raise InvalidSettingsError(f"--input {exc}") from exc
+    tasks = [
+        MiniBatchTask(
+            index=index,
+            kind=KIND_PARTITION,
+            label=f"Device={partition.device}/Sensor={partition.sensor}",
+            keys=partition.keys,
+            files=[str(path) for path in partition.files],
         )
-    notes = [] if tasks else [f"{folder} has an MLTable but no Parquet partitions"]
+        for index, partition in enumerate(partitions)
+    ]
+    notes = [] if tasks else [f"{folder} has an MLTable but no Device=/Sensor= partitions"]
     return InputPlan(kind="mltable", tasks=tasks, notes=notes)
 
 
-def _hive_pair(part: str) -> tuple[str, str]:
-    name, _, value = part.partition("=")
-    return unquote(name), unquote(value)
-
-
 def read_partition(task: MiniBatchTask) -> pd.DataFrame:
-    """Read one partition's Parquet files (in a worker) and add the key columns from its path.
+    """Read one partition (in a worker): its rows with Device and Sensor from its path.
 
-    The path's values win over columns of the same name inside the files (hive semantics).
+    The same frame as :func:`scoring.extract.read_partition` (a test holds the two equal),
+    built in Arrow with one conversion to pandas: about half its cost per partition, which
+    matters when a fleet has thousands of small partitions.
     """
     tables = [pq.ParquetFile(path).read() for path in task.files]
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
-    frame = table.to_pandas()
-    for name, value in task.keys.items():
-        frame[name] = value
-    return canonical_columns(frame)
+    table = table.drop_columns([name for name in task.keys if name in table.column_names])
+    rows = table.num_rows
+    front = [name for name in ("TS",) if name in table.column_names]
+    rest = [name for name in table.column_names if name not in front]
+    keys = [pa.repeat(value, rows).cast(pa.large_string()) for value in task.keys.values()]
+    table = pa.Table.from_arrays(
+        [table.column(name) for name in front] + keys + [table.column(name) for name in rest],
+        names=front + list(task.keys) + rest,
+    )
+    return canonical_columns(table.to_pandas())
 
 
 def partition_row_count(task: MiniBatchTask) -> int | None:
@@ -139,35 +132,15 @@ def partition_row_count(task: MiniBatchTask) -> int | None:
 
 
 def _plan_table_file(path: Path) -> InputPlan:
-    suffix = path.suffix.lower()
     try:
-        if suffix in PARQUET_SUFFIXES:
-            frame = pd.read_parquet(path)
-        elif suffix in CSV_SUFFIXES:
-            frame = pd.read_csv(path)
-        else:
-            raise InvalidSettingsError(
-                f"--input {path}: expected a .csv or .parquet file, or a folder"
-            )
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        if isinstance(exc, InvalidSettingsError):
-            raise
-        raise InvalidSettingsError(f"--input {path}: cannot read it ({exc})") from exc
-    frame = canonical_columns(frame)
-    missing = [column for column in READING_COLUMNS if column not in frame.columns]
-    if missing:
-        raise InvalidSettingsError(
-            f"--input {path}: missing column(s) {', '.join(missing)} "
-            f"(has {', '.join(map(str, frame.columns))})"
-        )
+        frame = normalize_readings(read_table(path), source=str(path))
+    except (OSError, TableFormatError, ValueError) as exc:
+        raise InvalidSettingsError(f"--input {exc}") from exc
     keyless = frame[list(PARTITION_KEYS)].isna().any(axis=1)
     notes = []
     if keyless.any():
         notes.append(f"{int(keyless.sum())} row(s) of {path} have no Device/Sensor: not scored")
         frame = frame[~keyless]
-    for key in PARTITION_KEYS:
-        frame[key] = frame[key].astype(str)
-    frame["TS"] = _naive_utc(frame["TS"])
     tasks = []
     for index, (values, group) in enumerate(frame.groupby(list(PARTITION_KEYS), sort=True)):
         keys = dict(zip(PARTITION_KEYS, values, strict=True))
@@ -186,20 +159,14 @@ def _plan_table_file(path: Path) -> InputPlan:
     )
 
 
-def _naive_utc(values: pd.Series) -> pd.Series:
-    """Timestamps as naive UTC; text that is no timestamp becomes NaT (the script drops it)."""
-    if not pd.api.types.is_datetime64_any_dtype(values):
-        values = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-    if getattr(values.dt, "tz", None) is not None:
-        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    return values
-
-
 def canonical_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Rename TS/Device/Sensor/Value matched case-insensitively; other columns kept as they are.
 
-    Key columns come first (TS, Device, Sensor, Value, then the rest in their order).
+    Key columns come first (TS, Device, Sensor, Value, then the rest in their order). Only
+    names change (a partition's types are the extract's); a canonical frame is returned as is.
     """
+    if tuple(frame.columns[:4]) == READING_COLUMNS:
+        return frame
     wanted = {name.lower(): name for name in READING_COLUMNS}
     renames = {}
     for column in frame.columns:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SCALAR_COLUMN = "result"
 TABULAR_SORT_KEYS = ("Device", "Sensor", "TS")
@@ -40,14 +41,48 @@ def count_items(returned: object) -> int:
 def to_table(returned: pd.DataFrame | Sequence, sort_keys: bool) -> pa.Table:
     """The returned rows as an Arrow table; tabular results sorted by Device, Sensor, TS."""
     if isinstance(returned, pd.DataFrame):
-        table = pa.Table.from_pandas(returned, preserve_index=False)
+        table = _frame_to_table(returned)
     else:
         table = _rows_to_table(list(returned))
     if sort_keys:
-        keys = [(name, "ascending") for name in TABULAR_SORT_KEYS if name in table.column_names]
-        if keys and table.num_rows > 1:
-            table = table.sort_by(keys)
+        keys = [name for name in TABULAR_SORT_KEYS if name in table.column_names]
+        if keys and table.num_rows > 1 and not _already_sorted(table, keys):
+            table = table.sort_by([(name, "ascending") for name in keys])
     return table
+
+
+def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
+    """Column by column (about twice as fast as ``from_pandas`` for a partition's rows);
+    ``from_pandas`` when a column needs its inference (mixed objects, duplicate names)."""
+    names = [str(name) for name in frame.columns]
+    if len(set(names)) == len(names):
+        try:
+            arrays = []
+            for _, series in frame.items():
+                values = series.array
+                if not hasattr(values, "__arrow_array__"):  # numpy-backed: hand over the array
+                    values = series.to_numpy()
+                arrays.append(pa.array(values))
+            return pa.Table.from_arrays(arrays, names=names)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            pass
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _already_sorted(table: pa.Table, keys: list[str]) -> bool:
+    """The common case, cheaply: constant leading keys and a non-decreasing last key."""
+    for name in keys[:-1]:
+        column = table.column(name)
+        if column.null_count or pc.count_distinct(column).as_py() != 1:
+            return False
+    last = table.column(keys[-1])
+    if last.null_count:
+        return False
+    try:
+        in_order = pc.greater_equal(last.slice(1), last.slice(0, len(last) - 1))
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return False
+    return bool(pc.all(in_order).as_py())
 
 
 def _rows_to_table(rows: list) -> pa.Table:

@@ -95,6 +95,7 @@ class RunSummary:
     error_threshold: Threshold
     mini_batch_error_threshold: Threshold
     timings_seconds: dict[str, float]
+    cpu_seconds: dict[str, float]
     started_at: str
     finished_at: str
     notes: list[str] = field(default_factory=list)
@@ -173,6 +174,7 @@ class RunSummary:
                 "mini_batch_error_threshold": self.mini_batch_error_threshold.to_dict(),
             },
             "timings_seconds": {k: round(v, 4) for k, v in self.timings_seconds.items()},
+            "cpu_seconds": {k: round(v, 4) for k, v in self.cpu_seconds.items()},
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "failed_mini_batches": [r.to_dict() for r in failed[:MAX_LISTED_FAILURES]],
@@ -207,6 +209,8 @@ def format_summary(summary: RunSummary) -> str:
         f"  output        {output} ({summary.rows_written} rows)",
         "  time          "
         + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in timings.items()),
+        "  cpu           "
+        + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in data["cpu_seconds"].items()),
     ]
     offenders = summary.worst_offenders()
     if offenders:

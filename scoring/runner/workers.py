@@ -6,7 +6,8 @@ worker holds, and can kill a worker that hangs). Protocol:
 
 * parent -> worker: ``(TASKS, [MiniBatchTask, ...])`` processed in order, or ``(STOP,)``.
 * worker -> parent: ``(READY, init_seconds)`` or ``(INIT_FAILED, reason, traceback)`` once;
-  ``(RESULT, MiniBatchResult)`` per mini-batch; ``(STOPPED, shutdown_error_or_None)`` last.
+  ``(RESULT, MiniBatchResult)`` per mini-batch; ``(STOPPED, shutdown_error_or_None,
+  cpu_seconds)`` last.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
         except BaseException as exc:  # noqa: BLE001
             shutdown_error = describe_exception(exc)
     try:
-        conn.send((STOPPED, shutdown_error))
+        conn.send((STOPPED, shutdown_error, time.process_time()))
     except OSError:
         pass
 
