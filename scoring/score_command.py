@@ -93,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_TIMEOUT_SECONDS,
         help="seconds one mini-batch may take before its worker is killed and it is retried "
-        "(default: %(default)g; Azure ML's 60 s causes retry storms on cold workers)",
+        "(default: %(default)g; Azure ML's 60 s causes retry storms on cold workers); a "
+        "worker's start-up (import + init()) may take the larger of this and 60 s",
     )
     rows = parser.add_mutually_exclusive_group()
     rows.add_argument(

@@ -238,6 +238,13 @@ def test_init_failure_fails_the_run_at_once_with_its_reason(tmp_path):
     assert data["mini_batches"]["not_run"] == 6
 
 
+def test_a_hanging_init_fails_the_run_after_the_start_up_timeout(tmp_path):
+    summary, data = _run(tmp_path, "init_hangs.py", init_timeout_seconds=1, workers=1)
+    assert summary.status == "failed"
+    assert summary.failure == "init() of init_hangs.py did not finish within 1s (worker 1)"
+    assert data["workers"]["processes_started"] == 1
+
+
 def test_init_runs_once_per_worker_and_shutdown_at_the_end(tmp_path):
     shutdown_dir = tmp_path / "shutdown"
     shutdown_dir.mkdir()

@@ -286,6 +286,8 @@ class _Run:
         for worker in list(self.workers):
             if worker.deadline is None or worker.deadline > now or self.failure is not None:
                 continue
+            if worker.conn.poll():  # its answer arrived just now: read it before judging
+                continue
             limit = f"{self.settings.timeout_seconds:g}s"
             worker.kill()
             self._retire(worker)
