@@ -28,6 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from scoring.progress import progress_bar
+
 log = logging.getLogger(__name__)
 
 # Field names of one event (kept in step with the Stream Analytics query).
@@ -92,11 +94,9 @@ def _normalised(readings: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({c: readings[by_lower[c.lower()]] for c in _REQUIRED_COLUMNS})
 
 
-def _events(frame: pd.DataFrame) -> Iterator[tuple[str, str]]:
-    """(partition key, JSON body) per valid reading, grouped by device, time-ordered within it.
-
-    Malformed rows are logged (with their row label and reason) and skipped.
-    """
+def _events(frame: pd.DataFrame) -> tuple[int, Iterator[tuple[str, str]]]:
+    """How many readings are valid, and (partition key, JSON body) for each of them, grouped
+    by device and time-ordered within it. Malformed rows are logged (row label, reason)."""
     times = _as_utc_times(frame["TS"])
     values = pd.to_numeric(frame["Value"], errors="coerce")
     problems = _problems(frame, times, values)
@@ -104,14 +104,18 @@ def _events(frame: pd.DataFrame) -> Iterator[tuple[str, str]]:
         log.warning("skipping reading at row %s: %s", row_label, problem)
     valid = frame.assign(_ts=times, _value=values)[problems.isna()]
     ordered = valid.sort_values(["Device", "_ts"], kind="stable")
-    for device, sensor, value, ts in zip(
-        ordered["Device"].astype(str),
-        ordered["Sensor"].astype(str),
-        ordered["_value"],
-        ordered["_ts"],
-        strict=True,
-    ):
-        yield device, reading_to_event(device, sensor, float(value), ts)
+
+    def bodies() -> Iterator[tuple[str, str]]:
+        for device, sensor, value, ts in zip(
+            ordered["Device"].astype(str),
+            ordered["Sensor"].astype(str),
+            ordered["_value"],
+            ordered["_ts"],
+            strict=True,
+        ):
+            yield device, reading_to_event(device, sensor, float(value), ts)
+
+    return len(ordered), bodies()
 
 
 def _problems(frame: pd.DataFrame, times: pd.Series, values: pd.Series) -> pd.Series:
@@ -132,13 +136,13 @@ def _problems(frame: pd.DataFrame, times: pd.Series, values: pd.Series) -> pd.Se
 
 def _send_all(frame: pd.DataFrame, producer: Any, where: str, progress: bool) -> int:
     from azure.eventhub import EventData
-    from tqdm import tqdm
 
     sent = 0
     batches = 0
     current_key: str | None = None
     batch = None
-    bar = tqdm(total=len(frame), desc="events", unit="ev", disable=not progress, leave=False)
+    total, events = _events(frame)
+    bar = progress_bar(total=total, desc="sending events", unit="event") if progress else _NoBar()
 
     def flush() -> None:
         nonlocal sent, batches, batch
@@ -157,7 +161,7 @@ def _send_all(frame: pd.DataFrame, producer: Any, where: str, progress: bool) ->
         batch = None
 
     try:
-        for key, body in _events(frame):
+        for key, body in events:
             if key != current_key:
                 flush()
                 current_key = key
@@ -179,6 +183,14 @@ def _send_all(frame: pd.DataFrame, producer: Any, where: str, progress: bool) ->
         bar.close()
     log.info("sent %d events in %d batches to Event Hub %s", sent, batches, where)
     return sent
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _as_utc_times(column: pd.Series) -> pd.Series:

@@ -153,3 +153,39 @@ def test_event_too_large_for_an_empty_batch_is_reported():
     producer = RecordingProducer(max_batch_bytes=50)
     with pytest.raises(EventHubSendError, match="does not fit in an empty batch"):
         send_readings(_readings(1, 1, 1), "ns", "hub", producer=producer, batch_progress=False)
+
+
+def test_without_a_producer_it_connects_with_entra_and_closes(monkeypatch):
+    import azure.eventhub
+    import azure.identity
+
+    made: dict = {}
+
+    class FakeCredential:
+        def __init__(self, **kwargs):
+            made["credential_kwargs"] = kwargs
+            self.closed = False
+
+        def close(self):
+            made["credential_closed"] = True
+
+    class FakeClient(RecordingProducer):
+        def __init__(self, *, fully_qualified_namespace, eventhub_name, credential):
+            super().__init__(max_batch_bytes=10_000)
+            made.update(ns=fully_qualified_namespace, hub=eventhub_name, credential=credential)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            made["client_closed"] = True
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", FakeCredential)
+    monkeypatch.setattr(azure.eventhub, "EventHubProducerClient", FakeClient)
+
+    sent = send_readings(_readings(1, 1, 2), "ns.servicebus.windows.net", "sensor-readings")
+
+    assert sent == 2
+    assert (made["ns"], made["hub"]) == ("ns.servicebus.windows.net", "sensor-readings")
+    assert isinstance(made["credential"], FakeCredential)
+    assert made["client_closed"] and made["credential_closed"]
