@@ -17,12 +17,13 @@ def send_to_log_analytics(
     workspace_id: pulumi.Input[str],
     parent: pulumi.Resource,
     logs: bool = True,
-    metrics: bool = True,
+    metric_category: str = "AllMetrics",
 ) -> monitor.DiagnosticSetting:
-    """All logs (`categoryGroup: allLogs`) and `AllMetrics` of one resource to the workspace.
+    """All logs (`categoryGroup: allLogs`) and all metrics of one resource to the workspace.
 
     `logs=False` for resources that expose metrics only (a storage account itself; its
-    blob service has the logs).
+    blob service has the logs). Storage names its metric category `Transaction` instead
+    of `AllMetrics`.
     """
     return monitor.DiagnosticSetting(
         name,
@@ -32,8 +33,6 @@ def send_to_log_analytics(
         logs=[monitor.DiagnosticsLogSettingsArgs(category_group="allLogs", enabled=True)]
         if logs
         else None,
-        metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)]
-        if metrics
-        else None,
+        metrics=[monitor.DiagnosticsMetricSettingsArgs(category=metric_category, enabled=True)],
         opts=child_options(parent),
     )

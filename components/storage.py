@@ -93,19 +93,22 @@ class Storage(pulumi.ComponentResource):
             for c in CONTAINERS
         }
 
-        # The account exposes metrics only; the blob service has the logs.
+        # The account exposes metrics only; the blob service has the logs. Storage calls its
+        # exportable metrics `Transaction` (it has no `AllMetrics` category).
         send_to_log_analytics(
             f"{name}-account-diagnostics",
             resource_id=self.account.id,
             workspace_id=args.log_analytics_workspace_id,
             parent=self,
             logs=False,
+            metric_category="Transaction",
         )
         send_to_log_analytics(
             f"{name}-blob-diagnostics",
             resource_id=pulumi.Output.concat(self.account.id, "/blobServices/default"),
             workspace_id=args.log_analytics_workspace_id,
             parent=self,
+            metric_category="Transaction",
         )
         self.register_outputs(
             {

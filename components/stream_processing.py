@@ -10,6 +10,7 @@ from pulumi_azure_native import streamanalytics
 
 from components.common import Placement, child_options
 from components.diagnostics import send_to_log_analytics
+from components.dynamic_common import stable_hash
 from components.query import render_query
 from components.roles import assign_role
 
@@ -44,13 +45,15 @@ class StreamProcessing(pulumi.ComponentResource):
 
     Deploying does not start the job: it must start after dbo.SensorReadings and the job's
     contained database user exist (the post-deploy steps), so `job_name`, `job_id` and
-    `principal_id` are exposed for them.
+    `principal_id` are exposed for them. `config_hash` changes exactly when the query, the
+    input or the output changes: the job-start step restarts the job on it.
     """
 
     job_name: pulumi.Output[str]
     job_id: pulumi.Output[str]
     principal_id: pulumi.Output[str]
     query: str
+    config_hash: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: StreamProcessingArgs, opts: pulumi.ResourceOptions | None = None
@@ -134,6 +137,17 @@ class StreamProcessing(pulumi.ComponentResource):
             ),
             opts=child_options(self),
         )
+        self.config_hash = pulumi.Output.all(
+            query=self.query,
+            input_name=INPUT_NAME,
+            output_name=OUTPUT_NAME,
+            namespace=args.event_hubs_namespace_name,
+            hub=args.event_hub_name,
+            consumer_group=args.consumer_group_name,
+            server=args.sql_server_fqdn,
+            database=args.sql_database_name,
+            table=SQL_TABLE,
+        ).apply(stable_hash)
         send_to_log_analytics(
             f"{name}-job-diagnostics",
             resource_id=self.job.id,

@@ -90,7 +90,8 @@ def test_stream_processing_exposes_what_the_post_deploy_steps_need():
     assert stream.table_name == "SensorReadings"
 
     def check(values):
-        name, job_id, principal = values
+        name, job_id, principal, config_hash = values
+        assert len(config_hash) == 16 and int(config_hash, 16) >= 0
         assert name.startswith("stream-job")
         assert job_id.endswith(f"/streamingjobs/{name}")
         expected = mocks.OfflineMocks("batchscore", "unit").principal_id(
@@ -98,7 +99,9 @@ def test_stream_processing_exposes_what_the_post_deploy_steps_need():
         )
         assert principal == expected
 
-    return pulumi.Output.all(stream.job_name, stream.job_id, stream.principal_id).apply(check)
+    return pulumi.Output.all(
+        stream.job_name, stream.job_id, stream.principal_id, stream.config_hash
+    ).apply(check)
 
 
 @pulumi.runtime.test

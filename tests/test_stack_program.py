@@ -298,17 +298,21 @@ def test_datastores_point_at_models_and_predictions_without_credentials(plan: Pl
 def test_every_service_sends_diagnostics_to_log_analytics(plan: PlanView) -> None:
     workspace_id = plan.one(LOGS).id
     settings = {d.get("resourceUri"): d for d in plan.of_type(DIAGNOSTICS)}
-    services = [NAMESPACE, JOB, SQL_DB, REGISTRY, VAULT, WORKSPACE, LOGS]
-    targets = {plan.one(t).id: str(plan.one(t)) for t in services}
-    targets[plan.one(STORAGE).id + "/blobServices/default"] = "blob service"
-    for resource_id, label in targets.items():
+    all_logs = [{"categoryGroup": "allLogs", "enabled": True}]
+    expected = {
+        plan.one(t).id: (str(plan.one(t)), all_logs, "AllMetrics")
+        for t in (NAMESPACE, JOB, SQL_DB, REGISTRY, VAULT, WORKSPACE, LOGS)
+    }
+    account = plan.one(STORAGE).id  # storage: metrics on the account, logs on its blob service
+    expected[account] = ("storage account", None, "Transaction")
+    expected[account + "/blobServices/default"] = ("blob service", all_logs, "Transaction")
+    for resource_id, (label, logs, metric) in expected.items():
         setting = settings.get(resource_id)
         assert setting, f"{label} has no diagnostic setting"
         assert setting.get("workspaceId") == workspace_id, f"{label}: not to Log Analytics"
-        assert setting.get("logs") == [{"categoryGroup": "allLogs", "enabled": True}], label
-        assert setting.get("metrics") == [{"category": "AllMetrics", "enabled": True}], label
-    account = settings.get(plan.one(STORAGE).id)
-    assert account and account.get("metrics") == [{"category": "AllMetrics", "enabled": True}]
+        assert setting.get("logs") == logs, f"{label}: logs {setting.get('logs')}"
+        assert setting.get("metrics") == [{"category": metric, "enabled": True}], label
+    assert len(settings) == len(expected), "a diagnostic setting points at an unexpected resource"
 
 
 DATA_HOLDERS = {STORAGE, CONTAINER, SQL_SERVER, SQL_DB, NAMESPACE, REGISTRY, VAULT, LOGS, WORKSPACE}
