@@ -13,8 +13,11 @@ per second); here the same decision function is computed vectorised with NumPy:
 
 Labels stay exactly scikit-learn's: libsvm adds its terms in its own order, so a decision
 value can differ from ours in the last bits. Rows whose value lies within a guard band
-around 0 (``GUARD_RELATIVE`` times the model's magnitude, far wider than any rounding) are
-re-scored by the scikit-learn estimator itself; every other row's sign is certain.
+around 0 are re-scored by the scikit-learn estimator itself; every other row's sign is
+certain. The band (:attr:`FastOneClassSVM.guard`) is a bound on both computations' rounding
+(a few ulps per term summed, libsvm's and ours) times a safety factor, plus the table's
+truncation bound: about 1e-11 for the default model, so a row needs the estimator about
+once per ten million rows, while points bisected onto the boundary always get it.
 
 Anything that is not exactly that model (another estimator, another kernel, a pipeline
 with other steps, sparse support vectors) is not compiled: :func:`compile_model` returns
@@ -27,6 +30,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -42,8 +46,8 @@ HALF_CELL = 0.1
 REACH = 7.0
 # A table larger than this (cells) is not worth building: the direct kernel is used.
 MAX_TABLE_CELLS = 16_384
-# Rows with |decision| <= GUARD_RELATIVE * (sum |dual coef| + |rho|) are re-scored exactly.
-GUARD_RELATIVE = 1e-9
+# Safety factor on the rounding bound that sets the guard band (see FastOneClassSVM.guard).
+ROUNDING_SAFETY = 8.0
 # Upper bound on the elements of one intermediate (rows x support vectors) block.
 BLOCK_ELEMENTS = 1 << 18
 # Rows per block of the table path (keeps its temporaries in cache).
@@ -154,11 +158,19 @@ class FastOneClassSVM:
     def n_features(self) -> int:
         return int(self.support_vectors.shape[1])
 
-    @property
+    @cached_property
     def guard(self) -> float:
-        """Half-width of the band around 0 whose rows are re-scored by scikit-learn."""
-        magnitude = float(np.abs(self.dual_coef).sum()) + abs(self.rho)
-        return GUARD_RELATIVE * max(magnitude, 1.0)
+        """Half-width of the band around 0 whose rows are re-scored by scikit-learn.
+
+        Both libsvm and this kernel sum n_sv terms of magnitude at most |c_i|, each with a
+        few ulps of error (distance, exp, product, running sum), then subtract rho; the
+        table adds its degree's Horner steps and its truncation bound. Outside the band the
+        two decision values cannot have different signs.
+        """
+        weight = float(np.abs(self.dual_coef).sum())
+        steps = self.support_vectors.shape[0] + self.n_features + 2 * TAYLOR_DEGREE + 16
+        rounding = ROUNDING_SAFETY * steps * np.finfo(np.float64).eps * (weight + abs(self.rho))
+        return rounding + (TAYLOR_ERROR_FACTOR * weight if self.table is not None else 0.0)
 
     def with_table(self) -> FastOneClassSVM:
         """This model with its 1-feature Taylor table built (unchanged if not applicable)."""

@@ -60,7 +60,12 @@ def _boundary_points(model, X: np.ndarray, rng: np.random.Generator, count: int)
         positive = decision(m) > 0
         a[moving & positive] = m[moving & positive]
         b[moving & ~positive] = m[moving & ~positive]
-    return np.concatenate([a, b])
+    # Points a little off the boundary too: decision values from ~1e-16 up to ~1e-6.
+    direction = (b - a) / np.maximum(np.linalg.norm(b - a, axis=1, keepdims=True), 1e-300)
+    scale = np.maximum(np.abs(a), 1.0)
+    offsets = np.logspace(-15, -7, 9)
+    near = [a + sign * t * scale * direction for t in offsets for sign in (-1, 1)]
+    return np.concatenate([a, b, *near])
 
 
 def _assert_matches(model, fast: FastOneClassSVM, X: np.ndarray, what: str) -> None:
@@ -165,7 +170,8 @@ def test_decision_exactly_zero_is_an_outlier_like_libsvm():
             return -np.ones(len(rows), dtype=int)
 
     fast = compile_model(model, exact=ZeroDecision)
-    scores, labels = fast.decide(_boundary_points(model, X, rng, 3))
+    on_boundary = _boundary_points(model, X, rng, 3)[:6]  # the bisected pairs only
+    scores, labels = fast.decide(on_boundary)
     assert np.all(scores == 0) and np.all(labels == -1)
 
 
