@@ -180,3 +180,52 @@ def test_a_store_without_a_pack_is_reported_not_an_error(store, caplog):
     with caplog.at_level(logging.INFO):
         assert PackedStore.for_store(store) is None
     assert "no model pack" in caplog.text
+
+
+def _readings(device: str, sensor: str, values: np.ndarray):
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "TS": pd.date_range("2026-03-01", periods=len(values), freq="min"),
+            "Device": device,
+            "Sensor": sensor,
+            "Value": values,
+        }
+    )
+
+
+def test_the_predictor_serves_packed_models_without_reading_model_files(store, monkeypatch):
+    from scoring.predictor import SensorPredictor
+
+    write_pack(store)
+    reference = {key: store.load(*key).pipeline for key in store.keys()}
+    reads = []
+    monkeypatch.setattr(ModelStore, "read_model_bytes", lambda *a: reads.append(a[1:]) or 1 / 0)
+    predictor = SensorPredictor(ModelStore(store.root))
+    rng = np.random.default_rng(4)
+    for (device, sensor), pipeline in reference.items():
+        scaler = pipeline.steps[0][1]
+        values = rng.normal(scaler.mean_[0], 2 * scaler.scale_[0], 3000)
+        out = predictor.score(_readings(device, sensor, values))
+        assert isinstance(predictor.model(device, sensor).pipeline, FastOneClassSVM)
+        X = values.reshape(-1, 1)
+        expected = (pipeline.predict(X) == -1).astype(int)
+        assert np.array_equal(out["IsAnomaly"].to_numpy(), expected), (device, sensor)
+        assert 0 < expected.sum() < len(values), "need both labels to compare"
+        np.testing.assert_allclose(out["Score"], pipeline.decision_function(X), rtol=0, atol=1e-9)
+        assert (out["ModelVersion"] == store.entry(device, sensor)["version"]).all()
+    assert reads == [], "packed models must not read their skops files"
+
+
+def test_the_predictor_keeps_scikit_learn_when_asked_or_without_a_pack(store):
+    from scoring.predictor import SensorPredictor
+
+    device, sensor = store.keys()[0]
+    assert not isinstance(SensorPredictor(store).model(device, sensor).pipeline, FastOneClassSVM)
+    compiled = SensorPredictor(store, fast=True).model(device, sensor).pipeline
+    assert isinstance(compiled, FastOneClassSVM), "fast=True compiles models read from files"
+    write_pack(store)
+    assert isinstance(SensorPredictor(store).model(device, sensor).pipeline, FastOneClassSVM)
+    exact = SensorPredictor(store, fast=False).model(device, sensor).pipeline
+    assert not isinstance(exact, FastOneClassSVM), "fast=False must ignore the pack"
