@@ -219,7 +219,8 @@ def test_image_is_built_from_the_scoring_folder_and_pushed_with_an_entra_login(
     image, registry = plan.one(IMAGE), plan.one(REGISTRY)
     assert image.get("context.location") == "scoring"
     assert image.get("dockerfile.location") == "docker/Dockerfile"
-    assert (ROOT / "scoring").is_dir()
+    assert (ROOT / "scoring" / "__init__.py").is_file(), "the build context is the package"
+    assert (ROOT / "docker" / "Dockerfile").is_file(), "the Dockerfile the image refers to"
     assert image.get("push") is True
     assert image.get("platforms") == ["linux/amd64"]
     login_server = f"{registry.get('registryName')}.azurecr.io"
