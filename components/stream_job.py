@@ -33,7 +33,14 @@ import pulumi
 import pulumi.dynamic as dynamic
 
 from components.azure_errors import AzureCallError
-from components.dynamic_common import call_azure, default_credential, diff_result, wait_for
+from components.dynamic_common import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    call_azure,
+    default_credential,
+    diff_result,
+    wait_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,8 @@ REQUIRED_ROLE = (
 LRO_TIMEOUT_SECONDS = 900.0  # a start can take several minutes
 STOPPING_POLL_SECONDS = 10.0
 STOPPING_MAX_POLLS = 60
+# Throttling retries of every call (a module global so tests can make the waits instant).
+RETRY: RetryPolicy = DEFAULT_RETRY
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN (preview values)
 _JOB_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
@@ -109,6 +118,7 @@ def _get_job(client: Any, job: JobRef) -> Any:
         action="read the state of",
         target=job.target,
         required_role=REQUIRED_ROLE,
+        retry=RETRY,
     )
 
 
@@ -146,6 +156,7 @@ def ensure_running(client: Any, job: JobRef, mode: str) -> str:
         action="start",
         target=job.target,
         required_role=REQUIRED_ROLE,
+        retry=RETRY,
     )
     wait_for(
         poller,
@@ -178,6 +189,7 @@ def ensure_stopped(client: Any, job: JobRef, *, missing_ok: bool = False) -> str
         action="stop",
         target=job.target,
         required_role=REQUIRED_ROLE,
+        retry=RETRY,
     )
     wait_for(
         poller,

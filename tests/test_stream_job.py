@@ -102,9 +102,8 @@ def jobs(monkeypatch):
 
     monkeypatch.setattr(sj, "management_client", client)
     monkeypatch.setattr(sj, "sleep", lambda _: None)
-    monkeypatch.setattr(
-        dynamic_common, "DEFAULT_RETRY", dynamic_common.RetryPolicy(sleep=lambda _: None)
-    )
+    fake.waits = []
+    monkeypatch.setattr(sj, "RETRY", dynamic_common.RetryPolicy(sleep=fake.waits.append))
     fake.subscriptions = subscriptions
     return fake
 
@@ -196,6 +195,7 @@ def test_throttled_start_is_retried(jobs):
     jobs.fail["start"] = [HttpResponseError(response=FakeResponse(429, {"Retry-After": "1"}))]
     sj.StreamJobStartProvider().create(_props())
     assert [c[0] for c in jobs.actions()] == ["start", "start"]
+    assert jobs.waits == [1.0], "Retry-After was not honoured"
     assert jobs.state == "Running"
 
 
