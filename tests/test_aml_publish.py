@@ -96,3 +96,19 @@ def test_main_reports_bad_usage_without_traceback(tmp_path, capsys):
     code = publish.main(["--scored", str(tmp_path / "s"), "--trigger-time", "bad", "--out", "o"])
     assert code == 2
     assert "--trigger-time" in capsys.readouterr().err
+
+
+def test_publish_runs_without_azure_ml_sdk_as_in_the_image():
+    """The image has no azure-ai-ml: the publish step must not import it (nor Pulumi)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, scoring.aml.publish; "
+        "bad = sorted(m for m in sys.modules if m.startswith(('azure', 'pulumi'))); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -186,10 +186,13 @@ def read_stack_config(stack: str | None, project_dir: str | Path) -> dict[str, A
     project = _load_yaml(root / "Pulumi.yaml")
     values: dict[str, Any] = {}
     for key, spec in (project.get("config") or {}).items():
+        namespace, _, name = str(key).rpartition(":")
+        if namespace not in ("", PROJECT):
+            continue  # another provider's key (e.g. azure-native:location)
         if isinstance(spec, Mapping) and "default" in spec:
-            values[str(key).split(":", 1)[-1]] = spec["default"]
+            values[name] = spec["default"]
         elif not isinstance(spec, Mapping):
-            values[str(key).split(":", 1)[-1]] = spec
+            values[name] = spec
     if stack:
         stack_file = root / f"Pulumi.{stack}.yaml"
         if not stack_file.is_file():
