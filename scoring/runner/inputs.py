@@ -117,7 +117,7 @@ def read_partition(task: MiniBatchTask) -> pd.DataFrame:
         [table.column(name) for name in front] + keys + [table.column(name) for name in rest],
         names=front + list(task.keys) + rest,
     )
-    return canonical_columns(table.to_pandas())
+    return canonical_columns(table.to_pandas(use_threads=False))  # workers are the parallelism
 
 
 def partition_row_count(task: MiniBatchTask) -> int | None:
