@@ -25,8 +25,7 @@ STACKS = ("dev", "prod")
 def load_plan(stack: str) -> dict:
     path = SNAPSHOTS / f"plan-{stack}.json"
     if not path.exists():
-        # TEMPORARY while the stack's snapshots are not committed yet.
-        pytest.skip(f"{path.name} is missing: run `make plan STACK={stack}` and snapshot it")
+        pytest.fail(f"{path.name} is missing: run `make plan STACK={stack}` and snapshot it")
     return json.loads(path.read_text())
 
 
@@ -60,6 +59,51 @@ def test_taggable_types_match_the_sdk_for_every_type_in_the_plan(stack: str) -> 
         if has_tags is not None and has_tags != (resource_type in rules.TAGGABLE_TYPES):
             wrong.append(f"{resource_type}: SDK takes tags={has_tags}")
     assert not wrong, "update rules.TAGGABLE_TYPES:\n" + "\n".join(wrong)
+
+
+# The rules see the plans' resources where they look: breaking one property of each kind
+# in the real plan must be caught (guards against a change of the plan's shape that would
+# leave a rule looking at nothing).
+BREAKAGES = [
+    (rules.STORAGE_ACCOUNT, "allowSharedKeyAccess", True, "no-shared-keys-or-local-auth"),
+    (rules.STORAGE_ACCOUNT, "minimumTlsVersion", "TLS1_0", "minimum-tls-1-2"),
+    (rules.BLOB_CONTAINER, "publicAccess", "Container", "no-public-blob-access"),
+    (rules.EVENTHUB_NAMESPACE, "disableLocalAuth", False, "no-shared-keys-or-local-auth"),
+    (rules.SQL_SERVER, "administrators", None, "sql-entra-only-auth"),
+    (rules.CONTAINER_REGISTRY, "adminUserEnabled", True, "no-admin-users"),
+    (rules.KEY_VAULT, "properties", {}, "key-vault-rbac-purge-protection"),
+    (rules.ML_WORKSPACE, "systemDatastoresAuthMode", "accesskey", "no-shared-keys-or-local-auth"),
+    (rules.ML_COMPUTE, "identity", None, "managed-identities"),
+    (rules.STREAMING_JOB, "tags", None, "required-tags"),
+]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(("resource_type", "key", "value", "rule"), BREAKAGES)
+def test_a_broken_property_in_the_real_plan_is_caught(
+    stack: str, resource_type: str, key: str, value: object, rule: str
+) -> None:
+    plan = copy.deepcopy(load_plan(stack))
+    targets = [r for r in plan["resources"] if r["type"] == resource_type]
+    assert targets, f"plan-{stack}.json has no {resource_type}"
+    for resource in targets:
+        resource.setdefault("inputs", {})[key] = value
+    assert rule in {v.rule for v in rules.evaluate_plan(plan)}
+
+
+def test_the_dev_cluster_is_held_to_zero_nodes_and_prod_may_keep_some_warm() -> None:
+    path = ("properties", "properties", "scaleSettings")
+    for stack, expected in (("dev", True), ("prod", False)):
+        plan = copy.deepcopy(load_plan(stack))
+        clusters = [r for r in plan["resources"] if r["type"] == rules.ML_COMPUTE]
+        assert clusters, f"plan-{stack}.json has no AmlCompute cluster"
+        for cluster in clusters:
+            settings = cluster["inputs"]
+            for key in path:
+                settings = settings[key]
+            settings["minNodeCount"] = 1
+        caught = "dev-cluster-scales-to-zero" in {v.rule for v in rules.evaluate_plan(plan)}
+        assert caught is expected, stack
 
 
 # --- the plan check itself, on a small plan of the same format -----------------------------
