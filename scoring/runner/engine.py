@@ -18,6 +18,7 @@ import math
 import multiprocessing
 import time
 from collections import deque
+from dataclasses import replace
 from datetime import UTC, datetime
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -84,7 +85,7 @@ def run_parallel(settings: RunSettings) -> RunSummary:
     started_at = datetime.now(UTC)
     wall_start = time.perf_counter()
     size = settings.validate()
-    settings.entry_script = settings.entry_script.resolve()
+    settings = replace(settings, entry_script=settings.entry_script.resolve())
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_input(settings.input_path, size)
     enumerate_seconds = time.perf_counter() - wall_start
@@ -98,6 +99,10 @@ def run_parallel(settings: RunSettings) -> RunSummary:
     except KeyboardInterrupt:
         interrupted = True
         run.failure = run.failure or "interrupted"
+    except BaseException:
+        if run.spool is not None:  # a bug, not a verdict: leave no temporary files behind
+            run.spool.discard()
+        raise
     finally:
         run.close_workers()
     summary = run.finish(started_at, wall_start)
@@ -317,7 +322,7 @@ class _Run:
                 self.new.appendleft(task)
             worker.assigned.clear()
             self._attempt_failed(current, reason)
-        if self.failure is None and (self._queued() or self._in_flight()):
+        if self.failure is None and self._queued():
             self._start_worker()
 
     # --- accounting -------------------------------------------------------------------
