@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
@@ -228,35 +229,51 @@ def iter_pair_readings(
         .where(table.c[TS] > start, table.c[TS] <= end)
         .order_by(table.c[DEVICE], table.c[SENSOR], table.c[TS])
     )
-    columns = list(SQL_COLUMNS)
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
         pending: pd.DataFrame | None = None
         for rows in result.partitions():
-            chunk = pd.DataFrame([tuple(row) for row in rows], columns=columns)
-            if pending is not None and len(pending):
+            chunk = _typed(rows)
+            if pending is not None:
                 chunk = pd.concat([pending, chunk], ignore_index=True)
-            last = (chunk[DEVICE].iloc[-1], chunk[SENSOR].iloc[-1])
-            is_last = (chunk[DEVICE] == last[0]) & (chunk[SENSOR] == last[1])
-            pending = chunk.loc[is_last]
-            for (device, sensor), rows_of_pair in chunk.loc[~is_last].groupby(
-                [DEVICE, SENSOR], sort=False
-            ):
-                yield str(device), str(sensor), _typed(rows_of_pair)
+            runs = _runs(chunk)
+            # The last pair may go on in the next chunk: hold it back.
+            *complete, (last_start, _) = runs
+            for first, stop in complete:
+                yield _pair(chunk, first, stop)
+            pending = chunk.iloc[last_start:].reset_index(drop=True)
         if pending is not None and len(pending):
-            device, sensor = pending[DEVICE].iloc[0], pending[SENSOR].iloc[0]
-            yield str(device), str(sensor), _typed(pending)
+            yield _pair(pending, 0, len(pending))
 
 
-def _typed(rows: pd.DataFrame) -> pd.DataFrame:
-    out = rows.reset_index(drop=True)
-    out[TS] = pd.to_datetime(out[TS]).astype("datetime64[us]")
-    for name in (VALUE, MIN_VALUE, MAX_VALUE):
-        out[name] = out[name].astype("float64")
-    out[COUNT] = out[COUNT].astype("int64")
-    out[DEVICE] = out[DEVICE].astype("str")
-    out[SENSOR] = out[SENSOR].astype("str")
-    return out
+def _runs(frame: pd.DataFrame) -> list[tuple[int, int]]:
+    """(first, stop) row positions of each run of equal (Device, Sensor) in ``frame``."""
+    devices, sensors = frame[DEVICE].to_numpy(), frame[SENSOR].to_numpy()
+    change = np.flatnonzero((devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])) + 1
+    bounds = [0, *change.tolist(), len(frame)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _pair(frame: pd.DataFrame, first: int, stop: int) -> tuple[str, str, pd.DataFrame]:
+    rows = frame.iloc[first:stop].reset_index(drop=True)
+    return str(rows[DEVICE].iat[0]), str(rows[SENSOR].iat[0]), rows
+
+
+def _typed(rows) -> pd.DataFrame:
+    """Database rows -> a frame with the contract's dtypes (one conversion per chunk)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SQL_COLUMNS)
+    data = dict(zip(SQL_COLUMNS, columns, strict=True))
+    return pd.DataFrame(
+        {
+            TS: pd.to_datetime(pd.Series(data[TS], dtype=object)).astype("datetime64[us]"),
+            DEVICE: pd.Series(data[DEVICE], dtype="str"),
+            SENSOR: pd.Series(data[SENSOR], dtype="str"),
+            VALUE: pd.Series(data[VALUE], dtype="float64"),
+            MIN_VALUE: pd.Series(data[MIN_VALUE], dtype="float64"),
+            MAX_VALUE: pd.Series(data[MAX_VALUE], dtype="float64"),
+            COUNT: pd.Series(data[COUNT], dtype="int64"),
+        }
+    )
 
 
 def count_rows(engine: Engine) -> int:

@@ -48,11 +48,14 @@ from scoring.db import (
 )
 from scoring.progress import progress
 from scoring.schema import (
+    COUNT,
     DEVICE,
+    MAX_VALUE,
+    MIN_VALUE,
     PARTITION_KEYS,
     SENSOR,
-    SQL_COLUMNS,
     TS,
+    VALUE,
     decode_partition_value,
     encode_partition_value,
 )
@@ -64,7 +67,6 @@ SUMMARY_FILE = "_extract.json"
 PART_FILE = "part-0.parquet"
 PARTITION_FORMAT = "/Device={Device}/Sensor={Sensor}/" + PART_FILE
 DEFAULT_LOOKBACK_MINUTES = 60
-FILE_COLUMNS = [name for name in SQL_COLUMNS if name not in PARTITION_KEYS]
 
 # Written by hand (not with PyYAML) so the scoring image needs no YAML library.
 MLTABLE_TEXT = f"""\
@@ -94,16 +96,31 @@ def partition_folder(device: str, sensor: str) -> Path:
     )
 
 
+# The file schema, fixed so every partition (and an empty one) reads back the same.
+FILE_SCHEMA = pa.schema(
+    [
+        pa.field(TS, pa.timestamp("us")),
+        pa.field(VALUE, pa.float64()),
+        pa.field(MIN_VALUE, pa.float64()),
+        pa.field(MAX_VALUE, pa.float64()),
+        pa.field(COUNT, pa.int64()),
+    ]
+)
+
+
 def _write_partition(root: Path, device: str, sensor: str, rows: pd.DataFrame) -> Path:
     folder = root / partition_folder(device, sensor)
     target = folder / PART_FILE
-    frame = rows[FILE_COLUMNS].reset_index(drop=True)
+    frame = rows[FILE_SCHEMA.names]
     if target.exists():  # the same pair streamed twice (case-insensitive collation)
         earlier = pq.ParquetFile(target).read().to_pandas()
         frame = pd.concat([earlier, frame], ignore_index=True).sort_values(TS, kind="mergesort")
     folder.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, target, coerce_timestamps="us", allow_truncated_timestamps=False)
+    table = pa.Table.from_arrays(
+        [pa.array(frame[field.name].to_numpy(), type=field.type) for field in FILE_SCHEMA],
+        schema=FILE_SCHEMA,
+    )
+    pq.write_table(table, target)
     return target
 
 
@@ -136,10 +153,15 @@ def _swap_into(built: Path, target: Path) -> None:
 
 
 def _new_build_folder(target: Path) -> Path:
-    try:
-        return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    except OSError:  # parent not writable (e.g. a mount point): build elsewhere, copy in
-        return Path(tempfile.mkdtemp(prefix="extract-"))
+    """An empty sibling folder (permissions from the umask, unlike ``mkdtemp``'s 0700)."""
+    for parent in (target.parent, Path(tempfile.gettempdir())):
+        folder = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
+        try:
+            folder.mkdir()
+            return folder
+        except OSError:  # parent not writable (e.g. a mount point): build elsewhere, copy in
+            continue
+    raise OSError(f"{target}: no writable place to build the extract")
 
 
 def extract_window(

@@ -229,3 +229,14 @@ def test_a_target_that_cannot_be_renamed_is_filled_in_place(url, tmp_path, monke
     assert read_summary(out)["partitions"] == 6
     assert len(list(iter_partitions(out))) == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mounted", "sensors.db"]
+
+
+def test_the_extract_folder_is_readable_by_others_like_any_new_folder(url, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert _extract(url, tmp_path / "window") == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "window").stat().st_mode & 0o777 == 0o755

@@ -205,3 +205,14 @@ def test_auto_mode_follows_the_terminal(monkeypatch):
     assert progress_module._mode() == "log"
     monkeypatch.setattr(progress_module.sys, "stderr", FakeStderr(True))
     assert progress_module._mode() == "bar"
+
+
+def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = write_table(normalize_readings(_frame(), source="mem"), tmp_path / "r.parquet")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
