@@ -38,8 +38,21 @@ from scoring.runner.contract import DEFAULT_MINI_BATCH_SIZE, LOG_LEVELS, default
 DEFAULT_ENTRY_SCRIPT = Path(__file__).resolve().parent / "score.py"
 
 
+EPILOG = """\
+outputs (in --output DIR):
+  predictions.parquet|csv  every returned row, exactly once, sorted by Device, Sensor, TS
+                           (file input: in mini-batch order); replaced atomically on a
+                           re-run; not published when the run fails
+  summary.json             status, counts, thresholds, failed mini-batches with reasons,
+                           captured warnings, timings (always written)
+exit codes: 0 succeeded, 1 a threshold was exceeded or init() failed, 2 bad usage
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = "%(prog)s --input PATH --output DIR [options] [-- script arguments ...]"
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
     parser.add_argument(
         "--input",
         required=True,

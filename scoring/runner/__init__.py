@@ -6,6 +6,26 @@ hive partitions, or one CSV/Parquet file: one mini-batch per (Device, Sensor)) o
 of files (``mini_batch_size`` files or bytes per mini-batch), in worker processes, with
 Azure's thresholds, timeouts and retries, and atomic output.
 
+Behaviour worth knowing (and where it differs from Azure ML on purpose):
+
+* Failed items = inputs - items returned; a mini-batch that raises, times out, returns
+  short or whose worker dies is retried ``max_retries`` times, then counts as failed
+  (the rows of a short last attempt are kept). Thresholds of -1 ignore failures; a run
+  over a threshold stops early and fails (exit 1) naming the threshold, the count and the
+  worst mini-batches.
+* Default timeout 300 s (Azure: 60 s, which makes cold workers retry in storms). A
+  worker's start-up (import + ``init()``) may take the larger of the timeout and 60 s; an
+  ``init()`` that raises or hangs fails the run at once with its reason.
+* Output: ``predictions.parquet`` (or ``.csv`` with a header), written to a temporary file
+  in the output folder and published with one ``os.replace``: a re-run replaces, never
+  duplicates. A failed run publishes no predictions (and removes an earlier run's), so a
+  complete-looking file is never wrong; ``summary.json`` always tells what happened.
+* Rows are delivered exactly once and in mini-batch order: tabular rows sorted by
+  Device, Sensor, TS; file-mode rows in the order ``run`` returned them, mini-batches in
+  sorted-path order. The result does not depend on ``workers``.
+* WARNING+ log records emitted while a mini-batch runs are kept in the summary (first 5
+  per mini-batch, with the total count), so dropped rows show their reasons.
+
 Python API::
 
     from scoring.runner import RunSettings, run_parallel
