@@ -491,11 +491,10 @@ def test_component_type_token_and_parenting(mocks):
 
     def check(urns):
         component_urn, child_urn = urns
-        assert component_urn.endswith("$batchscore:index:SqlBootstrap::boot"), component_urn
+        assert component_urn.endswith("batchscore:index:SqlBootstrap::boot"), component_urn
         # A child's URN type chain starts with its parent's type.
         assert child_urn.endswith(
-            "::batchscore:index:SqlBootstrap$pulumi-python:dynamic/batchscore:SqlBootstrap"
-            "::boot-tsql"
+            "batchscore:index:SqlBootstrap$pulumi-python:dynamic/batchscore:SqlBootstrap::boot-tsql"
         ), child_urn
 
     return pulumi.Output.all(component.urn, component.script.urn).apply(check)
