@@ -1,0 +1,775 @@
+"""``python -m scoring bench``: scoring strategies side by side on one synthetic fleet.
+
+It generates S sensors x R rows of readings as an extract folder (``MLTable`` + hive
+partitions), trains one model per (Device, Sensor) with the product's ``train`` code, packs
+the store (:mod:`scoring.packed_store`), then measures on the same data:
+
+(a) ``process``: one Python process per (Device, Sensor), as the original solution's one
+    pipeline step per pair: start Python, import pandas and scikit-learn, read the
+    partition, load the model (the product's safe skops loading), predict, write. A sample
+    of ``--sample-a`` pairs is timed; the fleet figure extrapolates it, generously assuming
+    ``--workers`` such processes run side by side with no contention.
+(b) ``inprocess``: one process scoring partition after partition with scikit-learn: read
+    the partition, load its model from its skops file, the product's predictor with
+    ``fast=False`` (``decision_function``), one predictions file written at the end.
+(c) ``score``: the product's ``score`` end to end (the local parallel runner with
+    ``--workers`` processes, the entry script ``scoring/score.py``, the packed store and
+    the fast kernel), from the extract folder to the written predictions file.
+``kernel``: the fast kernel alone on one core (every partition's values in memory), next to
+    scikit-learn's ``decision_function`` on a sample, and the per-model loading overhead of
+    the pack and of skops files.
+
+Peak memory is the largest resident set of the measured process tree (sampled with psutil
+every 10 ms, plus the kernel's own ``ru_maxrss`` of each process). Correctness, not time, is
+what the command checks: labels of (c) must equal those of (b) (and of (a) on its sample)
+and decision values agree within 1e-9; otherwise it exits 1. Results go to stdout and,
+with ``--json``, to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from scoring.cli import EXIT_FAILED, EXIT_OK, UsageError
+
+log = logging.getLogger(__name__)
+
+MODES = ("a", "b", "c", "kernel")
+SENSOR_KINDS = ("temperature", "pressure", "humidity", "vibration")
+SCORE_TOLERANCE = 1e-9
+PREDICTIONS_FILE = "predictions.parquet"
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+
+# --------------------------------------------------------------------------- the fleet
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    sensors: int
+    rows: int
+    seed: int = 0
+    sensors_per_device: int = len(SENSOR_KINDS)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        per = self.sensors_per_device
+        width = max(5, len(str(math.ceil(self.sensors / per))))
+        return [
+            (
+                f"dev-{i // per:0{width}d}",
+                SENSOR_KINDS[i % per % len(SENSOR_KINDS)] + _suffix(i, per),
+            )
+            for i in range(self.sensors)
+        ]
+
+
+def _suffix(index: int, per: int) -> str:
+    """Sensor names stay unique on a device when it carries more sensors than kinds."""
+    slot = index % per
+    return "" if slot < len(SENSOR_KINDS) else f"-{slot // len(SENSOR_KINDS)}"
+
+
+def pair_values(spec: FleetSpec, index: int) -> np.ndarray:
+    """One sensor's series: a daily cycle, noise, a slow drift and a few spikes."""
+    rng = np.random.default_rng([spec.seed, index])
+    t = np.arange(spec.rows)
+    base, amplitude = rng.uniform(-20, 80), rng.uniform(0.5, 10)
+    noise = rng.uniform(0.1, 2.0)
+    values = base + amplitude * np.sin(2 * np.pi * t / 1440 + rng.uniform(0, 2 * np.pi))
+    values += rng.normal(0, noise, spec.rows) + np.linspace(0, rng.normal(0, noise), spec.rows)
+    spikes = rng.random(spec.rows) < 0.003
+    values[spikes] += rng.choice([-1, 1], spikes.sum()) * rng.uniform(5, 15) * (amplitude + noise)
+    return values
+
+
+def window_timestamps(rows: int) -> np.ndarray:
+    """Window ends, one minute apart, ending on a fixed hour (naive UTC)."""
+    end = np.datetime64("2026-01-02T00:00:00", "us")
+    return end - np.arange(rows)[::-1].astype("timedelta64[m]").astype("timedelta64[us]")
+
+
+def write_fleet(spec: FleetSpec, extract_dir: Path) -> pd.DataFrame:
+    """Write the extract folder; return the readings (for training) as one frame."""
+    from scoring.extract import MLTABLE_FILE, MLTABLE_TEXT, PART_FILE, partition_folder
+
+    extract_dir.mkdir(parents=True, exist_ok=True)
+    ts = pa.array(window_timestamps(spec.rows), pa.timestamp("us"))
+    count = pa.array(np.full(spec.rows, 60, dtype=np.int64))
+    devices, sensors, values = [], [], []
+    for index, (device, sensor) in enumerate(spec.pairs()):
+        series = pair_values(spec, index)
+        table = pa.table(
+            {
+                "TS": ts,
+                "Value": series,
+                "MinValue": series - 0.5,
+                "MaxValue": series + 0.5,
+                "Count": count,
+            }
+        )
+        folder = extract_dir / partition_folder(device, sensor)
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, folder / PART_FILE)
+        devices.append(device)
+        sensors.append(sensor)
+        values.append(series)
+    (extract_dir / MLTABLE_FILE).write_text(MLTABLE_TEXT, encoding="utf-8")
+    return pd.DataFrame(
+        {
+            "TS": np.tile(window_timestamps(spec.rows), spec.sensors),
+            "Device": np.repeat(devices, spec.rows),
+            "Sensor": np.repeat(sensors, spec.rows),
+            "Value": np.concatenate(values) if values else np.empty(0),
+        }
+    )
+
+
+# ------------------------------------------------------------------ measuring processes
+
+
+class PeakRss:
+    """Samples the summed RSS of a process and its descendants until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.01) -> None:
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop.is_set():
+            total = 0
+            try:
+                for proc in [root, *root.children(recursive=True)]:
+                    try:
+                        total += proc.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                break
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+
+def run_child(function: str, payload: dict[str, Any]) -> tuple[dict[str, Any], int, float]:
+    """Run ``scoring.bench.<function>(payload)`` in a fresh Python; (result, peak RSS, wall s).
+
+    The child prints its result as the last line of stdout (JSON).
+    """
+    code = (
+        "import json, sys; from scoring import bench; "
+        f"print(json.dumps(bench.{function}(json.loads(sys.argv[1]))))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_PACKAGE_PARENT), *_pythonpath()])}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(payload)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    with PeakRss(process.pid) as sampler:
+        stdout, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"bench child {function} failed (exit {process.returncode}):\n{tail}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return result, max(sampler.peak, int(result.get("maxrss_bytes", 0))), wall
+
+
+def _pythonpath() -> list[str]:
+    existing = os.environ.get("PYTHONPATH", "")
+    return [part for part in existing.split(os.pathsep) if part]
+
+
+def _maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+# ------------------------------------------------------------------------- the modes
+
+# (a): what one pipeline step per pair runs. Kept as source so it is exactly what runs.
+ONE_PAIR_SCRIPT = """\
+import json, resource, sys, time
+import pandas as pd
+import sklearn
+from scoring.model_store import ModelStore
+part, store_dir, device, sensor, out = sys.argv[1:6]
+frame = pd.read_parquet(part)
+model = ModelStore(store_dir).load(device, sensor)
+X = frame[["Value"]].to_numpy(dtype="float64")
+scores = model.pipeline.decision_function(X)
+labels = model.pipeline.predict(X)
+pd.DataFrame({"TS": frame["TS"], "Device": device, "Sensor": sensor, "Value": frame["Value"],
+              "Score": scores, "IsAnomaly": (labels == -1).astype("int64"),
+              "ModelVersion": model.version}).to_parquet(out, index=False)
+print(json.dumps({"maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def mode_process(
+    extract_dir: Path, store_dir: Path, sample: list[tuple[str, str]], out_dir: Path
+) -> dict[str, Any]:
+    from scoring.extract import PART_FILE, partition_folder
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_PACKAGE_PARENT), *_pythonpath()])}
+    walls, peaks = [], []
+    for number, (device, sensor) in enumerate(sample):
+        part = extract_dir / partition_folder(device, sensor) / PART_FILE
+        out = out_dir / f"pair-{number}.parquet"
+        args = [str(part), str(store_dir), device, sensor, str(out)]
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-c", ONE_PAIR_SCRIPT, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        with PeakRss(process.pid) as sampler:
+            stdout, stderr = process.communicate()
+        walls.append(time.perf_counter() - started)
+        if process.returncode != 0:
+            raise RuntimeError(f"(a) {device}/{sensor} failed: {stderr.strip()[-500:]}")
+        reported = json.loads(stdout.strip().splitlines()[-1])["maxrss_bytes"]
+        peaks.append(max(sampler.peak, reported))
+    return {"seconds_per_pair": walls, "peak_rss_bytes": max(peaks, default=0)}
+
+
+def child_inprocess(payload: dict[str, Any]) -> dict[str, Any]:
+    """(b), in a fresh process: partition after partition, scikit-learn, one output file."""
+    from scoring.extract import list_partitions, read_partition
+    from scoring.model_store import ModelStore
+    from scoring.predictor import SensorPredictor
+
+    started = time.perf_counter()
+    predictor = SensorPredictor(ModelStore(payload["models"]), fast=False)
+    timings = {"read": 0.0, "load": 0.0, "decide": 0.0}
+    load, decide = predictor._load, predictor._decide
+
+    def timed(name, function):
+        def wrapper(*args):
+            t0 = time.perf_counter()
+            try:
+                return function(*args)
+            finally:
+                timings[name] += time.perf_counter() - t0
+
+        return wrapper
+
+    predictor._load = timed("load", load)
+    predictor._decide = timed("decide", decide)
+    outputs = []
+    for partition in list_partitions(payload["input"]):
+        t0 = time.perf_counter()
+        frame = read_partition(partition)
+        timings["read"] += time.perf_counter() - t0
+        outputs.append(predictor.score(frame))
+    t0 = time.perf_counter()
+    result = pd.concat(outputs, ignore_index=True)
+    out = Path(payload["output"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.to_parquet(out, index=False)
+    timings["write"] = time.perf_counter() - t0
+    return {
+        "seconds": time.perf_counter() - started,
+        "rows": len(result),
+        "timings": timings,
+        "maxrss_bytes": _maxrss_bytes(),
+    }
+
+
+def child_score(payload: dict[str, Any]) -> dict[str, Any]:
+    """(c), in a fresh process: the product's ``score`` through the local parallel runner."""
+    from scoring.runner import RunSettings, run_parallel
+
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+    summary = run_parallel(
+        RunSettings(
+            input_path=Path(payload["input"]),
+            output_dir=Path(payload["output"]),
+            entry_script=Path(__file__).resolve().parent / "score.py",
+            program_arguments=["--models", payload["models"]],
+            workers=payload["workers"],
+            log_level="WARNING",
+            show_progress=False,
+        )
+    )
+    seconds = time.perf_counter() - started
+    data = summary.to_dict()
+    return {
+        "seconds": seconds,
+        "exit_code": summary.exit_code,
+        "rows": summary.rows_written,
+        "items_failed": summary.items_failed,
+        "timings": data["timings_seconds"],
+        "cpu_seconds": data["cpu_seconds"],
+        "maxrss_bytes": _maxrss_bytes(),
+    }
+
+
+def mode_kernel(spec: FleetSpec, store_dir: Path, sklearn_sample: int) -> dict[str, Any]:
+    """The fast kernel alone (one core), scikit-learn on a sample, loading overheads."""
+    from threadpoolctl import threadpool_limits
+
+    from scoring.model_store import ModelStore
+    from scoring.packed_store import PackedStore
+
+    pairs = spec.pairs()
+    series = [pair_values(spec, i).reshape(-1, 1) for i in range(len(pairs))]
+    store = ModelStore(store_dir)
+    t0 = time.perf_counter()
+    pack = PackedStore.for_store(store)
+    if pack is None:
+        raise RuntimeError(f"{store_dir}: no current model pack")
+    models = [pack.load(store, device, sensor) for device, sensor in pairs]
+    pack_seconds = time.perf_counter() - t0
+    fast = [m.pipeline if m is not None else None for m in models]
+    compiled = [f for f in fast if f is not None]
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        for model, X in zip(fast, series, strict=True):
+            if model is not None:
+                model.decide(X)
+        kernel_seconds = time.perf_counter() - t0
+    kernel_rows = sum(len(X) for f, X in zip(fast, series, strict=True) if f is not None)
+    sample = pairs[: max(1, min(sklearn_sample, len(pairs)))]
+    t0 = time.perf_counter()
+    estimators = [store.load(device, sensor).pipeline for device, sensor in sample]
+    skops_seconds = time.perf_counter() - t0
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        for estimator, X in zip(estimators, series, strict=False):
+            estimator.decision_function(X)
+        sklearn_seconds = time.perf_counter() - t0
+    sklearn_rows = sum(len(X) for X in series[: len(sample)])
+    n_sv = [f.support_vectors.shape[0] for f in compiled]
+    return {
+        "models": len(pairs),
+        "compiled": len(compiled),
+        "rows": kernel_rows,
+        "seconds": kernel_seconds,
+        "rows_per_second": kernel_rows / kernel_seconds if kernel_seconds else math.inf,
+        "sklearn_rows": sklearn_rows,
+        "sklearn_rows_per_second": sklearn_rows / sklearn_seconds if sklearn_seconds else 0,
+        "pack_load_ms_per_model": 1e3 * pack_seconds / len(pairs),
+        "skops_load_ms_per_model": 1e3 * skops_seconds / len(sample),
+        "support_vectors_median": float(np.median(n_sv)) if n_sv else 0.0,
+        "table_cells_median": float(
+            np.median([f.table.n_cells for f in compiled if f.table is not None] or [0])
+        ),
+    }
+
+
+# ---------------------------------------------------------------------- correctness
+
+
+def compare_predictions(
+    candidate: pd.DataFrame, reference: pd.DataFrame, what: str
+) -> dict[str, Any]:
+    """Same rows (by Device, Sensor, TS), identical labels, scores within 1e-9."""
+    keys = ["Device", "Sensor", "TS"]
+    left = candidate.sort_values(keys, kind="mergesort").reset_index(drop=True)
+    right = reference.sort_values(keys, kind="mergesort").reset_index(drop=True)
+    problems = []
+    if len(left) != len(right):
+        problems.append(f"{what}: {len(left)} rows, reference {len(right)}")
+    else:
+        for key in keys:
+            if not (left[key].to_numpy() == right[key].to_numpy()).all():
+                problems.append(f"{what}: rows differ in {key}")
+        labels = int((left["IsAnomaly"].to_numpy() != right["IsAnomaly"].to_numpy()).sum())
+        if labels:
+            problems.append(f"{what}: {labels} labels differ")
+        worst = float(
+            np.max(np.abs(left["Score"].to_numpy() - right["Score"].to_numpy()), initial=0)
+        )
+        if not worst <= SCORE_TOLERANCE:
+            problems.append(f"{what}: decision values differ by up to {worst:g}")
+        versions = left["ModelVersion"].to_numpy() != right["ModelVersion"].to_numpy()
+        if versions.any():
+            problems.append(f"{what}: {int(versions.sum())} model versions differ")
+    return {
+        "rows": len(left),
+        "anomalies": int(left["IsAnomaly"].sum()) if "IsAnomaly" in left else 0,
+        "max_score_difference": (
+            float(np.max(np.abs(left["Score"].to_numpy() - right["Score"].to_numpy()), initial=0))
+            if len(left) == len(right)
+            else None
+        ),
+        "problems": problems,
+    }
+
+
+def sklearn_reference(
+    extract_dir: Path, store_dir: Path, pairs: list[tuple[str, str]]
+) -> pd.DataFrame:
+    """scikit-learn's own predictions for a few pairs (when (b) is not run)."""
+    from scoring.extract import list_partitions, read_partition
+    from scoring.model_store import ModelStore
+    from scoring.predictor import SensorPredictor
+
+    wanted = set(pairs)
+    predictor = SensorPredictor(ModelStore(store_dir), fast=False)
+    frames = [
+        predictor.score(read_partition(p))
+        for p in list_partitions(extract_dir)
+        if (p.device, p.sensor) in wanted
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---------------------------------------------------------------------- the command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Generate a fleet (S sensors x R rows), train its models as `train` does, and time "
+        "(a) a process per pair, (b) in-process scikit-learn, (c) the product's score, and "
+        "the fast kernel alone; check that their labels agree; print and save the figures."
+    )
+    parser.add_argument("--sensors", type=int, default=1000, help="sensors S (default: 1000)")
+    parser.add_argument("--rows", type=int, default=1440, help="rows per sensor R (default: 1440)")
+    parser.add_argument(
+        "--sample-a",
+        type=int,
+        default=20,
+        help="pairs timed for (a), one process each, extrapolated to S (default: 20)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2,
+        help="worker processes for (c) and training; (a) is extrapolated to as many "
+        "processes side by side (default: the cores, here %(default)s)",
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated subset of {','.join(MODES)} (default: all)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="fleet random seed (default: 0)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep the fleet, models and outputs here (default: a temporary folder, deleted)",
+    )
+
+
+@dataclass
+class BenchContext:
+    spec: FleetSpec
+    workers: int
+    modes: tuple[str, ...]
+    sample_a: int
+    work: Path
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def extract_dir(self) -> Path:
+        return self.work / "extract"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.work / "models"
+
+
+def _parse_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise UsageError(f"--modes {text!r}: use a comma-separated subset of {','.join(MODES)}")
+    return modes
+
+
+def _validate(args: argparse.Namespace) -> tuple[FleetSpec, tuple[str, ...]]:
+    for flag, value, low in (
+        ("--sensors", args.sensors, 1),
+        ("--rows", args.rows, 2),
+        ("--workers", args.workers, 1),
+        ("--sample-a", args.sample_a, 1),
+    ):
+        if value < low:
+            raise UsageError(f"{flag} {value}: must be at least {low}")
+    if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
+        raise UsageError(f"--workdir {args.workdir}: must be empty or not exist yet")
+    if args.json is not None and args.json.is_dir():
+        raise UsageError(f"--json {args.json}: is a folder, give a file name")
+    return FleetSpec(args.sensors, args.rows, args.seed), _parse_modes(args.modes)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec, modes = _validate(args)
+    temporary = args.workdir is None
+    work = Path(tempfile.mkdtemp(prefix="scoring-bench-")) if temporary else args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = BenchContext(spec, args.workers, modes, min(args.sample_a, spec.sensors), work)
+    try:
+        results = bench(ctx)
+    finally:
+        if temporary:
+            shutil.rmtree(work, ignore_errors=True)
+    print(format_report(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {args.json}")
+    return EXIT_OK if not results["correctness"]["problems"] else EXIT_FAILED
+
+
+def bench(ctx: BenchContext) -> dict[str, Any]:
+    """Prepare the fleet, run the chosen modes, check correctness; the results as a dict."""
+    from scoring.model_store import ModelStore
+    from scoring.packed_store import write_pack
+    from scoring.train import train_models
+
+    spec, results = ctx.spec, ctx.results
+    results["config"] = {
+        "sensors": spec.sensors,
+        "rows_per_sensor": spec.rows,
+        "rows": spec.sensors * spec.rows,
+        "workers": ctx.workers,
+        "sample_a": ctx.sample_a,
+        "modes": list(ctx.modes),
+        "seed": spec.seed,
+    }
+    results["machine"] = _machine()
+    prepare: dict[str, float] = {}
+    t0 = time.perf_counter()
+    readings = write_fleet(spec, ctx.extract_dir)
+    prepare["generate_seconds"] = time.perf_counter() - t0
+    log.info("fleet: %d sensors x %d rows in %s", spec.sensors, spec.rows, ctx.extract_dir)
+    t0 = time.perf_counter()
+    report = train_models(readings, ModelStore(ctx.store_dir), jobs=ctx.workers)
+    prepare["train_seconds"] = time.perf_counter() - t0
+    if report.failed or len(report.trained) != spec.sensors:
+        raise RuntimeError(f"training failed for {len(report.failed)} pairs: {report.failed[:3]}")
+    del readings
+    t0 = time.perf_counter()
+    summary = write_pack(ModelStore(ctx.store_dir))
+    prepare["pack_seconds"] = time.perf_counter() - t0
+    prepare["pack_bytes"] = summary.path.stat().st_size
+    results["prepare"] = prepare
+
+    rows = spec.sensors * spec.rows
+    problems: list[str] = []
+    outputs: dict[str, pd.DataFrame] = {}
+    if "kernel" in ctx.modes:
+        results["kernel"] = mode_kernel(spec, ctx.store_dir, min(spec.sensors, 50))
+    if "b" in ctx.modes:
+        out = ctx.work / "out-b" / PREDICTIONS_FILE
+        payload = {"input": str(ctx.extract_dir), "models": str(ctx.store_dir), "output": str(out)}
+        child, peak, _ = run_child("child_inprocess", payload)
+        results["b"] = _mode_figures(child["seconds"], rows, spec.sensors, peak)
+        results["b"]["timings"] = child["timings"]
+        outputs["b"] = pd.read_parquet(out)
+    if "c" in ctx.modes:
+        out_dir = ctx.work / "out-c"
+        payload = {
+            "input": str(ctx.extract_dir),
+            "models": str(ctx.store_dir),
+            "output": str(out_dir),
+            "workers": ctx.workers,
+        }
+        child, peak, _ = run_child("child_score", payload)
+        results["c"] = _mode_figures(child["seconds"], rows, spec.sensors, peak)
+        results["c"]["runner_timings"] = child["timings"]
+        results["c"]["runner_cpu_seconds"] = child["cpu_seconds"]
+        if child["exit_code"] != 0 or child["items_failed"]:
+            problems.append(f"(c) failed: exit {child['exit_code']}, {child['items_failed']} items")
+        outputs["c"] = pd.read_parquet(out_dir / PREDICTIONS_FILE)
+    if "a" in ctx.modes:
+        rng = np.random.default_rng(spec.seed)
+        pairs = spec.pairs()
+        picked = sorted(rng.choice(len(pairs), ctx.sample_a, replace=False).tolist())
+        sample = [pairs[i] for i in picked]
+        a = mode_process(ctx.extract_dir, ctx.store_dir, sample, ctx.work / "out-a")
+        per_pair = float(np.mean(a["seconds_per_pair"]))
+        seconds = per_pair * spec.sensors / ctx.workers
+        results["a"] = _mode_figures(seconds, rows, spec.sensors, a["peak_rss_bytes"])
+        results["a"].update(
+            {"sampled_pairs": len(sample), "seconds_per_process": per_pair, "extrapolated": True}
+        )
+        frames = [pd.read_parquet(p) for p in sorted((ctx.work / "out-a").glob("*.parquet"))]
+        outputs["a"] = pd.concat(frames, ignore_index=True)
+        outputs["a_pairs"] = pd.DataFrame(sample, columns=["Device", "Sensor"])
+    results["correctness"] = _check(ctx, outputs, problems)
+    results["ratios"] = _ratios(results)
+    return results
+
+
+def _mode_figures(seconds: float, rows: int, sensors: int, peak: int) -> dict[str, Any]:
+    return {
+        "seconds": seconds,
+        "rows_per_second": rows / seconds if seconds else math.inf,
+        "ms_per_model": 1e3 * seconds / sensors,
+        "peak_rss_mib": peak / 2**20,
+    }
+
+
+def _restrict(frame: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    return frame.merge(pairs, on=["Device", "Sensor"], how="inner")
+
+
+def _check(
+    ctx: BenchContext, outputs: dict[str, pd.DataFrame], problems: list[str]
+) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    reference = outputs.get("b")
+    if "c" in outputs:
+        if reference is None:  # a sample of pairs scored by scikit-learn itself
+            pairs = ctx.spec.pairs()
+            step = max(1, len(pairs) // 50)
+            sample = pairs[::step]
+            reference_c = sklearn_reference(ctx.extract_dir, ctx.store_dir, sample)
+            candidate = _restrict(outputs["c"], pd.DataFrame(sample, columns=["Device", "Sensor"]))
+            checks["c_vs_sklearn_sample"] = compare_predictions(candidate, reference_c, "(c)")
+        else:
+            checks["c_vs_b"] = compare_predictions(outputs["c"], reference, "(c) vs (b)")
+            expected = ctx.spec.sensors * ctx.spec.rows
+            if len(outputs["c"]) != expected:
+                problems.append(f"(c) wrote {len(outputs['c'])} rows of {expected}")
+    if "a" in outputs and reference is not None:
+        subset = _restrict(reference, outputs["a_pairs"])
+        checks["a_vs_b"] = compare_predictions(outputs["a"], subset, "(a) vs (b)")
+    for check in checks.values():
+        problems.extend(check["problems"])
+    checks["problems"] = problems
+    return checks
+
+
+def _ratios(results: dict[str, Any]) -> dict[str, float]:
+    ratios = {}
+    for slow in ("a", "b"):
+        if slow in results and "c" in results:
+            ratios[f"c_vs_{slow}"] = results[slow]["seconds"] / results["c"]["seconds"]
+    kernel = results.get("kernel")
+    if kernel and kernel["sklearn_rows_per_second"]:
+        ratios["kernel_vs_sklearn"] = kernel["rows_per_second"] / kernel["sklearn_rows_per_second"]
+    return ratios
+
+
+def _machine() -> dict[str, Any]:
+    import sklearn
+
+    return {
+        "cpus": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+# ---------------------------------------------------------------------- the report
+
+_LABELS = {
+    "a": "(a) one process per pair",
+    "b": "(b) in-process scikit-learn",
+    "c": "(c) product score",
+}
+
+
+def format_report(results: dict[str, Any]) -> str:
+    config = results["config"]
+    lines = [
+        f"bench: {config['sensors']} sensors x {config['rows_per_sensor']} rows = "
+        f"{config['rows']:,} rows, {config['workers']} worker(s), "
+        f"{results['machine']['cpus']} CPU(s)",
+        "",
+        f"{'mode':<34}{'seconds':>10}{'rows/s':>14}{'ms/model':>11}{'peak MiB':>10}",
+    ]
+    for mode, label in _LABELS.items():
+        if mode not in results:
+            continue
+        figures = results[mode]
+        if mode == "a":
+            label += " *"
+        elif mode == "c":
+            label += f" ({config['workers']} workers)"
+        lines.append(
+            f"{label:<34}{figures['seconds']:>10.2f}{figures['rows_per_second']:>14,.0f}"
+            f"{figures['ms_per_model']:>11.3f}{figures['peak_rss_mib']:>10.0f}"
+        )
+    if "a" in results:
+        lines.append(
+            f"* (a): {results['a']['seconds_per_process']:.2f}s per process, mean of "
+            f"{results['a']['sampled_pairs']} timed pairs, times S / {config['workers']} "
+            "processes side by side (no contention assumed)"
+        )
+    kernel = results.get("kernel")
+    if kernel:
+        lines += [
+            "",
+            f"fast kernel, 1 core: {kernel['rows_per_second']:,.0f} rows/s "
+            f"({kernel['compiled']} of {kernel['models']} models compiled, median "
+            f"{kernel['support_vectors_median']:.0f} support vectors); scikit-learn "
+            f"decision_function: {kernel['sklearn_rows_per_second']:,.0f} rows/s",
+            f"model loading: pack {kernel['pack_load_ms_per_model']:.4f} ms/model, "
+            f"skops file {kernel['skops_load_ms_per_model']:.2f} ms/model",
+        ]
+    b = results.get("b")
+    if b:
+        t = b["timings"]
+        lines.append(
+            "(b) time split: " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in t.items())
+        )
+    ratios = results.get("ratios", {})
+    if ratios:
+        lines.append(
+            "ratios: "
+            + ", ".join(f"{name.replace('_', ' ')} {value:,.1f}x" for name, value in ratios.items())
+        )
+    prepare = results.get("prepare", {})
+    if prepare:
+        lines.append(
+            f"prepare: generate {prepare['generate_seconds']:.1f}s, train "
+            f"{prepare['train_seconds']:.1f}s, pack {prepare['pack_seconds']:.1f}s "
+            f"({prepare['pack_bytes'] / 2**20:.1f} MiB)"
+        )
+    problems = results["correctness"]["problems"]
+    checked = [name for name in results["correctness"] if name != "problems"]
+    if problems:
+        lines += ["", "CORRECTNESS FAILED:", *(f"  {p}" for p in problems)]
+    else:
+        lines += ["", f"correctness: labels identical, scores within 1e-9 ({', '.join(checked)})"]
+    return "\n".join(lines)
