@@ -4,12 +4,16 @@ thresholds and early abort, warnings in the summary, init/shutdown. Toy scripts 
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from scoring.runner import RunSettings, run_parallel
+from scoring.runner.engine import start_method
+from scoring.runner.inputs import KIND_FILES, MiniBatchTask
+from scoring.runner.workers import STARTING, WorkerConfig, WorkerHandle
 from tests.entry_scripts.toy_data import write_extract
 
 SCRIPTS = Path(__file__).parent / "entry_scripts"
@@ -228,6 +232,30 @@ def test_a_killed_worker_without_retries_left_fails_its_mini_batch(tmp_path):
     assert {e["reasons"][0] for e in data["failed_mini_batches"]} == {
         "worker died with signal SIGKILL"
     }
+
+
+def test_a_worker_dying_between_mini_batches_loses_nothing(tmp_path):
+    summary, data = _run(tmp_path, "exit_later.py", devices=2, workers=1, max_retries=1)
+    assert summary.status == "succeeded"
+    assert data["workers"]["processes_started"] == 2
+    # died during its next mini-batch (retried once) or while idle (nothing to retry)
+    reasons = [r.reasons for r in summary.records if r.reasons]
+    assert reasons in ([], [["worker died with exit code 5"]])
+    assert data["items"]["returned"] == data["items"]["in"] == 20
+    assert len(pd.read_parquet(tmp_path / "out" / "predictions.parquet")) == 20
+
+
+def test_sending_to_a_worker_that_died_idle_assigns_nothing():
+    context = multiprocessing.get_context(start_method())
+    worker = WorkerHandle(context, WorkerConfig(1, str(SCRIPTS / "echo.py"), []), 60)
+    try:
+        worker.kill()
+        task = MiniBatchTask(index=0, kind=KIND_FILES, label="a.txt", files=["a.txt"])
+        assert worker.send_tasks([task], timeout=5) is False
+        assert not worker.assigned and worker.state == STARTING
+        assert worker.exit_description() == "worker died with signal SIGKILL"
+    finally:
+        worker.close()
 
 
 def test_init_failure_fails_the_run_at_once_with_its_reason(tmp_path):

@@ -194,7 +194,7 @@ class _Run:
         )
 
     def _dispatch(self) -> None:
-        for worker in self.workers:
+        for worker in list(self.workers):
             if worker.state != IDLE or not self._queued():
                 continue
             tasks = [self._take() for _ in range(self._chunk_size())]
@@ -203,7 +203,12 @@ class _Run:
                 attempts = self.records[task.index].attempts
                 task.attempt = attempts
                 task.final = attempts >= self.settings.max_retries
-            worker.send_tasks(tasks, self.settings.timeout_seconds)
+            if not worker.send_tasks(tasks, self.settings.timeout_seconds):
+                # it died idle: nothing of these tasks ran, so they go back without penalty
+                self.new.extendleft(reversed(tasks))
+                log.warning("worker %d: %s", worker.worker_id, worker.exit_description())
+                self._retire(worker)
+                self._start_worker()
 
     def _take(self) -> MiniBatchTask | None:
         if self.retries:

@@ -302,11 +302,16 @@ class WorkerHandle:
     def worker_id(self) -> int:
         return self.config.worker_id
 
-    def send_tasks(self, tasks: list[MiniBatchTask], timeout: float) -> None:
+    def send_tasks(self, tasks: list[MiniBatchTask], timeout: float) -> bool:
+        """Hand tasks over; False (nothing assigned) if the worker is already gone."""
+        try:
+            self.conn.send((TASKS, tasks))
+        except OSError:  # BrokenPipeError: it died while idle
+            return False
         self.assigned.extend(tasks)
         self.state = BUSY
         self.deadline = time.monotonic() + timeout
-        self.conn.send((TASKS, tasks))
+        return True
 
     def task_done(self, timeout: float) -> MiniBatchTask | None:
         """The head task finished: the next one's clock starts now."""
