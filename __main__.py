@@ -12,13 +12,27 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import GlobalNames, random_suffix
 from components.outputs import export_stack_outputs
 from components.scoring_image import ScoringImage, ScoringImageArgs
+from components.scoring_pipeline import (
+    ScoringPipeline,
+    ScoringPipelineArgs,
+    pipeline_settings_from_config,
+)
 from components.sensor_database import EntraAdmin, SensorDatabase, SensorDatabaseArgs
+from components.sql_bootstrap import SqlBootstrap, SqlBootstrapArgs
 from components.storage import Storage, StorageArgs
+from components.stream_job import StreamJobStart, StreamJobStartArgs
 from components.stream_processing import StreamProcessing, StreamProcessingArgs
+from scoring.aml.settings import SettingsError
 
 try:  # validated before any resource is declared
     config = StackConfig.from_pulumi()
-except ConfigError as error:
+    pipeline_settings = pipeline_settings_from_config()
+    if pipeline_settings.instance_count > config.cluster_max_nodes:
+        raise ConfigError(
+            f"scoringInstanceCount {pipeline_settings.instance_count}: a scoring run cannot use "
+            f"more nodes than the cluster has (clusterMaxNodes {config.cluster_max_nodes})"
+        )
+except (ConfigError, SettingsError) as error:
     raise pulumi.RunError(str(error)) from None
 
 project, stack = pulumi.get_project(), pulumi.get_stack()
@@ -158,6 +172,48 @@ ml = MlWorkspace(
     ),
 )
 
+# Post-deploy: the table and contained users, then the job start, then the schedule, so that
+# after `pulumi up` a scheduled run finds everything it needs with no manual step.
+bootstrap = SqlBootstrap(
+    "sql-bootstrap",
+    SqlBootstrapArgs(
+        server_fqdn=database.server_fqdn,
+        database=database.database_name,
+        job_identity_name=stream.job_name,
+        cluster_identity_name=ml.cluster_identity_name,
+    ),
+    pulumi.ResourceOptions(depends_on=[database, stream, ml]),
+)
+
+stream_start = StreamJobStart(
+    "stream-start",
+    StreamJobStartArgs(
+        subscription_id=client.subscription_id,
+        resource_group_name=group.name,
+        job_name=stream.job_name,
+        config_hash=stream.config_hash,
+        start_after=[bootstrap],
+    ),
+)
+
+scoring = ScoringPipeline(
+    "scoring",
+    ScoringPipelineArgs(
+        subscription_id=client.subscription_id,
+        resource_group_name=group.name,
+        workspace_name=ml.workspace_name,
+        compute_name=ml.cluster_name,
+        identity_client_id=ml.cluster_identity_client_id,
+        image=image.image_ref,
+        sql_server=database.server_fqdn,
+        sql_database=database.database_name,
+        models_datastore=ml.datastore_names["models"],
+        predictions_datastore=ml.datastore_names["predictions"],
+        settings=pipeline_settings,
+    ),
+    pulumi.ResourceOptions(depends_on=[ml, bootstrap]),
+)
+
 export_stack_outputs(
     {
         "resourceGroupName": group.name,
@@ -175,5 +231,6 @@ export_stack_outputs(
         "mlWorkspaceId": ml.workspace_id,
         "computeClusterName": ml.cluster_name,
         "streamJobName": stream.job_name,
+        "scoringScheduleName": scoring.schedule_name,
     }
 )

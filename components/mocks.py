@@ -176,6 +176,8 @@ class OfflineMocks(pulumi_mocks.Mocks):
             return self._random_string(logical, inputs)
         if typ == "docker-build:index:Image":
             return self._image(logical, inputs)
+        if typ.startswith("pulumi-python:dynamic/"):
+            return self._dynamic(logical, inputs)
         if typ not in ARM_TYPES:
             return f"{logical}-id", inputs
         name_key, template = ARM_TYPES[typ]
@@ -233,6 +235,15 @@ class OfflineMocks(pulumi_mocks.Mocks):
             properties["vaultUri"] = f"https://{name}.vault.azure.net/"
             return {"properties": properties}
         return {}
+
+    def _dynamic(self, logical: str, inputs: dict):
+        """What a dynamic provider's check() fills in before create (its auto-names), made
+        deterministic: the real check draws a random suffix, which a plan snapshot cannot hold."""
+        state = dict(inputs)
+        if "scheduleNamePrefix" in inputs and not inputs.get("scheduleName"):
+            suffix = _digest(self.project, self.stack, logical)[:8]
+            state["scheduleName"] = f"{inputs['scheduleNamePrefix']}-{suffix}"
+        return f"{logical}-{_digest(self.project, self.stack, logical, 'id')[:12]}", state
 
     def _random_string(self, logical: str, inputs: dict):
         length = int(inputs.get("length", 6))

@@ -27,6 +27,7 @@ STACK_OUTPUTS: dict[str, str] = {
     "mlWorkspaceId": "Azure ML workspace resource id.",
     "computeClusterName": "AmlCompute cluster the scoring pipeline runs on.",
     "streamJobName": "Stream Analytics job (deployed stopped; started after the SQL bootstrap).",
+    "scoringScheduleName": "Azure ML schedule that triggers scoring runs (cron from config).",
 }
 
 

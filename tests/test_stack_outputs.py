@@ -29,6 +29,7 @@ EXPECTED = {
     "mlWorkspaceId",
     "computeClusterName",
     "streamJobName",
+    "scoringScheduleName",
 }
 
 

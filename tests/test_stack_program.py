@@ -6,6 +6,7 @@ subprocess (the Pulumi mock runtime is process-global), once per test session.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,9 @@ COMPONENTS = {
     "ScoringImage",
     "MlWorkspace",
     "Monitoring",
+    "SqlBootstrap",
+    "StreamJobStart",
+    "ScoringPipeline",
 }
 
 
@@ -325,3 +329,48 @@ def test_prod_protects_every_data_holding_resource_and_dev_none(plan: PlanView) 
             assert resource.protect is (plan.stack == "prod"), f"{resource}: protect"
         else:
             assert resource.protect is False, f"{resource} holds no data: no protect"
+
+
+# --- post-deploy: bootstrap, job start, pipeline schedule --------------------------------------
+SQL_BOOTSTRAP = "pulumi-python:dynamic/batchscore:SqlBootstrap"
+JOB_START = "pulumi-python:dynamic/batchscore:StreamJobStart"
+SCORING = "pulumi-python:dynamic/batchscore:ScoringPipeline"
+
+
+def _name_of(resource_id: str) -> str:
+    return resource_id.rsplit("/", 1)[1]
+
+
+def test_the_sql_bootstrap_creates_users_for_the_job_and_the_cluster(plan: PlanView) -> None:
+    bootstrap = plan.one(SQL_BOOTSTRAP)
+    server = plan.one(SQL_SERVER)
+    assert bootstrap.get("serverFqdn") == f"{_name_of(server.id)}.database.windows.net", (
+        f"{bootstrap.name} targets {bootstrap.get('serverFqdn')}"
+    )
+    assert bootstrap.get("database") == plan.one(SQL_DB).get("databaseName")
+    assert bootstrap.get("jobIdentityName") == _name_of(plan.one(JOB).id), (
+        f"{bootstrap.name}: the job's contained user must carry the job's name"
+    )
+    assert bootstrap.get("clusterIdentityName") == _name_of(plan.one(UAI).id), (
+        f"{bootstrap.name}: the cluster's contained user must carry its identity's name"
+    )
+
+
+def test_the_stream_job_start_names_the_job(plan: PlanView) -> None:
+    start = plan.one(JOB_START)
+    assert start.get("jobName") == _name_of(plan.one(JOB).id), f"{start.name} starts another job"
+    assert start.get("configHash"), f"{start.name} must restart when the job's definition changes"
+
+
+def test_the_scoring_pipeline_runs_the_stack_image_on_the_cluster(plan: PlanView) -> None:
+    scoring = plan.one(SCORING)
+    registry = _name_of(plan.one(REGISTRY).id)
+    assert scoring.get("image").startswith(f"{registry}.azurecr.io/"), scoring.get("image")
+    assert "@sha256:" in scoring.get("image"), f"{scoring.name}: the image must be pinned by digest"
+    assert scoring.get("computeName") == plan.one(COMPUTE).get("computeName")
+    assert scoring.get("workspaceName") == _name_of(plan.one(WORKSPACE).id)
+    assert re.fullmatch(r"[0-9a-f-]{36}", scoring.get("identityClientId") or ""), (
+        f"{scoring.name}: steps must run as the cluster's user-assigned identity"
+    )
+    assert scoring.get("settings")["lookbackMinutes"] > 0
+    assert "password" not in str(scoring.inputs).lower(), f"{scoring.name} carries a secret"
