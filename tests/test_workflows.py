@@ -175,3 +175,14 @@ def test_actions_are_pinned_to_a_release(name: str) -> None:
             if "uses" in step:
                 ref = step["uses"].split("@")[-1]
                 assert re.fullmatch(r"v\d+(\.\d+){0,2}|[0-9a-f]{40}", ref), step["uses"]
+
+
+def test_workflows_cover_exactly_the_stacks_of_the_repository() -> None:
+    """A new Pulumi.<stack>.yaml must be added to the previews, deploys and drift check."""
+    stacks = sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
+    assert stacks == sorted(STACKS), f"stack files {stacks}, workflows {STACKS}"
+    deploy = load("deploy.yml")["jobs"]
+    assert (
+        sorted(job["env"]["STACK"] for job in deploy.values() if "STACK" in job.get("env", {}))
+        == stacks
+    )
