@@ -229,3 +229,42 @@ def test_the_predictor_keeps_scikit_learn_when_asked_or_without_a_pack(store):
     assert isinstance(SensorPredictor(store).model(device, sensor).pipeline, FastOneClassSVM)
     exact = SensorPredictor(store, fast=False).model(device, sensor).pipeline
     assert not isinstance(exact, FastOneClassSVM), "fast=False must ignore the pack"
+
+
+def _variants():
+    import pandas as pd
+
+    base = _readings("dev-1", "temperature", np.linspace(-60, 60, 50))
+    yield "canonical", base, True
+    yield "extra columns", base.assign(MinValue=1.0, Quality="good"), True
+    yield "padded device", base.assign(Device=" dev-1 "), False
+    yield "lower-case names", base.rename(columns=str.lower), False
+    yield "text values", base.assign(Value=base["Value"].astype(str)), False
+    yield "text timestamps", base.assign(TS=base["TS"].astype(str)), False
+    yield "aware timestamps", base.assign(TS=base["TS"].dt.tz_localize("UTC")), False
+    two = pd.concat([base, base.assign(Sensor="pressure")], ignore_index=True)
+    yield "two pairs", two, False
+
+
+@pytest.mark.parametrize("name, frame, fast_form", list(_variants()), ids=lambda v: str(v)[:18])
+def test_partitions_in_contract_form_skip_normalising_with_the_same_result(
+    store, monkeypatch, name, frame, fast_form
+):
+    from scoring import predictor as predictor_module
+    from scoring.predictor import SensorPredictor
+
+    assert predictor_module._in_contract_form(frame) is fast_form, name
+    quick = SensorPredictor(store).score(frame)
+    monkeypatch.setattr(predictor_module, "_in_contract_form", lambda frame: False)
+    normalised = SensorPredictor(store).score(frame)
+    assert len(quick) == len(frame)
+    np.testing.assert_array_equal(quick["Score"], normalised["Score"])
+    assert quick.astype(str).equals(normalised.astype(str)), name
+
+
+def test_ambiguous_column_names_still_fail_with_the_reason(store):
+    from scoring.predictor import PartitionError, SensorPredictor
+
+    frame = _readings("dev-1", "temperature", np.ones(3)).assign(value=2.0)
+    with pytest.raises(PartitionError, match="both match 'Value'"):
+        SensorPredictor(store).score(frame)
