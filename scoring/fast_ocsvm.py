@@ -31,12 +31,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import OneClassSVM
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import OneClassSVM
 
 # Degree of the per-cell Taylor polynomial and half the cell width in units of 1/sqrt(gamma).
 # With these, the truncation error is below 1e-16 times the sum of the dual coefficients.
@@ -284,6 +285,11 @@ def fallback_decide(estimator: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _split(estimator: Any) -> tuple[StandardScaler | None, OneClassSVM] | None:
     """(scaler or None, svm) if the estimator is exactly the shape we compile, else None."""
+    # Imported here: a worker whose models all come from the packed store never needs them.
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import OneClassSVM
+
     if type(estimator) is OneClassSVM:
         return None, estimator
     if type(estimator) is not Pipeline:

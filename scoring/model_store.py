@@ -46,6 +46,7 @@ escape the store folder.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -58,10 +59,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
-import skops
-import skops.io as sio
-from skops.io.exceptions import UntrustedTypesFoundException
 
 from scoring.io_utils import atomic_path
 from scoring.schema import encode_partition_value
@@ -107,15 +104,31 @@ class ModelLoadError(ModelStoreError):
     """A model file exists but cannot be trusted: corrupt, unsafe or incompatible."""
 
 
+# scikit-learn and skops take over a second to import. A scoring worker served entirely by
+# the packed store (scoring.packed_store) never needs them, so they are imported on first
+# use; ``model_store.sio`` / ``.skops`` / ``.sklearn`` still resolve (module __getattr__).
+_LAZY_MODULES = {"sklearn": "sklearn", "skops": "skops", "sio": "skops.io"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(_LAZY_MODULES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _sio() -> Any:
+    return importlib.import_module("skops.io")
+
+
 def running_sklearn_version() -> str:
     """The scikit-learn version of this process (a seam the upgrade tests fake)."""
-    return sklearn.__version__
+    return importlib.import_module("sklearn").__version__
 
 
 def library_versions() -> dict[str, str]:
     return {
         "scikit-learn": running_sklearn_version(),
-        "skops": skops.__version__,
+        "skops": importlib.import_module("skops").__version__,
         "numpy": np.__version__,
     }
 
@@ -280,6 +293,9 @@ class ModelStore:
         skops audits the whole object tree before constructing anything, so a refused
         file executes nothing; the list of offending types is computed only then.
         """
+        sio = _sio()
+        from skops.io.exceptions import UntrustedTypesFoundException
+
         try:
             return sio.loads(data, trusted=list(self.trusted_types))
         except UntrustedTypesFoundException:
@@ -369,6 +385,7 @@ class ModelStore:
         The manifest is written too unless ``write_manifest`` is false (bulk saves
         then end with one :meth:`write_manifest`, which keeps N saves O(N)).
         """
+        sio = _sio()
         buffer = io.BytesIO()
         sio.dump(pipeline, buffer, compression=zipfile.ZIP_DEFLATED)  # ~5x smaller, same speed
         data = buffer.getvalue()

@@ -30,8 +30,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
-from sklearn.svm import OneClassSVM
 
 from scoring.fast_ocsvm import FastOneClassSVM, compile_model
 from scoring.model_store import LoadedModel, ModelStore
@@ -109,6 +107,9 @@ def _in_contract_form(frame: pd.DataFrame) -> bool:
 
 def _is_default_model(estimator: object) -> bool:
     """True for a OneClassSVM, bare or as the last step of a Pipeline."""
+    from sklearn.pipeline import Pipeline  # here: workers served by the pack never import it
+    from sklearn.svm import OneClassSVM
+
     final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
     return isinstance(final, OneClassSVM)
 

@@ -268,3 +268,31 @@ def test_ambiguous_column_names_still_fail_with_the_reason(store):
     frame = _readings("dev-1", "temperature", np.ones(3)).assign(value=2.0)
     with pytest.raises(PartitionError, match="both match 'Value'"):
         SensorPredictor(store).score(frame)
+
+
+def test_a_worker_served_by_the_pack_never_imports_scikit_learn(store, tmp_path):
+    """Importing scikit-learn and skops costs each worker over a second at start-up."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    write_pack(store)
+    device, sensor = store.keys()[0]
+    _readings(device, sensor, np.linspace(-60, 60, 100)).to_parquet(tmp_path / "part.parquet")
+    code = f"""
+import sys
+import pandas as pd
+sys.argv = ["score.py", "--models", {str(store.root)!r}]
+from scoring import score
+score.init()
+out = score.run(pd.read_parquet({str(tmp_path / "part.parquet")!r}))
+assert len(out) == 100, len(out)
+loaded = sorted(m for m in ("sklearn", "skops", "scipy") if m in sys.modules)
+print("loaded:", loaded)
+"""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "loaded: []" in result.stdout, result.stdout
