@@ -170,7 +170,8 @@ class SensorPredictor:
         """
         label = name or "partition"
         try:
-            if _in_contract_form(partition):
+            one_pair = _in_contract_form(partition)
+            if one_pair:
                 frame = partition  # nothing to normalise: saves milliseconds per partition
             else:
                 frame = normalize_readings(partition, label, required=READING_COLUMNS)
@@ -180,13 +181,17 @@ class SensorPredictor:
         self.stats.rows_in += len(frame)
         if frame.empty:
             return empty_predictions()
-        devices, sensors = frame[DEVICE].to_numpy(), frame[SENSOR].to_numpy()
-        if (devices == devices[0]).all() and (sensors == sensors[0]).all():
-            # The usual case (one partition = one pair): no groupby overhead.
-            outputs = [self._score_pair(devices[0], sensors[0], frame, name)]
+        if one_pair:  # one Device and one Sensor for all rows, checked above
+            device, sensor = frame[DEVICE].iat[0], frame[SENSOR].iat[0]
+            outputs = [self._score_pair(device, sensor, frame, name)]
         else:
-            groups = frame.groupby([DEVICE, SENSOR], sort=False, dropna=False)
-            outputs = [self._score_pair(d, s, group, name) for (d, s), group in groups]
+            devices, sensors = frame[DEVICE].to_numpy(), frame[SENSOR].to_numpy()
+            if (devices == devices[0]).all() and (sensors == sensors[0]).all():
+                # The usual case (one partition = one pair): no groupby overhead.
+                outputs = [self._score_pair(devices[0], sensors[0], frame, name)]
+            else:
+                groups = frame.groupby([DEVICE, SENSOR], sort=False, dropna=False)
+                outputs = [self._score_pair(d, s, group, name) for (d, s), group in groups]
         scored = [out for out in outputs if not out.empty]
         if len(scored) == 1:
             result = scored[0]
