@@ -55,6 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     generic.add_argument("--mini-batch-size", help="files per mini-batch, or a size like 10mb")
     generic.add_argument("--input-path", help="input data URI (azureml://datastores/...)")
     generic.add_argument("--program-arguments", default="", help="arguments for the script")
+    generic.add_argument(
+        "--model-input",
+        help="URI of the script's model (azureml://datastores/...); the script gets it as "
+        "--model <local path>",
+    )
+    generic.add_argument(
+        "--model-input-type",
+        default="uri_file",
+        help="input type of --model-input: uri_file (default), uri_folder, custom_model, "
+        "mlflow_model",
+    )
     export.add_argument(
         "--no-validate", action="store_true", help="skip the offline validation (not advised)"
     )
@@ -127,6 +138,7 @@ def _render_generic(args, settings, target, out_dir: Path):
         input_path=args.input_path or export.DEFAULT_GENERIC_INPUT,
         program_arguments=args.program_arguments,
         version=args.version,
+        model_input=(args.model_input_type, args.model_input) if args.model_input else None,
     )
 
 

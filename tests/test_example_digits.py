@@ -67,3 +67,60 @@ def test_unreadable_image_is_one_failed_item_and_loses_nothing_else(tmp_path):
     assert summary.status == "failed", "error_threshold 0 must fail on one unreadable image"
     warnings = json.dumps(summary.to_dict())
     assert "digit-broken.png" in warnings, "the reason must name the unreadable file"
+
+
+def test_the_digits_job_exports_for_azure_ml_with_its_model_as_an_input(tmp_path):
+    import yaml
+    from azure.ai.ml import load_component
+
+    out = tmp_path / "aml"
+    code = main(
+        [
+            "pipeline",
+            "export",
+            "--out",
+            str(out),
+            "--entry-script",
+            str(ROOT / "examples" / "digits" / "score_digits.py"),
+            "--input-type",
+            "uri_folder",
+            "--mini-batch-size",
+            "32",
+            "--model-input",
+            "azureml://datastores/models/paths/digits/digits-model.skops",
+            "--input-path",
+            "azureml://datastores/workspaceblobstore/paths/digits/images/",
+        ]
+    )
+    assert code == 0, "the export (with azure-ai-ml's offline validation) must pass"
+    component = load_component(out / "batch_inference.component.yml")
+    assert component.type == "parallel"
+    assert int(component.mini_batch_size) == 32
+    assert component.inputs["data"].type == "uri_folder"
+    assert component.inputs["model"].type == "uri_file"
+    assert component.task.entry_script == "score_digits.py"
+    assert component.task.program_arguments == "--model ${{inputs.model}}"
+    job = yaml.safe_load((out / "batch_inference.job.yml").read_text())
+    assert job["inputs"]["model"]["path"].endswith("digits-model.skops")
+    assert job["jobs"]["infer"]["inputs"]["model"]["path"] == "${{parent.inputs.model}}"
+
+
+def test_an_unknown_model_input_type_is_bad_usage(tmp_path, capsys):
+    code = main(
+        [
+            "pipeline",
+            "export",
+            "--out",
+            str(tmp_path / "aml"),
+            "--entry-script",
+            str(ROOT / "examples" / "digits" / "score_digits.py"),
+            "--input-type",
+            "uri_folder",
+            "--model-input",
+            "azureml://datastores/models/paths/m.skops",
+            "--model-input-type",
+            "pickle_jar",
+        ]
+    )
+    assert code == 2
+    assert "--model-input-type" in capsys.readouterr().err

@@ -40,6 +40,7 @@ PUBLISH_NAME = "batchscore_publish"
 GENERIC_NAME = "batchscore_batch_inference"
 
 INPUT_TYPES = ("mltable", "uri_folder")
+MODEL_INPUT_TYPES = ("uri_file", "uri_folder", "custom_model", "mlflow_model")
 
 _HASH_SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
@@ -143,11 +144,15 @@ def generic_parallel_component(
     input_type: str,
     mini_batch_size: str | None = None,
     program_arguments: str = "",
+    model_input_type: str | None = None,
+    model_argument: str = "--model",
 ):
     """A parallel component for any entry script: code = the script's folder.
 
     ``uri_folder`` input: mini-batches of ``mini_batch_size`` files (default the
     ``miniBatchSize`` setting); ``mltable`` input: partitioned by Device and Sensor.
+    ``model_input_type`` (e.g. ``uri_file``) adds an input ``model`` handed to the script
+    as ``<model_argument> <local path>``, so the model travels as data, not inside the code.
     """
     if input_type not in INPUT_TYPES:
         raise ValueError(
@@ -165,10 +170,20 @@ def generic_parallel_component(
     if not by_partition:
         # Validate through the settings rules so a bad size names the flag's meaning.
         PipelineSettings(**{**_fields(settings), "mini_batch_size": extra["mini_batch_size"]})
+    inputs = {"data": Input(type=input_type, description="data to score")}
+    if model_input_type:
+        if model_input_type not in MODEL_INPUT_TYPES:
+            raise ValueError(
+                f"--model-input-type must be one of {', '.join(MODEL_INPUT_TYPES)} "
+                f"(got {model_input_type!r})"
+            )
+        inputs["model"] = Input(type=model_input_type, description="the script's model")
+        model_binding = f"{model_argument} ${{{{inputs.model}}}}"
+        program_arguments = f"{program_arguments} {model_binding}".strip()
     return parallel_run_function(
         name=GENERIC_NAME,
         display_name=f"Batch inference with {script.name}",
-        inputs={"data": Input(type=input_type, description="data to score")},
+        inputs=inputs,
         outputs={"predictions": Output(type="uri_folder")} if settings.append_rows else {},
         input_data="${{inputs.data}}",
         **extra,

@@ -109,8 +109,10 @@ def render_generic(
     input_path: str = DEFAULT_GENERIC_INPUT,
     program_arguments: str = "",
     version: str | None = None,
+    model_input: tuple[str, str] | None = None,
 ) -> Rendered:
-    """A parallel component for any entry script plus the pipeline job that runs it."""
+    """A parallel component for any entry script plus the pipeline job that runs it.
+    ``model_input`` = (input type, URI) of the script's model, passed as ``--model <path>``."""
     builder = comps.generic_parallel_component(
         settings,
         target,
@@ -118,6 +120,7 @@ def render_generic(
         input_type=input_type,
         mini_batch_size=mini_batch_size,
         program_arguments=program_arguments,
+        model_input_type=model_input[0] if model_input else None,
     )
     component = comps.component_of(builder)
     component.version = version or comps.content_version(
@@ -127,7 +130,12 @@ def render_generic(
     component_file = component.name.removeprefix("batchscore_") + COMPONENT_SUFFIX
     rendered.add(component_file, "component", component_dict(component, base_dir))
     job = generic_pipeline_job(
-        settings, target, builder, input_type=input_type, input_path=input_path
+        settings,
+        target,
+        builder,
+        input_type=input_type,
+        input_path=input_path,
+        model_input=model_input,
     )
     rendered.add(GENERIC_JOB_FILE, "job", pipeline_dict(job, {component.name: component_file}))
     return rendered

@@ -147,21 +147,27 @@ def generic_pipeline_job(
     *,
     input_type: str,
     input_path: str,
+    model_input: tuple[str, str] | None = None,
 ) -> PipelineJob:
     """A one-step pipeline around a generic parallel component (a parallel job runs only as
-    a pipeline step). Its predictions go to the default per-job output path."""
+    a pipeline step). Its predictions go to the default per-job output path.
+    ``model_input`` is (type, path) of the script's model, when the component takes one."""
 
     @dsl.pipeline(
         name="batchscore_batch_inference",
         display_name="Batch inference",
         default_compute=target.compute,
     )
-    def batch_inference(data: Input):  # noqa: ANN202 (dsl reads annotations)
-        infer = builder(data=data)
+    def batch_inference(data: Input, model: Input = None):  # noqa: ANN202, RUF013 (dsl reads annotations)
+        infer = builder(data=data, model=model) if model_input else builder(data=data)
         infer.name = "infer"
         _run_as_cluster_identity(infer, step_environment_variables(target))
         return {"predictions": infer.outputs.predictions} if settings.append_rows else {}
 
-    job = batch_inference(data=Input(type=input_type, path=input_path, mode="ro_mount"))
+    inputs = {"data": Input(type=input_type, path=input_path, mode="ro_mount")}
+    if model_input:
+        model_type, model_path = model_input
+        inputs["model"] = Input(type=model_type, path=model_path, mode="ro_mount")
+    job = batch_inference(**inputs)
     job.settings.force_rerun = True
     return job
