@@ -29,14 +29,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from components.azure_errors import AzureCallError, explain, is_throttled, retry_after_seconds
+from scoring.content_hash import hash_folder as scoring_hash_folder
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Files that never belong to a content hash (build by-products, editor and VCS noise).
-_HASH_SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
-_HASH_SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
 @dataclass(frozen=True)
@@ -178,23 +175,9 @@ def stable_hash(value: Any, *, length: int = 16) -> str:
 
 
 def hash_folder(root: str | Path, *, length: int = 16) -> str:
-    """Hex SHA-256 over every file under ``root`` (relative path and bytes), in sorted order.
-
-    Skips caches and compiled files, so the hash changes exactly when the source does.
-    """
-    base = Path(root)
-    if not base.is_dir():
-        raise FileNotFoundError(f"cannot hash folder {base}: it does not exist")
-    digest = hashlib.sha256()
-    for path in sorted(base.rglob("*")):
-        rel = path.relative_to(base)
-        if any(part in _HASH_SKIP_DIRS for part in rel.parts) or not path.is_file():
-            continue
-        if path.suffix in _HASH_SKIP_SUFFIXES:
-            continue
-        digest.update(rel.as_posix().encode("utf-8") + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()[:length]
+    """The scoring code's content hash (:func:`scoring.content_hash.hash_folder`), shortened:
+    the same files count as a change here as in the Azure ML component versions."""
+    return scoring_hash_folder(root)[:length]
 
 
 def default_credential() -> Any:

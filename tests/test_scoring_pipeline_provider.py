@@ -483,25 +483,6 @@ def test_provider_pickles_by_reference_without_state():
 # --- the component under Pulumi mocks -------------------------------------------------------
 
 
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.resources: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args):
-        self.resources.append(args)
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args):
-        raise NotImplementedError(args.token)
-
-
-@pytest.fixture
-def mocks():
-    recorder = RecordingMocks()
-    pulumi.runtime.set_mocks(recorder, project="batchscore", stack="test", preview=False)
-    return recorder
-
-
 def _args(**overrides):
     values = dict(
         subscription_id="11111111-1111-4111-8111-111111111111",

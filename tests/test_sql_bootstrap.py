@@ -435,25 +435,6 @@ def test_database_name_is_brace_quoted_in_the_connection_string():
 # --- the component under Pulumi mocks -------------------------------------------------------
 
 
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.resources: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args):
-        self.resources.append(args)
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args):
-        raise NotImplementedError(args.token)
-
-
-@pytest.fixture
-def mocks():
-    recorder = RecordingMocks()
-    pulumi.runtime.set_mocks(recorder, project="batchscore", stack="test", preview=False)
-    return recorder
-
-
 @pulumi.runtime.test
 def test_component_wraps_one_dynamic_resource_named_from_it(mocks):
     component = sb.SqlBootstrap(

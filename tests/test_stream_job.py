@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pulumi
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from conftest import RecordingMocks
 
 from components import dynamic_common
 from components import stream_job as sj
@@ -282,18 +283,6 @@ def test_start_parameters_use_the_sdk_model():
 # --- the component under Pulumi mocks -------------------------------------------------------
 
 
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.resources = []
-
-    def new_resource(self, args):
-        self.resources.append(args)
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args):
-        raise NotImplementedError(args.token)
-
-
 class Bootstrap(pulumi.ComponentResource):
     def __init__(self, name):
         super().__init__("batchscore:index:SqlBootstrap", name, None)
@@ -310,7 +299,7 @@ def test_component_starts_after_the_bootstrap(monkeypatch):
         return real(name, props, opts)
 
     monkeypatch.setattr(sj, "_StreamJobStartResource", recording)
-    mocks = RecordingMocks()
+    mocks = RecordingMocks()  # from conftest
     pulumi.runtime.set_mocks(mocks, project="batchscore", stack="test", preview=False)
     bootstrap = Bootstrap("sql")
     component = sj.StreamJobStart(

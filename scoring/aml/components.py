@@ -30,6 +30,7 @@ from azure.ai.ml import Input, Output
 from azure.ai.ml.entities import CommandComponent, Component, Environment
 from azure.ai.ml.parallel import RunFunction, parallel_run_function
 
+from scoring import content_hash
 from scoring.aml.settings import PipelineSettings, PipelineTarget
 
 SCORING_DIR = Path(__file__).resolve().parent.parent  # the scoring/ package folder
@@ -41,8 +42,6 @@ GENERIC_NAME = "batchscore_batch_inference"
 
 INPUT_TYPES = ("mltable", "uri_folder")
 MODEL_INPUT_TYPES = ("uri_file", "uri_folder", "custom_model", "mlflow_model")
-
-_HASH_SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 
 def environment(target: PipelineTarget) -> Environment:
@@ -204,17 +203,8 @@ def component_of(item: Any) -> Component:
     return item if isinstance(item, Component) else item.component
 
 
-def hash_code_folder(root: Path) -> str:
-    """SHA-256 over every file under ``root`` (relative path and bytes), caches skipped."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(root).rglob("*")):
-        rel = path.relative_to(root)
-        if any(p in _HASH_SKIP_DIRS for p in rel.parts) or not path.is_file():
-            continue
-        if path.suffix in (".pyc", ".pyo"):
-            continue
-        digest.update(rel.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+#: the code folder's content hash (one implementation with the Pulumi provider's)
+hash_code_folder = content_hash.hash_folder
 
 
 def content_version(component: Component, code_hash: str) -> str:
