@@ -187,6 +187,22 @@ class PeakRss:
             self._stop.wait(self.interval)
 
 
+def run_measured(argv: list[str]) -> tuple[str, int, float]:
+    """Run a command; (stdout, peak RSS of its process tree in bytes, wall seconds)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_PACKAGE_PARENT), *_pythonpath()])}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    with PeakRss(process.pid) as sampler:
+        stdout, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"{' '.join(argv[:4])} ... failed (exit {process.returncode}):\n{tail}")
+    return stdout, sampler.peak, wall
+
+
 def run_child(function: str, payload: dict[str, Any]) -> tuple[dict[str, Any], int, float]:
     """Run ``scoring.bench.<function>(payload)`` in a fresh Python; (result, peak RSS, wall s).
 
@@ -196,23 +212,9 @@ def run_child(function: str, payload: dict[str, Any]) -> tuple[dict[str, Any], i
         "import json, sys; from scoring import bench; "
         f"print(json.dumps(bench.{function}(json.loads(sys.argv[1]))))"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_PACKAGE_PARENT), *_pythonpath()])}
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(payload)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    with PeakRss(process.pid) as sampler:
-        stdout, stderr = process.communicate()
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        tail = "\n".join(stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"bench child {function} failed (exit {process.returncode}):\n{tail}")
+    stdout, peak, wall = run_measured([sys.executable, "-c", code, json.dumps(payload)])
     result = json.loads(stdout.strip().splitlines()[-1])
-    return result, max(sampler.peak, int(result.get("maxrss_bytes", 0))), wall
+    return result, max(peak, int(result.get("maxrss_bytes", 0))), wall
 
 
 def _pythonpath() -> list[str]:
@@ -250,27 +252,14 @@ def mode_process(
     from scoring.extract import PART_FILE, partition_folder
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_PACKAGE_PARENT), *_pythonpath()])}
     walls, peaks = [], []
     for number, (device, sensor) in enumerate(sample):
         part = extract_dir / partition_folder(device, sensor) / PART_FILE
         out = out_dir / f"pair-{number}.parquet"
-        args = [str(part), str(store_dir), device, sensor, str(out)]
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "-c", ONE_PAIR_SCRIPT, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        with PeakRss(process.pid) as sampler:
-            stdout, stderr = process.communicate()
-        walls.append(time.perf_counter() - started)
-        if process.returncode != 0:
-            raise RuntimeError(f"(a) {device}/{sensor} failed: {stderr.strip()[-500:]}")
-        reported = json.loads(stdout.strip().splitlines()[-1])["maxrss_bytes"]
-        peaks.append(max(sampler.peak, reported))
+        argv = [sys.executable, "-c", ONE_PAIR_SCRIPT, str(part), str(store_dir), device, sensor]
+        stdout, peak, wall = run_measured([*argv, str(out)])
+        walls.append(wall)
+        peaks.append(max(peak, json.loads(stdout.strip().splitlines()[-1])["maxrss_bytes"]))
     return {"seconds_per_pair": walls, "peak_rss_bytes": max(peaks, default=0)}
 
 
@@ -323,30 +312,20 @@ def child_inprocess(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def child_score(payload: dict[str, Any]) -> dict[str, Any]:
-    """(c), in a fresh process: the product's ``score`` through the local parallel runner."""
-    from scoring.runner import RunSettings, run_parallel
-
-    logging.basicConfig(level=logging.WARNING)
-    summary = run_parallel(
-        RunSettings(
-            input_path=Path(payload["input"]),
-            output_dir=Path(payload["output"]),
-            entry_script=Path(__file__).resolve().parent / "score.py",
-            program_arguments=["--models", payload["models"]],
-            workers=payload["workers"],
-            log_level="WARNING",
-            show_progress=False,
-        )
-    )
-    data = summary.to_dict()
+def mode_score(extract_dir: Path, store_dir: Path, out_dir: Path, workers: int) -> dict[str, Any]:
+    """(c): ``python -m scoring score`` as a user runs it; its summary.json adds the split."""
+    argv = [sys.executable, "-m", "scoring", "--log-level", "WARNING", "score"]
+    argv += ["--input", str(extract_dir), "--models", str(store_dir), "--output", str(out_dir)]
+    argv += ["--workers", str(workers)]
+    _, peak, wall = run_measured(argv)
+    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
     return {
-        "exit_code": summary.exit_code,
-        "rows": summary.rows_written,
-        "items_failed": summary.items_failed,
-        "timings": data["timings_seconds"],
-        "cpu_seconds": data["cpu_seconds"],
-        "maxrss_bytes": _maxrss_bytes(),
+        "seconds": wall,
+        "peak_rss_bytes": peak,
+        "status": summary["status"],
+        "items_failed": summary["items"]["failed"],
+        "timings": summary["timings_seconds"],
+        "cpu_seconds": summary["cpu_seconds"],
     }
 
 
@@ -609,18 +588,12 @@ def bench(ctx: BenchContext) -> dict[str, Any]:
         outputs["b"] = pd.read_parquet(out)
     if "c" in ctx.modes:
         out_dir = ctx.work / "out-c"
-        payload = {
-            "input": str(ctx.extract_dir),
-            "models": str(ctx.store_dir),
-            "output": str(out_dir),
-            "workers": ctx.workers,
-        }
-        child, peak, wall = run_child("child_score", payload)
-        results["c"] = _mode_figures(wall, rows, spec.sensors, peak)
-        results["c"]["runner_timings"] = child["timings"]
-        results["c"]["runner_cpu_seconds"] = child["cpu_seconds"]
-        if child["exit_code"] != 0 or child["items_failed"]:
-            problems.append(f"(c) failed: exit {child['exit_code']}, {child['items_failed']} items")
+        c = mode_score(ctx.extract_dir, ctx.store_dir, out_dir, ctx.workers)
+        results["c"] = _mode_figures(c["seconds"], rows, spec.sensors, c["peak_rss_bytes"])
+        results["c"]["runner_timings"] = c["timings"]
+        results["c"]["runner_cpu_seconds"] = c["cpu_seconds"]
+        if c["status"] != "succeeded" or c["items_failed"]:
+            problems.append(f"(c) {c['status']}: {c['items_failed']} items failed")
         outputs["c"] = pd.read_parquet(out_dir / PREDICTIONS_FILE)
     if "a" in ctx.modes:
         rng = np.random.default_rng(spec.seed)
