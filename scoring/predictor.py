@@ -96,13 +96,19 @@ def _in_contract_form(frame: pd.DataFrame) -> bool:
     if frame.empty:
         return False
     for key in (DEVICE, SENSOR):
-        values = frame[key].to_numpy()
-        first = values[0]
+        column = frame[key]
+        first = column.iat[0]
         if not isinstance(first, str) or not first or first.strip() != first:
             return False
-        if not (values == first).all():
+        if column.nunique(dropna=False) != 1:
             return False
     return True
+
+
+def _same_strings(column: pd.Series, value: str) -> object:
+    """The group's own key column when it is already text (all rows equal ``value``): reusing
+    it saves building a new string column per partition; else the value, broadcast."""
+    return column.array if isinstance(column.dtype, pd.StringDtype) else value
 
 
 def _is_default_model(estimator: object) -> bool:
@@ -235,13 +241,14 @@ class SensorPredictor:
         return pd.DataFrame(
             {
                 TS: group[TS].to_numpy(),
-                DEVICE: str(device),
-                SENSOR: str(sensor),
+                DEVICE: _same_strings(group[DEVICE], str(device)),
+                SENSOR: _same_strings(group[SENSOR], str(sensor)),
                 VALUE: group[VALUE].to_numpy(dtype="float64"),
                 SCORE: scores,
                 IS_ANOMALY: (labels == -1).astype("int64"),
                 MODEL_VERSION: model.version,
-            }
+            },
+            copy=False,
         )
 
     def _dropped(self, label: str, count: int, total: int, why: str) -> None:
