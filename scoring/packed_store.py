@@ -261,7 +261,9 @@ class PackedStore:
         self._table_width = table.column("table_width").to_pylist()
         self._lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in _LIST_COLUMNS:
-            array = table.column(name).combine_chunks()
+            column = table.column(name)
+            # One chunk (as written): use it in place; combine_chunks() would copy it.
+            array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
             offsets = array.offsets.to_numpy()
             values = array.values.to_numpy(zero_copy_only=True)
             self._lists[name] = (offsets, values)
