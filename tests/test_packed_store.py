@@ -298,3 +298,14 @@ print("loaded:", loaded)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "loaded: []" in result.stdout, result.stdout
+
+
+def test_opening_a_pack_maps_it_instead_of_copying_its_arrays(store):
+    import pyarrow as pa
+
+    path = write_pack(store).path
+    before = pa.total_allocated_bytes()
+    pack = PackedStore.open(path)
+    copied = pa.total_allocated_bytes() - before
+    assert len(pack) == 6
+    assert copied < path.stat().st_size / 4, f"{copied} bytes copied of a {path.stat().st_size}"
