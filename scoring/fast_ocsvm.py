@@ -16,8 +16,10 @@ value can differ from ours in the last bits. Rows whose value lies within a guar
 around 0 are re-scored by the scikit-learn estimator itself; every other row's sign is
 certain. The band (:attr:`FastOneClassSVM.guard`) is a bound on both computations' rounding
 (a few ulps per term summed, libsvm's and ours) times a safety factor, plus the table's
-truncation bound: about 1e-11 for the default model, so a row needs the estimator about
-once per ten million rows, while points bisected onto the boundary always get it.
+truncation bound: about 1e-11 for the default model. Points bisected onto the boundary
+always get the estimator; real rows rarely do (about one in a few million in the benchmark,
+which scores the training data itself), and the first such row in a process pays the import
+of scikit-learn and the read of that model's file (about 1.5 s, once).
 
 Anything that is not exactly that model (another estimator, another kernel, a pipeline
 with other steps, sparse support vectors) is not compiled: :func:`compile_model` returns
