@@ -273,9 +273,12 @@ def child_inprocess(payload: dict[str, Any]) -> dict[str, Any]:
     from scoring.extract import list_partitions
     from scoring.model_store import ModelStore
 
-    timings = {"read": 0.0, "load": 0.0, "decide": 0.0, "rows": 0.0}
+    timings = {"read": 0.0, "load": 0.0, "decide": 0.0, "rows": 0.0, "write": 0.0}
     store = ModelStore(payload["models"])
-    outputs = []
+    out = Path(payload["output"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = _StreamingParquet(out)
+    rows = 0
     for partition in list_partitions(payload["input"]):
         t0 = time.perf_counter()
         frame = pd.concat([pq.read_table(path).to_pandas() for path in partition.files])
@@ -284,32 +287,59 @@ def child_inprocess(payload: dict[str, Any]) -> dict[str, Any]:
         t2 = time.perf_counter()
         scores = model.pipeline.decision_function(frame[["Value"]].to_numpy(dtype="float64"))
         t3 = time.perf_counter()
-        outputs.append(
-            pd.DataFrame(
-                {
-                    "TS": frame["TS"].to_numpy(),
-                    "Device": partition.device,
-                    "Sensor": partition.sensor,
-                    "Value": frame["Value"].to_numpy(),
-                    "Score": scores,
-                    "IsAnomaly": (scores <= 0).astype("int64"),
-                    "ModelVersion": model.version,
-                }
-            )
+        predictions = pd.DataFrame(
+            {
+                "TS": frame["TS"].to_numpy(),
+                "Device": partition.device,
+                "Sensor": partition.sensor,
+                "Value": frame["Value"].to_numpy(),
+                "Score": scores,
+                "IsAnomaly": (scores <= 0).astype("int64"),
+                "ModelVersion": model.version,
+            }
         )
         t4 = time.perf_counter()
-        for name, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+        writer.add(predictions)
+        rows += len(predictions)
+        t5 = time.perf_counter()
+        steps = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
+        for name, seconds in zip(timings, steps, strict=True):
             timings[name] += seconds
     t0 = time.perf_counter()
-    out = Path(payload["output"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pd.concat(outputs, ignore_index=True).to_parquet(out, index=False)
-    timings["write"] = time.perf_counter() - t0
-    return {
-        "rows": sum(len(o) for o in outputs),
-        "timings": timings,
-        "maxrss_bytes": _maxrss_bytes(),
-    }
+    writer.close()
+    timings["write"] += time.perf_counter() - t0
+    return {"rows": rows, "timings": timings, "maxrss_bytes": _maxrss_bytes()}
+
+
+class _StreamingParquet:
+    """Appends prediction frames to one Parquet file in row groups (memory stays flat)."""
+
+    def __init__(self, path: Path, group_rows: int = 256 * 1024) -> None:
+        self.path, self.group_rows = path, group_rows
+        self.pending: list[pd.DataFrame] = []
+        self.pending_rows = 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.pending.append(frame)
+        self.pending_rows += len(frame)
+        if self.pending_rows >= self.group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        frame = pd.concat(self.pending, ignore_index=True)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table)
+        self.pending, self.pending_rows = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def mode_score(extract_dir: Path, store_dir: Path, out_dir: Path, workers: int) -> dict[str, Any]:
