@@ -25,7 +25,8 @@ the store (:mod:`scoring.packed_store`), then measures on the same data:
 (b) and (c) are timed as whole processes, from the Python start to the exit, like each
 process of (a): start-up and imports count, as they do for a user or a cluster node.
 Peak memory is the largest resident set of the measured process tree (sampled with psutil
-every 10 ms, plus the kernel's own ``ru_maxrss`` of each process). Correctness, not time, is
+every 10 ms, plus each process's own high-water mark ``VmHWM``; not ``ru_maxrss``, which a
+child inherits from the forked parent across ``exec``). Correctness, not time, is
 what the command checks: labels of (c) must equal those of (b) (and of (a) on its sample)
 and decision values agree within 1e-9; otherwise it exits 1. Results go to stdout and,
 with ``--json``, to a file.
@@ -39,7 +40,6 @@ import logging
 import math
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -223,14 +223,22 @@ def _pythonpath() -> list[str]:
 
 
 def _maxrss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    """This process's peak RSS since it started (its exec), in bytes."""
+    try:  # Linux: VmHWM is per address space, reset by exec
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0  # elsewhere the sampled figure stands alone
 
 
 # ------------------------------------------------------------------------- the modes
 
 # (a): what one pipeline step per pair runs. Kept as source so it is exactly what runs.
 ONE_PAIR_SCRIPT = """\
-import json, resource, sys, time
+import json, sys
 import pandas as pd
 import sklearn
 from scoring.model_store import ModelStore
@@ -242,7 +250,8 @@ scores = model.pipeline.decision_function(X)
 pd.DataFrame({"TS": frame["TS"], "Device": device, "Sensor": sensor, "Value": frame["Value"],
               "Score": scores, "IsAnomaly": (scores <= 0).astype("int64"),
               "ModelVersion": model.version}).to_parquet(out, index=False)
-print(json.dumps({"maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+print(json.dumps({"maxrss_bytes": int(hwm[0].split()[1]) * 1024 if hwm else 0}))
 """
 
 

@@ -140,3 +140,15 @@ def test_peak_rss_sees_a_child_allocating_memory():
     with bench.PeakRss(process.pid) as sampler:
         process.wait()
     assert sampler.peak > 300 * 2**20
+
+
+def test_a_child_peak_is_its_own_not_the_forking_parents():
+    """ru_maxrss survives fork + exec; the child's figure must not include the parent's size."""
+    ballast = bytearray(400 * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    code = "from scoring import bench; print(bench._maxrss_bytes())"
+    stdout, peak, _ = bench.run_measured([sys.executable, "-c", code])
+    own = int(stdout.strip().splitlines()[-1])
+    assert 10 * 2**20 < own < 300 * 2**20, own
+    assert peak < 300 * 2**20, peak
+    del ballast
