@@ -398,3 +398,32 @@ def _no_exact_model(device: str, sensor: str, path: Path):
         )
 
     return missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scoring.packed_store DIR``: build or refresh the pack of a model store."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m scoring.packed_store",
+        description="Build or refresh models.pack.arrow in a model store folder, so scoring "
+        "serves its models without reading a skops file per model.",
+    )
+    parser.add_argument("models", type=Path, help="the model store folder (with manifest.json)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    store = ModelStore(args.models)
+    if not store.manifest_path.is_file():
+        print(f"error: {args.models}: no manifest.json here (not a model store)", file=sys.stderr)
+        return 2
+    summary = write_pack(store)
+    print(
+        f"{summary.path}: {summary.packed} models packed ({summary.reused} unchanged), "
+        f"{len(summary.not_compiled)} left to their files, {len(summary.failed)} failed"
+    )
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

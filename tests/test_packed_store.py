@@ -309,3 +309,13 @@ def test_opening_a_pack_maps_it_instead_of_copying_its_arrays(store):
     copied = pa.total_allocated_bytes() - before
     assert len(pack) == 6
     assert copied < path.stat().st_size / 4, f"{copied} bytes copied of a {path.stat().st_size}"
+
+
+def test_the_pack_command_builds_and_names_bad_folders(store, tmp_path, capsys):
+    from scoring.packed_store import main
+
+    assert main([str(store.root)]) == 0
+    assert "6 models packed (0 unchanged)" in capsys.readouterr().out
+    assert PackedStore.for_store(store) is not None
+    assert main([str(tmp_path / "nothing")]) == 2
+    assert "no manifest.json here" in capsys.readouterr().err
