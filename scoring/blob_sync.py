@@ -187,6 +187,9 @@ def _local_files(store_root: str, prefix: str) -> tuple[list[_LocalFile], _Local
             f"{store.manifest_path}: {len(problems)} of {len(pairs)} models cannot be uploaded, "
             f"so nothing was uploaded: {listed}"
         )
+    pack = _current_pack(store, prefix)
+    if pack is not None:
+        files.append(pack)
     manifest_bytes = store.manifest_path.read_bytes()
     manifest = _LocalFile(
         blob_name(prefix, MANIFEST_NAME),
@@ -195,6 +198,28 @@ def _local_files(store_root: str, prefix: str) -> tuple[list[_LocalFile], _Local
         "application/json",
     )
     return files, manifest
+
+
+def _current_pack(store: ModelStore, prefix: str) -> _LocalFile | None:
+    """The store's model pack, if built from this manifest: it goes up with the models and
+    before the manifest, so a reader never pairs a new manifest with an old pack (a stale
+    pack would only be ignored, but scoring would then lose its fast path)."""
+    from scoring.packed_store import PACK_NAME, PackedStore, pack_path
+
+    if PackedStore.for_store(store) is None:
+        if pack_path(store).exists():
+            log.warning(
+                "%s is stale: not uploaded (rebuild it with `python -m scoring.packed_store`)",
+                pack_path(store),
+            )
+        return None
+    data = pack_path(store).read_bytes()
+    return _LocalFile(
+        blob_name(prefix, PACK_NAME),
+        data,
+        hashlib.sha256(data).hexdigest(),
+        "application/vnd.apache.arrow.file",
+    )
 
 
 def _ensure_container(container: Any, create: bool) -> None:

@@ -346,3 +346,37 @@ def test_azurite_is_installed_by_the_makefile():
     assert re.search(r"^test:.*node_modules", makefile, re.M), "make test must install node tools"
     assert "$(NPM) ci" in makefile
     assert shutil.which("npm") or os.environ.get("CI") != "true", "npm is needed in CI"
+
+
+def test_a_current_pack_travels_with_the_models_before_the_manifest(azurite, tmp_path, capsys):
+    from scoring.packed_store import PACK_NAME, write_pack
+
+    store = tmp_path / "store"
+    write_pack(_make_store(store))
+    container = _container()
+
+    spy = RequestSpy()
+    with container_client(container, connection_string=azurite, raw_request_hook=spy) as client:
+        summary = upload_store(str(store), client, create_container=True)
+
+    assert summary.uploaded == 4, "three models and the pack"
+    remote = _download_all(azurite, container)
+    assert remote[PACK_NAME] == (store / PACK_NAME).read_bytes()
+    writes = spy.writes()
+    assert writes[-1].endswith("/manifest.json"), f"the manifest must go last: {writes}"
+    assert any(url.endswith(f"/{PACK_NAME}") for url in writes[:-1])
+
+
+def test_a_stale_pack_is_not_uploaded(azurite, tmp_path, caplog):
+    from scoring.packed_store import PACK_NAME, write_pack
+
+    store_root = tmp_path / "store"
+    store = _make_store(store_root)
+    write_pack(store)
+    # Retrain after packing: the pack no longer matches the manifest.
+    _make_store(store_root, seed=1)
+    container = _container()
+    with caplog.at_level("WARNING"):
+        assert _upload_cli(store_root, azurite, container) == 0
+    assert PACK_NAME not in _download_all(azurite, container)
+    assert "stale" in caplog.text and PACK_NAME in caplog.text

@@ -57,6 +57,16 @@ def test_one_model_per_pair_with_the_default_hyperparameters(tmp_path: Path) -> 
         assert scaler.mean_[0] == pytest.approx(own.mean())
 
 
+def test_training_builds_a_current_pack_so_scoring_takes_the_fast_path(tmp_path: Path) -> None:
+    from scoring.packed_store import PackedStore
+
+    store = ModelStore(tmp_path)
+    train.train_models(readings(SMALL), store)
+    pack = PackedStore.for_store(ModelStore(tmp_path))
+    assert pack is not None, "train must leave a pack built from the manifest it wrote"
+    assert sorted(pack.keys()) == sorted(SMALL)
+
+
 def test_default_model_flags_few_normal_readings_and_all_far_ones() -> None:
     """The reason the default gamma is 0.1, not "scale" (see the train module's doc)."""
     rng = np.random.default_rng(11)
