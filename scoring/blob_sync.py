@@ -1,6 +1,7 @@
 """Push a local model store to a Blob container, transferring only what changed.
 
-What is uploaded is exactly what the store's ``manifest.json`` lists, plus the manifest:
+What is uploaded is exactly what the store's ``manifest.json`` lists, the model pack
+(``models.pack.arrow``, only when built from this manifest), and the manifest:
 
 1. Every listed model file is read and checked against the sha256 in the manifest
    (:meth:`scoring.model_store.ModelStore.read_model_bytes`). If any is missing or corrupt,
