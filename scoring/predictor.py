@@ -38,12 +38,12 @@ from scoring.schema import (
     DEVICE,
     IS_ANOMALY,
     MODEL_VERSION,
-    PREDICTION_COLUMNS,
     READING_COLUMNS,
     SCORE,
     SENSOR,
     TS,
     VALUE,
+    empty_predictions,
     normalize_readings,
 )
 
@@ -63,21 +63,6 @@ class ScoringStats:
     rows_scored: int = 0
     rows_dropped: int = 0
     anomalies: int = 0
-
-
-def empty_predictions() -> pd.DataFrame:
-    """A zero-row frame with the prediction columns and their types."""
-    return pd.DataFrame(
-        {
-            TS: pd.Series(dtype="datetime64[ns]"),
-            DEVICE: pd.Series(dtype="str"),
-            SENSOR: pd.Series(dtype="str"),
-            VALUE: pd.Series(dtype="float64"),
-            SCORE: pd.Series(dtype="float64"),
-            IS_ANOMALY: pd.Series(dtype="int64"),
-            MODEL_VERSION: pd.Series(dtype="str"),
-        }
-    )[list(PREDICTION_COLUMNS)]
 
 
 def _in_contract_form(frame: pd.DataFrame) -> bool:

@@ -36,6 +36,7 @@ __all__ = [
     "SQL_COLUMNS",
     "PREDICTION_COLUMNS",
     "PARTITION_KEYS",
+    "empty_predictions",
     "TableFormatError",
     "read_table",
     "write_table",
@@ -184,3 +185,18 @@ def decode_partition_value(text: str) -> str:
     from urllib.parse import unquote
 
     return unquote(text, errors="strict")
+
+
+def empty_predictions() -> pd.DataFrame:
+    """A zero-row frame with the prediction columns and their types."""
+    return pd.DataFrame(
+        {
+            TS: pd.Series(dtype="datetime64[ns]"),
+            DEVICE: pd.Series(dtype="str"),
+            SENSOR: pd.Series(dtype="str"),
+            VALUE: pd.Series(dtype="float64"),
+            SCORE: pd.Series(dtype="float64"),
+            IS_ANOMALY: pd.Series(dtype="int64"),
+            MODEL_VERSION: pd.Series(dtype="str"),
+        }
+    )[list(PREDICTION_COLUMNS)]

@@ -36,6 +36,7 @@ from scoring.schema import (
     SENSOR,
     TS,
     VALUE,
+    empty_predictions,
 )
 
 log = logging.getLogger("scoring.aml.publish")
@@ -157,18 +158,7 @@ def _looks_like_time(text: str) -> bool:
 def _typed(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Columns in their contract types; rows that do not convert are counted and dropped."""
     if frame.empty:
-        empty = pd.DataFrame(
-            {
-                TS: pd.Series(dtype="datetime64[ns]"),
-                DEVICE: pd.Series(dtype="string"),
-                SENSOR: pd.Series(dtype="string"),
-                VALUE: pd.Series(dtype="float64"),
-                SCORE: pd.Series(dtype="float64"),
-                IS_ANOMALY: pd.Series(dtype="int64"),
-                MODEL_VERSION: pd.Series(dtype="string"),
-            }
-        )
-        return empty, 0
+        return empty_predictions(), 0
     ts = pd.to_datetime(frame[TS], errors="coerce", utc=True).dt.tz_localize(None)
     value = pd.to_numeric(frame[VALUE], errors="coerce")
     score = pd.to_numeric(frame[SCORE], errors="coerce")
