@@ -14,7 +14,8 @@ from scoring.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "digits"))
 
-import prepare  # noqa: E402  (the example's own module, found through the path above)
+import prepare  # noqa: E402  (the example's own modules, found through the path above)
+import score_digits  # noqa: E402
 
 # An RBF SVM reaches about 0.98-0.99 on held-out digits (scikit-learn's own examples
 # report ~0.97-0.99); the PNG round trip is lossless (see prepare.to_png_pixels), so the
@@ -27,7 +28,7 @@ def test_png_round_trip_is_lossless():
     import numpy as np
 
     values = np.arange(17, dtype=np.float64)
-    assert (prepare.from_png_pixels(prepare.to_png_pixels(values)) == values).all()
+    assert (score_digits.from_png_pixels(prepare.to_png_pixels(values)) == values).all()
 
 
 @pytest.mark.slow

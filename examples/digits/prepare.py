@@ -22,8 +22,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 # load_digits pixels are integers 0..16; PNG stores 0..255. 255 / 16 is not an
-# integer, so the mapping must round-trip exactly: pixel = round(v * 255 / 16)
-# and v = round(pixel * 16 / 255) recovers every value 0..16.
+# integer, so the mapping must round-trip exactly: pixel = round(v * 255 / 16) here,
+# and score_digits.from_png_pixels (v = round(pixel * 16 / 255)) recovers every value.
 MAX_DIGIT_INTENSITY = 16
 
 
@@ -36,10 +36,6 @@ class DigitsExample:
 
 def to_png_pixels(values: np.ndarray) -> np.ndarray:
     return np.rint(values * 255.0 / MAX_DIGIT_INTENSITY).astype(np.uint8)
-
-
-def from_png_pixels(pixels: np.ndarray) -> np.ndarray:
-    return np.rint(pixels.astype(np.float64) * MAX_DIGIT_INTENSITY / 255.0)
 
 
 def prepare(workdir: Path, *, test_size: float = 0.3, seed: int = 0) -> DigitsExample:

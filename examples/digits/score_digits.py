@@ -49,7 +49,12 @@ def _read_digit(path: str) -> np.ndarray:
         pixels = np.asarray(image.convert("L"))
     if pixels.shape != (8, 8):
         raise ValueError(f"expected an 8x8 image, got {pixels.shape[1]}x{pixels.shape[0]}")
-    return np.rint(pixels.astype(np.float64) * MAX_DIGIT_INTENSITY / 255.0).reshape(-1)
+    return from_png_pixels(pixels).reshape(-1)
+
+
+def from_png_pixels(pixels: np.ndarray) -> np.ndarray:
+    """PNG gray levels 0..255 back to the digits' 0..16 (the inverse of prepare's encoding)."""
+    return np.rint(pixels.astype(np.float64) * MAX_DIGIT_INTENSITY / 255.0)
 
 
 def init() -> None:
