@@ -46,6 +46,7 @@ from scoring.db import (
     require_table,
     time_range,
 )
+from scoring.partition_reader import ExtractFolderError, read_partition_files
 from scoring.progress import progress
 from scoring.schema import (
     COUNT,
@@ -80,10 +81,6 @@ transformations:
   - extract_columns_from_partition_format:
       partition_format: "{PARTITION_FORMAT}"
 """
-
-
-class ExtractFolderError(ValueError):
-    """A folder is not a readable extract (no MLTable, a corrupt partition file ...)."""
 
 
 # --------------------------------------------------------------------------- writing
@@ -252,18 +249,7 @@ def read_partition(partition: Partition) -> pd.DataFrame:
     mini-batch for this partition would carry them. Raises
     :class:`ExtractFolderError` naming the file that cannot be read.
     """
-    frames = []
-    for path in partition.files:
-        try:
-            frames.append(pq.ParquetFile(path).read().to_pandas())
-        except (OSError, pa.ArrowException) as exc:
-            raise ExtractFolderError(f"{path}: not a readable Parquet file ({exc})") from exc
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    frame = frame.drop(columns=[c for c in PARTITION_KEYS if c in frame.columns])
-    frame.insert(0, SENSOR, pd.Series([partition.sensor] * len(frame), dtype="str"))
-    frame.insert(0, DEVICE, pd.Series([partition.device] * len(frame), dtype="str"))
-    front = [c for c in (TS, DEVICE, SENSOR) if c in frame.columns]
-    return frame[front + [c for c in frame.columns if c not in front]]
+    return read_partition_files(partition.files, partition.keys)
 
 
 def iter_partitions(folder: str | Path) -> Iterator[tuple[dict[str, str], pd.DataFrame]]:
