@@ -3,6 +3,7 @@
 import pulumi
 from pulumi_azure_native import authorization, resources
 
+from batchscore.aml.settings import SettingsError
 from components.acr_auth import ACR_AUDIENCE
 from components.common import Placement, standard_tags
 from components.config import ConfigError, StackConfig
@@ -22,7 +23,6 @@ from components.sql_bootstrap import SqlBootstrap, SqlBootstrapArgs
 from components.storage import Storage, StorageArgs
 from components.stream_job import StreamJobStart, StreamJobStartArgs
 from components.stream_processing import StreamProcessing, StreamProcessingArgs
-from scoring.aml.settings import SettingsError
 
 try:  # validated before any resource is declared
     config = StackConfig.from_pulumi()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from components.azure_errors import AzureCallError, explain, is_throttled, retry_after_seconds
-from scoring.content_hash import hash_folder as scoring_hash_folder
+from scoring.code_snapshot import hash_folder as scoring_hash_folder
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def stable_hash(value: Any, *, length: int = 16) -> str:
 
 
 def hash_folder(root: str | Path, *, length: int = 16) -> str:
-    """The scoring code's content hash (:func:`scoring.content_hash.hash_folder`), shortened:
+    """The scoring code's content hash (:func:`scoring.code_snapshot.hash_folder`), shortened:
     the same files count as a change here as in the Azure ML component versions."""
     return scoring_hash_folder(root)[:length]
 

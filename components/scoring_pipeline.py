@@ -42,6 +42,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
+from batchscore.aml.settings import PipelineSettings, PipelineTarget, SettingsError
 from components.azure_errors import AzureCallError
 from components.dynamic_common import (
     DEFAULT_RETRY,
@@ -52,7 +53,6 @@ from components.dynamic_common import (
     hash_folder,
     wait_for,
 )
-from scoring.aml.settings import PipelineSettings, PipelineTarget, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -256,9 +256,9 @@ class ScoringPipelineProvider(dynamic.ResourceProvider):
 
 def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
     """Register missing component versions, then upsert the schedule; returns the outputs."""
-    from scoring.aml import components as comps
-    from scoring.aml.pipeline import ScoringComponents, build_components, scoring_pipeline_job
-    from scoring.aml.schedule import scoring_schedule
+    from batchscore.aml import components as comps
+    from batchscore.aml.pipeline import ScoringComponents, build_components, scoring_pipeline_job
+    from batchscore.aml.schedule import scoring_schedule
 
     settings = settings_of(props)
     target = target_of(props)
@@ -303,7 +303,7 @@ def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
 
 def _ensure_component(client: Any, item: Any, where: str, role: str) -> Any:
     """The registered component for ``item``'s name and content version, created if missing."""
-    from scoring.aml.components import component_of
+    from batchscore.aml.components import component_of
 
     component = component_of(item)
     label = f"component {component.name} version {component.version}"

@@ -161,8 +161,8 @@ def test_hash_folder_changes_with_content_only(tmp_path):
 
 with warnings.catch_warnings():  # azure-ai-ml's schemas warn about marshmallow 4 on import
     warnings.simplefilter("ignore", DeprecationWarning)
+    from batchscore.aml.settings import PipelineSettings
     from components import scoring_pipeline as sp
-    from scoring.aml.settings import PipelineSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scoring.cli import UsageError
+from scoring.errors import UsageError
 
 #: Azure ML's default per-mini-batch timeout is 60 s, which makes cold workers (model
 #: loading, first imports) time out and retry in storms. Locally we default to 300 s.

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import wait
 from pathlib import Path
 
+from scoring.data.files import write_json
 from scoring.progress import progress_bar
 from scoring.runner.contract import RunSettings
 from scoring.runner.inputs import (
@@ -38,7 +39,6 @@ from scoring.runner.output import (
     SchemaMismatchError,
     predictions_path,
     remove_stale_predictions,
-    write_json_atomic,
 )
 from scoring.runner.summary import (
     FAILED,
@@ -49,16 +49,14 @@ from scoring.runner.summary import (
     format_summary,
 )
 from scoring.runner.workers import (
-    IDLE,
-    INIT_FAILED,
-    READY,
-    RESULT,
-    STARTING,
-    STOPPED,
-    STOPPING,
+    InitFailed,
     MiniBatchResult,
+    PipeClosed,
+    Ready,
+    Stopped,
     WorkerConfig,
     WorkerHandle,
+    WorkerState,
 )
 
 log = logging.getLogger("scoring.runner")
@@ -195,7 +193,7 @@ class _Run:
 
     def _dispatch(self) -> None:
         for worker in list(self.workers):
-            if worker.state != IDLE or not self._queued():
+            if worker.state != WorkerState.IDLE or not self._queued():
                 continue
             tasks = [self._take() for _ in range(self._chunk_size())]
             tasks = [task for task in tasks if task is not None]
@@ -241,7 +239,7 @@ class _Run:
         for worker in touched:
             closed = False
             for message in worker.receive_all():
-                if message[0] == "eof":
+                if isinstance(message, PipeClosed):
                     closed = True
                 else:
                     self._on_message(worker, message)
@@ -252,40 +250,38 @@ class _Run:
                 if self.failure is not None:
                     return
 
-    def _on_message(self, worker: WorkerHandle, message: tuple) -> None:
-        kind = message[0]
-        if kind == READY:
-            self.timings["init"] += message[1]
-            worker.state, worker.deadline = IDLE, None
-        elif kind == INIT_FAILED:
-            log.error("init() failed in worker %d:\n%s", worker.worker_id, message[2])
+    def _on_message(self, worker: WorkerHandle, message: object) -> None:
+        if isinstance(message, Ready):
+            self.timings["init"] += message.init_seconds
+            worker.state, worker.deadline = WorkerState.IDLE, None
+        elif isinstance(message, InitFailed):
+            log.error("init() failed in worker %d:\n%s", worker.worker_id, message.traceback)
             self.failure = (
                 f"init() of {self.settings.entry_script.name} failed in worker "
-                f"{worker.worker_id}: {message[1]}"
+                f"{worker.worker_id}: {message.reason}"
             )
-        elif kind == RESULT:
+        elif isinstance(message, MiniBatchResult):
             task = worker.task_done(self.settings.timeout_seconds)
-            result: MiniBatchResult = message[1]
-            if task is None or task.index != result.index:
+            if task is None or task.index != message.index:
                 raise RuntimeError(f"worker {worker.worker_id} answered an unexpected mini-batch")
-            self._on_result(task, result)
-        elif kind == STOPPED:
-            self.cpu_seconds["workers"] += message[2]
-            if message[1]:
-                self.shutdown_errors.append(f"worker {worker.worker_id}: {message[1]}")
-            worker.state, worker.deadline = "stopped", None
+            self._on_result(task, message)
+        elif isinstance(message, Stopped):
+            self.cpu_seconds["workers"] += message.cpu_seconds
+            if message.shutdown_error:
+                self.shutdown_errors.append(f"worker {worker.worker_id}: {message.shutdown_error}")
+            worker.state, worker.deadline = WorkerState.STOPPED, None
 
     def _on_worker_exit(self, worker: WorkerHandle) -> None:
         description = worker.exit_description()
         self._retire(worker)
-        if worker.state == "stopped":
+        if worker.state == WorkerState.STOPPED:
             return
-        if worker.state == STARTING:
+        if worker.state == WorkerState.STARTING:
             self.failure = (
                 f"a worker exited during init() of {self.settings.entry_script.name}: {description}"
             )
             return
-        if worker.state == STOPPING:
+        if worker.state == WorkerState.STOPPING:
             self.shutdown_errors.append(f"worker {worker.worker_id}: {description} in shutdown()")
             return
         log.warning("worker %d: %s", worker.worker_id, description)
@@ -301,12 +297,12 @@ class _Run:
             limit = f"{self.settings.timeout_seconds:g}s"
             worker.kill()
             self._retire(worker)
-            if worker.state == STARTING:
+            if worker.state == WorkerState.STARTING:
                 self.failure = (
                     f"init() of {self.settings.entry_script.name} did not finish within "
                     f"{self.settings.effective_init_timeout:g}s (worker {worker.worker_id})"
                 )
-            elif worker.state == STOPPING:
+            elif worker.state == WorkerState.STOPPING:
                 self.shutdown_errors.append(
                     f"worker {worker.worker_id}: shutdown() did not finish within {limit}"
                 )
@@ -400,7 +396,7 @@ class _Run:
     def _stop_workers(self) -> None:
         """Ask every worker for shutdown(); wait for them within the timeout."""
         for worker in list(self.workers):
-            if worker.state == IDLE:
+            if worker.state == WorkerState.IDLE:
                 worker.stop(self.settings.timeout_seconds)
             else:  # still starting and nothing left to do
                 worker.kill()
@@ -408,7 +404,7 @@ class _Run:
         while self.workers:
             self._wait_and_handle()
             for worker in list(self.workers):
-                if worker.state == "stopped":
+                if worker.state == WorkerState.STOPPED:
                     worker.process.join(timeout=self.settings.timeout_seconds)
                     self._retire(worker)
             self._enforce_deadlines()
@@ -467,7 +463,7 @@ class _Run:
             notes=self.notes,
             shutdown_errors=self.shutdown_errors,
         )
-        write_json_atomic(settings.output_dir / SUMMARY_FILE, summary.to_dict())
+        write_json(summary.to_dict(), settings.output_dir / SUMMARY_FILE)
         if summary.status == FAILED:
             log.error("run failed: %s", summary.failure)
             for record in summary.worst_offenders():

@@ -4,11 +4,11 @@ Three kinds of input:
 
 * an extract folder (an ``MLTable`` file + hive partitions ``Device=<d>/Sensor=<s>/*.parquet``):
   one mini-batch per partition (``partition_keys`` semantics). The parent only lists the
-  partitions (:func:`scoring.extract.list_partitions`); each worker reads its own
-  (:func:`scoring.partition_reader.read_partition_files`), so the fleet is never held in one
+  partitions (:func:`scoring.steps.extract.list_partitions`); each worker reads its own
+  (:func:`scoring.data.extract_folder.read_partition`), so the fleet is never held in one
   process.
-* one CSV or Parquet file of readings: read once (:func:`scoring.io_utils.read_table`,
-  :func:`scoring.schema.normalize_readings`), grouped by (Device, Sensor), one mini-batch
+* one CSV or Parquet file of readings: read once (:func:`scoring.data.files.read_table`,
+  :func:`scoring.data.schema.normalize_readings`), grouped by (Device, Sensor), one mini-batch
   per pair.
 * a folder of files without an ``MLTable`` (generic batch inference, ``uri_folder``): the
   files sorted by relative path, grouped ``--mini-batch-size`` files (or bytes) at a time;
@@ -24,10 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scoring.io_utils import TableFormatError, read_table
-from scoring.partition_reader import read_partition_files
+from scoring.data.files import TableFormatError, read_table
+from scoring.data.schema import PARTITION_KEYS, READING_COLUMNS, normalize_readings
 from scoring.runner.contract import InvalidSettingsError, MiniBatchSize
-from scoring.schema import PARTITION_KEYS, READING_COLUMNS, normalize_readings
 
 KIND_PARTITION = "partition"  # the worker reads the partition's files
 KIND_FRAME = "frame"  # the DataFrame travels with the task
@@ -80,8 +79,7 @@ def plan_input(path: Path, mini_batch_size: MiniBatchSize) -> InputPlan:
 
 
 def _plan_partitions(folder: Path) -> InputPlan:
-    # imported here: scoring.extract brings SQLAlchemy, which file inputs do not need
-    from scoring.extract import ExtractFolderError, list_partitions
+    from scoring.data.extract_folder import ExtractFolderError, list_partitions
 
     try:
         partitions = list_partitions(folder)
@@ -99,12 +97,6 @@ def _plan_partitions(folder: Path) -> InputPlan:
     ]
     notes = [] if tasks else [f"{folder} has an MLTable but no Device=/Sensor= partitions"]
     return InputPlan(kind="mltable", tasks=tasks, notes=notes)
-
-
-def read_partition(task: MiniBatchTask) -> pd.DataFrame:
-    """Read one partition (in a worker): its rows with Device and Sensor from its path,
-    through the extract module's own reader (workers are the parallelism)."""
-    return canonical_columns(read_partition_files(task.files, task.keys))
 
 
 def partition_row_count(task: MiniBatchTask) -> int | None:

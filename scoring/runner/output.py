@@ -10,7 +10,6 @@ row groups and put back in order when the file is published. Publishing is one
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -224,15 +223,3 @@ def remove_stale_predictions(output_dir: Path, keep: Path | None = None) -> list
             path.unlink()
             removed.append(path)
     return removed
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON through a temporary file in the same folder and ``os.replace``."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.write("\n")
-        os.replace(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)

@@ -2,16 +2,17 @@
 mini-batch and ``shutdown()`` at the end, like one process of an Azure ML parallel job node.
 
 The parent talks to each worker over its own pipe (so it always knows which mini-batch a
-worker holds, and can kill a worker that hangs). Protocol:
+worker holds, and can kill a worker that hangs). Protocol, one small dataclass per message:
 
-* parent -> worker: ``(TASKS, [MiniBatchTask, ...])`` processed in order, or ``(STOP,)``.
-* worker -> parent: ``(READY, init_seconds)`` or ``(INIT_FAILED, reason, traceback)`` once;
-  ``(RESULT, MiniBatchResult)`` per mini-batch; ``(STOPPED, shutdown_error_or_None,
-  cpu_seconds)`` last.
+* parent -> worker: :class:`Tasks` (processed in order), or :class:`Stop`.
+* worker -> parent: :class:`Ready` or :class:`InitFailed` once; a :class:`MiniBatchResult`
+  per mini-batch; :class:`Stopped` last. The parent's side adds :class:`PipeClosed` when the
+  pipe ends. A worker's lifecycle, as the parent tracks it, is a :class:`WorkerState`.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import inspect
 import logging
@@ -26,19 +27,68 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from scoring.data.extract_folder import read_partition
 from scoring.runner.contract import MiniBatchContext
 from scoring.runner.inputs import (
     KIND_FILES,
     KIND_FRAME,
     KIND_PARTITION,
     MiniBatchTask,
+    canonical_columns,
     partition_row_count,
-    read_partition,
 )
-from scoring.runner.returns import count_items, to_table
+from scoring.runner.returned_items import count_items, to_table
 
-TASKS, STOP = "tasks", "stop"
-READY, INIT_FAILED, RESULT, STOPPED = "ready", "init_failed", "result", "stopped"
+
+class WorkerState(enum.Enum):
+    """Where a worker is in its life, as the parent sees it."""
+
+    STARTING = "starting"  # importing the script and running init()
+    IDLE = "idle"  # ready, holding no mini-batch
+    BUSY = "busy"  # holding mini-batches
+    STOPPING = "stopping"  # asked to run shutdown() and exit
+    STOPPED = "stopped"  # shutdown() done, the process is exiting
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """Parent -> worker: mini-batches to process in order."""
+
+    tasks: list
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Parent -> worker: run ``shutdown()`` and exit."""
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Worker -> parent: ``init()`` finished."""
+
+    init_seconds: float
+
+
+@dataclass(frozen=True)
+class InitFailed:
+    """Worker -> parent: importing the script or ``init()`` failed."""
+
+    reason: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Worker -> parent, last: ``shutdown()`` ran (its error, if any) and the CPU time used."""
+
+    shutdown_error: str | None
+    cpu_seconds: float
+
+
+@dataclass(frozen=True)
+class PipeClosed:
+    """Parent side: the worker's pipe ended (the worker exited or died)."""
+
 
 MAX_REASON_CHARS = 500
 MAX_WARNING_CHARS = 300
@@ -181,17 +231,17 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
         if not callable(run):
             raise TypeError(f"{config.entry_script} defines no callable run()")
     except BaseException as exc:  # noqa: BLE001 - SystemExit from init() is a failure too
-        conn.send((INIT_FAILED, describe_exception(exc), traceback.format_exc()))
+        conn.send(InitFailed(describe_exception(exc), traceback.format_exc()))
         return
-    conn.send((READY, time.perf_counter() - started))
+    conn.send(Ready(time.perf_counter() - started))
     pass_context = wants_context(run)
     try:
         while True:
             message = conn.recv()
-            if message[0] == STOP:
+            if isinstance(message, Stop):
                 break
-            for task in message[1]:
-                conn.send((RESULT, _process(task, run, pass_context, config, capture)))
+            for task in message.tasks:
+                conn.send(_process(task, run, pass_context, config, capture))
     except (EOFError, OSError):  # the parent is gone: nothing left to report to
         return
     shutdown_error = None
@@ -202,7 +252,7 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
         except BaseException as exc:  # noqa: BLE001
             shutdown_error = describe_exception(exc)
     try:
-        conn.send((STOPPED, shutdown_error, time.process_time()))
+        conn.send(Stopped(shutdown_error, time.process_time()))
     except OSError:
         pass
 
@@ -212,7 +262,7 @@ def _process(task: MiniBatchTask, run, pass_context: bool, config, capture) -> M
     result = MiniBatchResult(index=task.index, attempt=task.attempt, ok=False, items_in=0)
     started = time.perf_counter()
     try:
-        mini_batch = _build_mini_batch(task)
+        mini_batch = build_mini_batch(task)
         result.items_in = len(mini_batch)
     except Exception as exc:
         result.items_in = _fallback_items(task)
@@ -253,9 +303,10 @@ def _process(task: MiniBatchTask, run, pass_context: bool, config, capture) -> M
     return _with_warnings(result, capture)
 
 
-def _build_mini_batch(task: MiniBatchTask):
+def build_mini_batch(task: MiniBatchTask):
+    """What ``run()`` receives for ``task``: a DataFrame (tabular) or a list of paths (files)."""
     if task.kind == KIND_PARTITION:
-        return read_partition(task)
+        return canonical_columns(read_partition(task.files, task.keys))
     if task.kind == KIND_FRAME:
         return task.frame
     if task.kind == KIND_FILES:
@@ -277,8 +328,6 @@ def _with_warnings(result: MiniBatchResult, capture: _WarningCapture) -> MiniBat
 
 # --- in the parent ----------------------------------------------------------------------
 
-STARTING, IDLE, BUSY, STOPPING = "starting", "idle", "busy", "stopping"
-
 
 class WorkerHandle:
     """The parent's view of one worker: its process, pipe, state and assigned mini-batches."""
@@ -294,7 +343,7 @@ class WorkerHandle:
         self.process.start()
         child_conn.close()
         self._closed = False
-        self.state = STARTING
+        self.state = WorkerState.STARTING
         self.assigned: deque[MiniBatchTask] = deque()
         self.deadline: float | None = time.monotonic() + startup_timeout
 
@@ -305,11 +354,11 @@ class WorkerHandle:
     def send_tasks(self, tasks: list[MiniBatchTask], timeout: float) -> bool:
         """Hand tasks over; False (nothing assigned) if the worker is already gone."""
         try:
-            self.conn.send((TASKS, tasks))
+            self.conn.send(Tasks(tasks))
         except OSError:  # BrokenPipeError: it died while idle
             return False
         self.assigned.extend(tasks)
-        self.state = BUSY
+        self.state = WorkerState.BUSY
         self.deadline = time.monotonic() + timeout
         return True
 
@@ -319,25 +368,25 @@ class WorkerHandle:
         if self.assigned:
             self.deadline = time.monotonic() + timeout
         else:
-            self.state, self.deadline = IDLE, None
+            self.state, self.deadline = WorkerState.IDLE, None
         return task
 
     def stop(self, timeout: float) -> None:
-        self.state = STOPPING
+        self.state = WorkerState.STOPPING
         self.deadline = time.monotonic() + timeout
         try:
-            self.conn.send((STOP,))
+            self.conn.send(Stop())
         except OSError:
             pass
 
-    def receive_all(self) -> list[tuple]:
-        """Every message already waiting; ``[("eof",)]`` last if the pipe closed."""
+    def receive_all(self) -> list[object]:
+        """Every message already waiting; a :class:`PipeClosed` last if the pipe ended."""
         messages = []
         try:
             while self.conn.poll():
                 messages.append(self.conn.recv())
         except (EOFError, OSError):
-            messages.append(("eof",))
+            messages.append(PipeClosed())
         return messages
 
     def kill(self) -> None:

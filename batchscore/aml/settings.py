@@ -1,0 +1,301 @@
+"""Typed, validated settings of the scoring pipeline, read from the Pulumi stack configuration.
+
+Two halves:
+
+* :class:`PipelineSettings`: the knobs of the schedule and of the parallel job, one per
+  ``Pulumi.yaml`` config key (``scheduleCron`` ... ``appendRows``). Defaults come from
+  ``Pulumi.yaml``, per-stack overrides from ``Pulumi.<stack>.yaml`` (``batchscore:<key>``).
+* :class:`PipelineTarget`: where the pipeline runs (the image by digest, the cluster, the
+  datastores, the SQL database, the cluster identity). The Pulumi program fills it from
+  other components' outputs; ``pipeline export`` uses marked placeholders unless given.
+
+Every validation error names the config key and the allowed values; all errors are
+reported at once. This module imports neither Pulumi nor azure-ai-ml.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scoring.errors import UsageError
+
+PROJECT = "batchscore"
+LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PLACEHOLDER_IMAGE = (
+    "PLACEHOLDER-registry.azurecr.io/batchscore-scoring@sha256:" + "0" * 64
+)  # marked placeholder: `pipeline export --image REF` or the stack's image replaces it
+PLACEHOLDER = "PLACEHOLDER"
+
+_MINI_BATCH_SIZE = re.compile(r"^\s*\d+\s*$|^\s*\d+(\.\d+)?\s*(kb|mb|gb)\s*$", re.IGNORECASE)
+_DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+_DATASTORE_NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
+
+
+class SettingsError(UsageError, ValueError):
+    """One or more settings are invalid; the message lists every problem, one per line."""
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """The scoring pipeline's knobs. ``metadata["key"]`` is the Pulumi.yaml config key."""
+
+    schedule_cron: str = field(default="0 * * * *", metadata={"key": "scheduleCron"})
+    schedule_time_zone: str = field(default="UTC", metadata={"key": "scheduleTimeZone"})
+    schedule_enabled: bool = field(default=True, metadata={"key": "scheduleEnabled"})
+    lookback_minutes: int = field(default=60, metadata={"key": "lookbackMinutes"})
+    instance_count: int = field(default=1, metadata={"key": "scoringInstanceCount"})
+    max_concurrency_per_instance: int = field(
+        default=2, metadata={"key": "maxConcurrencyPerInstance"}
+    )
+    error_threshold: int = field(default=-1, metadata={"key": "errorThreshold"})
+    mini_batch_error_threshold: int = field(default=5, metadata={"key": "miniBatchErrorThreshold"})
+    max_retries: int = field(default=2, metadata={"key": "maxRetries"})
+    timeout_seconds: int = field(default=300, metadata={"key": "miniBatchTimeoutSeconds"})
+    logging_level: str = field(default="INFO", metadata={"key": "scoringLoggingLevel"})
+    append_rows: bool = field(default=True, metadata={"key": "appendRows"})
+    mini_batch_size: str = field(default="10", metadata={"key": "miniBatchSize"})
+
+    def __post_init__(self) -> None:
+        problems = _check_settings(self)
+        if problems:
+            raise SettingsError("invalid scoring pipeline settings:\n  " + "\n  ".join(problems))
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def config_keys(cls) -> dict[str, str]:
+        """Pulumi.yaml config key -> field name."""
+        return {f.metadata["key"]: f.name for f in fields(cls)}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> PipelineSettings:
+        """Settings from ``{configKey: value}``; missing keys take the defaults.
+
+        Keys may carry the project namespace (``batchscore:scheduleCron``); keys that are not
+        pipeline settings are ignored (the stack's infrastructure keys live beside them).
+        Values are coerced the way Pulumi config arrives: ``"30"`` and ``30.0`` are 30,
+        ``"true"`` is True.
+        """
+        by_key = cls.config_keys()
+        kinds = {f.name: f.type for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        problems: list[str] = []
+        for raw_key, value in values.items():
+            key = raw_key.split(":", 1)[1] if raw_key.startswith(f"{PROJECT}:") else raw_key
+            name = by_key.get(key)
+            if name is None or value is None:
+                continue
+            try:
+                kwargs[name] = _coerce(value, kinds[name])
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+        if problems:
+            raise SettingsError("invalid scoring pipeline settings:\n  " + "\n  ".join(problems))
+        return cls(**kwargs)
+
+    @classmethod
+    def from_stack(cls, stack: str | None, project_dir: str | Path) -> PipelineSettings:
+        """``Pulumi.yaml`` defaults overridden by ``Pulumi.<stack>.yaml`` (if ``stack``)."""
+        values = read_stack_config(stack, project_dir)
+        return cls.from_mapping(values)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """``{configKey: value}``: the form stored as the dynamic resource's input."""
+        by_name = {f.name: f.metadata["key"] for f in fields(self)}
+        return {by_name[name]: value for name, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class PipelineTarget:
+    """Where and as whom the pipeline runs: filled from the other components' outputs.
+
+    ``image`` must be a reference by digest (``registry/repo@sha256:<64 hex>``) so a
+    component version always means the same bits. ``identity_client_id`` is the client id
+    of the cluster's user-assigned identity: the steps run as it (SQL, datastores).
+    """
+
+    image: str = PLACEHOLDER_IMAGE
+    compute: str = f"{PLACEHOLDER}-cluster"
+    models_datastore: str = "models"
+    predictions_datastore: str = "predictions"
+    sql_server: str = f"{PLACEHOLDER}-sql-server"
+    sql_database: str = f"{PLACEHOLDER}-database"
+    identity_client_id: str = "00000000-0000-0000-0000-000000000000"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _DIGEST_REF.match(self.image or ""):
+            problems.append(
+                f"image: must be a reference by digest like registry/repo@sha256:<64 hex> "
+                f"(got {self.image!r})"
+            )
+        for name in ("models_datastore", "predictions_datastore"):
+            value = getattr(self, name)
+            if not _DATASTORE_NAME.match(value or ""):
+                problems.append(
+                    f"{name}: a datastore name has letters, digits and underscores (got {value!r})"
+                )
+        for name in ("compute", "sql_server", "sql_database", "identity_client_id"):
+            if not str(getattr(self, name) or "").strip():
+                problems.append(f"{name}: must not be empty")
+        if problems:
+            raise SettingsError("invalid scoring pipeline target:\n  " + "\n  ".join(problems))
+
+    @property
+    def is_placeholder(self) -> bool:
+        return PLACEHOLDER in self.image
+
+    @property
+    def sql_host(self) -> str:
+        """The server's host name (a bare server name gets the Azure SQL suffix)."""
+        server = self.sql_server.strip()
+        return server if "." in server else f"{server}.database.windows.net"
+
+    def sql_url(self) -> str:
+        """SQLAlchemy URL of the readings database, with no user and no password.
+
+        ``scoring.data.db`` authenticates such a URL with an Entra token from
+        ``DefaultAzureCredential``; the step sets ``AZURE_CLIENT_ID`` to this target's
+        ``identity_client_id`` so the token is the cluster's user-assigned identity's.
+        """
+        return (
+            f"mssql+pyodbc://@{self.sql_host}/{self.sql_database}"
+            "?driver=ODBC+Driver+18+for+SQL+Server&Encrypt=yes"
+        )
+
+    def models_uri(self) -> str:
+        """The model store (the whole ``models`` container: manifest.json at its root)."""
+        return f"azureml://datastores/{self.models_datastore}/paths/"
+
+    def predictions_uri(self) -> str:
+        """Root under which the publish step writes one ``window=<end>/`` folder per run."""
+        return f"azureml://datastores/{self.predictions_datastore}/paths/scored/"
+
+
+def read_stack_config(stack: str | None, project_dir: str | Path) -> dict[str, Any]:
+    """``{key: value}`` from Pulumi.yaml defaults, then ``Pulumi.<stack>.yaml`` overrides.
+
+    Keys are returned without the project namespace. Raises SettingsError naming the file
+    when a file is missing or not valid YAML.
+    """
+    root = Path(project_dir)
+    project = _load_yaml(root / "Pulumi.yaml")
+    values: dict[str, Any] = {}
+    for key, spec in (project.get("config") or {}).items():
+        namespace, _, name = str(key).rpartition(":")
+        if namespace not in ("", PROJECT):
+            continue  # another provider's key (e.g. azure-native:location)
+        if isinstance(spec, Mapping) and "default" in spec:
+            values[name] = spec["default"]
+        elif not isinstance(spec, Mapping):
+            values[name] = spec
+    if stack:
+        stack_file = root / f"Pulumi.{stack}.yaml"
+        if not stack_file.is_file():
+            raise SettingsError(f"stack {stack!r}: no stack file {stack_file.name} in {root}")
+        for key, value in (_load_yaml(stack_file).get("config") or {}).items():
+            namespace, _, name = str(key).rpartition(":")
+            if namespace in ("", PROJECT) and not isinstance(value, Mapping):
+                values[name] = value
+    return values
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SettingsError(f"{path.name}: not found in {path.parent}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path.name}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path.name}: expected a mapping at the top level")
+    return data
+
+
+def _coerce(value: Any, kind: Any) -> Any:
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if kind_name == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ValueError(f"must be true or false (got {value!r})")
+    if kind_name == "int":
+        if isinstance(value, bool):
+            raise ValueError(f"must be an integer (got {value!r})")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            return int(value)
+        raise ValueError(f"must be an integer (got {value!r})")
+    if isinstance(value, bool | dict | list):
+        raise ValueError(f"must be a string (got {value!r})")
+    return str(value)
+
+
+def _azure_ml_time_zones() -> frozenset[str]:
+    """The time zone names Azure ML schedules accept (empty if azure-ai-ml is absent)."""
+    try:
+        from azure.ai.ml.constants import TimeZone
+    except ImportError:  # the scoring image has no azure-ai-ml; nothing schedules there
+        return frozenset()
+    return frozenset(zone.value for zone in TimeZone)
+
+
+def _check_settings(s: PipelineSettings) -> list[str]:
+    """Every problem with ``s``, each naming the config key and what is allowed."""
+    from croniter import croniter  # light, but only needed here
+
+    problems: list[str] = []
+    cron_fields = str(s.schedule_cron).split()
+    if len(cron_fields) != 5 or not croniter.is_valid(s.schedule_cron):
+        problems.append(
+            "scheduleCron: must be a cron expression of 5 fields 'minute hour day month weekday' "
+            f"(got {s.schedule_cron!r})"
+        )
+    elif cron_fields[2] != "*" or cron_fields[3] != "*":
+        problems.append(
+            "scheduleCron: Azure ML ignores the day-of-month and month fields; set them to '*' "
+            f"and use minute, hour and weekday (got {s.schedule_cron!r})"
+        )
+    zones = _azure_ml_time_zones()
+    if not str(s.schedule_time_zone).strip() or (zones and s.schedule_time_zone not in zones):
+        problems.append(
+            "scheduleTimeZone: must be a Windows time zone name that Azure ML accepts, e.g. UTC, "
+            f"'W. Europe Standard Time', 'Pacific Standard Time' (got {s.schedule_time_zone!r})"
+        )
+    for name, key, minimum in (
+        ("lookback_minutes", "lookbackMinutes", 1),
+        ("instance_count", "scoringInstanceCount", 1),
+        ("max_concurrency_per_instance", "maxConcurrencyPerInstance", 1),
+        ("error_threshold", "errorThreshold", -1),
+        ("mini_batch_error_threshold", "miniBatchErrorThreshold", -1),
+        ("max_retries", "maxRetries", 0),
+        ("timeout_seconds", "miniBatchTimeoutSeconds", 1),
+    ):
+        value = getattr(s, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            allowed = "-1 (ignore) or more" if minimum == -1 else f"an integer >= {minimum}"
+            problems.append(f"{key}: must be {allowed} (got {value!r})")
+    if s.logging_level not in LOGGING_LEVELS:
+        problems.append(
+            f"scoringLoggingLevel: must be one of {', '.join(LOGGING_LEVELS)} "
+            f"(got {s.logging_level!r})"
+        )
+    if not _MINI_BATCH_SIZE.match(str(s.mini_batch_size)):
+        problems.append(
+            "miniBatchSize: must be a file count like '10' or a size like '100kb', '5mb', '1gb' "
+            f"(got {s.mini_batch_size!r})"
+        )
+    for name, key in (("schedule_enabled", "scheduleEnabled"), ("append_rows", "appendRows")):
+        if not isinstance(getattr(s, name), bool):
+            problems.append(f"{key}: must be true or false (got {getattr(s, name)!r})")
+    return problems

@@ -1,0 +1,301 @@
+"""Push a local model store to a Blob container, transferring only what changed.
+
+What is uploaded is exactly what the store's ``manifest.json`` lists, the model pack
+(``models.pack.arrow``, only when built from this manifest), and the manifest:
+
+1. Every listed model file is read and checked against the sha256 in the manifest
+   (:meth:`scoring.models.store.ModelStore.read_model_bytes`). If any is missing or corrupt,
+   nothing is uploaded and every bad file is named: a manifest must never go up pointing
+   at a model that is not there.
+2. One listing of the container (with metadata) tells which blobs already hold the same
+   bytes: each uploaded blob carries its sha256 in the metadata field ``sha256``. Those are
+   skipped, the others uploaded (in parallel, with progress).
+3. The manifest goes up last, so readers see either the old store or the new one, never a
+   manifest pointing at missing models.
+
+Authentication: Entra (``DefaultAzureCredential`` with an account URL; the identity needs
+*Storage Blob Data Contributor* on the account or container) or, for Azurite and dev only,
+a connection string. A connection string is never logged or printed: what is shown is the
+container URL with any query (a SAS) cut off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from scoring.errors import RunFailed
+from scoring.models.store import MANIFEST_NAME, ModelStore, ModelStoreError
+from scoring.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+SHA256_METADATA_KEY = "sha256"
+DEFAULT_WORKERS = 8
+_STORE_CONTRIBUTOR = "Storage Blob Data Contributor"
+
+
+class BlobSyncError(RunFailed):
+    """The upload failed; the message names the container and what to do."""
+
+
+@dataclass(frozen=True)
+class UploadSummary:
+    """What one upload did. ``bytes_uploaded`` counts file bytes sent (manifest included)."""
+
+    uploaded: int
+    unchanged: int
+    bytes_uploaded: int
+    manifest_uploaded: bool
+    destination: str
+
+    def line(self) -> str:
+        manifest = "manifest uploaded" if self.manifest_uploaded else "manifest unchanged"
+        return (
+            f"uploaded {self.uploaded}, unchanged {self.unchanged}, "
+            f"{self.bytes_uploaded} bytes, {manifest} -> {self.destination}"
+        )
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    blob_name: str
+    data: bytes
+    sha256: str
+    content_type: str
+
+
+def container_client(
+    container: str,
+    *,
+    account_url: str | None = None,
+    connection_string: str | None = None,
+    **client_kwargs: Any,
+) -> Any:
+    """A ``ContainerClient`` with Entra auth (``account_url``) or a connection string.
+
+    ``client_kwargs`` go to the client (tests pass a ``raw_request_hook`` to count requests).
+    """
+    from azure.storage.blob import ContainerClient
+
+    if (account_url is None) == (connection_string is None):
+        raise ValueError("give exactly one of account_url or connection_string")
+    if connection_string is not None:
+        try:
+            return ContainerClient.from_connection_string(
+                connection_string, container, **client_kwargs
+            )
+        except ValueError:
+            # The SDK's message is fine, but never echo the string itself.
+            raise BlobSyncError(
+                "the connection string is malformed (expected "
+                "'DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...;BlobEndpoint=...')"
+            ) from None
+    from azure.identity import DefaultAzureCredential
+
+    credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+    return ContainerClient(account_url, container, credential=credential, **client_kwargs)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its query and fragment (a SAS token never reaches a log)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def upload_store(
+    store_root: str,
+    container: Any,
+    *,
+    prefix: str = "",
+    create_container: bool = False,
+    workers: int = DEFAULT_WORKERS,
+) -> UploadSummary:
+    """Upload the model store at ``store_root`` to ``container`` (a ``ContainerClient``).
+
+    Blob names are ``<prefix>/<path in the store>``. Raises :class:`ModelStoreError` for a bad
+    local store (nothing uploaded) and :class:`BlobSyncError` for storage failures.
+    """
+    destination = safe_url(container.url) + (f"/{prefix.strip('/')}" if prefix.strip("/") else "")
+    files, manifest = _local_files(store_root, prefix)
+    _guard(lambda: _ensure_container(container, create_container), "open", destination)
+    remote = _guard(lambda: _remote_hashes(container, prefix), "list", destination)
+
+    changed = [f for f in files if remote.get(f.blob_name) != f.sha256]
+    unchanged = len(files) - len(changed)
+    log.info(
+        "%d model files in %s: %d to upload, %d unchanged",
+        len(files),
+        store_root,
+        len(changed),
+        unchanged,
+    )
+    sent_bytes = 0
+    with progress_bar(total=len(changed), desc="uploading models", unit="file") as bar:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {pool.submit(_upload, container, f): f for f in changed}
+            for future in as_completed(futures):
+                item = futures[future]
+                _guard(future.result, f"upload {item.blob_name} to", destination)
+                sent_bytes += len(item.data)
+                bar.update(1)
+
+    manifest_changed = remote.get(manifest.blob_name) != manifest.sha256
+    if manifest_changed:
+        _guard(lambda: _upload(container, manifest), "upload the manifest to", destination)
+        sent_bytes += len(manifest.data)
+    return UploadSummary(
+        uploaded=len(changed),
+        unchanged=unchanged,
+        bytes_uploaded=sent_bytes,
+        manifest_uploaded=manifest_changed,
+        destination=destination,
+    )
+
+
+def blob_name(prefix: str, relpath: str) -> str:
+    clean = prefix.strip("/")
+    return f"{clean}/{relpath}" if clean else relpath
+
+
+def _local_files(store_root: str, prefix: str) -> tuple[list[_LocalFile], _LocalFile]:
+    """Every model file the manifest lists (verified) and the manifest itself."""
+    store = ModelStore(store_root)
+    pairs = store.keys()  # raises ModelStoreError naming the manifest if it is bad
+    files: list[_LocalFile] = []
+    problems: list[str] = []
+    for device, sensor in pairs:
+        try:
+            entry, _path, data = store.read_model_bytes(device, sensor)
+        except ModelStoreError as exc:
+            problems.append(str(exc))
+            continue
+        files.append(
+            _LocalFile(
+                blob_name(prefix, str(entry["file"])),
+                data,
+                str(entry["sha256"]),
+                "application/octet-stream",
+            )
+        )
+    if problems:
+        listed = "; ".join(problems)
+        raise ModelStoreError(
+            f"{store.manifest_path}: {len(problems)} of {len(pairs)} models cannot be uploaded, "
+            f"so nothing was uploaded: {listed}"
+        )
+    pack = _current_pack(store, prefix)
+    if pack is not None:
+        files.append(pack)
+    manifest_bytes = store.manifest_path.read_bytes()
+    manifest = _LocalFile(
+        blob_name(prefix, MANIFEST_NAME),
+        manifest_bytes,
+        hashlib.sha256(manifest_bytes).hexdigest(),
+        "application/json",
+    )
+    return files, manifest
+
+
+def _current_pack(store: ModelStore, prefix: str) -> _LocalFile | None:
+    """The store's model pack, if built from this manifest: it goes up with the models and
+    before the manifest, so a reader never pairs a new manifest with an old pack (a stale
+    pack would only be ignored, but scoring would then lose its fast path)."""
+    from scoring.models.pack import PACK_NAME, PackedStore, pack_path
+
+    if PackedStore.for_store(store) is None:
+        if pack_path(store).exists():
+            log.warning(
+                "%s is stale: not uploaded (rebuild it with `batchscore models pack DIR`)",
+                pack_path(store),
+            )
+        return None
+    data = pack_path(store).read_bytes()
+    return _LocalFile(
+        blob_name(prefix, PACK_NAME),
+        data,
+        hashlib.sha256(data).hexdigest(),
+        "application/vnd.apache.arrow.file",
+    )
+
+
+def _ensure_container(container: Any, create: bool) -> None:
+    if container.exists():
+        return
+    if not create:
+        raise BlobSyncError(
+            f"container {safe_url(container.url)} does not exist (check --container, or pass "
+            "--create-container to create it)"
+        )
+    log.info("creating container %s", safe_url(container.url))
+    container.create_container()
+
+
+def _remote_hashes(container: Any, prefix: str) -> dict[str, str | None]:
+    """Blob name -> its recorded sha256 (None when the blob has none), for blobs under prefix."""
+    start = f"{prefix.strip('/')}/" if prefix.strip("/") else None
+    return {
+        blob.name: (blob.metadata or {}).get(SHA256_METADATA_KEY)
+        for blob in container.list_blobs(name_starts_with=start, include=["metadata"])
+    }
+
+
+def _upload(container: Any, item: _LocalFile) -> None:
+    from azure.storage.blob import ContentSettings
+
+    container.upload_blob(
+        item.blob_name,
+        item.data,
+        overwrite=True,
+        metadata={SHA256_METADATA_KEY: item.sha256},
+        content_settings=ContentSettings(
+            content_type=item.content_type,
+            content_md5=bytearray(hashlib.md5(item.data).digest()),
+        ),
+    )
+
+
+def _guard(call: Callable[[], Any], action: str, destination: str) -> Any:
+    """Run ``call``; storage errors become one BlobSyncError sentence naming the destination."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+    )
+
+    try:
+        return call()
+    except BlobSyncError:
+        raise
+    except ClientAuthenticationError as exc:
+        raise BlobSyncError(
+            f"cannot {action} {destination}: no usable Azure credential ({_first_line(exc)}); "
+            f"run `az login` or use a managed identity that holds {_STORE_CONTRIBUTOR}"
+        ) from exc
+    except HttpResponseError as exc:
+        status = getattr(exc, "status_code", None)
+        if status == 403:
+            advice = f"the identity needs the role {_STORE_CONTRIBUTOR} on the account or container"
+        elif status == 404:
+            advice = "the container or account was not found"
+        else:
+            advice = "the storage service rejected the request"
+        raise BlobSyncError(
+            f"cannot {action} {destination} (HTTP {status}): {advice}. "
+            f"Storage said: {_first_line(exc)}"
+        ) from exc
+    except ServiceRequestError as exc:
+        raise BlobSyncError(
+            f"cannot {action} {destination}: the storage endpoint is unreachable "
+            f"({_first_line(exc)})"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

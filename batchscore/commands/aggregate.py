@@ -1,0 +1,49 @@
+"""``batchscore aggregate``: raw readings into tumbling windows in the ``SensorReadings`` table
+(the window rules are :mod:`batchscore.aggregate`; the SQL is :mod:`scoring.data.db`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from batchscore.aggregate import DEFAULT_WINDOW_MINUTES, aggregate_readings, load_readings
+from scoring.data.db import DEFAULT_DB_URL, database, replace_windows
+from scoring.data.schema import TS
+from scoring.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", type=Path, required=True, help="raw readings (.csv or .parquet)")
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_DB_URL,
+        help=f"SQLAlchemy database URL (default: {DEFAULT_DB_URL}, in the current folder)",
+    )
+    parser.add_argument(
+        "--window-minutes",
+        type=int,
+        default=DEFAULT_WINDOW_MINUTES,
+        help=f"tumbling window length in minutes (default: {DEFAULT_WINDOW_MINUTES})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.window_minutes < 1:
+        raise UsageError("--window-minutes must be at least 1")
+    readings = load_readings(args.input)
+    windows = aggregate_readings(readings, args.window_minutes)
+    with database(args.db, create=True) as engine:
+        replaced = replace_windows(engine, windows)
+    log.info(
+        "aggregated %d readings into %d windows of %d min (%s .. %s); replaced %d existing row(s)",
+        len(readings),
+        len(windows),
+        args.window_minutes,
+        windows[TS].min(),
+        windows[TS].max(),
+        replaced,
+    )
+    return 0

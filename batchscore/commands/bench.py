@@ -1,0 +1,104 @@
+"""``batchscore bench``: scoring strategies side by side on one synthetic fleet (the strategies
+and the report are :mod:`batchscore.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from batchscore import bench
+from batchscore.bench import MODES, BenchContext, FleetSpec
+from scoring.data.files import write_json
+from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Generate a fleet (S sensors x R rows), train its models as `train` does, and time "
+        "(a) a process per pair, (b) in-process scikit-learn, (c) the product's score, and "
+        "the fast kernel alone; check that their labels agree; print and save the figures."
+    )
+    parser.add_argument("--sensors", type=int, default=1000, help="sensors S (default: 1000)")
+    parser.add_argument("--rows", type=int, default=1440, help="rows per sensor R (default: 1440)")
+    parser.add_argument(
+        "--sample-a",
+        type=int,
+        default=20,
+        help="pairs timed for (a), one process each, extrapolated to S (default: 20)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2,
+        help="worker processes for (c) and training; (a) is extrapolated to as many "
+        "processes side by side (default: the cores, here %(default)s)",
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated subset of {','.join(MODES)} (default: all)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of (b) and (c) each, alternating; the fastest of each is reported, all "
+        "are listed (default: 1)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="fleet random seed (default: 0)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep the fleet, models and outputs here (default: a temporary folder, deleted)",
+    )
+
+
+def _parse_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise UsageError(f"--modes {text!r}: use a comma-separated subset of {','.join(MODES)}")
+    return modes
+
+
+def _validate(args: argparse.Namespace) -> tuple[FleetSpec, tuple[str, ...]]:
+    for flag, value, low in (
+        ("--sensors", args.sensors, 1),
+        ("--rows", args.rows, 2),
+        ("--workers", args.workers, 1),
+        ("--sample-a", args.sample_a, 1),
+        ("--repeat", args.repeat, 1),
+    ):
+        if value < low:
+            raise UsageError(f"{flag} {value}: must be at least {low}")
+    if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
+        raise UsageError(f"--workdir {args.workdir}: must be empty or not exist yet")
+    if args.json is not None and args.json.is_dir():
+        raise UsageError(f"--json {args.json}: is a folder, give a file name")
+    return FleetSpec(args.sensors, args.rows, args.seed), _parse_modes(args.modes)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec, modes = _validate(args)
+    temporary = args.workdir is None
+    work = Path(tempfile.mkdtemp(prefix="scoring-bench-")) if temporary else args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = BenchContext(
+        spec, args.workers, modes, min(args.sample_a, spec.sensors), work, args.repeat
+    )
+    try:
+        results = bench.bench(ctx)
+    finally:
+        if temporary:
+            shutil.rmtree(work, ignore_errors=True)
+    print(bench.format_report(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        write_json(results, args.json)
+        print(f"results written to {args.json}")
+    return EXIT_OK if not results["correctness"]["problems"] else EXIT_FAILED

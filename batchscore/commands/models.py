@@ -1,0 +1,151 @@
+"""``batchscore models <action>``: manage a model store.
+
+``pack`` builds or refreshes the store's pack (``models.pack.arrow``: every compiled model
+in one memory-mapped file, :mod:`scoring.models.pack`), so scoring serves its models without
+reading a skops file per model; ``train`` already does this after training.
+
+``upload`` pushes a local store to a Blob container (see :mod:`batchscore.cloud.blob_sync`)::
+
+    batchscore models upload --models work/models \\
+        --account-url https://<account>.blob.core.windows.net --container models
+
+Entra auth (``DefaultAzureCredential``) with ``--account-url``; ``--connection-string`` is
+for Azurite and dev accounts only (it holds a key: prefer the environment variable
+``AZURE_STORAGE_CONNECTION_STRING`` with ``--connection-string-env`` so it stays out of
+the shell history). Unchanged models are not transferred again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+log = logging.getLogger(__name__)
+
+CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
+
+
+ACTIONS = ("pack", "upload")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="models_action", metavar="<action>")
+    pack = actions.add_parser(
+        "pack",
+        help="build or refresh models.pack.arrow in a model store (what makes scoring fast)",
+        description="Build or refresh models.pack.arrow in a model store folder, so scoring "
+        "serves its models without reading a skops file per model. Unchanged rows are reused.",
+    )
+    pack.add_argument("models", type=Path, metavar="DIR", help="the model store folder")
+    upload = actions.add_parser(
+        "upload",
+        help="push a local model store to a Blob container (only changed models)",
+        description="Push a local model store (manifest.json + skops files) to a Blob "
+        "container. Models whose bytes are already there are skipped; the manifest goes last.",
+    )
+    upload.add_argument(
+        "--models", required=True, type=Path, metavar="DIR", help="the local model store folder"
+    )
+    auth = upload.add_mutually_exclusive_group(required=True)
+    auth.add_argument(
+        "--account-url",
+        metavar="URL",
+        help="https://<account>.blob.core.windows.net (Entra auth via DefaultAzureCredential)",
+    )
+    auth.add_argument(
+        "--connection-string",
+        metavar="CS",
+        help="a storage connection string (Azurite/dev only; never logged)",
+    )
+    auth.add_argument(
+        "--connection-string-env",
+        nargs="?",
+        const=CONNECTION_STRING_ENV,
+        metavar="VAR",
+        help=f"read the connection string from an environment variable "
+        f"(default {CONNECTION_STRING_ENV})",
+    )
+    upload.add_argument("--container", required=True, metavar="NAME", help="the Blob container")
+    upload.add_argument(
+        "--prefix", default="", metavar="P", help="folder inside the container (default: root)"
+    )
+    upload.add_argument(
+        "--create-container",
+        action="store_true",
+        help="create the container when it does not exist (default: fail, to catch typos)",
+    )
+    upload.add_argument(
+        "--workers", type=int, default=8, metavar="N", help="parallel uploads (default 8)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    action = getattr(args, "models_action", None)
+    if action not in ACTIONS:
+        raise UsageError(
+            f"models: choose an action: {', '.join(ACTIONS)} (see `batchscore models -h`)"
+        )
+    return _pack(args) if action == "pack" else _upload(args)
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from scoring.models.pack import write_pack
+    from scoring.models.store import ModelStore
+
+    store = ModelStore(args.models)
+    if not store.manifest_path.is_file():
+        raise UsageError(f"{args.models}: no manifest.json here (not a model store)")
+    summary = write_pack(store)
+    print(
+        f"{summary.path}: {summary.packed} models packed ({summary.reused} unchanged), "
+        f"{len(summary.not_compiled)} left to their files, {len(summary.failed)} failed"
+    )
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from batchscore.cloud.blob_sync import BlobSyncError, container_client, upload_store
+    from scoring.models.store import ModelStoreError
+
+    if not args.models.is_dir():
+        raise UsageError(f"--models {args.models}: no such folder")
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: must be at least 1")
+    connection_string = args.connection_string
+    if args.connection_string_env:
+        connection_string = os.environ.get(args.connection_string_env)
+        if not connection_string:
+            raise UsageError(
+                f"--connection-string-env: environment variable {args.connection_string_env} "
+                "is not set"
+            )
+    if args.account_url and not args.account_url.startswith(("https://", "http://")):
+        raise UsageError(f"--account-url {args.account_url}: expected https://<account>...")
+    try:
+        container = container_client(
+            args.container, account_url=args.account_url, connection_string=connection_string
+        )
+    except BlobSyncError as exc:
+        raise UsageError(f"--connection-string: {exc}") from None
+    except ValueError as exc:  # e.g. an invalid container name or URL
+        raise UsageError(f"--container {args.container} / --account-url: {exc}") from None
+    try:
+        with container:
+            summary = upload_store(
+                str(args.models),
+                container,
+                prefix=args.prefix,
+                create_container=args.create_container,
+                workers=args.workers,
+            )
+    except ModelStoreError as exc:
+        raise UsageError(f"--models {args.models}: {exc}") from None
+    except BlobSyncError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+    print(summary.line())
+    return EXIT_OK

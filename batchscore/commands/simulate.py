@@ -1,0 +1,122 @@
+"""``batchscore simulate``: raw sensor readings with injected anomalies, to a file and/or Event
+Hubs (the generator is :mod:`batchscore.simulate`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from batchscore.simulate import DEFAULT_START, SimulationConfig, simulate_readings
+from scoring.data.files import TableFormatError, table_kind, write_table
+from scoring.data.schema import DEVICE, INJECTED_ANOMALY, SENSOR, TS, VALUE
+from scoring.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = SimulationConfig()
+    parser.add_argument("--devices", type=int, default=defaults.devices, help="devices (10)")
+    parser.add_argument(
+        "--sensors", type=int, default=defaults.sensors, help="sensors per device (4)"
+    )
+    parser.add_argument(
+        "--hours", type=float, default=defaults.hours, help="hours of readings (24)"
+    )
+    parser.add_argument(
+        "--interval-seconds",
+        type=int,
+        default=defaults.interval_seconds,
+        help="seconds between two readings of one sensor (60)",
+    )
+    parser.add_argument(
+        "--anomaly-rate",
+        type=float,
+        default=defaults.anomaly_rate,
+        help="share of readings that are injected anomalies (0.01)",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (42)")
+    parser.add_argument(
+        "--start",
+        default=DEFAULT_START,
+        help=f"time of the first reading, ISO 8601, naive = UTC ({DEFAULT_START})",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="where to write the readings (.csv or .parquet)"
+    )
+    parser.add_argument(
+        "--eventhub-namespace", help="Event Hubs namespace FQDN (e.g. ns.servicebus.windows.net)"
+    )
+    parser.add_argument("--eventhub", help="event hub name to send the readings to")
+
+
+def _config_from_args(args: argparse.Namespace) -> SimulationConfig:
+    checks = [
+        (args.devices >= 1, "--devices must be at least 1"),
+        (args.sensors >= 1, "--sensors must be at least 1"),
+        (args.hours > 0, "--hours must be positive"),
+        (args.interval_seconds >= 1, "--interval-seconds must be at least 1"),
+        (0.0 <= args.anomaly_rate <= 0.5, "--anomaly-rate must be between 0 and 0.5"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+    try:
+        start = pd.Timestamp(args.start)
+    except ValueError as exc:
+        raise UsageError(f"--start {args.start!r} is not an ISO 8601 timestamp") from exc
+    if start.tzinfo is not None:
+        start = start.tz_convert("UTC").tz_localize(None)
+    config = SimulationConfig(
+        devices=args.devices,
+        sensors=args.sensors,
+        hours=args.hours,
+        interval_seconds=args.interval_seconds,
+        anomaly_rate=args.anomaly_rate,
+        seed=args.seed,
+        start=start,
+    )
+    if config.readings_per_pair < 1:
+        raise UsageError("--hours is shorter than one --interval-seconds: no readings")
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
+    to_eventhub = bool(args.eventhub_namespace or args.eventhub)
+    if to_eventhub and not (args.eventhub_namespace and args.eventhub):
+        raise UsageError("--eventhub-namespace and --eventhub must be given together")
+    if args.output is None and not to_eventhub:
+        raise UsageError(
+            "give --output FILE (.csv/.parquet) and/or --eventhub-namespace/--eventhub"
+        )
+    if args.output is not None:
+        try:
+            table_kind(args.output)
+        except TableFormatError as exc:
+            raise UsageError(f"--output {exc}") from exc
+
+    readings = simulate_readings(config)
+    anomalous = int(readings[INJECTED_ANOMALY].sum())
+    log.info(
+        "simulated %d readings of %d device(s) x %d sensor(s); %d injected anomalies (%.2f%%)",
+        len(readings),
+        config.devices,
+        config.sensors,
+        anomalous,
+        100.0 * anomalous / max(1, len(readings)),
+    )
+    if args.output is not None:
+        write_table(readings, args.output)
+        log.info("wrote %s", args.output)
+    if to_eventhub:
+        from batchscore.cloud import eventhub  # only this branch needs the Event Hubs client
+
+        sent = eventhub.send_readings(
+            readings[[TS, DEVICE, SENSOR, VALUE]], args.eventhub_namespace, args.eventhub
+        )
+        log.info("sent %d readings to %s/%s", sent, args.eventhub_namespace, args.eventhub)
+    return 0

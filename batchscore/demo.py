@@ -1,0 +1,307 @@
+"""``demo``: every stage on a small simulated fleet, then a report against the ground truth.
+
+Stages (each is the real command, run in-process through ``batchscore.cli.main``):
+
+1. ``simulate``  10 devices x 4 sensors x 48 h of 1-minute readings -> ``readings.parquet``
+2. ``aggregate`` 5-minute tumbling windows -> ``sensors.db`` (SQLite)
+3. ``train``     one model per pair on the windows *before* the scoring period
+                 (the first 36 h) -> ``models/``
+4. ``extract``   the scoring period (the last 12 h) -> ``extract/`` (MLTable + partitions)
+5. ``score``     the entry script under the local parallel runner -> ``predictions/``
+
+Then it compares the predictions with the injected anomalies. Ground truth per
+window: a window (TS - W, TS] is *truly anomalous* when at least one raw reading
+in it was injected as an anomaly (``InjectedAnomaly == 1``); the same mapping
+aggregate uses, so each prediction row has exactly one truth value. Precision is
+TP / flagged windows, recall TP / truly anomalous windows. The report (text on
+stdout, ``report.json``) holds rows scored, anomalies found, precision, recall,
+recall per anomaly kind and the time of every stage; ``anomalies.png`` charts the
+sensors with the most injected anomalies, flagged windows marked.
+
+Everything lands in ``--workdir`` (default ``.demo`` in the current folder); a
+re-run replaces the previous results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from batchscore.aggregate import window_end
+from scoring.data.files import read_table, write_json
+from scoring.data.schema import (
+    ANOMALY_KIND,
+    DEVICE,
+    INJECTED_ANOMALY,
+    IS_ANOMALY,
+    PREDICTION_COLUMNS,
+    SENSOR,
+    TS,
+    VALUE,
+    normalize_readings,
+)
+from scoring.errors import RunFailed
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKDIR = Path(".demo")
+TRUE_ANOMALY = "TrueAnomaly"
+KIND_ORDER = ("stuck", "spike", "dip")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    devices: int = 10
+    sensors: int = 4
+    hours: int = 48
+    interval_seconds: int = 60
+    window_minutes: int = 5
+    score_hours: int = 12
+    anomaly_rate: float = 0.01
+    seed: int = 42
+    workers: int = max(1, min(2, os.cpu_count() or 1))
+    chart_sensors: int = 4
+
+
+@dataclass
+class DemoReport:
+    rows_in: int = 0
+    rows_scored: int = 0
+    anomalies_found: int = 0
+    truly_anomalous_windows: int = 0
+    true_positives: int = 0
+    false_positives: int = 0
+    false_negatives: int = 0
+    precision: float = 0.0
+    recall: float = 0.0
+    recall_by_kind: dict[str, float] = field(default_factory=dict)
+    scoring_window: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def text(self) -> str:
+        kinds = ", ".join(f"{k} {v:.0%}" for k, v in self.recall_by_kind.items()) or "n/a"
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items())
+        return "\n".join(
+            [
+                "demo report",
+                f"  scoring window   ({self.scoring_window[0]}, {self.scoring_window[1]}]",
+                f"  rows scored      {self.rows_scored} of {self.rows_in}",
+                f"  anomalies found  {self.anomalies_found} "
+                f"(truly anomalous windows: {self.truly_anomalous_windows})",
+                f"  precision        {self.precision:.3f} "
+                f"({self.true_positives} of {self.true_positives + self.false_positives} flagged)",
+                f"  recall           {self.recall:.3f} ({self.true_positives} of "
+                f"{self.truly_anomalous_windows} found; by kind: {kinds})",
+                f"  time             {stages}",
+                f"  report           {self.files.get('report', '')}",
+                f"  chart            {self.files.get('chart', '')}",
+            ]
+        )
+
+
+class DemoStageError(RunFailed):
+    """A stage's command failed; the demo exits with that command's exit code."""
+
+    def __init__(self, stage: str, code: int, argv: list[str]) -> None:
+        super().__init__(
+            f"demo stage {stage} failed (exit code {code}): batchscore {' '.join(argv)}"
+        )
+        self.exit_code = code
+
+
+def _stage(name: str, argv: list[str], timings: dict[str, float]) -> None:
+    from batchscore.cli import main
+
+    log.info("demo stage %s: batchscore %s", name, " ".join(argv))
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        level = "WARNING"
+    started = time.perf_counter()
+    code = main(["--log-level", level, *argv])
+    timings[name] = round(time.perf_counter() - started, 2)
+    if code != 0:
+        raise DemoStageError(name, code, argv)
+
+
+def window_truth(raw: pd.DataFrame, window_minutes: int) -> pd.DataFrame:
+    """Per (Device, Sensor, window end): whether any injected anomaly fell in it, and its kind.
+
+    A window touched by several kinds is counted under the first in :data:`KIND_ORDER`.
+    """
+    no_kind = len(KIND_ORDER)
+    rank = raw[ANOMALY_KIND].map({kind: i for i, kind in enumerate(KIND_ORDER)})
+    rank = rank.where(raw[INJECTED_ANOMALY] == 1).fillna(no_kind).astype(int)
+    keyed = pd.DataFrame(
+        {
+            TS: window_end(raw[TS], window_minutes),
+            DEVICE: raw[DEVICE],
+            SENSOR: raw[SENSOR],
+            TRUE_ANOMALY: raw[INJECTED_ANOMALY].astype(int),
+            "rank": rank,
+        }
+    )
+    truth = keyed.groupby([DEVICE, SENSOR, TS], sort=False).agg(
+        **{TRUE_ANOMALY: (TRUE_ANOMALY, "max"), "rank": ("rank", "min")}
+    )
+    kinds = pd.Series([*KIND_ORDER, None], dtype=object)
+    truth[ANOMALY_KIND] = kinds.iloc[truth["rank"].to_numpy()].to_numpy()
+    return truth.drop(columns="rank").reset_index()
+
+
+def evaluate(predictions: pd.DataFrame, truth: pd.DataFrame, report: DemoReport) -> pd.DataFrame:
+    """Join predictions with the window truth; fill the confusion counts into ``report``."""
+    joined = predictions.merge(truth, on=[TS, DEVICE, SENSOR], how="left", validate="many_to_one")
+    joined[TRUE_ANOMALY] = joined[TRUE_ANOMALY].fillna(0).astype(int)
+    flagged = joined[IS_ANOMALY] == 1
+    actual = joined[TRUE_ANOMALY] == 1
+    report.rows_scored = len(joined)
+    report.anomalies_found = int(flagged.sum())
+    report.truly_anomalous_windows = int(actual.sum())
+    report.true_positives = int((flagged & actual).sum())
+    report.false_positives = int((flagged & ~actual).sum())
+    report.false_negatives = int((~flagged & actual).sum())
+    report.precision = round(report.true_positives / max(1, report.anomalies_found), 4)
+    report.recall = round(report.true_positives / max(1, report.truly_anomalous_windows), 4)
+    for kind in KIND_ORDER:
+        of_kind = actual & (joined[ANOMALY_KIND] == kind)
+        if of_kind.any():
+            report.recall_by_kind[kind] = round(float((flagged & of_kind).sum() / of_kind.sum()), 4)
+    return joined
+
+
+def draw_chart(joined: pd.DataFrame, path: Path, pairs: int) -> Path:
+    """Value over time of the pairs with the most injected anomalies; flags and truth marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = joined.groupby([DEVICE, SENSOR])[TRUE_ANOMALY].sum()
+    chosen = counts.sort_values(ascending=False, kind="mergesort").index[:pairs]
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(11, 2.4 * len(chosen)), squeeze=False)
+    for ax, (device, sensor) in zip(axes[:, 0], chosen, strict=True):
+        pair = joined[(joined[DEVICE] == device) & (joined[SENSOR] == sensor)].sort_values(TS)
+        ax.plot(pair[TS], pair[VALUE], color="steelblue", linewidth=1, label="5-min average")
+        truth = pair[pair[TRUE_ANOMALY] == 1]
+        ax.scatter(truth[TS], truth[VALUE], s=80, facecolors="none", edgecolors="black",
+                   label="injected anomaly")  # fmt: skip
+        flagged = pair[pair[IS_ANOMALY] == 1]
+        ax.scatter(flagged[TS], flagged[VALUE], s=22, color="crimson", marker="x",
+                   label="flagged by the model")  # fmt: skip
+        ax.set_title(f"{device} / {sensor}", fontsize=10, loc="left")
+        ax.tick_params(labelsize=8)
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def run_demo(config: DemoConfig, workdir: Path) -> DemoReport:
+    """Run every stage into ``workdir`` and return the report (also written as JSON)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    raw_file = workdir / "readings.parquet"
+    db_url = f"sqlite:///{workdir / 'sensors.db'}"
+    train_file = workdir / "train-windows.parquet"
+    models, extract_dir, predictions_dir = (
+        workdir / "models",
+        workdir / "extract",
+        workdir / "predictions",
+    )
+    timings: dict[str, float] = {}
+    report = DemoReport(stage_seconds=timings)
+
+    _stage(
+        "simulate",
+        ["simulate", "--devices", str(config.devices), "--sensors", str(config.sensors),
+         "--hours", str(config.hours), "--interval-seconds", str(config.interval_seconds),
+         "--anomaly-rate", str(config.anomaly_rate), "--seed", str(config.seed),
+         "--output", str(raw_file)],
+        timings,
+    )  # fmt: skip
+    _stage(
+        "aggregate",
+        ["aggregate", "--input", str(raw_file), "--db", db_url,
+         "--window-minutes", str(config.window_minutes)],
+        timings,
+    )  # fmt: skip
+
+    started = time.perf_counter()
+    end, split = _write_training_windows(db_url, train_file, config.score_hours)
+    timings["split"] = round(time.perf_counter() - started, 2)
+    _stage(
+        "train",
+        ["train", "--input", str(train_file), "--models", str(models),
+         "--jobs", str(config.workers)],
+        timings,
+    )  # fmt: skip
+    _stage(
+        "extract",
+        ["extract", "--db", db_url, "--end", end.isoformat(),
+         "--lookback-minutes", str(config.score_hours * 60), "--output", str(extract_dir)],
+        timings,
+    )  # fmt: skip
+    _stage(
+        "score",
+        ["score", "--input", str(extract_dir), "--models", str(models),
+         "--output", str(predictions_dir), "--workers", str(config.workers)],
+        timings,
+    )  # fmt: skip
+
+    started = time.perf_counter()
+    from scoring.data.extract_folder import read_summary
+
+    report.rows_in = int(read_summary(extract_dir)["rows"])
+    report.scoring_window = [split.isoformat(), end.isoformat()]
+    predictions = normalize_readings(
+        read_table(predictions_dir / "predictions.parquet"),
+        source=str(predictions_dir / "predictions.parquet"),
+        required=PREDICTION_COLUMNS,
+    )
+    raw = normalize_readings(read_table(raw_file), source=str(raw_file))
+    joined = evaluate(predictions, window_truth(raw, config.window_minutes), report)
+    chart = draw_chart(joined, workdir / "anomalies.png", config.chart_sensors)
+    timings["report"] = round(time.perf_counter() - started, 2)
+    timings["total"] = round(sum(timings.values()), 2)
+    report.files = {
+        "readings": str(raw_file),
+        "database": db_url,
+        "models": str(models),
+        "extract": str(extract_dir),
+        "predictions": str(predictions_dir / "predictions.parquet"),
+        "chart": str(chart),
+        "report": str(workdir / "report.json"),
+    }
+    write_json(asdict(report), workdir / "report.json")
+    return report
+
+
+def _write_training_windows(
+    db_url: str, path: Path, score_hours: int
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Windows up to (last window - scoring period) as the training file; (end, split)."""
+    from scoring.data.db import database, iter_pair_readings, time_range
+    from scoring.data.files import write_table
+
+    with database(db_url) as engine:
+        first, last = time_range(engine)
+        end = pd.Timestamp(last)
+        split = end - pd.Timedelta(hours=score_hours)
+        before_first = pd.Timestamp(first) - pd.Timedelta(seconds=1)
+        frames = [
+            frame
+            for _, _, frame in iter_pair_readings(
+                engine, before_first.to_pydatetime(), split.to_pydatetime()
+            )
+        ]
+    if not frames:
+        raise DemoStageError("split", 1, ["(no windows before the scoring period)"])
+    write_table(pd.concat(frames, ignore_index=True), path)
+    return end, split

@@ -1,0 +1,321 @@
+"""The ``SensorReadings`` table and every database access of the scoring system.
+
+One SQLAlchemy code path for every database: a SQLite file on a laptop (the
+default URL ``sqlite:///sensors.db``, relative to the current folder), Azure SQL
+on the cluster. For Azure SQL give a URL without user or password, e.g.::
+
+    mssql+pyodbc://@myserver.database.windows.net/sensors?driver=ODBC+Driver+18+for+SQL+Server
+
+and the connection authenticates with a Microsoft Entra token from
+``azure.identity.DefaultAzureCredential`` (the compute's managed identity; set
+``AZURE_CLIENT_ID`` to pick a user-assigned one). No password ever appears in a
+URL, a log line or an error message: URLs are shown redacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import mssql
+from sqlalchemy.engine import URL, Engine, make_url
+
+from scoring.data.schema import COUNT, DEVICE, MAX_VALUE, MIN_VALUE, SENSOR, SQL_COLUMNS, TS, VALUE
+from scoring.data.sql_token import AZURE_SQL_SCOPE, SQL_COPT_SS_ACCESS_TOKEN, access_token_struct
+from scoring.errors import UsageError
+from scoring.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB_URL = "sqlite:///sensors.db"
+TABLE_NAME = "SensorReadings"
+KEY_LENGTH = 128  # Device/Sensor are key columns: SQL Server needs a bounded length
+
+metadata = sa.MetaData()
+sensor_readings = sa.Table(
+    TABLE_NAME,
+    metadata,
+    sa.Column(TS, sa.DateTime().with_variant(mssql.DATETIME2(), "mssql"), nullable=False),
+    sa.Column(DEVICE, sa.String(KEY_LENGTH), nullable=False),
+    sa.Column(SENSOR, sa.String(KEY_LENGTH), nullable=False),
+    sa.Column(VALUE, sa.Float, nullable=False),
+    sa.Column(MIN_VALUE, sa.Float),
+    sa.Column(MAX_VALUE, sa.Float),
+    sa.Column(COUNT, sa.Integer),
+    sa.PrimaryKeyConstraint(DEVICE, SENSOR, TS, name=f"PK_{TABLE_NAME}"),
+)
+
+
+class DatabaseError(UsageError, ValueError):
+    """The database cannot be used: a bad URL, an unreachable file or server, no table."""
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL with any password replaced by ``***`` (also for URLs that do not parse)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if str(url.database).startswith("file:"):
+        return None  # a SQLite URI filename: left to SQLite itself
+    return Path(url.database)
+
+
+def _uses_entra_token(url: URL) -> bool:
+    """Azure SQL without user, password or explicit ODBC authentication: use a token."""
+    if not url.drivername.startswith("mssql+pyodbc") or url.username or url.password:
+        return False
+    keys = {key.lower() for key in url.query}
+    return not keys & {"authentication", "odbc_connect", "trusted_connection", "uid", "pwd"}
+
+
+def _token_hook(credential):
+    """A ``do_connect`` listener that hands the ODBC driver a fresh Entra token."""
+
+    def provide_token(dialect, conn_rec, cargs, cparams):  # noqa: ARG001
+        # A connection string carrying a token must not also ask for Windows auth.
+        cargs[0] = cargs[0].replace(";Trusted_Connection=Yes", "")
+        token = credential.get_token(AZURE_SQL_SCOPE).token
+        cparams["attrs_before"] = {SQL_COPT_SS_ACCESS_TOKEN: access_token_struct(token)}
+
+    return provide_token
+
+
+def _attach_entra_token(engine: Engine, credential=None) -> None:
+    if credential is None:
+        from azure.identity import DefaultAzureCredential  # only Azure SQL needs it
+
+        credential = DefaultAzureCredential()
+    sa.event.listen(engine, "do_connect", _token_hook(credential))
+
+
+def open_database(url: str, create: bool = False, credential=None) -> Engine:
+    """An engine for ``url``, checked by connecting once.
+
+    ``create``: a missing SQLite file may be created (its folder must exist);
+    without it a missing SQLite file is an error rather than a new empty database.
+    Raises :class:`DatabaseError` naming the redacted URL.
+    """
+    shown = redact_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise DatabaseError(f"{shown}: not a database URL (e.g. {DEFAULT_DB_URL})") from exc
+    sqlite_file = _sqlite_file(parsed)
+    if sqlite_file is not None:
+        if not sqlite_file.parent.is_dir():
+            raise DatabaseError(f"{shown}: folder {sqlite_file.parent} does not exist")
+        if not create and not sqlite_file.is_file():
+            raise DatabaseError(f"{shown}: no such database file {sqlite_file}")
+    try:
+        engine = sa.create_engine(parsed)
+    except sa.exc.NoSuchModuleError as exc:
+        raise DatabaseError(f"{shown}: unknown database kind {parsed.drivername!r}") from exc
+    except (ImportError, sa.exc.ArgumentError) as exc:
+        raise DatabaseError(f"{shown}: cannot use this database here ({exc})") from exc
+    if _uses_entra_token(parsed):
+        _attach_entra_token(engine, credential)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # driver errors vary by backend; all mean "cannot connect"
+        engine.dispose()
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise DatabaseError(f"{shown}: cannot connect ({reason})") from exc
+    return engine
+
+
+@contextlib.contextmanager
+def database(
+    url: str, *, create: bool = False, source: str = "--db", credential=None
+) -> Iterator[Engine]:
+    """An engine for ``url``, checked and disposed after use: the one way code opens a database.
+
+    ``create`` (aggregate): a missing SQLite file is created and the table with it; otherwise
+    the database and its ``SensorReadings`` table must exist. A :class:`DatabaseError` names
+    ``source`` (the flag the URL came from) and the redacted URL.
+    """
+    try:
+        engine = open_database(url, create=create, credential=credential)
+    except DatabaseError as exc:
+        raise DatabaseError(f"{source} {exc}") from exc
+    try:
+        if create:
+            ensure_table(engine)
+        else:
+            require_table(engine)
+        yield engine
+    except DatabaseError as exc:  # also from the caller's statements on this engine
+        raise DatabaseError(f"{source} {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def ensure_table(engine: Engine) -> None:
+    """Create ``SensorReadings`` if it does not exist (Azure SQL: the deploy creates it)."""
+    metadata.create_all(engine, tables=[sensor_readings], checkfirst=True)
+
+
+def require_table(engine: Engine) -> None:
+    if not sa.inspect(engine).has_table(TABLE_NAME):
+        raise DatabaseError(
+            f"{redact_url(engine.url)}: table {TABLE_NAME} does not exist (run aggregate first)"
+        )
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain Python values (drivers do not all accept numpy scalars)."""
+    out = []
+    for ts, device, sensor, value, low, high, count in frame[list(SQL_COLUMNS)].itertuples(
+        index=False, name=None
+    ):
+        out.append(
+            {
+                TS: pd.Timestamp(ts).to_pydatetime(),
+                DEVICE: str(device),
+                SENSOR: str(sensor),
+                VALUE: float(value),
+                MIN_VALUE: float(low),
+                MAX_VALUE: float(high),
+                COUNT: int(count),
+            }
+        )
+    return out
+
+
+def replace_windows(engine: Engine, windows: pd.DataFrame, chunk_rows: int = 10_000) -> int:
+    """Write aggregated windows so that re-aggregating a period replaces, never duplicates.
+
+    In one transaction: for every (Device, Sensor) in ``windows`` delete its rows with
+    TS between that pair's first and last window, then insert ``windows``.
+    Returns the number of rows deleted.
+    """
+    spans = windows.groupby([DEVICE, SENSOR], sort=True)[TS].agg(["min", "max"]).reset_index()
+    table = sensor_readings
+    delete = table.delete().where(
+        table.c[DEVICE] == sa.bindparam("d"),
+        table.c[SENSOR] == sa.bindparam("s"),
+        table.c[TS] >= sa.bindparam("first"),
+        table.c[TS] <= sa.bindparam("last"),
+    )
+    params = [
+        {
+            "d": str(d),
+            "s": str(s),
+            "first": pd.Timestamp(lo).to_pydatetime(),
+            "last": pd.Timestamp(hi).to_pydatetime(),
+        }
+        for d, s, lo, hi in spans.itertuples(index=False, name=None)
+    ]
+    with engine.begin() as conn:
+        deleted = conn.execute(delete, params).rowcount if params else 0
+        with progress_bar(
+            total=len(windows), desc="writing windows", unit="row", logger=log
+        ) as bar:
+            for first in range(0, len(windows), chunk_rows):
+                chunk = windows.iloc[first : first + chunk_rows]
+                conn.execute(table.insert(), _records(chunk))
+                bar.update(len(chunk))
+    return max(0, deleted or 0)
+
+
+def iter_pair_readings(
+    engine: Engine, start: datetime, end: datetime, chunk_rows: int = 50_000
+) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """Yield ``(device, sensor, rows)`` for readings with TS in (start, end].
+
+    One ordered, streamed query; only one chunk plus one pair is held in memory.
+    A pair is normally yielded once; under a case-insensitive collation (SQL
+    Server's default) pairs differing only in case may interleave, so callers must
+    accept the same pair more than once.
+    """
+    table = sensor_readings
+    stmt = (
+        sa.select(*(table.c[name] for name in SQL_COLUMNS))
+        .where(table.c[TS] > start, table.c[TS] <= end)
+        .order_by(table.c[DEVICE], table.c[SENSOR], table.c[TS])
+    )
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
+        pending: pd.DataFrame | None = None
+        for rows in result.partitions():
+            chunk = _typed(rows)
+            if pending is not None:
+                chunk = pd.concat([pending, chunk], ignore_index=True)
+            runs = _runs(chunk)
+            # The last pair may go on in the next chunk: hold it back.
+            *complete, (last_start, _) = runs
+            for first, stop in complete:
+                yield _pair(chunk, first, stop)
+            pending = chunk.iloc[last_start:].reset_index(drop=True)
+        if pending is not None and len(pending):
+            yield _pair(pending, 0, len(pending))
+
+
+def _runs(frame: pd.DataFrame) -> list[tuple[int, int]]:
+    """(first, stop) row positions of each run of equal (Device, Sensor) in ``frame``."""
+    devices, sensors = frame[DEVICE].to_numpy(), frame[SENSOR].to_numpy()
+    change = np.flatnonzero((devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])) + 1
+    bounds = [0, *change.tolist(), len(frame)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _pair(frame: pd.DataFrame, first: int, stop: int) -> tuple[str, str, pd.DataFrame]:
+    rows = frame.iloc[first:stop].reset_index(drop=True)
+    return str(rows[DEVICE].iat[0]), str(rows[SENSOR].iat[0]), rows
+
+
+def _typed(rows) -> pd.DataFrame:
+    """Database rows -> a frame with the contract's dtypes (one conversion per chunk)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SQL_COLUMNS)
+    data = dict(zip(SQL_COLUMNS, columns, strict=True))
+    return pd.DataFrame(
+        {
+            TS: pd.to_datetime(pd.Series(data[TS], dtype=object)).astype("datetime64[us]"),
+            DEVICE: pd.Series(data[DEVICE], dtype="str"),
+            SENSOR: pd.Series(data[SENSOR], dtype="str"),
+            VALUE: pd.Series(data[VALUE], dtype="float64"),
+            MIN_VALUE: pd.Series(data[MIN_VALUE], dtype="float64"),
+            MAX_VALUE: pd.Series(data[MAX_VALUE], dtype="float64"),
+            COUNT: pd.Series(data[COUNT], dtype="int64"),
+        }
+    )
+
+
+def read_readings(engine: Engine, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The whole table's ``columns`` (training reads every window it has)."""
+    query = sa.select(*(sensor_readings.c[name] for name in columns))
+    try:
+        with engine.connect() as connection:
+            return pd.read_sql(query, connection)
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise DatabaseError(
+            f"{redact_url(engine.url)}: cannot read {TABLE_NAME} ({reason})"
+        ) from exc
+
+
+def count_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(sensor_readings)).scalar())
+
+
+def time_range(engine: Engine) -> tuple[datetime | None, datetime | None]:
+    """The first and last TS in the table (None, None when it is empty)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(sa.func.min(sensor_readings.c[TS]), sa.func.max(sensor_readings.c[TS]))
+        ).one()
+    return row[0], row[1]

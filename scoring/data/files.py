@@ -1,0 +1,111 @@
+"""Reading and writing tables by file extension, and the one way files are written: atomically.
+
+Supported extensions: ``.csv`` and ``.parquet`` (``.pq`` as an alias). Every
+error names the file, so a command can print it as one line (exit code 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from scoring.errors import UsageError
+
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+SUPPORTED = CSV_SUFFIXES + PARQUET_SUFFIXES
+
+# Columns read as text from CSV, so identifiers like "001" keep their leading zeros.
+_TEXT_COLUMNS = {"device", "sensor", "modelversion", "anomalykind"}
+
+
+class TableFormatError(UsageError, ValueError):
+    """A table file cannot be read or written: unknown extension, empty or corrupt."""
+
+
+def table_kind(path: str | Path) -> str:
+    """``"csv"`` or ``"parquet"`` from the file's extension; anything else is an error."""
+    suffix = Path(path).suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise TableFormatError(
+        f"{path}: unsupported file extension {suffix or '(none)'!r}; "
+        f"use one of {', '.join(SUPPORTED)}"
+    )
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file chosen by extension.
+
+    Raises ``FileNotFoundError`` or :class:`TableFormatError`, each naming the file.
+    """
+    path = Path(path)
+    kind = table_kind(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise TableFormatError(f"{path}: the file is empty")
+    try:
+        if kind == "csv":
+            header = pd.read_csv(path, nrows=0).columns
+            text = {name: "str" for name in header if str(name).lower() in _TEXT_COLUMNS}
+            return pd.read_csv(path, dtype=text)
+        return pd.read_parquet(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise TableFormatError(f"{path}: not a readable CSV file ({exc})") from exc
+    except OSError as exc:
+        raise TableFormatError(f"{path}: cannot read the file ({exc})") from exc
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid for corrupt files
+        if type(exc).__module__.startswith("pyarrow"):
+            raise TableFormatError(f"{path}: not a readable Parquet file ({exc})") from exc
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; on success it replaces ``path`` atomically.
+
+    Readers never see a half-written file, and a failed write leaves the old one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not mkstemp: its files are 0600; a plain new name keeps the umask's permissions.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` (without its index) as CSV or Parquet by extension, atomically."""
+    path = Path(path)
+    kind = table_kind(path)
+    with atomic_path(path) as tmp:
+        if kind == "csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+    return path
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write a small text file (JSON, YAML) atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_json(data: object, path: str | Path) -> Path:
+    """Write ``data`` as indented JSON (non-JSON values as text) atomically."""
+    return write_text(json.dumps(data, indent=2, default=str) + "\n", path)

@@ -1,0 +1,202 @@
+"""The column contract shared by every stage, and the helpers that enforce it.
+
+Readings (what ``simulate`` writes raw and ``extract`` hands to the scorer):
+``TS`` (naive UTC timestamp; for aggregated readings the *end* of the window),
+``Device`` (str), ``Sensor`` (str), ``Value`` (float). Extra columns are kept and
+ignored; input column names are matched case-insensitively.
+
+Ground truth of simulated readings travels beside them in the same file:
+``InjectedAnomaly`` (0/1) and ``AnomalyKind`` ("" / "spike" / "dip" / "stuck").
+It is deliberately not called ``IsAnomaly``, which is the *predicted* flag.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from scoring.data.files import TableFormatError, read_table, write_table
+
+__all__ = [
+    "TS",
+    "DEVICE",
+    "SENSOR",
+    "VALUE",
+    "MIN_VALUE",
+    "MAX_VALUE",
+    "COUNT",
+    "SCORE",
+    "IS_ANOMALY",
+    "MODEL_VERSION",
+    "INJECTED_ANOMALY",
+    "ANOMALY_KIND",
+    "READING_COLUMNS",
+    "SQL_COLUMNS",
+    "PREDICTION_COLUMNS",
+    "PARTITION_KEYS",
+    "empty_predictions",
+    "TableFormatError",
+    "read_table",
+    "write_table",
+    "normalize_readings",
+    "drop_invalid_readings",
+    "to_naive_utc",
+    "encode_partition_value",
+    "decode_partition_value",
+]
+
+TS = "TS"
+DEVICE = "Device"
+SENSOR = "Sensor"
+VALUE = "Value"
+MIN_VALUE = "MinValue"
+MAX_VALUE = "MaxValue"
+COUNT = "Count"
+SCORE = "Score"
+IS_ANOMALY = "IsAnomaly"
+MODEL_VERSION = "ModelVersion"
+INJECTED_ANOMALY = "InjectedAnomaly"
+ANOMALY_KIND = "AnomalyKind"
+
+READING_COLUMNS: tuple[str, ...] = (TS, DEVICE, SENSOR, VALUE)
+SQL_COLUMNS: tuple[str, ...] = (TS, DEVICE, SENSOR, VALUE, MIN_VALUE, MAX_VALUE, COUNT)
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    TS,
+    DEVICE,
+    SENSOR,
+    VALUE,
+    SCORE,
+    IS_ANOMALY,
+    MODEL_VERSION,
+)
+PARTITION_KEYS: tuple[str, ...] = (DEVICE, SENSOR)
+
+# Columns whose canonical spelling is restored when an input spells them differently.
+_CANONICAL = {
+    name.lower(): name
+    for name in (
+        *SQL_COLUMNS,
+        SCORE,
+        IS_ANOMALY,
+        MODEL_VERSION,
+        INJECTED_ANOMALY,
+        ANOMALY_KIND,
+    )
+}
+
+
+def _canonical_names(df: pd.DataFrame, source: str) -> dict[str, str]:
+    """Map each input column spelled like a contract column to the contract spelling."""
+    renames: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for column in df.columns:
+        canonical = _CANONICAL.get(str(column).lower())
+        if canonical is None:
+            continue
+        if canonical in seen:
+            raise ValueError(
+                f"{source}: columns {seen[canonical]!r} and {column!r} both match {canonical!r}"
+            )
+        seen[canonical] = str(column)
+        if column != canonical:
+            renames[column] = canonical
+    return renames
+
+
+def to_naive_utc(values: pd.Series) -> pd.Series:
+    """Parse timestamps; aware ones are converted to UTC, then the zone is dropped.
+
+    Unparseable values become NaT (the caller decides whether to drop them).
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    return parsed.dt.tz_localize(None)
+
+
+def normalize_readings(
+    df: pd.DataFrame, source: str, required: tuple[str, ...] = READING_COLUMNS
+) -> pd.DataFrame:
+    """Return ``df`` with contract columns spelled canonically and typed.
+
+    * names are matched case-insensitively (``ts``, ``device`` ... are accepted);
+    * extra columns are kept untouched;
+    * ``TS`` becomes naive UTC ``datetime64``, ``Device``/``Sensor`` strings, numeric
+      columns float; values that do not parse become NaT/NaN rather than raising, so
+      one bad row never sinks a batch (see :func:`drop_invalid_readings`).
+
+    Raises ``ValueError`` naming ``source`` and the missing columns.
+    """
+    out = df.rename(columns=_canonical_names(df, source))
+    missing = [name for name in required if name not in out.columns]
+    if missing:
+        found = ", ".join(map(str, df.columns)) or "none"
+        raise ValueError(
+            f"{source}: missing column(s) {', '.join(missing)} (found: {found}; "
+            "names are matched case-insensitively)"
+        )
+    out = out.copy()
+    if TS in out.columns:
+        out[TS] = to_naive_utc(out[TS])
+    for key in (DEVICE, SENSOR, MODEL_VERSION):
+        if key in out.columns:
+            text = out[key].astype("str").str.strip()
+            out[key] = text.where(text != "")  # blank -> missing
+    for number in (VALUE, MIN_VALUE, MAX_VALUE, SCORE):
+        if number in out.columns:
+            out[number] = pd.to_numeric(out[number], errors="coerce").astype("float64")
+    return out
+
+
+def drop_invalid_readings(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, int]:
+    """Drop rows whose TS, Device, Sensor or Value is missing or did not parse.
+
+    Returns the clean frame and the number of rows dropped; the caller logs it.
+    Infinite values count as invalid (a mean over them is meaningless).
+    """
+    finite = np.isfinite(df[VALUE].to_numpy(dtype="float64", na_value=np.nan))
+    bad = df[TS].isna() | df[DEVICE].isna() | df[SENSOR].isna() | ~finite
+    dropped = int(bad.sum())
+    return (df.loc[~bad].reset_index(drop=True) if dropped else df), dropped
+
+
+# Partition folder values must survive both Azure ML's partition-format parser (its
+# pattern for a value is ``[^./\\]+``: no dots, no slashes) and every file system.
+# Anything outside this set is written as %XX of its UTF-8 bytes.
+_PATH_SAFE = re.compile(r"[A-Za-z0-9_\-]")
+
+
+def encode_partition_value(value: str) -> str:
+    """Percent-encode a Device/Sensor value for use as a partition folder name."""
+    if value == "":
+        raise ValueError("a partition value must not be empty")
+    return "".join(
+        char if _PATH_SAFE.fullmatch(char) else "".join(f"%{b:02X}" for b in char.encode())
+        for char in value
+    )
+
+
+def decode_partition_value(text: str) -> str:
+    """Inverse of :func:`encode_partition_value` (a no-op for plain names like dev-001)."""
+    from urllib.parse import unquote
+
+    return unquote(text, errors="strict")
+
+
+def empty_predictions() -> pd.DataFrame:
+    """A zero-row frame with the prediction columns and their types."""
+    return pd.DataFrame(
+        {
+            TS: pd.Series(dtype="datetime64[ns]"),
+            DEVICE: pd.Series(dtype="str"),
+            SENSOR: pd.Series(dtype="str"),
+            VALUE: pd.Series(dtype="float64"),
+            SCORE: pd.Series(dtype="float64"),
+            IS_ANOMALY: pd.Series(dtype="int64"),
+            MODEL_VERSION: pd.Series(dtype="str"),
+        }
+    )[list(PREDICTION_COLUMNS)]

@@ -1,0 +1,242 @@
+"""``extract``: one window as hive-partitioned Parquet + MLTable, read back per partition."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from batchscore.aggregate import aggregate_readings
+from batchscore.cli import main
+from scoring.data import db
+from scoring.data.extract_folder import (
+    ExtractFolderError,
+    iter_partitions,
+    list_partitions,
+    read_partition,
+    read_summary,
+)
+from scoring.data.schema import COUNT, DEVICE, SENSOR, TS, VALUE, decode_partition_value
+
+DEVICES = ["001", "dev.2", "Zürich/7"]  # leading zeros, a dot, a slash and a non-ASCII letter
+SENSORS = ["temperature", "vibration"]
+START = pd.Timestamp("2024-01-01 00:00:00")
+
+
+def _windows(minutes: int = 120, devices=DEVICES, value: float = 1.0) -> pd.DataFrame:
+    rows = [
+        (START + pd.Timedelta(minutes=m), device, sensor, value + m)
+        for device in devices
+        for sensor in SENSORS
+        for m in range(minutes)
+    ]
+    raw = pd.DataFrame(rows, columns=[TS, DEVICE, SENSOR, VALUE])
+    return aggregate_readings(raw, 5)
+
+
+@pytest.fixture
+def url(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'sensors.db'}"
+    engine = db.open_database(url, create=True)
+    db.ensure_table(engine)
+    db.replace_windows(engine, _windows())
+    engine.dispose()
+    return url
+
+
+def _extract(url: str, out, end: str = "2024-01-01 01:00:00", lookback: int = 30) -> int:
+    return main(
+        ["extract", "--db", url, "--end", end, "--lookback-minutes", str(lookback),
+         "--output", str(out)]
+    )  # fmt: skip
+
+
+def test_window_is_start_exclusive_end_inclusive(url, tmp_path):
+    out = tmp_path / "window"
+    assert _extract(url, out) == 0
+    for keys, frame in iter_partitions(out):
+        assert frame[TS].min() == pd.Timestamp("2024-01-01 00:35:00"), keys  # 00:30 excluded
+        assert frame[TS].max() == pd.Timestamp("2024-01-01 01:00:00"), keys  # 01:00 included
+        assert len(frame) == 6 and frame[COUNT].eq(5).all()
+    summary = read_summary(out)
+    assert summary["window_start"] == "2024-01-01T00:30:00"
+    assert summary["window_end"] == "2024-01-01T01:00:00"
+    assert (summary["rows"], summary["partitions"]) == (6 * 6, 6)
+
+
+def test_layout_and_mltable_are_what_azure_ml_expects(url, tmp_path):
+    out = tmp_path / "window"
+    assert _extract(url, out) == 0
+    mltable = yaml.safe_load((out / "MLTable").read_text())
+    assert mltable["type"] == "mltable"
+    pattern = mltable["paths"][0]["pattern"]
+    steps = mltable["transformations"]
+    assert steps[0] == {"read_parquet": {"include_path_column": False}}
+    partition_format = steps[1]["extract_columns_from_partition_format"]["partition_format"]
+
+    files = sorted(out.glob(pattern.removeprefix("./")))
+    assert len(files) == 6, "the MLTable pattern finds every partition file"
+    # Azure ML's partition-format parser: each {key} matches [^./\\]+ and the format
+    # runs from the first partition folder to the end of the path.
+    regex = re.escape(partition_format).replace(r"\{Device\}", r"(?P<Device>[^./\\]+)")
+    regex = regex.replace(r"\{Sensor\}", r"(?P<Sensor>[^./\\]+)")
+    seen = set()
+    for path in files:
+        match = re.fullmatch(regex, "/" + path.relative_to(out).as_posix())
+        assert match, f"{path} does not match {partition_format}"
+        seen.add((decode_partition_value(match["Device"]), decode_partition_value(match["Sensor"])))
+        columns = pq.ParquetFile(path).schema_arrow.names
+        assert DEVICE not in columns and SENSOR not in columns, f"{path} duplicates keys"
+        assert columns[:2] == [TS, VALUE]
+    assert seen == {(d, s) for d in DEVICES for s in SENSORS}
+
+
+@pytest.mark.filterwarnings("ignore")  # azure-ai-ml's own marshmallow deprecation noise
+def test_mltable_passes_azure_ai_ml_offline_loading(url, tmp_path):
+    from azure.ai.ml.entities._data.mltable_metadata import MLTableMetadata
+
+    out = tmp_path / "window"
+    assert _extract(url, out) == 0
+    metadata = MLTableMetadata.load(out / "MLTable")
+    assert metadata.paths[0].type == "pattern"
+    assert "extract_columns_from_partition_format" in metadata.transformations[1]
+
+
+def test_iter_partitions_keeps_keys_as_exact_strings_in_stable_order(url, tmp_path):
+    out = tmp_path / "window"
+    assert _extract(url, out) == 0
+    pairs = [(keys, frame) for keys, frame in iter_partitions(out)]
+    keys = [(k[DEVICE], k[SENSOR]) for k, _ in pairs]
+    assert keys == sorted((d, s) for d in DEVICES for s in SENSORS)
+    for key, frame in pairs:
+        assert list(frame.columns[:4]) == [TS, DEVICE, SENSOR, VALUE]
+        assert frame[DEVICE].eq(key[DEVICE]).all() and frame[SENSOR].eq(key[SENSOR]).all()
+        assert frame[DEVICE].map(type).eq(str).all()
+    assert [p.keys for p in list_partitions(out)] == [k for k, _ in pairs]
+
+
+def test_reextracting_replaces_the_folder_as_a_whole(url, tmp_path):
+    out = tmp_path / "window"
+    assert _extract(url, out) == 0
+    engine = db.open_database(url)
+    db.replace_windows(engine, _windows(devices=["dev-9"], value=100.0))
+    engine.dispose()
+    (out / "stray.txt").write_text("left over from before")
+    assert _extract(url, out, end="2024-01-01 00:10:00", lookback=10) == 0
+    assert not (out / "stray.txt").exists()
+    assert read_summary(out)["window_end"] == "2024-01-01T00:10:00"
+    frames = dict(((k[DEVICE], k[SENSOR]), f) for k, f in iter_partitions(out))
+    assert len(frames) == 8
+    assert frames[("dev-9", "vibration")][VALUE].tolist() == [103.0, 108.0]  # minutes 1-5 and 6-10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sensors.db", "window"], "no temp dirs"
+
+
+def test_an_empty_window_still_writes_mltable_and_summary(url, tmp_path, caplog):
+    out = tmp_path / "empty"
+    assert _extract(url, out, end="2030-01-01T00:00:00Z") == 0
+    assert (out / "MLTable").is_file()
+    assert read_summary(out)["partitions"] == 0
+    assert list(iter_partitions(out)) == []
+    assert any("no readings" in r.getMessage() for r in caplog.records)
+
+
+def test_end_latest_and_aware_timestamps(url, tmp_path):
+    assert _extract(url, tmp_path / "a", end="latest", lookback=5) == 0
+    assert read_summary(tmp_path / "a")["window_end"] == "2024-01-01T02:00:00"
+    assert _extract(url, tmp_path / "b", end="2024-01-01T03:00:00+02:00", lookback=5) == 0
+    assert read_summary(tmp_path / "b")["window_end"] == "2024-01-01T01:00:00"
+
+
+def test_streaming_query_yields_each_pair_once_across_chunks(url):
+    engine = db.open_database(url)
+    got = list(
+        db.iter_pair_readings(
+            engine, START.to_pydatetime(), pd.Timestamp("2024-01-03").to_pydatetime(), chunk_rows=7
+        )
+    )
+    engine.dispose()
+    assert [(d, s) for d, s, _ in got] == sorted((d, s) for d in DEVICES for s in SENSORS)
+    assert all(len(frame) == 24 and frame[TS].is_monotonic_increasing for _, _, frame in got)
+
+
+def test_a_corrupt_partition_is_named_and_the_others_still_read(url, tmp_path):
+    out = tmp_path / "window"
+    assert _extract(url, out) == 0
+    partitions = list_partitions(out)
+    partitions[0].files[0].write_bytes(b"not parquet")
+    with pytest.raises(ExtractFolderError, match=re.escape(str(partitions[0].files[0]))):
+        read_partition(partitions[0].files, partitions[0].keys)
+    assert all(len(read_partition(p.files, p.keys)) == 6 for p in partitions[1:])
+
+
+def test_reading_something_that_is_not_an_extract(tmp_path):
+    with pytest.raises(ExtractFolderError, match="no such extract folder"):
+        list(iter_partitions(tmp_path / "nope"))
+    with pytest.raises(ExtractFolderError, match="no MLTable"):
+        list(iter_partitions(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--end", "not-a-time"], "--end 'not-a-time'"),
+        (["--end", "2024-01-01", "--lookback-minutes", "0"], "--lookback-minutes"),
+        (["--end", "2024-01-01", "--db", "sqlite:///{tmp}/missing.db"], "no such database file"),
+        (["--end", "2024-01-01", "--db", "sqlite:///{tmp}/plain.db"], "table SensorReadings"),
+        (["--end", "2024-01-01", "--output", "{tmp}/precious"], "refusing to replace it"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(url, tmp_path, capsys, args, expected):
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "plain.db").close()
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.tex").write_text("do not delete")
+    argv = ["extract", "--db", url, "--output", str(tmp_path / "out")]
+    argv += [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1, err
+    assert (tmp_path / "precious" / "thesis.tex").exists()
+
+
+def test_summary_is_json_with_counts(url, tmp_path):
+    out = tmp_path / "window"
+    assert _extract(url, out) == 0
+    summary = json.loads((out / "_extract.json").read_text())
+    assert summary["partition_keys"] == [DEVICE, SENSOR]
+    assert summary["lookback_minutes"] == 30
+
+
+def test_a_target_that_cannot_be_renamed_is_filled_in_place(url, tmp_path, monkeypatch):
+    """Azure ML mounts a job's output folder: it cannot be renamed, only written into."""
+    import errno
+
+    from scoring.steps import extract
+
+    out = tmp_path / "mounted"
+    out.mkdir()
+
+    def no_rename(src, dst):
+        raise OSError(errno.EBUSY, "Device or resource busy", str(src))
+
+    monkeypatch.setattr(extract.os, "rename", no_rename)
+    assert _extract(url, out) == 0
+    assert read_summary(out)["partitions"] == 6
+    assert len(list(iter_partitions(out))) == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mounted", "sensors.db"]
+
+
+def test_the_extract_folder_is_readable_by_others_like_any_new_folder(url, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert _extract(url, tmp_path / "window") == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "window").stat().st_mode & 0o777 == 0o755

@@ -1,0 +1,204 @@
+"""Training: one Pipeline(StandardScaler, OneClassSVM) per pair, into a model store."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+from batchscore.cli import main
+from scoring.models import training as train
+from scoring.models.store import ModelStore
+
+
+def readings(pairs: dict[tuple[str, str], int], seed: int = 0) -> pd.DataFrame:
+    """Synthetic aggregated readings: ``rows`` per pair around a pair-specific mean."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for number, ((device, sensor), rows) in enumerate(pairs.items()):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "TS": pd.date_range("2026-01-01", periods=rows, freq="min"),
+                    "Device": device,
+                    "Sensor": sensor,
+                    "Value": rng.normal(10.0 * (number + 1), 1.0, size=rows),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+SMALL = {("dev-1", "temp"): 80, ("dev-1", "hum"): 60, ("dev-2", "temp"): 70}
+
+
+def test_one_model_per_pair_with_the_default_hyperparameters(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    report = train.train_models(readings(SMALL), store)
+    assert sorted((d, s) for d, s, _, _ in report.trained) == sorted(SMALL)
+    assert ModelStore(tmp_path).keys() == sorted(SMALL)
+    for (device, sensor), rows in SMALL.items():
+        loaded = ModelStore(tmp_path).load(device, sensor)
+        scaler, svm = (step for _, step in loaded.pipeline.steps)
+        assert isinstance(scaler, StandardScaler) and isinstance(svm, OneClassSVM)
+        assert (svm.kernel, svm.gamma, svm.nu) == ("rbf", 0.1, 0.02)
+        entry = store.entry(device, sensor)
+        assert entry["training_rows"] == rows
+        assert entry["params"] == {"kernel": "rbf", "gamma": 0.1, "nu": 0.02}
+        assert entry["features"] == list(train.FEATURES)
+        # Fitted on this pair's own data: its scaler learnt this pair's mean.
+        own = readings(SMALL).query("Device == @device and Sensor == @sensor")["Value"]
+        assert scaler.mean_[0] == pytest.approx(own.mean())
+
+
+def test_training_builds_a_current_pack_so_scoring_takes_the_fast_path(tmp_path: Path) -> None:
+    from scoring.models.pack import PackedStore
+
+    store = ModelStore(tmp_path)
+    train.train_models(readings(SMALL), store)
+    pack = PackedStore.for_store(ModelStore(tmp_path))
+    assert pack is not None, "train must leave a pack built from the manifest it wrote"
+    assert sorted(pack.keys()) == sorted(SMALL)
+
+
+def test_default_model_flags_few_normal_readings_and_all_far_ones() -> None:
+    """The reason the default gamma is 0.1, not "scale" (see the train module's doc)."""
+    rng = np.random.default_rng(11)
+    training, fresh = rng.normal(50.0, 4.0, size=(1000, 1)), rng.normal(50.0, 4.0, (20000, 1))
+    model = train.build_pipeline(train.TrainParams()).fit(training)
+    false_alarms = np.mean(model.predict(fresh) == -1)
+    assert false_alarms < 0.10, f"default model flags {false_alarms:.1%} of normal readings"
+    far = np.array([[50.0 - 16], [50.0 + 16], [50.0 + 40]])  # 4 and 10 standard deviations
+    assert (model.predict(far) == -1).all()
+    assert model[-1].support_vectors_.shape[0] < 0.05 * len(training)
+
+
+def test_small_pairs_are_skipped_and_bad_rows_dropped_with_warnings(tmp_path: Path, caplog):
+    frame = readings({**SMALL, ("dev-3", "pressure"): 5})
+    frame.columns = [name.lower() for name in frame.columns]  # names match case-insensitively
+    frame["value"] = frame["value"].astype(object)
+    frame.loc[[0, 1, 2], "value"] = ["n/a", None, "12,5"]
+    frame["Extra"] = "kept and ignored"
+    with caplog.at_level(logging.WARNING, logger="scoring.models.training"):
+        report = train.train_models(frame, ModelStore(tmp_path), source="fleet.csv")
+    assert len(report.trained) == 3
+    assert [(d, s) for d, s, _ in report.skipped] == [("dev-3", "pressure")]
+    assert report.dropped_rows == 3
+    assert ModelStore(tmp_path).entry("dev-1", "temp")["training_rows"] == 77
+    text = caplog.text
+    assert "skipped Device='dev-3' Sensor='pressure': 5 usable rows" in text
+    assert "fleet.csv: dropped 3 of" in text
+
+
+def test_a_failing_pair_does_not_sink_the_others(tmp_path: Path, monkeypatch, caplog) -> None:
+    real_build = train.build_pipeline
+
+    class Exploding:
+        def fit(self, X):
+            if X.mean() > 25:  # only dev-2/temp has its mean near 30
+                raise ValueError("solver diverged")
+            return real_build(train.TrainParams()).fit(X)
+
+    monkeypatch.setattr(train, "build_pipeline", lambda params: Exploding())
+    report = train.train_models(readings(SMALL), ModelStore(tmp_path))
+    assert [(d, s) for d, s, _ in report.failed] == [("dev-2", "temp")]
+    assert "solver diverged" in report.failed[0][2]
+    assert len(report.trained) == 2
+
+
+def test_process_pool_gives_the_same_models_as_one_process(tmp_path: Path) -> None:
+    pairs = {(f"dev-{i:02d}", "temp"): 40 for i in range(train._POOL_MIN_PAIRS)}
+    frame = readings(pairs)
+    serial, pooled = ModelStore(tmp_path / "serial"), ModelStore(tmp_path / "pooled")
+    train.train_models(frame, serial, jobs=1)
+    report = train.train_models(frame, pooled, jobs=2)
+    assert len(report.trained) == len(pairs)
+    probe = np.linspace(0, 200, 41).reshape(-1, 1)
+    for key in pairs:
+        a, b = serial.load(*key).pipeline, pooled.load(*key).pipeline
+        np.testing.assert_array_equal(a.decision_function(probe), b.decision_function(probe))
+
+
+def test_hyperparameters_are_validated() -> None:
+    with pytest.raises(ValueError, match="--nu"):
+        train.TrainParams(nu=0.0).validate()
+    with pytest.raises(ValueError, match="--gamma"):
+        train.TrainParams(gamma=-1.0).validate()
+    with pytest.raises(ValueError, match="--kernel"):
+        train.TrainParams(kernel="cubic").validate()
+
+
+def test_missing_columns_are_named() -> None:
+    with pytest.raises(ValueError, match=r"fleet\.csv: missing column\(s\) Value"):
+        train.train_models(
+            readings(SMALL).drop(columns="Value"), ModelStore("unused"), source="fleet.csv"
+        )
+
+
+# -------------------------------------------------------------------------- command line
+
+
+def test_cli_trains_from_a_csv_file(tmp_path: Path) -> None:
+    csv = tmp_path / "readings.csv"
+    readings(SMALL).to_csv(csv, index=False)
+    models = tmp_path / "models"
+    code = main(
+        ["train", "--input", str(csv), "--models", str(models), "--nu", "0.1", "--gamma", "0.5"]
+        + ["--jobs", "1", "--no-progress"]
+    )
+    assert code == 0
+    assert ModelStore(models).entry("dev-1", "temp")["params"] == {
+        "kernel": "rbf",
+        "gamma": 0.5,
+        "nu": 0.1,
+    }
+
+
+def test_cli_trains_from_the_sensor_readings_table(tmp_path: Path) -> None:
+    database = tmp_path / "sensors.db"
+    frame = readings(SMALL).assign(MinValue=0.0, MaxValue=1.0, Count=6)
+    with sqlite3.connect(database) as connection:
+        frame.to_sql("SensorReadings", connection, index=False)
+    models = tmp_path / "models"
+    code = main(["train", "--db", f"sqlite:///{database}", "--models", str(models), "--jobs", "1"])
+    assert code == 0
+    assert ModelStore(models).keys() == sorted(SMALL)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--input", "missing.csv"], "--input missing.csv: no such file"),
+        (["--input", "readings.txt"], "unsupported file extension"),
+        (["--db", "sqlite:///nowhere/x.db"], "--db sqlite:///nowhere/x.db"),
+        (["--input", "readings.csv", "--nu", "1.5"], "--nu 1.5: must be in (0, 1]"),
+        (["--input", "readings.csv", "--min-rows", "0"], "--min-rows 0"),
+    ],
+)
+def test_cli_bad_usage_is_one_line(tmp_path: Path, monkeypatch, capsys, extra, expected) -> None:
+    monkeypatch.chdir(tmp_path)
+    readings(SMALL).to_csv("readings.csv", index=False)
+    Path("readings.txt").write_text("x")
+    code = main(["train", *extra, "--models", "models"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expected in err and "Traceback" not in err
+
+
+def test_cli_fails_when_nothing_could_be_trained(tmp_path: Path) -> None:
+    csv = tmp_path / "tiny.csv"
+    readings({("d", "s"): 3}).to_csv(csv, index=False)
+    assert main(["train", "--input", str(csv), "--models", str(tmp_path / "m")]) == 1
+
+
+def test_help_documents_the_defaults(capsys) -> None:
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0.02" in text and "rbf" in text and "scale" in text
+    assert "support-vector" in text

@@ -1,0 +1,141 @@
+"""``python -m scoring score``: flags, exit codes, one-line usage errors, the printed summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from batchscore.cli import main
+from tests.fixtures.toy_data import write_extract, write_files
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "entry_scripts"
+
+
+@pytest.fixture()
+def extract(tmp_path) -> Path:
+    return write_extract(tmp_path / "in", devices=2, rows=3)
+
+
+def _score(*argv: str) -> int:
+    return main(["score", *argv])
+
+
+def test_scores_an_extract_and_prints_the_summary(extract, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = _score(
+        *("--input", str(extract), "--output", str(out)),
+        *("--entry-script", str(SCRIPTS / "echo.py"), "--workers", "2"),
+        *("--", "--scale", "5"),
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed.startswith("scoring run succeeded")
+    assert "mini-batches  4 total, 4 succeeded, 0 failed" in printed
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert (predictions["Score"] == predictions["Value"] * 5).all()  # args after -- arrived
+    assert json.loads((out / "summary.json").read_text())["program_arguments"] == [
+        "--scale",
+        "5",
+    ]
+
+
+def test_models_and_extra_arguments_reach_the_script(tmp_path):
+    write_files(tmp_path / "in", ["a.txt"])
+    (tmp_path / "models").mkdir()
+    code = _score(
+        *("--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")),
+        *("--entry-script", str(SCRIPTS / "show_args.py"), "--models", str(tmp_path / "models")),
+        *("--", "--flag", "x"),
+    )
+    assert code == 0
+    rows = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    assert rows.loc[0, "argv"] == f"--models {tmp_path / 'models'} --flag x"
+
+
+def test_a_threshold_failure_exits_1_and_names_it(extract, tmp_path, capsys):
+    code = _score(
+        *("--input", str(extract), "--output", str(tmp_path / "out")),
+        *("--entry-script", str(SCRIPTS / "raise_for_partition.py")),
+        *("--mini-batch-error-threshold", "1", "--max-retries", "0", "--summary-only"),
+        *("--", "--fail-device", "dev-000"),
+    )
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "scoring run FAILED: mini_batch_error_threshold exceeded: 2 failed mini-batches > 1" in (
+        printed
+    )
+    assert "worst offenders:" in printed and "ValueError: no model for device dev-000" in printed
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--input", "{tmp}/missing"], "--input {tmp}/missing: no such file or folder"),
+        (["--entry-script", "{tmp}/nope.py"], "--entry-script {tmp}/nope.py: no such file"),
+        (
+            ["--entry-script", "{scripts}/no_run.py"],
+            "--entry-script {scripts}/no_run.py: defines no run",
+        ),
+        (["--mini-batch-size", "lots"], "--mini-batch-size 'lots'"),
+        (["--workers", "0"], "--workers 0: must be at least 1"),
+        (["--models", "{tmp}/no-models"], "--models {tmp}/no-models: no such folder"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(extract, tmp_path, capsys, argv, message):
+    fill = {"tmp": str(tmp_path), "scripts": str(SCRIPTS)}
+    argv = [part.format(**fill) for part in argv]
+    defaults = {
+        "--input": str(extract),
+        "--output": str(tmp_path / "out"),
+        "--entry-script": str(SCRIPTS / "echo.py"),
+    }
+    for flag, value in defaults.items():
+        if flag not in argv:
+            argv += [flag, value]
+    code = _score(*argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and message.format(**fill) in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_the_default_entry_script_needs_models(extract, tmp_path, capsys):
+    code = _score("--input", str(extract), "--output", str(tmp_path / "out"))
+    assert code == 2
+    assert "--models DIR is required with the default entry script" in capsys.readouterr().err
+
+
+def test_append_rows_and_summary_only_exclude_each_other(extract, tmp_path, capsys):
+    code = _score(
+        *("--input", str(extract), "--output", str(tmp_path / "o")),
+        *("--entry-script", str(SCRIPTS / "echo.py"), "--append-rows", "--summary-only"),
+    )
+    assert code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_runs_as_a_real_subprocess(extract, tmp_path):
+    out = tmp_path / "out"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "scoring", "--log-level", "WARNING", "score"]
+        + ["--input", str(extract), "--output", str(out), "--workers", "2"]
+        + ["--entry-script", str(SCRIPTS / "echo.py"), "--output-format", "csv"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "scoring run succeeded" in completed.stdout
+    assert len(pd.read_csv(out / "predictions.csv")) == 12
+    assert json.loads((out / "summary.json").read_text())["status"] == "succeeded"
