@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pulumi
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from conftest import RecordingMocks
+from tests.conftest import RecordingMocks
 
 from components import dynamic_common
 from components import stream_job as sj
