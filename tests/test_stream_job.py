@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pulumi
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from tests.conftest import RecordingMocks
 
 from components import dynamic_common
 from components import stream_job as sj
 from components.azure_errors import AzureCallError
+from tests.conftest import RecordingMocks
 
 SUB = "11111111-1111-4111-8111-111111111111"
 RG = "rg-batchscore-dev"

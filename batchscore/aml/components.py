@@ -64,17 +64,24 @@ def extract_component(
         description="Reads dbo.SensorReadings for (trigger_time - lookback, trigger_time] and "
         "writes Parquet partitioned Device=/Sensor= with an MLTable beside it.",
         inputs={
-            "trigger_time": Input(type="string", description="window end (ISO 8601)"),
+            "trigger_time": Input(
+                type="string", description="window end: ISO 8601 or 'now' (the schedule's time)"
+            ),
             "lookback_minutes": Input(
                 type="integer", default=settings.lookback_minutes, description="window length"
             ),
             "db_url": Input(type="string", description="SQLAlchemy URL without credentials"),
+            "time_zone": Input(
+                type="string",
+                default=settings.schedule_time_zone,
+                description="zone of a trigger time without offset (the schedule's)",
+            ),
         },
         outputs={"readings": Output(type="mltable")},
         # Single quotes: the URL holds '&' and '?', and the shell must not interpret them.
         command=(
             "python -m scoring.steps.extract --db '${{inputs.db_url}}' "
-            "--end '${{inputs.trigger_time}}' "
+            "--end '${{inputs.trigger_time}}' --time-zone '${{inputs.time_zone}}' "
             "--lookback-minutes ${{inputs.lookback_minutes}} "
             "--output ${{outputs.readings}}"
         ),
@@ -89,17 +96,30 @@ def score_component(
 ):
     """The parallel scoring step: one mini-batch per (Device, Sensor) partition.
 
+    Tabular partitioned input needs ``mode: direct`` (``run()`` then gets a DataFrame; with a
+    mount it gets file paths): learn.microsoft.com/azure/machine-learning/
+    how-to-use-parallel-job-in-pipeline ("Declare the inputs"), and the azureml-examples
+    notebook sdk/python/jobs/parallel/1a_oj_sales_prediction. The step runs without
+    ``append_row_to`` (summary only): the entry script writes each mini-batch's predictions as a
+    typed Parquet part into ``outputs.scored`` itself (see :mod:`scoring.data.scored_parts` for
+    why), and ``run()`` returns one item per input row for the driver's count.
+
     Returns the ``Parallel`` builder of ``parallel_run_function``; its ``.component`` is the
     ``ParallelComponent`` that gets registered.
     """
-    outputs = {"predictions": Output(type="uri_folder")} if settings.append_rows else {}
+    arguments = f"--models ${{{{inputs.models}}}} --log-level {settings.logging_level}"
+    outputs = {}
+    if settings.append_rows:
+        outputs["scored"] = Output(type="uri_folder", mode="rw_mount")
+        arguments += " --predictions-dir ${{outputs.scored}}"
     return parallel_run_function(
         name=SCORE_NAME,
         display_name="Score every (Device, Sensor) partition",
-        description="Runs score.py once per Device/Sensor partition with that pair's model.",
+        description="Runs steps/score.py once per Device/Sensor partition with that pair's "
+        "model; each partition's predictions land as a Parquet part in outputs.scored.",
         inputs={
-            "readings": Input(type="mltable", description="extract output"),
-            "models": Input(type="uri_folder", description="model store root"),
+            "readings": Input(type="mltable", mode="direct", description="extract output"),
+            "models": Input(type="uri_folder", description="model store"),
         },
         outputs=outputs,
         input_data="${{inputs.readings}}",
@@ -108,31 +128,34 @@ def score_component(
         task=RunFunction(
             code=str(code_dir),
             entry_script=ENTRY_SCRIPT_IN_SNAPSHOT,
-            program_arguments=(
-                f"--models ${{{{inputs.models}}}} --log-level {settings.logging_level}"
-            ),
+            program_arguments=arguments,
             environment=environment(target),
-            append_row_to="${{outputs.predictions}}" if settings.append_rows else None,
         ),
         is_deterministic=False,
     )
 
 
 def publish_component(target: PipelineTarget, *, code_dir: Path = SCORING_DIR) -> CommandComponent:
-    """Scored rows of one run into ``window=<end>/predictions.parquet`` (replacing)."""
+    """Scored parts of one run into ``window=<end>/predictions.parquet`` (replacing), checked
+    against the extract's row count, with the run's summary beside it and as an output."""
     return CommandComponent(
         name=PUBLISH_NAME,
         display_name="Publish the window's predictions",
-        description="Parses the parallel step's append_row file, drops at-least-once "
-        "duplicates and writes window=<end>/predictions.parquet, replacing a previous run.",
+        description="Reads the score step's Parquet parts and failure records, checks them "
+        "against the extract and writes window=<end>/predictions.parquet and summary.json, "
+        "replacing a previous run of the same window.",
         inputs={
             "scored": Input(type="uri_folder", description="the score step's output"),
-            "trigger_time": Input(type="string", description="window end (ISO 8601)"),
+            "extract": Input(type="mltable", description="the extract step's output"),
         },
-        outputs={"published": Output(type="uri_folder", mode="rw_mount")},
+        outputs={
+            "published": Output(type="uri_folder", mode="rw_mount"),
+            "summary": Output(type="uri_folder", description="this run's summary.json"),
+        },
         command=(
             "python -m scoring.steps.publish --scored ${{inputs.scored}} "
-            "--trigger-time '${{inputs.trigger_time}}' --out ${{outputs.published}}"
+            "--extract ${{inputs.extract}} --out ${{outputs.published}} "
+            "--summary-out ${{outputs.summary}}"
         ),
         code=str(code_dir),
         environment=environment(target),
@@ -174,7 +197,8 @@ def generic_parallel_component(
     if not by_partition:
         # Validate through the settings rules so a bad size names the flag's meaning.
         PipelineSettings(**{**_fields(settings), "mini_batch_size": extra["mini_batch_size"]})
-    inputs = {"data": Input(type=input_type, description="data to score")}
+    mode = "direct" if by_partition else None  # tabular partitioned input: see score_component
+    inputs = {"data": Input(type=input_type, mode=mode, description="data to score")}
     if model_input_type:
         if model_input_type not in MODEL_INPUT_TYPES:
             raise ValueError(

@@ -26,6 +26,7 @@ import yaml
 
 from batchscore.aml import components as comps
 from batchscore.aml.pipeline import (
+    STANDALONE_TRIGGER_TIME,
     TRIGGER_TIME_MACRO,
     build_components,
     generic_pipeline_job,
@@ -70,14 +71,15 @@ def render_scoring(
     *,
     base_dir: Path,
     schedule_name: str,
-    trigger_time: str = TRIGGER_TIME_MACRO,
+    trigger_time: str = STANDALONE_TRIGGER_TIME,
     version: str | None = None,
     code_dir: Path = comps.SCORING_DIR,
 ) -> Rendered:
     """Components, pipeline job and schedule of the scoring pipeline, as YAML texts.
 
     ``base_dir`` is where the files will live (relative ``code`` paths start there).
-    ``trigger_time`` is the standalone job's window end (the macro unless a backfill);
+    ``trigger_time`` is the standalone job's window end (``now`` unless a backfill; the
+    schedule file overrides it with the trigger-time macro, which only a schedule fills in);
     ``version`` overrides the content versions (stable snapshots).
     """
     from batchscore.aml.schedule import scoring_schedule

@@ -1,8 +1,9 @@
 """The scoring pipeline job: extract -> score (parallel) -> publish.
 
 Inputs: ``trigger_time`` (string: the window end; a schedule passes
-``${{creation_context.trigger_time}}``) and ``models`` (uri_folder: the model store at the root
-of the ``models`` datastore). Output: ``predictions`` under the ``predictions`` datastore.
+``${{creation_context.trigger_time}}``, a run by hand ``now`` or a time) and ``models``
+(uri_folder: the model store under ``store/`` of the ``models`` datastore). Outputs:
+``predictions`` under the ``predictions`` datastore and ``summary`` (this run's summary.json).
 
 Where the predictions land, and why a publish step
 --------------------------------------------------
@@ -12,13 +13,13 @@ name, new for every run), ``${{output_name}}`` and ``${{default_datastore}}``.
 pipeline, never in a path. So no output path template can be "one path per window": with
 ``${{name}}`` a re-run of a window would land beside the first run and duplicate it.
 
-Chosen: the parallel step appends to a per-job intermediate output (default datastore), and
-a small ``publish`` step, which receives ``trigger_time`` as a string input, writes
+Chosen: the parallel step writes one Parquet part per mini-batch into a per-job intermediate
+output (default datastore), and a small ``publish`` step, which gets the extract's output
+(its window as the extract resolved it, and its row count), writes
 ``window=<end as YYYYMMDDTHHMMSSZ>/predictions.parquet`` under one fixed root
 (``azureml://datastores/predictions/paths/scored/``, mounted read-write). A re-run of the
-same window (schedule retry or manual backfill) overwrites that one file; the publish step
-also drops the at-least-once duplicates of ``append_row`` and adds a header (Parquet).
-With ``appendRows: false`` the parallel step keeps only its summary and there is no publish.
+same window (schedule retry or manual backfill) overwrites that one file. With
+``appendRows: false`` the parallel step keeps only its summary and there is no publish.
 
 Reuse: every step is ``is_deterministic=False`` and the pipeline sets ``force_rerun``, so a
 scheduled run never reuses an earlier run's outputs.
@@ -36,6 +37,8 @@ from batchscore.aml import components as comps
 from batchscore.aml.settings import PipelineSettings, PipelineTarget
 
 TRIGGER_TIME_MACRO = "${{creation_context.trigger_time}}"
+#: what a job started by hand (not by the schedule) scores: the window ending now
+STANDALONE_TRIGGER_TIME = "now"
 PIPELINE_NAME = "batchscore_scoring"
 EXPERIMENT_NAME = "batchscore-scoring"
 
@@ -113,9 +116,9 @@ def scoring_pipeline_job(
         _run_as_cluster_identity(score, env_vars)
         if built.publish is None:
             return {}
-        publish = built.publish(scored=score.outputs.predictions, trigger_time=trigger_time)
+        publish = built.publish(scored=score.outputs.scored, extract=extract.outputs.readings)
         _run_as_cluster_identity(publish, env_vars)
-        return {"predictions": publish.outputs.published}
+        return {"predictions": publish.outputs.published, "summary": publish.outputs.summary}
 
     job = scoring(
         trigger_time=trigger_time,

@@ -123,6 +123,8 @@ class PipelineTarget:
     image: str = PLACEHOLDER_IMAGE
     compute: str = f"{PLACEHOLDER}-cluster"
     models_datastore: str = "models"
+    #: folder of the model store in the models container (`batchscore models upload --prefix`)
+    models_path: str = "store"
     predictions_datastore: str = "predictions"
     sql_server: str = f"{PLACEHOLDER}-sql-server"
     sql_database: str = f"{PLACEHOLDER}-database"
@@ -141,6 +143,11 @@ class PipelineTarget:
                 problems.append(
                     f"{name}: a datastore name has letters, digits and underscores (got {value!r})"
                 )
+        if not self.models_path.strip("/") or "//" in self.models_path:
+            problems.append(
+                f"models_path: a folder inside the models container, e.g. store "
+                f"(got {self.models_path!r})"
+            )
         for name in ("compute", "sql_server", "sql_database", "identity_client_id"):
             if not str(getattr(self, name) or "").strip():
                 problems.append(f"{name}: must not be empty")
@@ -170,8 +177,10 @@ class PipelineTarget:
         )
 
     def models_uri(self) -> str:
-        """The model store (the whole ``models`` container: manifest.json at its root)."""
-        return f"azureml://datastores/{self.models_datastore}/paths/"
+        """The model store folder in the ``models`` container. Not the container's root:
+        azure-ai-ml's own datastore path parser (``AzureMLDatastorePathUri``) rejects
+        ``azureml://datastores/<name>/paths/`` with nothing after ``paths/``."""
+        return f"azureml://datastores/{self.models_datastore}/paths/{self.models_path.strip('/')}/"
 
     def predictions_uri(self) -> str:
         """Root under which the publish step writes one ``window=<end>/`` folder per run."""

@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--schedule-name", default="batchscore-scoring", help="schedule name")
     export.add_argument(
         "--trigger-time",
-        help="window end of the standalone pipeline job (a backfill); default: the schedule's "
-        "${{creation_context.trigger_time}}",
+        help="window end of the standalone pipeline job (a backfill), ISO 8601; default: now "
+        "(the schedule passes ${{creation_context.trigger_time}} instead)",
     )
     export.add_argument("--version", help="version of every component (default: from content)")
     generic = export.add_argument_group("generic batch inference (any entry script)")
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 target,
                 base_dir=out_dir,
                 schedule_name=args.schedule_name,
-                trigger_time=args.trigger_time or export.TRIGGER_TIME_MACRO,
+                trigger_time=args.trigger_time or export.STANDALONE_TRIGGER_TIME,
                 version=args.version,
             )
     except (ValueError, FileNotFoundError) as exc:

@@ -5,6 +5,12 @@ Readings (what ``simulate`` writes raw and ``extract`` hands to the scorer):
 ``Device`` (str), ``Sensor`` (str), ``Value`` (float). Extra columns are kept and
 ignored; input column names are matched case-insensitively.
 
+Predictions (what the score step answers, one row per input row): the reading's ``TS``,
+``Device``, ``Sensor``, ``Value``, then ``Score`` (decision value), ``IsAnomaly`` (0/1),
+``ModelVersion`` and ``Status``: ``ok`` when scored, else why not (:data:`ROW_STATUSES`), with
+``Score`` and ``IsAnomaly`` empty. Azure ML's parallel job counts a mini-batch that answers
+fewer rows than it got as failed, so no input row is ever dropped silently.
+
 Ground truth of simulated readings travels beside them in the same file:
 ``InjectedAnomaly`` (0/1) and ``AnomalyKind`` ("" / "spike" / "dip" / "stuck").
 It is deliberately not called ``IsAnomaly``, which is the *predicted* flag.
@@ -16,6 +22,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from scoring.data.files import TableFormatError, read_table, write_table
 
@@ -30,6 +37,10 @@ __all__ = [
     "SCORE",
     "IS_ANOMALY",
     "MODEL_VERSION",
+    "STATUS",
+    "ROW_STATUSES",
+    "STATUS_OK",
+    "PREDICTION_SCHEMA",
     "INJECTED_ANOMALY",
     "ANOMALY_KIND",
     "READING_COLUMNS",
@@ -37,6 +48,7 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "PARTITION_KEYS",
     "empty_predictions",
+    "predictions_table",
     "TableFormatError",
     "read_table",
     "write_table",
@@ -57,6 +69,7 @@ COUNT = "Count"
 SCORE = "Score"
 IS_ANOMALY = "IsAnomaly"
 MODEL_VERSION = "ModelVersion"
+STATUS = "Status"
 INJECTED_ANOMALY = "InjectedAnomaly"
 ANOMALY_KIND = "AnomalyKind"
 
@@ -70,6 +83,32 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     SCORE,
     IS_ANOMALY,
     MODEL_VERSION,
+    STATUS,
+)
+
+#: a row's ``Status``: scored, or why it could not be
+STATUS_OK = "ok"
+ROW_STATUSES: dict[str, str] = {
+    STATUS_OK: "scored",
+    "missing_ts": "the reading has no (parseable) TS",
+    "missing_key": "the reading has no Device or Sensor",
+    "invalid_value": "a model input (Value) is missing, not a number or infinite",
+    "no_model": "the model store has no model for the pair",
+    "model_error": "the pair's model could not be loaded or failed to score",
+}
+
+#: the predictions' column types, from the contract (never from whichever rows came first)
+PREDICTION_SCHEMA = pa.schema(
+    [
+        pa.field(TS, pa.timestamp("us")),
+        pa.field(DEVICE, pa.large_string()),
+        pa.field(SENSOR, pa.large_string()),
+        pa.field(VALUE, pa.float64()),
+        pa.field(SCORE, pa.float64()),
+        pa.field(IS_ANOMALY, pa.int64()),
+        pa.field(MODEL_VERSION, pa.large_string()),
+        pa.field(STATUS, pa.large_string()),
+    ]
 )
 PARTITION_KEYS: tuple[str, ...] = (DEVICE, SENSOR)
 
@@ -189,14 +228,12 @@ def decode_partition_value(text: str) -> str:
 
 def empty_predictions() -> pd.DataFrame:
     """A zero-row frame with the prediction columns and their types."""
-    return pd.DataFrame(
-        {
-            TS: pd.Series(dtype="datetime64[ns]"),
-            DEVICE: pd.Series(dtype="str"),
-            SENSOR: pd.Series(dtype="str"),
-            VALUE: pd.Series(dtype="float64"),
-            SCORE: pd.Series(dtype="float64"),
-            IS_ANOMALY: pd.Series(dtype="int64"),
-            MODEL_VERSION: pd.Series(dtype="str"),
-        }
-    )[list(PREDICTION_COLUMNS)]
+    return PREDICTION_SCHEMA.empty_table().to_pandas()
+
+
+def predictions_table(frame: pd.DataFrame) -> pa.Table:
+    """Prediction rows as an Arrow table of exactly :data:`PREDICTION_SCHEMA` (names, order,
+    types), whatever dtypes the frame's columns happened to get."""
+    return pa.Table.from_pandas(
+        frame[list(PREDICTION_COLUMNS)], schema=PREDICTION_SCHEMA, preserve_index=False
+    )

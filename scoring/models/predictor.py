@@ -1,7 +1,7 @@
 """Score readings with each (Device, Sensor) pair's model.
 
-``SensorPredictor(store).score(partition)`` returns the prediction columns of the
-contract: ``TS, Device, Sensor, Value, Score, IsAnomaly, ModelVersion``.
+``SensorPredictor(store).score(partition)`` answers every input row with the prediction
+columns of the contract: ``TS, Device, Sensor, Value, Score, IsAnomaly, ModelVersion, Status``.
 
 * ``Score`` is the model's ``decision_function`` (negative = outside the learned
   normal region) and ``IsAnomaly`` is 1 exactly where the model's ``predict`` says
@@ -9,8 +9,9 @@ contract: ``TS, Device, Sensor, Value, Score, IsAnomaly, ModelVersion``.
   +1 when its decision value is strictly positive, -1 otherwise (zero included).
 * Every model is loaded once per predictor (cached); a pair without a model raises
   :class:`scoring.models.store.ModelNotFoundError` naming it.
-* Rows whose Value (or TS, Device, Sensor) is missing or non-numeric are not
-  scored; one warning per partition names it and the count.
+* Rows whose Value (or TS, Device, Sensor) is missing or non-numeric are answered with a
+  ``Status`` saying why (``invalid_value``, ``missing_ts``, ``missing_key``) and no score; one
+  warning per partition names it and the count.
 
 The scoring arithmetic sits behind :meth:`SensorPredictor._decide`, the seam where
 a faster kernel can be plugged in.
@@ -38,6 +39,8 @@ from scoring.data.schema import (
     READING_COLUMNS,
     SCORE,
     SENSOR,
+    STATUS,
+    STATUS_OK,
     TS,
     VALUE,
     empty_predictions,
@@ -46,7 +49,7 @@ from scoring.data.schema import (
 from scoring.errors import UsageError
 from scoring.models.kernel import FastOneClassSVM, compile_model
 from scoring.models.pack import PackedStore
-from scoring.models.store import LoadedModel, ModelStore
+from scoring.models.store import LoadedModel, ModelNotFoundError, ModelStore, ModelStoreError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class ScoringStats:
     partitions: int = 0
     rows_in: int = 0
     rows_scored: int = 0
-    rows_dropped: int = 0
+    rows_unscored: int = 0
     anomalies: int = 0
 
 
@@ -110,8 +113,17 @@ class SensorPredictor:
     """Scores partitions of readings with the model store's per-pair models."""
 
     def __init__(
-        self, store: ModelStore | str | os.PathLike[str], *, fast: bool | None = None
+        self,
+        store: ModelStore | str | os.PathLike[str],
+        *,
+        fast: bool | None = None,
+        on_model_error: str = "raise",
     ) -> None:
+        if on_model_error not in ("raise", "status"):
+            raise ValueError(f"on_model_error must be 'raise' or 'status', not {on_model_error!r}")
+        #: "raise": a pair without a usable model fails its mini-batch (one pair per mini-batch);
+        #: "status": its rows come back as no_model / model_error (many pairs per mini-batch)
+        self.on_model_error = on_model_error
         self.store = store if isinstance(store, ModelStore) else ModelStore(store)
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self.stats = ScoringStats()
@@ -156,9 +168,11 @@ class SensorPredictor:
         return scores, labels
 
     def score(self, partition: pd.DataFrame, *, name: str | None = None) -> pd.DataFrame:
-        """Predictions for every scorable row of ``partition`` (any number of pairs).
+        """One prediction row per row of ``partition`` (any number of pairs), in its order.
 
-        ``name`` labels the partition in log messages (default: its Device/Sensor).
+        Rows that cannot be scored come back with a ``Status`` saying why (and no Score);
+        a pair without a usable model raises (:class:`ModelNotFoundError`, ...) unless
+        ``on_model_error`` is ``"status"``. ``name`` labels the partition in log messages.
         """
         label = name or "partition"
         try:
@@ -184,12 +198,10 @@ class SensorPredictor:
             else:
                 groups = frame.groupby([DEVICE, SENSOR], sort=False, dropna=False)
                 outputs = [self._score_pair(d, s, group, name) for (d, s), group in groups]
-        scored = [out for out in outputs if not out.empty]
-        if len(scored) == 1:
-            result = scored[0]
-        else:
-            result = pd.concat(scored, ignore_index=True) if scored else empty_predictions()
-        self.stats.rows_scored += len(result)
+        result = outputs[0] if len(outputs) == 1 else pd.concat(outputs, ignore_index=True)
+        ok = (result[STATUS] == STATUS_OK).to_numpy()
+        self.stats.rows_scored += int(ok.sum())
+        self.stats.rows_unscored += len(result) - int(ok.sum())
         self.stats.anomalies += int(result[IS_ANOMALY].sum())
         return result
 
@@ -198,9 +210,16 @@ class SensorPredictor:
     ) -> pd.DataFrame:
         label = name or f"Device={device!r} Sensor={sensor!r}"
         if pd.isna(device) or pd.isna(sensor):
-            self._dropped(label, len(group), len(group), "a missing Device or Sensor")
-            return empty_predictions()
-        model = self.model(str(device), str(sensor))
+            self._unscored(label, len(group), len(group), "a missing Device or Sensor")
+            return _unscored_rows(group, "missing_key")
+        try:
+            model = self.model(str(device), str(sensor))
+        except ModelStoreError as exc:
+            if self.on_model_error == "raise":
+                raise
+            status = "no_model" if isinstance(exc, ModelNotFoundError) else "model_error"
+            self._unscored(label, len(group), len(group), str(exc))
+            return _unscored_rows(group, status)
         features = list(model.features)
         missing = [column for column in features if column not in group.columns]
         if missing:
@@ -211,32 +230,56 @@ class SensorPredictor:
             X = np.column_stack([group[column].to_numpy() for column in features])
         else:
             X = group[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
-        usable = np.isfinite(X).all(axis=1) & group[TS].notna().to_numpy()
-        if not usable.all():
-            dropped = int((~usable).sum())
-            self._dropped(
+        has_ts = group[TS].notna().to_numpy()
+        usable = np.isfinite(X).all(axis=1) & has_ts
+        scores = np.full(len(group), np.nan)
+        labels = np.zeros(len(group), dtype=np.int64)
+        if usable.all():
+            scores, labels = self._decide(model, X)
+            status: object = STATUS_OK
+        else:
+            unusable = int((~usable).sum())
+            self._unscored(
                 label,
-                dropped,
+                unusable,
                 len(group),
                 f"a missing TS or a missing or non-numeric {'/'.join(features)}",
             )
-            group, X = group.loc[usable], X[usable]
-        if len(X) == 0:
-            return empty_predictions()
-        scores, labels = self._decide(model, X)
+            if usable.any():
+                scores[usable], labels[usable] = self._decide(model, X[usable])
+            status = np.where(usable, STATUS_OK, np.where(has_ts, "invalid_value", "missing_ts"))
+        flags = pd.array((labels == -1).astype("int64"), dtype="Int64")
+        if not usable.all():
+            flags[~usable] = pd.NA
         return pd.DataFrame(
             {
                 TS: group[TS].to_numpy(),
                 DEVICE: _same_strings(group[DEVICE], str(device)),
                 SENSOR: _same_strings(group[SENSOR], str(sensor)),
-                VALUE: group[VALUE].to_numpy(dtype="float64"),
+                VALUE: pd.to_numeric(group[VALUE], errors="coerce").to_numpy(dtype="float64"),
                 SCORE: scores,
-                IS_ANOMALY: (labels == -1).astype("int64"),
+                IS_ANOMALY: flags,
                 MODEL_VERSION: model.version,
+                STATUS: status,
             },
             copy=False,
         )
 
-    def _dropped(self, label: str, count: int, total: int, why: str) -> None:
-        self.stats.rows_dropped += count
-        log.warning("%s: dropped %d of %d rows with %s (not scored)", label, count, total, why)
+    def _unscored(self, label: str, count: int, total: int, why: str) -> None:
+        log.warning("%s: %d of %d rows not scored: %s", label, count, total, why)
+
+
+def _unscored_rows(group: pd.DataFrame, status: str) -> pd.DataFrame:
+    """The rows of ``group`` answered with ``status`` and no score."""
+    return pd.DataFrame(
+        {
+            TS: group[TS].to_numpy(),
+            DEVICE: group[DEVICE].to_numpy(dtype=object),
+            SENSOR: group[SENSOR].to_numpy(dtype=object),
+            VALUE: pd.to_numeric(group[VALUE], errors="coerce").to_numpy(dtype="float64"),
+            SCORE: np.nan,
+            IS_ANOMALY: pd.array([pd.NA] * len(group), dtype="Int64"),
+            MODEL_VERSION: None,
+            STATUS: status,
+        }
+    )

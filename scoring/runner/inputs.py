@@ -3,13 +3,18 @@
 Three kinds of input:
 
 * an extract folder (an ``MLTable`` file + hive partitions ``Device=<d>/Sensor=<s>/*.parquet``):
-  one mini-batch per partition (``partition_keys`` semantics). The parent only lists the
-  partitions (:func:`scoring.steps.extract.list_partitions`); each worker reads its own
-  (:func:`scoring.data.extract_folder.read_partition`), so the fleet is never held in one
-  process.
+  one mini-batch per partition (``partition_keys`` semantics), handed to ``run()`` as the
+  driver hands it: the partition's rows with the raw (percent-encoded) folder values in its
+  key columns and in ``partition_key_value``. Where Microsoft's ``mltable`` package is
+  installed (the scoring image) the folder is read through it, exactly as on the cluster;
+  elsewhere the parent only lists the partitions (:func:`scoring.data.extract_folder
+  .list_partitions`) and each worker reads its own with
+  :func:`scoring.data.extract_folder.read_partition`, which a test holds equal to ``mltable``.
+  Each partition's row count comes from the extract's own index, so rows of a partition that
+  cannot be read still count as failed items.
 * one CSV or Parquet file of readings: read once (:func:`scoring.data.files.read_table`,
   :func:`scoring.data.schema.normalize_readings`), grouped by (Device, Sensor), one mini-batch
-  per pair.
+  per pair, its keys given as an extract of the file would give them (folder values).
 * a folder of files without an ``MLTable`` (generic batch inference, ``uri_folder``): the
   files sorted by relative path, grouped ``--mini-batch-size`` files (or bytes) at a time;
   ``run`` receives the list of paths.
@@ -25,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scoring.data.files import TableFormatError, read_table
-from scoring.data.schema import PARTITION_KEYS, READING_COLUMNS, normalize_readings
+from scoring.data.schema import PARTITION_KEYS, encode_partition_value, normalize_readings
 from scoring.runner.contract import InvalidSettingsError, MiniBatchSize
 
 KIND_PARTITION = "partition"  # the worker reads the partition's files
@@ -79,19 +84,23 @@ def plan_input(path: Path, mini_batch_size: MiniBatchSize) -> InputPlan:
 
 
 def _plan_partitions(folder: Path) -> InputPlan:
-    from scoring.data.extract_folder import ExtractFolderError, list_partitions
+    from scoring.data.extract_folder import ExtractFolderError, list_partitions, read_index
 
+    if mltable_available():
+        return _plan_partitions_with_mltable(folder)
     try:
         partitions = list_partitions(folder)
+        recorded = read_index(folder)
     except ExtractFolderError as exc:
         raise InvalidSettingsError(f"--input {exc}") from exc
     tasks = [
         MiniBatchTask(
             index=index,
             kind=KIND_PARTITION,
-            label=f"Device={partition.device}/Sensor={partition.sensor}",
+            label=partition.relative_folder,
             keys=partition.keys,
             files=[str(path) for path in partition.files],
+            items=recorded.get(partition.relative_folder),
         )
         for index, partition in enumerate(partitions)
     ]
@@ -99,8 +108,47 @@ def _plan_partitions(folder: Path) -> InputPlan:
     return InputPlan(kind="mltable", tasks=tasks, notes=notes)
 
 
+def mltable_available() -> bool:
+    """True where Microsoft's ``mltable`` package is installed (as in the scoring image)."""
+    import importlib.util
+
+    return importlib.util.find_spec("mltable") is not None
+
+
+def _plan_partitions_with_mltable(folder: Path) -> InputPlan:
+    """The folder read by ``mltable`` itself and split by its partition keys, as the parallel
+    driver does with ``partition_keys: [Device, Sensor]`` and ``mode: direct``."""
+    import mltable
+
+    try:
+        frame = mltable.load(str(folder)).to_pandas_dataframe()
+    except Exception as exc:  # mltable raises its own (azureml.dataprep) exception types
+        raise InvalidSettingsError(f"--input {folder}: mltable cannot read it ({exc})") from exc
+    missing = [key for key in PARTITION_KEYS if key not in frame.columns]
+    if missing:  # an empty window's placeholder loads without columns: no mini-batch
+        return InputPlan(kind="mltable", tasks=[], notes=[f"{folder}: no rows (mltable)"])
+    tasks = []
+    groups = frame.groupby(list(PARTITION_KEYS), sort=True, dropna=False)
+    for index, (values, group) in enumerate(groups):
+        keys = {k: str(v) for k, v in zip(PARTITION_KEYS, values, strict=True)}
+        tasks.append(
+            MiniBatchTask(
+                index=index,
+                kind=KIND_FRAME,
+                label="/".join(f"{k}={v}" for k, v in keys.items()),
+                keys=keys,
+                frame=group.reset_index(drop=True),
+                items=len(group),
+            )
+        )
+    return InputPlan(kind="mltable", tasks=tasks)
+
+
 def partition_row_count(task: MiniBatchTask) -> int | None:
-    """Rows of a partition from the Parquet footers only; None if a footer is unreadable."""
+    """Rows of a partition: as the extract recorded them, else from the Parquet footers only;
+    None if neither is known."""
+    if task.items is not None:
+        return task.items
     try:
         return sum(pq.ParquetFile(path).metadata.num_rows for path in task.files)
     except (OSError, pa.ArrowException):
@@ -122,40 +170,21 @@ def _plan_table_file(path: Path) -> InputPlan:
         frame = frame[~keyless]
     tasks = []
     for index, (values, group) in enumerate(frame.groupby(list(PARTITION_KEYS), sort=True)):
-        keys = dict(zip(PARTITION_KEYS, values, strict=True))
+        # The keys as an extract of this file would hand them over: folder values.
+        keys = {k: encode_partition_value(v) for k, v in zip(PARTITION_KEYS, values, strict=True)}
         tasks.append(
             MiniBatchTask(
                 index=index,
                 kind=KIND_FRAME,
                 label="/".join(f"{k}={v}" for k, v in keys.items()),
                 keys=keys,
-                frame=group.reset_index(drop=True),
+                frame=group.reset_index(drop=True).assign(**keys),
                 items=len(group),
             )
         )
     return InputPlan(
         kind="table-file", tasks=tasks, unassigned_items=int(keyless.sum()), notes=notes
     )
-
-
-def canonical_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rename TS/Device/Sensor/Value matched case-insensitively; other columns kept as they are.
-
-    Key columns come first (TS, Device, Sensor, Value, then the rest in their order). Only
-    names change (a partition's types are the extract's); a canonical frame is returned as is.
-    """
-    if tuple(frame.columns[:4]) == READING_COLUMNS:
-        return frame
-    wanted = {name.lower(): name for name in READING_COLUMNS}
-    renames = {}
-    for column in frame.columns:
-        canonical = wanted.get(str(column).strip().lower())
-        if canonical is not None and canonical not in renames.values():
-            renames[column] = canonical
-    frame = frame.rename(columns=renames)
-    first = [name for name in READING_COLUMNS if name in frame.columns]
-    rest = [column for column in frame.columns if column not in first]
-    return frame[first + rest]
 
 
 # --- files ------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ from scoring.runner.inputs import (
     KIND_FRAME,
     KIND_PARTITION,
     MiniBatchTask,
-    canonical_columns,
     partition_row_count,
 )
 from scoring.runner.returned_items import count_items, to_table
@@ -306,7 +305,7 @@ def _process(task: MiniBatchTask, run, pass_context: bool, config, capture) -> M
 def build_mini_batch(task: MiniBatchTask):
     """What ``run()`` receives for ``task``: a DataFrame (tabular) or a list of paths (files)."""
     if task.kind == KIND_PARTITION:
-        return canonical_columns(read_partition(task.files, task.keys))
+        return read_partition(task.files, task.keys)
     if task.kind == KIND_FRAME:
         return task.frame
     if task.kind == KIND_FILES:

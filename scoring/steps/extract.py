@@ -12,13 +12,14 @@ and swapped in, so a reader sees the old or the new extract, never a mix.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
@@ -34,8 +35,12 @@ from scoring.data.extract_folder import (
     PARTITION_FORMAT,
     SUMMARY_FILE,
     looks_like_extract,
+    partition_folder,
+    write_empty_window,
+    write_index,
     write_partition,
 )
+from scoring.data.files import write_json
 from scoring.data.schema import PARTITION_KEYS
 from scoring.errors import UsageError
 from scoring.progress import progress
@@ -71,6 +76,10 @@ def _swap_into(built: Path, target: Path) -> None:
 
 def _new_build_folder(target: Path) -> Path:
     """An empty sibling folder (permissions from the umask, unlike ``mkdtemp``'s 0700)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output {target}: cannot create its folder ({exc})") from exc
     for parent in (target.parent, Path(tempfile.gettempdir())):
         folder = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
         try:
@@ -78,7 +87,34 @@ def _new_build_folder(target: Path) -> Path:
             return folder
         except OSError:  # parent not writable (e.g. a mount point): build elsewhere, copy in
             continue
-    raise OSError(f"{target}: no writable place to build the extract")
+    raise UsageError(f"--output {target}: no writable place to build the extract")
+
+
+@dataclass
+class _Written:
+    rows: int = 0
+    rows_by_folder: dict[str, int] = field(default_factory=dict)
+    skipped: list[dict[str, object]] = field(default_factory=list)
+
+
+def _write_pairs(build: Path, pairs) -> _Written:
+    """Every pair's rows into its partition; a pair whose name cannot be a folder is skipped
+    alone and recorded with its name and reason (its rows are counted as not extracted)."""
+    written = _Written()
+    for device, sensor, frame in progress(pairs, desc="extracting", unit="pair", logger=log):
+        try:
+            folder = partition_folder(device, sensor)
+        except ValueError as exc:
+            log.error("Device=%r Sensor=%r not extracted: %s", device[:60], sensor[:60], exc)
+            written.skipped.append(
+                {"device": device, "sensor": sensor, "rows": len(frame), "reason": str(exc)}
+            )
+            continue
+        write_partition(build, device, sensor, frame)
+        key = folder.as_posix()
+        written.rows_by_folder[key] = written.rows_by_folder.get(key, 0) + len(frame)
+        written.rows += len(frame)
+    return written
 
 
 def extract_window(
@@ -86,44 +122,48 @@ def extract_window(
 ) -> dict[str, object]:
     """Write the readings with TS in (end - lookback, end] to ``output``; return the summary."""
     start = end - pd.Timedelta(minutes=lookback_minutes)
-    output.parent.mkdir(parents=True, exist_ok=True)
     build = _new_build_folder(output)
     try:
-        rows = partitions = 0
         pairs = iter_pair_readings(engine, start.to_pydatetime(), end.to_pydatetime())
-        written: set[tuple[str, str]] = set()
-        for device, sensor, frame in progress(pairs, desc="extracting", unit="pair", logger=log):
-            write_partition(build, device, sensor, frame)
-            written.add((device, sensor))
-            rows += len(frame)
-        partitions = len(written)
+        written = _write_pairs(build, pairs)
+        if not written.rows_by_folder:
+            write_empty_window(build)  # an MLTable that matches no file cannot be read
+        write_index(build, written.rows_by_folder)
         summary: dict[str, object] = {
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
             "window": "(window_start, window_end]",
             "lookback_minutes": lookback_minutes,
-            "rows": rows,
-            "partitions": partitions,
+            "rows": written.rows,
+            "partitions": len(written.rows_by_folder),
             "partition_keys": list(PARTITION_KEYS),
             "partition_format": PARTITION_FORMAT,
+            "skipped_pairs": written.skipped,
         }
         (build / MLTABLE_FILE).write_text(MLTABLE_TEXT, encoding="utf-8")
-        (build / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        _swap_into(build, output)
+        write_json(summary, build / SUMMARY_FILE)
+        try:
+            _swap_into(build, output)
+        except OSError as exc:
+            raise UsageError(f"--output {output}: cannot write the extract there ({exc})") from exc
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return summary
 
 
-# --------------------------------------------------------------------------- reading
+_UNSUBSTITUTED = "${{"
 
 
-# --------------------------------------------------------------------------- command
-
-
-def parse_end(text: str, engine=None) -> pd.Timestamp:
-    """``--end``: an ISO 8601 timestamp (aware ones converted to naive UTC), ``now``, or
-    ``latest`` (the last TS in the table)."""
+def parse_end(text: str, engine=None, time_zone: str = "UTC") -> pd.Timestamp:
+    """``--end``: an ISO 8601 timestamp, ``now``, or ``latest`` (the last TS in the table), as
+    naive UTC. A timestamp with an offset is converted; a naive one is read in ``time_zone``
+    (the schedule's, where Azure ML renders times without an offset)."""
+    if _UNSUBSTITUTED in text:
+        raise UsageError(
+            f"--end {text!r} was never filled in: Azure ML substitutes "
+            "${{creation_context.trigger_time}} only in runs its schedule creates; run the job "
+            "with trigger_time set to a time or 'now' (`batchscore pipeline run` does)"
+        )
     lowered = text.strip().lower()
     if lowered == "latest":
         _, last = time_range(engine)
@@ -136,9 +176,23 @@ def parse_end(text: str, engine=None) -> pd.Timestamp:
         raise UsageError(f"--end {text!r} is not an ISO 8601 timestamp, 'now' or 'latest'") from exc
     if end is pd.NaT:
         raise UsageError(f"--end {text!r} is not an ISO 8601 timestamp, 'now' or 'latest'")
-    if end.tzinfo is not None:
-        end = end.tz_convert("UTC").tz_localize(None)
-    return end
+    if end.tzinfo is None:
+        end = end.tz_localize(zone_info(time_zone))
+    return end.tz_convert("UTC").tz_localize(None)
+
+
+def zone_info(name: str) -> ZoneInfo:
+    """A time zone by IANA name or by the Windows name Azure ML schedules use (the CLDR mapping
+    as the tzlocal package keeps it)."""
+    from tzlocal.windows_tz import win_tz
+
+    try:
+        return ZoneInfo(win_tz.get(name, name))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UsageError(
+            f"--time-zone {name!r} is neither a Windows time zone name (as Azure ML schedules "
+            "use, e.g. 'W. Europe Standard Time') nor an IANA one (e.g. Europe/Berlin)"
+        ) from exc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,7 +204,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--end",
         required=True,
-        help="window end: ISO 8601 (naive = UTC), 'now', or 'latest' (the table's last TS)",
+        help="window end: ISO 8601, 'now', or 'latest' (the table's last TS); without an offset "
+        "it is read in --time-zone",
+    )
+    parser.add_argument(
+        "--time-zone",
+        default="UTC",
+        help="zone of an --end without offset: a Windows name as Azure ML schedules use "
+        "('W. Europe Standard Time') or an IANA name (default: UTC)",
     )
     parser.add_argument(
         "--lookback-minutes",
@@ -173,8 +234,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--output {output}: a non-empty folder that is not an extract; refusing to replace it"
         )
+    zone_info(args.time_zone)  # a bad zone is a usage error before any database work
     with database(args.db) as engine:
-        end = parse_end(args.end, engine)
+        end = parse_end(args.end, engine, args.time_zone)
         summary = extract_window(engine, end, args.lookback_minutes, output)
     if not summary["partitions"]:
         log.warning(

@@ -1,138 +1,170 @@
-"""The pipeline's publish step: one run's predictions into ``window=<end>/predictions.parquet``.
+"""The publish step: one run's predictions into ``window=<end>/`` under the predictions root.
 
-``python -m scoring.steps.publish --scored DIR --trigger-time T --out DIR``
+``python -m scoring.steps.publish --scored DIR --extract DIR --out DIR [--summary-out DIR]``
 
-The parallel step's ``append_row_to`` output is one or more text files of rows, space
-separated, values quoted where needed, usually without a header, delivered at least once
-(a retried mini-batch appends its rows again) and in no particular order. This step parses
-them in the prediction column order (``TS Device Sensor Value Score IsAnomaly ModelVersion``),
-keeps the last row of each (TS, Device, Sensor), and writes one Parquet file per window,
-replacing the file of an earlier run of the same window. A line it cannot parse is logged with
-its file and line number and skipped; everything else is kept. ``summary.json`` beside the
-Parquet file counts rows read, malformed, duplicates dropped and written.
+The score step writes one Parquet part per mini-batch (:mod:`scoring.data.scored_parts`),
+each answering every input row of its mini-batch, and a failure record per mini-batch that
+raised. This step reads them back (typed: no text to parse), checks them against what the
+extract step recorded (its window and row count), and writes
 
-Runs in the scoring image: pandas and pyarrow only (no azure-ai-ml).
+* ``window=<end as YYYYMMDDTHHMMSSZ>/predictions.parquet``: every row, the contract's columns
+  and types (even when there are none), sorted by Device, Sensor, TS; a re-run of the same
+  window replaces it (written beside, then swapped in);
+* ``window=<end>/summary.json``: the window, rows extracted and published, rows per status,
+  anomalies, the mini-batches that failed with their reasons, the pairs the extract could not
+  write, and the run's outcome.
+
+Outcomes: ``succeeded``; ``empty_window`` (the extract found no readings: an ingestion
+outage should show, not pass as green); ``failed`` (exit 1, nothing published) when the
+extract had rows and no prediction came back, or when more rows came back than went in.
+Rows of failed mini-batches (within the parallel step's thresholds) are reported as missing.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import sys
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from scoring.data.files import write_json, write_table
-from scoring.data.schema import (
-    DEVICE,
-    IS_ANOMALY,
-    MODEL_VERSION,
-    PREDICTION_COLUMNS,
-    SCORE,
-    SENSOR,
-    TS,
-    VALUE,
-    empty_predictions,
-)
-from scoring.errors import UsageError
+from scoring.data import scored_parts
+from scoring.data.extract_folder import read_summary
+from scoring.data.files import atomic_path, write_json
+from scoring.data.schema import DEVICE, IS_ANOMALY, PREDICTION_SCHEMA, SENSOR, STATUS, TS
+from scoring.errors import RunFailed, UsageError
 
 log = logging.getLogger("scoring.steps.publish")
 
 PREDICTIONS_FILE = "predictions.parquet"
 SUMMARY_FILE = "summary.json"
 KEY_COLUMNS = [TS, DEVICE, SENSOR]
+SUCCEEDED, EMPTY_WINDOW, FAILED = "succeeded", "empty_window", "failed"
 
 
 @dataclass
 class PublishSummary:
+    """What ``summary.json`` beside a window's predictions says."""
+
     window: str
-    files: int = 0
-    rows_read: int = 0
-    malformed: int = 0
+    window_start: str
+    window_end: str
+    status: str = SUCCEEDED
+    failure: str | None = None
+    rows_extracted: int = 0
+    rows_published: int = 0
+    rows_missing: int = 0
     duplicates_dropped: int = 0
-    rows_written: int = 0
+    anomalies: int = 0
+    rows_by_status: dict[str, int] = field(default_factory=dict)
+    parts: int = 0
+    failed_mini_batches: list[dict[str, object]] = field(default_factory=list)
+    pairs_not_extracted: list[dict[str, object]] = field(default_factory=list)
 
 
-def window_folder(trigger_time: str) -> str:
-    """``window=YYYYMMDDTHHMMSSZ`` of a trigger time (ISO 8601; naive means UTC)."""
+def window_folder(window_end: str) -> str:
+    """``window=YYYYMMDDTHHMMSSZ`` of a window end (ISO 8601; naive means UTC)."""
     try:
-        stamp = pd.Timestamp(trigger_time)
+        stamp = pd.Timestamp(window_end)
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"--trigger-time {trigger_time!r} is not an ISO 8601 time") from exc
+        raise UsageError(f"window end {window_end!r} is not an ISO 8601 time") from exc
     if pd.isna(stamp):
-        raise UsageError(f"--trigger-time {trigger_time!r} is not an ISO 8601 time")
+        raise UsageError(f"window end {window_end!r} is not an ISO 8601 time")
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return f"window={stamp.strftime('%Y%m%dT%H%M%SZ')}"
 
 
-def read_appended_rows(scored: Path) -> tuple[pd.DataFrame, PublishSummary]:
-    """Every parseable row of the append_row files under ``scored``."""
-    summary = PublishSummary(window="")
-    records: list[list[str]] = []
-    files = sorted(p for p in scored.rglob("*") if p.is_file() and not p.name.startswith("."))
-    for path in files:
-        summary.files += 1
-        with path.open(encoding="utf-8", newline="") as handle:
-            for line_no, fields in enumerate(csv.reader(handle, delimiter=" ", quotechar='"'), 1):
-                fields = [f for f in fields if f != ""]
-                if not fields or fields[0] == TS:  # blank line or a header line
-                    continue
-                summary.rows_read += 1
-                row = _as_prediction(fields)
-                if row is None:
-                    summary.malformed += 1
-                    log.warning(
-                        "%s line %d: expected %d fields (%s), got %d: %.200s; skipped",
-                        path.name,
-                        line_no,
-                        len(PREDICTION_COLUMNS),
-                        " ".join(PREDICTION_COLUMNS),
-                        len(fields),
-                        " ".join(fields),
-                    )
-                    continue
-                records.append(row)
-    frame = pd.DataFrame(records, columns=list(PREDICTION_COLUMNS))
-    frame, bad = _typed(frame)
-    summary.malformed += bad
-    return frame, summary
+def collect(scored: Path) -> tuple[pa.Table, int]:
+    """Every part's rows, sorted by Device, Sensor, TS, one row per (TS, Device, Sensor);
+    returns the table and how many duplicate rows were dropped."""
+    tables = [table for _, table in scored_parts.iter_parts(scored)]
+    table = pa.concat_tables(tables) if tables else PREDICTION_SCHEMA.empty_table()
+    table = table.sort_by([(DEVICE, "ascending"), (SENSOR, "ascending"), (TS, "ascending")])
+    if table.num_rows < 2:
+        return table, 0
+    keys = [table.column(name) for name in KEY_COLUMNS]
+    same_as_next = pc.and_(
+        pc.and_(
+            pc.equal(keys[0].slice(1), keys[0].slice(0, table.num_rows - 1)),
+            pc.equal(keys[1].slice(1), keys[1].slice(0, table.num_rows - 1)),
+        ),
+        pc.equal(keys[2].slice(1), keys[2].slice(0, table.num_rows - 1)),
+    )
+    keep = pa.concat_arrays(
+        [pc.invert(pc.fill_null(same_as_next, False)).combine_chunks(), pa.array([True])]
+    )
+    kept = table.filter(keep)  # the last of equal keys: a row answered twice counts once
+    return kept, table.num_rows - kept.num_rows
 
 
-def publish(scored: Path, trigger_time: str, out: Path) -> PublishSummary:
-    """Write ``out/window=<end>/predictions.parquet`` (replacing) and its summary."""
-    folder = window_folder(trigger_time)
-    frame, summary = read_appended_rows(scored)
-    summary.window = folder
-    before = len(frame)
-    frame = frame.drop_duplicates(subset=KEY_COLUMNS, keep="last")
-    summary.duplicates_dropped = before - len(frame)
-    frame = frame.sort_values([DEVICE, SENSOR, TS]).reset_index(drop=True)
-    summary.rows_written = len(frame)
-    target = out / folder
-    target.mkdir(parents=True, exist_ok=True)
-    # Written beside, then replaced: a reader never sees half a file, and a re-run of the
-    # window overwrites the earlier run's file instead of adding a second one.
-    write_table(frame, target / PREDICTIONS_FILE)
+def publish(scored: Path, extract: Path, out: Path) -> PublishSummary:
+    """Write ``out/window=<end>/`` from the score step's parts; raises :class:`RunFailed` (and
+    publishes nothing) when no prediction came back for a window with readings."""
+    extracted = read_summary(extract)
+    end = str(extracted["window_end"])
+    summary = PublishSummary(
+        window=window_folder(end),
+        window_start=str(extracted["window_start"]),
+        window_end=end,
+        rows_extracted=int(extracted.get("rows", 0)),
+        pairs_not_extracted=list(extracted.get("skipped_pairs") or []),
+        failed_mini_batches=scored_parts.read_failures(scored),
+    )
+    table, summary.duplicates_dropped = collect(scored)
+    summary.parts = len(list(scored.glob(f"{scored_parts.PART_PREFIX}*.parquet")))
+    summary.rows_published = table.num_rows
+    summary.rows_missing = max(0, summary.rows_extracted - table.num_rows)
+    statuses = Counter(table.column(STATUS).to_pylist())
+    summary.rows_by_status = dict(sorted(statuses.items()))
+    summary.anomalies = int(pc.sum(table.column(IS_ANOMALY)).as_py() or 0)
+    if summary.rows_extracted and not table.num_rows:
+        summary.status = FAILED
+        summary.failure = (
+            f"the extract holds {summary.rows_extracted} rows and no prediction came back "
+            f"({len(summary.failed_mini_batches)} failed mini-batches)"
+        )
+    elif table.num_rows > summary.rows_extracted:
+        summary.status = FAILED
+        summary.failure = (
+            f"{table.num_rows} predictions for {summary.rows_extracted} extracted rows: the "
+            "scored folder holds rows of another run"
+        )
+    elif not summary.rows_extracted:
+        summary.status = EMPTY_WINDOW
+    target = out / summary.window
+    if summary.status != FAILED:
+        with atomic_path(target / PREDICTIONS_FILE) as tmp:
+            pq.write_table(table, tmp)
     write_json(asdict(summary), target / SUMMARY_FILE)
     return summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scored", required=True, type=Path, help="the score step's output")
-    parser.add_argument("--trigger-time", required=True, help="window end (ISO 8601)")
+    parser.add_argument("--extract", required=True, type=Path, help="the extract step's output")
     parser.add_argument("--out", required=True, type=Path, help="predictions root")
+    parser.add_argument(
+        "--summary-out", type=Path, help="also write the run's summary.json into this folder"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.scored.is_dir():
         raise UsageError(f"--scored {args.scored}: not a folder")
-    summary = publish(args.scored, args.trigger_time, args.out)
-    log.info("published %s", json.dumps(asdict(summary)))
+    summary = publish(args.scored, args.extract, args.out)
+    if args.summary_out is not None:
+        write_json(asdict(summary), args.summary_out / SUMMARY_FILE)
+    line = json.dumps(asdict(summary), default=str)
+    if summary.status == FAILED:
+        raise RunFailed(f"publish of {summary.window} failed: {summary.failure}; summary: {line}")
+    log.info("published %s: %s", summary.window, line)
     return 0
 
 
@@ -142,44 +174,5 @@ def main(argv: list[str] | None = None) -> int:
     return run_step("python -m scoring.steps.publish", __doc__, add_arguments, run, argv)
 
 
-def _as_prediction(fields: list[str]) -> list[str] | None:
-    expected = len(PREDICTION_COLUMNS)
-    if len(fields) == expected + 1 and _looks_like_time(fields[1]):
-        # An unquoted "YYYY-MM-DD HH:MM:SS" timestamp arrives as two fields.
-        fields = [f"{fields[0]} {fields[1]}", *fields[2:]]
-    return fields if len(fields) == expected else None
-
-
-def _looks_like_time(text: str) -> bool:
-    parts = text.split(":")
-    return len(parts) == 3 and all(p.replace(".", "", 1).isdigit() for p in parts)
-
-
-def _typed(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Columns in their contract types; rows that do not convert are counted and dropped."""
-    if frame.empty:
-        return empty_predictions(), 0
-    ts = pd.to_datetime(frame[TS], errors="coerce", utc=True).dt.tz_localize(None)
-    value = pd.to_numeric(frame[VALUE], errors="coerce")
-    score = pd.to_numeric(frame[SCORE], errors="coerce")
-    flag = pd.to_numeric(frame[IS_ANOMALY], errors="coerce")
-    ok = ts.notna() & score.notna() & flag.isin([0, 1])
-    bad = int((~ok).sum())
-    if bad:
-        log.warning("%d row(s) with an unreadable TS, Score or IsAnomaly; skipped", bad)
-    typed = pd.DataFrame(
-        {
-            TS: ts[ok],
-            DEVICE: frame.loc[ok, DEVICE].astype("string"),
-            SENSOR: frame.loc[ok, SENSOR].astype("string"),
-            VALUE: value[ok].astype("float64"),
-            SCORE: score[ok].astype("float64"),
-            IS_ANOMALY: flag[ok].astype("int64"),
-            MODEL_VERSION: frame.loc[ok, MODEL_VERSION].astype("string"),
-        }
-    )
-    return typed.reset_index(drop=True), bad
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,25 +1,30 @@
-"""Azure ML v2 parallel entry script: score one partition per ``run`` call.
+"""Azure ML v2 parallel entry script: score one mini-batch per ``run`` call.
 
 Contract (the same under the local runner, ``batchscore score``):
 
-* ``init()`` parses ``--models DIR`` (the model store; falls back to the
-  ``AZUREML_MODEL_DIR`` environment variable) and an optional ``--log-level`` from
-  ``sys.argv`` with ``parse_known_args`` (the job passes its own flags too), and
-  opens the store.
-* ``run(mini_batch, mini_batch_context)`` takes one partition: a DataFrame
-  (tabular MLTable input) or a list of Parquet/CSV file paths (uri_folder input).
-  Partition keys missing from the rows are taken from
-  ``mini_batch_context.partition_key_value`` (or, for files, from
-  ``Device=.../Sensor=...`` folders). It returns the prediction rows
-  (``TS, Device, Sensor, Value, Score, IsAnomaly, ModelVersion``), one per input
-  row that scored; unscorable rows are left out and logged. A partition with no
-  model raises ``ModelNotFoundError`` naming the pair, so the job records the
-  mini-batch as failed with that reason. An empty partition returns an empty
-  frame with the prediction columns.
+* ``init()`` parses its own flags from ``sys.argv`` with ``parse_known_args`` (the driver
+  passes its own too): ``--models DIR`` (the model store; or the ``AZUREML_MODEL_DIR``
+  environment variable), ``--log-level``, and ``--predictions-dir DIR``, where each mini-batch's
+  predictions are written as a Parquet part (:mod:`scoring.data.scored_parts`; Azure ML runs
+  this step without ``append_row_to``), and opens the store once.
+* ``run(mini_batch, mini_batch_context)`` takes one mini-batch: a DataFrame (tabular MLTable
+  input, ``mode: direct``: one (Device, Sensor) partition, its key columns holding the raw
+  folder values as ``mltable`` returns them, percent-encoding kept) or a list of file paths
+  (``uri_folder`` input). Key values from folder names are decoded here; keys missing from the
+  rows come from ``mini_batch_context.partition_key_value`` (raw too) or from
+  ``Device=.../Sensor=...`` folders. It returns **one row per input row**
+  (``TS, Device, Sensor, Value, Score, IsAnomaly, ModelVersion, Status``): Azure ML counts a
+  mini-batch that returns fewer items than it got as failed and retries it, so an unscorable
+  reading is answered with a ``Status`` (``invalid_value``, ``missing_ts``, ...) and no score.
+  A pair without a model, a damaged model or a folder value no encoder wrote raises, naming the
+  pair: the mini-batch fails with that reason (recorded in ``DIR/_failed/`` for the publish
+  step) and the others go on.
 * ``shutdown()`` logs a summary.
 
-Azure ML loads this file by path from a snapshot of the ``scoring/`` folder,
-whose name is not ``scoring``; the block below then registers that folder as the
+Azure ML loads this file by path (``steps/score.py``, a relative path inside the code folder as
+the parallel run configuration allows: learn.microsoft.com/python/api/azureml-pipeline-steps/
+azureml.pipeline.steps.parallelrunconfig, ``entry_script``) from a snapshot of the ``scoring/``
+folder, whose name is not ``scoring``; the block below then registers that folder as the
 package ``scoring`` so the imports work exactly as in ``import scoring.steps.score``.
 """
 
@@ -60,13 +65,16 @@ if not __package__:
 
 import pandas as pd  # noqa: E402  (after the package registration above)
 
+from scoring.data import scored_parts  # noqa: E402
 from scoring.data.schema import (  # noqa: E402
     PARTITION_KEYS,
     decode_partition_value,
+    empty_predictions,
+    predictions_table,
     read_table,
 )
 from scoring.errors import UsageError  # noqa: E402
-from scoring.models.predictor import SensorPredictor, empty_predictions  # noqa: E402
+from scoring.models.predictor import PartitionError, SensorPredictor  # noqa: E402
 from scoring.models.store import ModelNotFoundError, ModelStore  # noqa: E402
 
 __all__ = ["init", "run", "shutdown", "ModelNotFoundError", "EntryScriptError"]
@@ -74,6 +82,7 @@ __all__ = ["init", "run", "shutdown", "ModelNotFoundError", "EntryScriptError"]
 log = logging.getLogger("scoring.steps.score")
 
 _predictor: SensorPredictor | None = None
+_predictions_dir: Path | None = None
 _started: float = 0.0
 _failed_batches: int = 0
 
@@ -86,6 +95,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="score.py", add_help=False)
     parser.add_argument("--models", default=None)
     parser.add_argument("--log-level", dest="log_level", default=None)
+    parser.add_argument("--predictions-dir", dest="predictions_dir", default=None)
     args, _unknown = parser.parse_known_args(argv)
     return args
 
@@ -105,7 +115,7 @@ def _configure_logging(level_name: str | None) -> None:
 
 def init() -> None:
     """Parse the arguments and open the model store (once per worker process)."""
-    global _predictor, _started, _failed_batches
+    global _predictor, _predictions_dir, _started, _failed_batches
     args = _parse_args(sys.argv[1:])
     _configure_logging(args.log_level)
     models = args.models or os.environ.get("AZUREML_MODEL_DIR")
@@ -115,6 +125,9 @@ def init() -> None:
         )
     if not Path(models).is_dir():
         raise EntryScriptError(f"--models {models}: no such folder")
+    _predictions_dir = Path(args.predictions_dir) if args.predictions_dir else None
+    if _predictions_dir is not None:
+        _predictions_dir.mkdir(parents=True, exist_ok=True)
     store = ModelStore(models)
     count = len(store)  # reads the manifest now: a wrong folder fails here, not per batch
     _predictor = SensorPredictor(store)
@@ -123,25 +136,53 @@ def init() -> None:
     log.info("entry script ready: %d models listed in %s", count, store.manifest_path)
 
 
+def _decoded(value: object, name: str) -> str:
+    try:
+        return decode_partition_value(str(value))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PartitionError(
+            f"{name} folder value {value!r} is not a percent-encoded value this product wrote "
+            f"({exc}); the partition is not scored"
+        ) from exc
+
+
 def _context_keys(context: Any) -> dict[str, str]:
+    """``partition_key_value`` as handed over: the raw folder values."""
     keys = getattr(context, "partition_key_value", None) or {}
     return {str(name): str(value) for name, value in dict(keys).items()}
 
 
 def _keys_from_path(path: Path) -> dict[str, str]:
-    """``Device=a/Sensor=b`` folders of a hive-partitioned file, decoded."""
+    """``Device=a/Sensor=b`` folders of a hive-partitioned file, raw."""
     keys = {}
     for part in path.parts:
         name, sep, value = part.partition("=")
         if sep and name in PARTITION_KEYS:
-            keys[name] = decode_partition_value(value)
+            keys[name] = value
     return keys
 
 
-def _add_missing_keys(frame: pd.DataFrame, keys: dict[str, str]) -> pd.DataFrame:
-    present = {str(column).lower() for column in frame.columns}
-    missing = {name: value for name, value in keys.items() if name.lower() not in present}
-    return frame.assign(**missing) if missing else frame
+def _with_decoded_keys(frame: pd.DataFrame, raw_keys: dict[str, str]) -> pd.DataFrame:
+    """The frame with Device and Sensor as real values: folder values in its key columns (as
+    mltable returns them) decoded, missing key columns taken from ``raw_keys``."""
+    present = {str(column).lower(): column for column in frame.columns}
+    updates: dict[str, object] = {}
+    for name in PARTITION_KEYS:
+        column = present.get(name.lower())
+        if column is None:
+            if name in raw_keys:
+                updates[name] = _decoded(raw_keys[name], name)
+            continue
+        values = frame[column]
+        uniques = values.dropna().unique()
+        if len(uniques) == 1:  # one pair per partition: decode once
+            decoded = _decoded(uniques[0], name)
+            if decoded != uniques[0]:
+                updates[column] = values.where(values.isna(), decoded)
+        elif len(uniques) > 1:
+            decode = {value: _decoded(value, name) for value in uniques}
+            updates[column] = values.map(decode)
+    return frame.assign(**updates) if updates else frame
 
 
 def _read_files(paths: list[Any]) -> pd.DataFrame:
@@ -151,7 +192,7 @@ def _read_files(paths: list[Any]) -> pd.DataFrame:
         if path.suffix.lower() not in (".parquet", ".pq", ".csv"):
             log.warning("%s: not a Parquet or CSV file, skipped", path)
             continue
-        frames.append(_add_missing_keys(read_table(path), _keys_from_path(path)))
+        frames.append(_with_decoded_keys(read_table(path), _keys_from_path(path)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -162,26 +203,37 @@ def _describe(keys: dict[str, str], context: Any) -> str:
 
 
 def run(mini_batch: Any, mini_batch_context: Any = None) -> pd.DataFrame:
-    """Score one partition; returns one prediction row per input row that scored."""
+    """Score one mini-batch; returns one prediction row per input row."""
     global _failed_batches
     if _predictor is None:
         raise EntryScriptError("run() called before init()")
     keys = _context_keys(mini_batch_context)
     label = _describe(keys, mini_batch_context)
-    if isinstance(mini_batch, pd.DataFrame):
-        frame = _add_missing_keys(mini_batch, keys)
-    else:
-        frame = _add_missing_keys(_read_files(list(mini_batch)), keys)
-    if frame.empty:
-        log.info("%s: empty partition", label)
-        return empty_predictions()
+    files = None if isinstance(mini_batch, pd.DataFrame) else [str(p) for p in mini_batch]
+    part = scored_parts.part_key(keys, ",".join(files) if files is not None else None)
+    describe = {"keys": keys, "files": files, "label": label}
+    rows = len(mini_batch) if files is None else None
     try:
+        if files is None:
+            frame = _with_decoded_keys(mini_batch, keys)
+        else:
+            frame = _read_files(files)
+        rows = len(frame)
+        if not rows:  # an empty window's placeholder partition (possibly without columns)
+            log.info("%s: empty mini-batch", label)
+            return empty_predictions()
         result = _predictor.score(frame, name=label)
+        if _predictions_dir is not None:
+            scored_parts.write_part(_predictions_dir, part, predictions_table(result), describe)
     except Exception as exc:
         _failed_batches += 1
         log.error("%s failed: %s", label, exc)
+        if _predictions_dir is not None:
+            scored_parts.write_failure(
+                _predictions_dir, part, {**describe, "rows": rows}, f"{type(exc).__name__}: {exc}"
+            )
         raise
-    log.debug("%s: %d rows in, %d scored", label, len(frame), len(result))
+    log.debug("%s: %d rows in, %d answered", label, rows, len(result))
     return result
 
 
@@ -191,13 +243,13 @@ def shutdown() -> None:
         return
     stats = _predictor.stats
     log.info(
-        "entry script done in %.1fs: %d partitions, %d rows in, %d scored, %d dropped, "
+        "entry script done in %.1fs: %d partitions, %d rows in, %d scored, %d not scored, "
         "%d anomalies, %d failed mini-batches, %d models loaded",
         time.monotonic() - _started,
         stats.partitions,
         stats.rows_in,
         stats.rows_scored,
-        stats.rows_dropped,
+        stats.rows_unscored,
         stats.anomalies,
         _failed_batches,
         _predictor.models_loaded,

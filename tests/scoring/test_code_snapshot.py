@@ -31,11 +31,7 @@ def test_image_context_and_hash_see_the_same_files_as_docker_itself(tmp_path):
     (context / ".pytest_cache").mkdir(exist_ok=True)
     (context / ".pytest_cache" / "v").write_text("x")
     patterns = code_snapshot.exclude_patterns(context)
-    dockers = {
-        path
-        for path in exclude_paths(str(context), patterns)
-        if (context / path).is_file()
-    }
+    dockers = {path for path in exclude_paths(str(context), patterns) if (context / path).is_file()}
     # Docker always sends .dockerignore to the daemon but COPY leaves an excluded one out
     # (docs.docker.com, "Dockerignore files": "still sent to the daemon ... ADD and COPY do
     # not copy them"); docker-py's exclude_paths lists what is sent.
@@ -118,4 +114,3 @@ def test_a_folder_without_its_own_list_uses_the_runtimes(tmp_path):
     assert code_snapshot.hash_folder(tmp_path) == first
     (tmp_path / "infer.py").write_text("x = 2\n")
     assert code_snapshot.hash_folder(tmp_path) != first
-

@@ -95,14 +95,71 @@ def test_empty_partition_returns_an_empty_frame(ready: Path) -> None:
     assert out.empty and list(out.columns) == list(PREDICTION_COLUMNS)
 
 
-def test_bad_rows_are_left_out_and_logged(ready: Path, caplog) -> None:
+def test_every_input_row_is_answered_and_bad_ones_say_why(ready: Path, caplog) -> None:
     frame = pd.DataFrame(
         {"TS": pd.date_range("2026-03-01", periods=3, freq="min"), "Value": [21.0, "?", 20.0]}
     )
     with caplog.at_level(logging.WARNING):
         out = score.run(frame, context("dev-001", "temperature", 3))
-    assert len(out) == 2
-    assert "mini-batch 3 (Device='dev-001' Sensor='temperature'): dropped 1 of 3" in caplog.text
+    assert len(out) == 3, "Azure ML fails and retries a mini-batch that returns short"
+    assert out["Status"].tolist() == ["ok", "invalid_value", "ok"]
+    assert out["Score"].isna().tolist() == [False, True, False]
+    assert "mini-batch 3 (Device='dev-001' Sensor='temperature'): 1 of 3 rows not scored" in (
+        caplog.text
+    )
+
+
+def test_folder_values_are_decoded_from_columns_and_context(models: Path, monkeypatch) -> None:
+    """mltable hands the raw folder values (percent-encoding kept) in the key columns."""
+    store = ModelStore(models)
+    X = np.random.default_rng(4).normal(5.0, 1.0, size=(200, 1))
+    pipeline = Pipeline([("scale", StandardScaler()), ("svm", OneClassSVM(nu=0.02))])
+    store.save("plant 7.a/é", "temp C", pipeline.fit(X), training_rows=200, params={})
+    monkeypatch.setattr(sys, "argv", ["score.py", "--models", str(models)])
+    score.init()
+    raw = {"Device": "plant%207%2Ea%2F%C3%A9", "Sensor": "temp%20C"}
+    frame = pd.DataFrame(
+        {"TS": pd.date_range("2026-03-01", periods=2, freq="min"), "Value": [5.0, 5.2]} | raw
+    )
+    out = score.run(frame, context(*raw.values()))
+    assert out["Device"].unique().tolist() == ["plant 7.a/é"]
+    assert out["Sensor"].unique().tolist() == ["temp C"]
+    assert out["Status"].tolist() == ["ok", "ok"]
+    keyless = score.run(frame.drop(columns=["Device", "Sensor"]), context(*raw.values()))
+    assert keyless["Device"].unique().tolist() == ["plant 7.a/é"]
+    score._predictor = None
+
+
+def test_a_foreign_folder_value_fails_its_mini_batch_by_name(ready: Path) -> None:
+    frame = pd.DataFrame({"TS": [pd.Timestamp("2026-03-01")], "Value": [1.0], "Device": ["%FF"]})
+    with pytest.raises(Exception, match=r"Device folder value '%FF' is not a percent-encoded"):
+        score.run(frame.assign(Sensor="temperature"), context("%FF", "temperature"))
+
+
+def test_predictions_parts_and_failures_are_written_for_the_publish_step(
+    models: Path, tmp_path, monkeypatch
+) -> None:
+    from scoring.data import scored_parts
+
+    scored = tmp_path / "scored"
+    monkeypatch.setattr(
+        sys, "argv", ["score.py", "--models", str(models), "--predictions-dir", str(scored)]
+    )
+    score.init()
+    frame = pd.DataFrame({"TS": pd.date_range("2026-03-01", periods=3, freq="min")})
+    good = frame.assign(Value=[21.0, None, 20.0])
+    out = score.run(good, context("dev-001", "temperature"))
+    score.run(good, context("dev-001", "temperature"))  # a retry overwrites, never duplicates
+    with pytest.raises(ModelNotFoundError):
+        score.run(frame.assign(Value=1.0), context("dev-404", "temperature"))
+    parts = list(scored_parts.iter_parts(scored))
+    assert len(parts) == 1
+    table = parts[0][1].to_pandas()
+    pd.testing.assert_series_equal(table["Status"], out["Status"], check_dtype=False)
+    (failure,) = scored_parts.read_failures(scored)
+    assert failure["keys"] == {"Device": "dev-404", "Sensor": "temperature"}
+    assert failure["rows"] == 3 and "dev-404" in failure["reason"]
+    score._predictor = None
 
 
 def test_file_list_input_takes_keys_from_the_partition_folders(ready: Path, tmp_path) -> None:

@@ -17,10 +17,11 @@ from scoring.data.extract_folder import (
     ExtractFolderError,
     iter_partitions,
     list_partitions,
+    read_index,
     read_partition,
     read_summary,
 )
-from scoring.data.schema import COUNT, DEVICE, SENSOR, TS, VALUE, decode_partition_value
+from scoring.data.schema import COUNT, DEVICE, SENSOR, TS, VALUE, encode_partition_value
 
 DEVICES = ["001", "dev.2", "Zürich/7"]  # leading zeros, a dot, a slash and a non-ASCII letter
 SENSORS = ["temperature", "vibration"]
@@ -69,30 +70,32 @@ def test_window_is_start_exclusive_end_inclusive(url, tmp_path):
 
 
 def test_layout_and_mltable_are_what_azure_ml_expects(url, tmp_path):
+    """The MLTable's steps as Microsoft's parallel sample writes them (azureml-examples
+    cli/jobs/parallel/1a_oj_sales_prediction, src/partition_data): the path column is read so
+    that the partition format can extract the keys from it, then dropped. How the real mltable
+    package reads this folder is tested in the image's own environment
+    (tests/scoring/test_image_requirements.py)."""
     out = tmp_path / "window"
     assert _extract(url, out) == 0
     mltable = yaml.safe_load((out / "MLTable").read_text())
     assert mltable["type"] == "mltable"
     pattern = mltable["paths"][0]["pattern"]
     steps = mltable["transformations"]
-    assert steps[0] == {"read_parquet": {"include_path_column": False}}
-    partition_format = steps[1]["extract_columns_from_partition_format"]["partition_format"]
-
+    assert steps[0] == {"read_parquet": {"include_path_column": True}}
+    assert steps[1] == {
+        "extract_columns_from_partition_format": {
+            "partition_format": "/Device={Device}/Sensor={Sensor}/part-0.parquet"
+        }
+    }
+    assert steps[2] == {"drop_columns": ["Path"]}
     files = sorted(out.glob(pattern.removeprefix("./")))
     assert len(files) == 6, "the MLTable pattern finds every partition file"
-    # Azure ML's partition-format parser: each {key} matches [^./\\]+ and the format
-    # runs from the first partition folder to the end of the path.
-    regex = re.escape(partition_format).replace(r"\{Device\}", r"(?P<Device>[^./\\]+)")
-    regex = regex.replace(r"\{Sensor\}", r"(?P<Sensor>[^./\\]+)")
-    seen = set()
     for path in files:
-        match = re.fullmatch(regex, "/" + path.relative_to(out).as_posix())
-        assert match, f"{path} does not match {partition_format}"
-        seen.add((decode_partition_value(match["Device"]), decode_partition_value(match["Sensor"])))
         columns = pq.ParquetFile(path).schema_arrow.names
         assert DEVICE not in columns and SENSOR not in columns, f"{path} duplicates keys"
         assert columns[:2] == [TS, VALUE]
-    assert seen == {(d, s) for d in DEVICES for s in SENSORS}
+    decoded = {(p.device, p.sensor) for p in list_partitions(out)}
+    assert decoded == {(d, s) for d in DEVICES for s in SENSORS}
 
 
 @pytest.mark.filterwarnings("ignore")  # azure-ai-ml's own marshmallow deprecation noise
@@ -106,17 +109,23 @@ def test_mltable_passes_azure_ai_ml_offline_loading(url, tmp_path):
     assert "extract_columns_from_partition_format" in metadata.transformations[1]
 
 
-def test_iter_partitions_keeps_keys_as_exact_strings_in_stable_order(url, tmp_path):
+def test_iter_partitions_hands_raw_folder_values_as_the_driver_does(url, tmp_path):
+    """Key columns after the file's columns, holding the folder values still encoded, as
+    mltable returns them ("001" stays "001")."""
     out = tmp_path / "window"
     assert _extract(url, out) == 0
     pairs = [(keys, frame) for keys, frame in iter_partitions(out)]
     keys = [(k[DEVICE], k[SENSOR]) for k, _ in pairs]
-    assert keys == sorted((d, s) for d in DEVICES for s in SENSORS)
+    encoded = [
+        (encode_partition_value(d), encode_partition_value(s)) for d in DEVICES for s in SENSORS
+    ]
+    assert keys == sorted(encoded)
     for key, frame in pairs:
-        assert list(frame.columns[:4]) == [TS, DEVICE, SENSOR, VALUE]
+        assert list(frame.columns) == [TS, VALUE, "MinValue", "MaxValue", COUNT, DEVICE, SENSOR]
         assert frame[DEVICE].eq(key[DEVICE]).all() and frame[SENSOR].eq(key[SENSOR]).all()
         assert frame[DEVICE].map(type).eq(str).all()
     assert [p.keys for p in list_partitions(out)] == [k for k, _ in pairs]
+    assert ("001", "temperature") in {(p.device, p.sensor) for p in list_partitions(out)}
 
 
 def test_reextracting_replaces_the_folder_as_a_whole(url, tmp_path):
@@ -135,13 +144,56 @@ def test_reextracting_replaces_the_folder_as_a_whole(url, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sensors.db", "window"], "no temp dirs"
 
 
-def test_an_empty_window_still_writes_mltable_and_summary(url, tmp_path, caplog):
+def test_an_empty_window_still_writes_a_readable_mltable_and_summary(url, tmp_path, caplog):
+    """mltable raises on an MLTable whose pattern matches no file: one zero-row partition."""
     out = tmp_path / "empty"
     assert _extract(url, out, end="2030-01-01T00:00:00Z") == 0
     assert (out / "MLTable").is_file()
-    assert read_summary(out)["partitions"] == 0
-    assert list(iter_partitions(out)) == []
+    assert read_summary(out)["partitions"] == 0 and read_summary(out)["rows"] == 0
+    (only,) = list(iter_partitions(out))
+    assert only[0] == {DEVICE: "_empty-window", SENSOR: "_empty-window"} and only[1].empty
     assert any("no readings" in r.getMessage() for r in caplog.records)
+
+
+def test_each_partitions_rows_are_recorded(url, tmp_path):
+    out = tmp_path / "window"
+    assert _extract(url, out) == 0
+    recorded = read_index(out)
+    assert recorded == {p.relative_folder: 6 for p in list_partitions(out)}
+
+
+def test_a_name_too_long_for_a_folder_fails_alone_and_is_reported(url, tmp_path, caplog):
+    engine = db.open_database(url)
+    db.replace_windows(engine, _windows(devices=["é" * 100], value=3.0))
+    engine.dispose()
+    out = tmp_path / "window"
+    assert _extract(url, out) == 0
+    summary = read_summary(out)
+    assert summary["partitions"] == 6, "the other pairs are all there"
+    (skipped,) = {s["device"] for s in summary["skipped_pairs"]}
+    assert skipped == "é" * 100 and len(summary["skipped_pairs"]) == 2
+    assert "too long for a partition folder" in summary["skipped_pairs"][0]["reason"]
+    assert "not extracted" in caplog.text
+
+
+def test_naive_end_in_the_schedules_time_zone_and_unsubstituted_macros(url, tmp_path, capsys):
+    args = ["--end", "2024-01-01T02:00:00", "--time-zone", "W. Europe Standard Time"]
+    assert main(["extract", "--db", url, "--output", str(tmp_path / "a"), *args]) == 0
+    assert read_summary(tmp_path / "a")["window_end"] == "2024-01-01T01:00:00"
+    bad = ["--end", "${{creation_context.trigger_time}}"]
+    assert main(["extract", "--db", url, "--output", str(tmp_path / "b"), *bad]) == 2
+    assert "was never filled in" in capsys.readouterr().err
+    zone = ["--end", "2024-01-01", "--time-zone", "Mars/Olympus"]
+    assert main(["extract", "--db", url, "--output", str(tmp_path / "c"), *zone]) == 2
+    assert "--time-zone 'Mars/Olympus'" in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_is_one_line_exit_2(url, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["extract", "--db", url, "--end", "latest", "--output", str(blocker / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and len(err.strip().splitlines()) == 1
 
 
 def test_end_latest_and_aware_timestamps(url, tmp_path):

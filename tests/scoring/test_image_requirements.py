@@ -1,11 +1,15 @@
-"""The scoring image's requirements install on their own and the entry script runs on them.
+"""The scoring image's requirement set, installed alone in a fresh virtualenv, with Microsoft's
+own ``mltable`` reading our extracts and the entry script answering every row it is handed.
 
-A fresh virtualenv (as the image has: nothing but scoring/requirements.txt) gets the
-package in the image's /app layout; the repository's own `batchscore train` (tooling, not in
-the image) builds a small model store, and a tiny driver calls the entry script's
-init()/run()/shutdown() on one partition, both as `scoring.steps.score` (the image) and as a
-top-level file loaded from a code snapshot folder with another name (how Azure ML loads it).
-Slow (a fresh install, about a minute or two), so marked `slow`, but it runs in CI.
+A fresh virtualenv gets exactly scoring/requirements-image.txt (the runtime plus the parallel
+driver's packages: mltable, azureml-core, azureml-dataset-runtime[fuse]) and the package in the
+image's /app layout. The repository's own `batchscore train` (tooling, not in the image) builds a
+small model store; tests/fixtures/image_driver.py then runs in the fresh environment: it reads
+an extract with ``mltable.load(...).to_pandas_dataframe()``, checks our own reader gives the same
+frames, and hands each partition to the entry script as the driver does, both as
+``scoring.steps.score`` (the image) and as a top-level file loaded from a code snapshot folder
+with another name (how Azure ML loads it). Slow (a fresh install, about a minute), so marked
+``slow``, but it runs in CI.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -25,42 +28,9 @@ import pytest
 from tests.scoring.test_dockerfile import build_app_layout
 
 ROOT = Path(__file__).resolve().parents[2]
-REQUIREMENTS = ROOT / "scoring" / "requirements.txt"
-PAIRS = [("dev-001", "temperature"), ("dev-001", "vibration")]
-PREDICTION_COLUMNS = ["TS", "Device", "Sensor", "Value", "Score", "IsAnomaly", "ModelVersion"]
-
-DRIVER = textwrap.dedent(
-    """
-    import importlib.util, json, sys
-    from types import SimpleNamespace
-
-    mode, store, partition_csv = sys.argv[1:4]
-    if mode == "package":
-        from scoring.steps import score
-    else:  # Azure ML: the entry script loaded by path from a snapshot folder
-        spec = importlib.util.spec_from_file_location("entry", mode)
-        score = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(score)
-
-    import pandas as pd
-
-    sys.argv = ["score.py", "--models", store, "--some-azureml-flag", "x"]
-    score.init()
-    batch = pd.read_csv(partition_csv, parse_dates=["TS"])
-    context = SimpleNamespace(
-        partition_key_value={"Device": "dev-001", "Sensor": "temperature"}, minibatch_index=0
-    )
-    out = score.run(batch.drop(columns=["Device", "Sensor"]), context)
-    score.shutdown()
-    print(json.dumps({
-        "rows": len(out),
-        "columns": list(out.columns),
-        "devices": sorted(set(out["Device"])),
-        "anomalous_values": sorted(float(v) for v in out.loc[out["IsAnomaly"] == 1, "Value"]),
-        "scikit_learn": __import__("sklearn").__version__,
-    }))
-    """
-)
+REQUIREMENTS = ROOT / "scoring" / "requirements-image.txt"
+DRIVER = ROOT / "tests" / "fixtures" / "image_driver.py"
+TRAINED = [("plant 7.a/é", "temp C", 21.0), ("001", "temperature", 21.0)]
 
 
 def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -78,72 +48,77 @@ def fresh_venv(tmp_path_factory) -> Path:
     _run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], timeout=600)
     _run(
         [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
-        timeout=900,
+        timeout=1200,
     )
-    print(f"\nfresh install of scoring/requirements.txt: {time.monotonic() - started:.0f} s")
+    print(f"\nfresh install of scoring/requirements-image.txt: {time.monotonic() - started:.0f} s")
     return python
 
 
-def _readings(path: Path) -> None:
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("store")
     rng = np.random.default_rng(3)
     times = pd.date_range("2024-05-01", periods=240, freq="5min")
     rows = [
-        {"TS": ts, "Device": d, "Sensor": s, "Value": float(rng.normal(20.0, 1.0))}
-        for d, s in PAIRS
+        {"TS": ts, "Device": d, "Sensor": s, "Value": float(rng.normal(mean, 1.0))}
+        for d, s, mean in TRAINED
         for ts in times
     ]
-    pd.DataFrame(rows).to_csv(path, index=False)
+    readings = work / "readings.csv"
+    pd.DataFrame(rows).to_csv(readings, index=False)
+    _run(
+        [sys.executable, "-m", "batchscore", "train", "--input", str(readings),
+         "--models", str(work / "models"), "--jobs", "1", "--no-progress"],
+        cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    return work / "models"
 
 
 @pytest.mark.slow
-def test_requirements_are_consistent(fresh_venv):
+def test_the_image_set_resolves_with_the_parallel_runtime(fresh_venv):
     done = _run([str(fresh_venv), "-m", "pip", "check"], timeout=120)
     assert "No broken requirements" in done.stdout
+    # (pyodbc needs the unixODBC library, which the image gets with msodbcsql18: not here)
+    probe = "import mltable, azureml.core, sklearn, skops.io; print(azureml.core.VERSION)"
+    assert _run([str(fresh_venv), "-c", probe], timeout=120).stdout.strip() == "1.61.0"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("loaded_as", ["package", "snapshot file"])
-def test_entry_script_scores_a_partition_in_the_fresh_environment(fresh_venv, tmp_path, loaded_as):
+def test_mltable_reads_our_extract_and_the_entry_script_answers_every_row(
+    fresh_venv, store, tmp_path, loaded_as
+):
     app = build_app_layout(tmp_path / "app")
     env = {"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin", "SCORING_PROGRESS": "off"}
-    readings = tmp_path / "readings.csv"
-    _readings(readings)
-    store = tmp_path / "models"
-    _run(
-        [sys.executable, "-m", "batchscore", "train", "--input", str(readings),
-         "--models", str(store), "--jobs", "1", "--no-progress"],
-        cwd=ROOT, timeout=300,
+    entry = "package"
+    if loaded_as == "snapshot file":  # Azure ML mounts the code snapshot under another name
+        snapshot = tmp_path / "snapshot" / "code"
+        shutil.copytree(app / "scoring", snapshot)
+        entry = str(snapshot / "steps" / "score.py")
+    work = tmp_path / "work"
+    work.mkdir()
+    driver = _run(
+        [str(fresh_venv), str(DRIVER), str(work), str(store), entry],
+        env=env, cwd=tmp_path, timeout=600,
     )  # fmt: skip
-    assert (store / "manifest.json").is_file()
-
-    partition = tmp_path / "partition.csv"
-    normal = [20.0, 20.5, 19.5, 21.0]
-    pd.DataFrame(
-        {
-            "TS": pd.date_range("2024-05-02", periods=5, freq="5min"),
-            "Device": "dev-001",
-            "Sensor": "temperature",
-            "Value": [*normal, 95.0],
-        }
-    ).to_csv(partition, index=False)
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
-    if loaded_as == "package":
-        mode = "package"
-    else:  # no PYTHONPATH: Azure ML mounts the code snapshot under another folder name
-        snapshot = tmp_path / "snapshot"
-        shutil.copytree(app / "scoring", snapshot / "code")
-        mode = str(snapshot / "code" / "steps" / "score.py")
-        env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
-
-    done = _run(
-        [str(fresh_venv), str(driver), mode, str(store), str(partition)],
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["rows"] == 5
-    assert result["columns"] == PREDICTION_COLUMNS
-    assert result["devices"] == ["dev-001"]
-    assert result["anomalous_values"] == [95.0], result
+    result = json.loads(driver.stdout.strip().splitlines()[-1])
+    assert result["null_keys"] == 0, "the MLTable gives every row its Device and Sensor"
+    assert result["mltable_columns"][-2:] == ["Device", "Sensor"]
+    assert result["partitions"] == [
+        ["001", "temperature"],
+        ["dev-9", "x"],
+        ["plant%207%2Ea%2F%C3%A9", "temp%20C"],  # raw: mltable keeps the encoding
+    ]
+    assert result["same_as_ours"] == 3, "our reader hands run() what mltable hands it"
+    assert result["runner_kinds"] == ["frame"] and result["runner_keys"] == result["partitions"]
+    answers = {tuple(a["raw"]): a for a in result["answers"]}
+    for raw, (device, sensor, _) in zip(
+        [("plant%207%2Ea%2F%C3%A9", "temp%20C"), ("001", "temperature")], TRAINED, strict=True
+    ):
+        answer = answers[raw]
+        assert answer["rows_out"] == answer["rows_in"] == 4, "one answer per input row"
+        assert answer["pair"] == [[device, sensor]], "keys decoded"
+        assert answer["status"] == ["ok", "ok", "invalid_value", "ok"]
+        assert answer["anomalies"] == 1
+    assert "no model for Device='dev-9' Sensor='x'" in answers[("dev-9", "x")]["error"]
+    assert result["empty_rows"] == 0 and result["empty_tasks"] == 0, "an empty window reads"

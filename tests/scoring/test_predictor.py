@@ -83,13 +83,31 @@ def test_other_estimators_use_their_own_predict() -> None:
     np.testing.assert_array_equal(scores, forest.decision_function(probe))
 
 
-def test_non_numeric_values_are_dropped_with_a_warning(store: ModelStore, caplog) -> None:
+def test_unscorable_values_are_answered_with_a_status_and_a_warning(
+    store: ModelStore, caplog
+) -> None:
     frame = partition("dev-1", "temp", [20.0, "broken", None, 21.0, np.inf, "19.5"])
+    frame.loc[5, "TS"] = None
     with caplog.at_level(logging.WARNING, logger="scoring.models.predictor"):
         out = SensorPredictor(store).score(frame, name="mini-batch 4")
-    assert out["Value"].tolist() == [20.0, 21.0, 19.5]
-    assert out["TS"].tolist() == frame["TS"].iloc[[0, 3, 5]].tolist(), "rows keep their keys"
-    assert "mini-batch 4: dropped 3 of 6 rows" in caplog.text
+    assert len(out) == len(frame), "every input row is answered"
+    assert out["Status"].tolist() == [
+        "ok", "invalid_value", "invalid_value", "ok", "invalid_value", "missing_ts"
+    ]  # fmt: skip
+    ok = out["Status"] == "ok"
+    assert out.loc[ok, "Value"].tolist() == [20.0, 21.0]
+    assert out.loc[ok, "Score"].notna().all() and out.loc[~ok, "Score"].isna().all()
+    assert out.loc[~ok, "IsAnomaly"].isna().all()
+    assert out["TS"].iloc[:5].tolist() == frame["TS"].iloc[:5].tolist(), "rows keep their keys"
+    assert "mini-batch 4: 4 of 6 rows not scored" in caplog.text
+
+
+def test_a_pair_without_a_model_raises_or_is_answered_by_status(store: ModelStore) -> None:
+    frame = pd.concat([partition("dev-1", "temp", [20.0, 21.0]), partition("nobody", "x", [1.0])])
+    with pytest.raises(ModelNotFoundError, match="nobody"):
+        SensorPredictor(store).score(frame)
+    out = SensorPredictor(store, on_model_error="status").score(frame)
+    assert out.set_index("Device")["Status"].to_dict() == {"dev-1": "ok", "nobody": "no_model"}
 
 
 def test_several_pairs_and_loose_column_names(store: ModelStore) -> None:

@@ -1,115 +1,148 @@
-"""The publish step: append_row text into one Parquet file per window, replacing re-runs."""
+"""The publish step: the score step's Parquet parts into one file per window, checked against
+the extract; nothing lost silently, an empty window visible, a re-run replacing."""
 
 from __future__ import annotations
 
 import json
-import logging
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
 
-from scoring.data.schema import PREDICTION_COLUMNS
+from scoring.data import db
+from scoring.data.schema import PREDICTION_COLUMNS, PREDICTION_SCHEMA
 from scoring.errors import UsageError
-from scoring.steps import publish
+from scoring.models.store import ModelStore
+from scoring.runner import RunSettings, run_parallel
+from scoring.steps import ENTRY_SCRIPT, publish
+from scoring.steps.extract import extract_window
 
-ROWS = [
-    # as pandas to_csv(sep=" ", header=False) writes them: timestamps quoted (they hold a space)
-    '"2025-03-01 09:55:00" dev-001 temperature 21.5 0.42 0 v3',
-    '"2025-03-01 10:00:00" dev-001 temperature 35.0 -1.7 1 v3',
-    '"2025-03-01 10:00:00" "dev 002" humidity 40.0 0.10 0 v1',
-]
+PAIRS = [("dev 1.a", "temp"), ("dev-2", "temp"), ("dev-3", "hum")]  # dev-3 has no model
+END = pd.Timestamp("2024-01-01 01:00:00")
 
 
-def _write(folder, name, lines):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+@pytest.fixture
+def extract(tmp_path):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'sensors.db'}", create=True)
+    db.ensure_table(engine)
+    rows = [
+        (END - pd.Timedelta(minutes=5 * i), device, sensor, 20.0 + i % 3, 19.0, 22.0, 5)
+        for device, sensor in PAIRS
+        for i in range(12)
+    ]
+    db.replace_windows(engine, pd.DataFrame(rows[1:], columns=list(db.SQL_COLUMNS)))
+    unscorable = dict(zip(db.SQL_COLUMNS, rows[0], strict=True), Value=float("inf"))
+    with engine.begin() as connection:  # SQLite keeps an infinite value: an unscorable reading
+        connection.execute(db.sensor_readings.insert(), [unscorable])
+    folder = tmp_path / "extract"
+    extract_window(engine, END, 60, folder)
+    engine.dispose()
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = ModelStore(tmp_path / "models")
+    X = np.random.default_rng(0).normal(21.0, 1.0, size=(200, 1))
+    for device, sensor in PAIRS[:2]:
+        pipeline = Pipeline([("scale", StandardScaler()), ("svm", OneClassSVM(nu=0.05))])
+        store.save(device, sensor, pipeline.fit(X), training_rows=200, params={},
+                   write_manifest=False)  # fmt: skip
+    store.write_manifest()
+    return store.root
+
+
+def _score(extract, store, tmp_path, *, append: bool):
+    """The product's entry script under the local runner, writing parts as on Azure ML."""
+    scored = tmp_path / "scored"
+    return scored, run_parallel(
+        RunSettings(
+            input_path=extract,
+            output_dir=tmp_path / "run",
+            entry_script=ENTRY_SCRIPT,
+            program_arguments=["--models", str(store), "--predictions-dir", str(scored)],
+            workers=1,
+            max_retries=0,
+            append_rows=append,
+            show_progress=False,
+        )
+    )
+
+
+def test_parts_become_the_windows_predictions_with_failures_reported(extract, store, tmp_path):
+    scored, run = _score(extract, store, tmp_path, append=True)
+    summary = publish.publish(scored, extract, tmp_path / "out")
+    folder = tmp_path / "out" / "window=20240101T010000Z"
+    table = pq.ParquetFile(folder / "predictions.parquet").read()
+    assert table.schema.names == list(PREDICTION_COLUMNS)
+    assert table.schema.remove_metadata().equals(PREDICTION_SCHEMA)
+    published = table.to_pandas()
+    # the same rows the runner collected from run()'s returns: one implementation, two outputs
+    collected = pd.read_parquet(tmp_path / "run" / "predictions.parquet")
+    pd.testing.assert_frame_equal(
+        published.reset_index(drop=True),
+        collected.sort_values(["Device", "Sensor", "TS"]).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert summary.status == "succeeded"
+    assert (summary.rows_extracted, summary.rows_published, summary.rows_missing) == (36, 24, 12)
+    assert summary.rows_by_status == {"invalid_value": 1, "ok": 23}
+    (failed,) = summary.failed_mini_batches
+    assert failed["keys"] == {"Device": "dev-3", "Sensor": "hum"} and failed["rows"] == 12
+    assert "no model for Device='dev-3' Sensor='hum'" in failed["reason"]
+    on_disk = json.loads((folder / "summary.json").read_text())
+    assert on_disk["rows_missing"] == 12 and on_disk["window_end"] == "2024-01-01T01:00:00"
+    assert set(published["Device"]) == {"dev 1.a", "dev-2"}, "keys decoded"
+
+
+def test_a_rerun_of_the_window_replaces_it(extract, store, tmp_path):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    publish.publish(scored, extract, tmp_path / "out")
+    publish.publish(scored, extract, tmp_path / "out")
+    files = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert files == ["predictions.parquet", "summary.json"]
+    assert pq.read_metadata(next((tmp_path / "out").rglob("*.parquet"))).num_rows == 24
+
+
+def test_no_prediction_for_a_window_with_readings_fails_loudly(extract, tmp_path, capsys):
+    empty_scored = tmp_path / "scored"
+    empty_scored.mkdir()
+    code = publish.main(
+        ["--scored", str(empty_scored), "--extract", str(extract), "--out", str(tmp_path / "o")]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "36 rows and no prediction came back" in err and "Traceback" not in err
+    assert not list((tmp_path / "o").rglob("predictions.parquet")), "nothing published"
+
+
+def test_an_empty_window_is_published_as_such_with_the_declared_columns(tmp_path):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'e.db'}", create=True)
+    db.ensure_table(engine)
+    extract_window(engine, END, 60, tmp_path / "extract")
+    engine.dispose()
+    (tmp_path / "scored").mkdir()
+    summary = publish.publish(tmp_path / "scored", tmp_path / "extract", tmp_path / "out")
+    assert summary.status == "empty_window" and summary.rows_published == 0
+    table = pq.ParquetFile(next((tmp_path / "out").rglob("predictions.parquet"))).read()
+    assert table.num_rows == 0 and table.schema.names == list(PREDICTION_COLUMNS)
+
+
+def test_a_part_without_the_contracts_columns_is_refused(extract, tmp_path):
+    scored = tmp_path / "scored"
+    scored.mkdir()
+    pd.DataFrame({"TS": [END], "Score": ["high"]}).to_parquet(scored / "part-x.parquet")
+    with pytest.raises(Exception, match="part-x.parquet: columns"):
+        publish.publish(scored, extract, tmp_path / "out")
 
 
 def test_window_folder_is_utc_basic_iso():
     assert publish.window_folder("2025-03-01T10:00:00Z") == "window=20250301T100000Z"
     assert publish.window_folder("2025-03-01T11:00:00+01:00") == "window=20250301T100000Z"
     assert publish.window_folder("2025-03-01 10:00") == "window=20250301T100000Z"
-    with pytest.raises(UsageError, match="--trigger-time"):
+    with pytest.raises(UsageError, match="window end"):
         publish.window_folder("yesterday-ish")
-
-
-def test_rows_become_typed_parquet_with_header(tmp_path):
-    _write(tmp_path / "scored", "parallel_run_step.txt", ROWS)
-    summary = publish.publish(tmp_path / "scored", "2025-03-01T10:00:00Z", tmp_path / "out")
-    frame = pd.read_parquet(tmp_path / "out" / "window=20250301T100000Z" / "predictions.parquet")
-    assert list(frame.columns) == list(PREDICTION_COLUMNS)
-    assert len(frame) == 3 and summary.rows_written == 3
-    assert frame["TS"].dtype.kind == "M"
-    assert set(frame["Device"]) == {"dev-001", "dev 002"}
-    anomaly = frame[frame["IsAnomaly"] == 1].iloc[0]
-    assert anomaly["Score"] == pytest.approx(-1.7) and anomaly["ModelVersion"] == "v3"
-
-
-def test_at_least_once_duplicates_and_headers_are_dropped(tmp_path):
-    header = " ".join(PREDICTION_COLUMNS)
-    _write(tmp_path / "scored", "parallel_run_step.txt", [header, *ROWS, ROWS[1], "", header])
-    summary = publish.publish(tmp_path / "scored", "2025-03-01T10:00:00Z", tmp_path / "out")
-    assert summary.duplicates_dropped == 1
-    assert summary.rows_written == 3
-
-
-def test_unquoted_timestamps_are_rejoined(tmp_path):
-    _write(tmp_path / "scored", "out.txt", ["2025-03-01 10:00:00 dev-9 power 1.0 0.5 0 v1"])
-    summary = publish.publish(tmp_path / "scored", "2025-03-01T10:00:00Z", tmp_path / "out")
-    assert summary.rows_written == 1 and summary.malformed == 0
-
-
-def test_malformed_lines_are_logged_with_place_and_the_rest_kept(tmp_path, caplog):
-    lines = [ROWS[0], "only three fields", ROWS[2], '"not a time" dev-1 s 1.0 0.1 0 v1']
-    _write(tmp_path / "scored", "parallel_run_step.txt", lines)
-    with caplog.at_level(logging.WARNING, logger="scoring.steps.publish"):
-        summary = publish.publish(tmp_path / "scored", "2025-03-01T10:00:00Z", tmp_path / "out")
-    assert summary.malformed == 2 and summary.rows_written == 2
-    assert "parallel_run_step.txt line 2" in caplog.text
-
-
-def test_rerun_of_a_window_replaces_its_file(tmp_path):
-    _write(tmp_path / "first", "parallel_run_step.txt", ROWS)
-    _write(tmp_path / "second", "parallel_run_step.txt", ROWS[:1])
-    out = tmp_path / "out"
-    publish.publish(tmp_path / "first", "2025-03-01T10:00:00Z", out)
-    publish.publish(tmp_path / "second", "2025-03-01T10:00:00Z", out)
-    window = out / "window=20250301T100000Z"
-    assert sorted(p.name for p in window.iterdir()) == ["predictions.parquet", "summary.json"]
-    assert len(pd.read_parquet(window / "predictions.parquet")) == 1
-    assert json.loads((window / "summary.json").read_text())["rows_written"] == 1
-
-
-def test_a_run_with_no_rows_still_replaces_the_window(tmp_path):
-    (tmp_path / "empty").mkdir()
-    summary = publish.publish(tmp_path / "empty", "2025-03-01T10:00:00Z", tmp_path / "out")
-    frame = pd.read_parquet(tmp_path / "out" / "window=20250301T100000Z" / "predictions.parquet")
-    assert summary.rows_written == 0 and frame.empty
-    assert list(frame.columns) == list(PREDICTION_COLUMNS)
-
-
-def test_main_reports_bad_usage_without_traceback(tmp_path, capsys):
-    assert (
-        publish.main(["--scored", str(tmp_path / "nope"), "--trigger-time", "x", "--out", "o"]) == 2
-    )
-    assert "--scored" in capsys.readouterr().err
-    (tmp_path / "s").mkdir()
-    code = publish.main(["--scored", str(tmp_path / "s"), "--trigger-time", "bad", "--out", "o"])
-    assert code == 2
-    assert "--trigger-time" in capsys.readouterr().err
-
-
-def test_publish_runs_without_azure_ml_sdk_as_in_the_image():
-    """The image has no azure-ai-ml: the publish step must not import it (nor Pulumi)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    code = (
-        "import sys, scoring.steps.publish; "
-        "bad = sorted(m for m in sys.modules if m.startswith(('azure', 'pulumi'))); "
-        "print(bad); sys.exit(1 if bad else 0)"
-    )
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr

@@ -109,6 +109,23 @@ def test_exception_description_names_type_message_and_place():
     assert "in test_exception_description_names_type_message_and_place" in text
 
 
+def _train_store(root: Path, pairs: list[tuple[str, str]]) -> None:
+    import numpy as np
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import OneClassSVM
+
+    from scoring.models.store import ModelStore
+
+    store = ModelStore(root)
+    X = np.random.default_rng(0).normal(0.0, 1.0, size=(100, 1))
+    for device, sensor in pairs:
+        pipeline = Pipeline([("scale", StandardScaler()), ("svm", OneClassSVM(nu=0.05))])
+        store.save(device, sensor, pipeline.fit(X), training_rows=100, params={},
+                   write_manifest=False)  # fmt: skip
+    store.write_manifest()
+
+
 # --- inputs -----------------------------------------------------------------------------
 
 
@@ -124,7 +141,7 @@ def test_extract_folder_gives_one_mini_batch_per_partition_in_key_order(tmp_path
     ]
     assert [t.index for t in plan.tasks] == [0, 1, 2, 3]
     frame = read_partition(plan.tasks[1])
-    assert list(frame.columns[:4]) == ["TS", "Device", "Sensor", "Value"]
+    assert list(frame.columns) == ["TS", "Value", "Device", "Sensor"], "as mltable returns it"
     assert set(frame["Device"]) == {"dev-000"} and set(frame["Sensor"]) == {"vib"}
     assert len(frame) == 3
 
@@ -148,7 +165,7 @@ def test_worker_side_reader_gives_the_extract_modules_frame(tmp_path):
     assert len(read_partition(tasks[1])) == 5
 
 
-def test_percent_encoded_partition_values_are_decoded(tmp_path):
+def test_percent_encoded_partition_values_reach_run_raw_as_from_the_driver(tmp_path):
     folder = tmp_path / "in"
     partition = folder / "Device=plant%2F7" / "Sensor=temp%20C"
     partition.mkdir(parents=True)
@@ -157,10 +174,41 @@ def test_percent_encoded_partition_values_are_decoded(tmp_path):
         partition / "part-0.parquet"
     )
     (task,) = plan_input(folder, MiniBatchSize(files=1)).tasks
-    assert task.keys == {"Device": "plant/7", "Sensor": "temp C"}
+    assert task.keys == {"Device": "plant%2F7", "Sensor": "temp%20C"}
     frame = read_partition(task)
-    assert frame.loc[0, "Device"] == "plant/7"
-    assert list(frame.columns) == ["TS", "Device", "Sensor", "Value"]  # case-insensitive names
+    assert frame.loc[0, "Device"] == "plant%2F7", "mltable keeps the encoding: run() decodes"
+    assert list(frame.columns) == ["ts", "VALUE", "Device", "Sensor"]  # the file's own names
+
+
+def test_a_foreign_folder_value_fails_its_mini_batch_alone(tmp_path):
+    """`Device=%FF` is no value this product writes: its mini-batch fails with the reason, the
+    other partitions are scored (the listing itself never decodes)."""
+    from scoring.runner import RunSettings, run_parallel
+    from scoring.steps import ENTRY_SCRIPT
+
+    folder = write_extract(tmp_path / "in", devices=1, sensors=("temp",), rows=3)
+    foreign = folder / "Device=%FF" / "Sensor=temp"
+    foreign.mkdir(parents=True)
+    pd.DataFrame({"TS": pd.to_datetime(["2024-01-01"]), "Value": [1.0]}).to_parquet(
+        foreign / "part-0.parquet"
+    )
+    store = tmp_path / "models"
+    _train_store(store, [("dev-000", "temp")])
+    summary = run_parallel(
+        RunSettings(
+            input_path=folder,
+            output_dir=tmp_path / "out",
+            entry_script=ENTRY_SCRIPT,
+            program_arguments=["--models", str(store)],
+            workers=1,
+            max_retries=0,
+            show_progress=False,
+        )
+    )
+    (failed,) = summary.failed_records
+    assert failed.label == "Device=%FF/Sensor=temp"
+    assert "'%FF' is not a percent-encoded value" in failed.reasons[-1]
+    assert summary.items_returned == 3
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

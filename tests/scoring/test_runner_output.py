@@ -59,7 +59,7 @@ def test_csv_output_has_a_header_and_the_same_rows(extract, tmp_path):
     summary = _run(extract, tmp_path / "csv", output_format="csv")
     assert summary.predictions_file.endswith("predictions.csv")
     text = (tmp_path / "csv" / "predictions.csv").read_text().splitlines()
-    assert text[0] == '"TS","Device","Sensor","Value","Score","IsAnomaly","ModelVersion"'
+    assert text[0] == '"TS","Value","Device","Sensor","Score","IsAnomaly","ModelVersion"'
     frame = pd.read_csv(tmp_path / "csv" / "predictions.csv", parse_dates=["TS"])
     _run(extract, tmp_path / "pq")
     reference = pd.read_parquet(tmp_path / "pq" / "predictions.parquet")

@@ -51,6 +51,7 @@ def test_score_component_is_partitioned_and_takes_every_knob_from_settings(built
     assert score.type == "parallel"
     assert score.partition_keys == ["Device", "Sensor"]
     assert score.inputs["readings"].type == "mltable"
+    assert score.inputs["readings"].mode == "direct", "tabular partitions need direct mode"
     assert score.input_data == "${{inputs.readings}}"
     assert score.resources.instance_count == 3
     assert score.max_concurrency_per_instance == 4
@@ -61,7 +62,9 @@ def test_score_component_is_partitioned_and_takes_every_knob_from_settings(built
     assert score.logging_level == "WARNING"
     assert score.task.entry_script == "steps/score.py"
     assert score.task.program_arguments.startswith("--models ${{inputs.models}}")
-    assert score.task.append_row_to == "${{outputs.predictions}}"
+    assert "--predictions-dir ${{outputs.scored}}" in score.task.program_arguments
+    assert score.task.append_row_to is None, "parts, not append_row text"
+    assert score.outputs["scored"].type == "uri_folder"
     assert score.task.environment.image == IMAGE
     assert score.is_deterministic is False
 
@@ -69,7 +72,7 @@ def test_score_component_is_partitioned_and_takes_every_knob_from_settings(built
 def test_summary_mode_has_no_append_and_no_publish_step():
     summary = replace(SETTINGS, append_rows=False)
     built = build_components(summary, TARGET, code_hash="c0de")
-    assert built.score.component.task.append_row_to is None
+    assert "--predictions-dir" not in built.score.component.task.program_arguments
     assert built.publish is None
     job = scoring_pipeline_job(summary, TARGET, built)
     assert set(job.jobs) == {"extract", "score"}
@@ -80,6 +83,7 @@ def test_extract_runs_the_cli_with_the_window_and_no_secret(built, job):
     extract = built.extract
     assert extract.command.startswith("python -m scoring.steps.extract --db '${{inputs.db_url}}'")
     assert "--end '${{inputs.trigger_time}}'" in extract.command
+    assert "--time-zone '${{inputs.time_zone}}'" in extract.command
     assert "--output ${{outputs.readings}}" in extract.command
     assert extract.outputs["readings"].type == "mltable"
     assert extract.is_deterministic is False
@@ -92,7 +96,7 @@ def test_extract_runs_the_cli_with_the_window_and_no_secret(built, job):
 
 def test_pipeline_takes_the_trigger_time_and_runs_as_the_cluster_identity(job):
     assert job.inputs["trigger_time"]._data == TRIGGER_TIME_MACRO
-    assert job.inputs["models"].path == "azureml://datastores/models/paths/"
+    assert job.inputs["models"].path == "azureml://datastores/models/paths/store/"
     assert job.settings.force_rerun is True
     assert job.settings.default_compute == "cpu-cluster"
     assert set(job.jobs) == {"extract", "score", "publish"}
@@ -100,9 +104,22 @@ def test_pipeline_takes_the_trigger_time_and_runs_as_the_cluster_identity(job):
         assert node.identity is not None and node.identity.type == "managed_identity", name
         assert node.environment_variables["AZURE_CLIENT_ID"] == TARGET.identity_client_id, name
     publish = job.jobs["publish"]
-    assert publish.inputs["trigger_time"]._data._data_binding() == "${{parent.inputs.trigger_time}}"
+    assert publish.inputs["extract"]._data._data_binding() == (
+        "${{parent.jobs.extract.outputs.readings}}"
+    )
+    assert publish.inputs["scored"]._data._data_binding() == "${{parent.jobs.score.outputs.scored}}"
     assert job.outputs["predictions"].path == "azureml://datastores/predictions/paths/scored/"
     assert job.outputs["predictions"].mode == "rw_mount"
+    assert "summary" in job.outputs
+
+
+def test_the_model_store_path_passes_the_sdks_own_datastore_parser():
+    from azure.ai.ml._utils._storage_utils import AzureMLDatastorePathUri
+
+    parsed = AzureMLDatastorePathUri(TARGET.models_uri())
+    assert (parsed.datastore, parsed.path) == ("models", "store/")
+    with pytest.raises(Exception, match="Invalid AzureML datastore path URI"):
+        AzureMLDatastorePathUri("azureml://datastores/models/paths/")
 
 
 def test_every_step_is_non_deterministic(built):
