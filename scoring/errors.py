@@ -7,6 +7,10 @@ Every error a user may see derives from :class:`BatchscoreError` and carries its
 * :class:`RunFailed` (exit 1): the input was fine but the work failed (a threshold
   exceeded, an upload refused).
 
+A run that worked but found nothing to score (an empty window: no readings arrived) exits
+with :data:`EXIT_EMPTY`, so a schedule or a shell surfaces an ingestion outage instead of a
+green run.
+
 Domain errors subclass one of the two (``DatabaseError(UsageError)``, ...), so library code
 raises what it knows and never imports a command line; :func:`exit_code_of` (used by the
 ``batchscore`` command line and by the pipeline steps' own ``main``) maps them, as click does.
@@ -20,6 +24,7 @@ from collections.abc import Callable
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_EMPTY = 3
 
 
 class BatchscoreError(Exception):

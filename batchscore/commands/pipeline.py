@@ -1,7 +1,8 @@
-"""``batchscore pipeline export``: the Azure ML pipeline definitions as YAML.
+"""``batchscore pipeline export|run``: the Azure ML pipeline definitions, and one run of them.
 
-Writes the components, the pipeline job and the schedule of the scoring pipeline (or, with
-``--entry-script``, a parallel job for any entry script) and validates every file offline
+``run`` submits the deployed schedule's job now and follows it (:mod:`batchscore.aml.run`).
+``export`` writes the components, the pipeline job and the schedule of the scoring pipeline
+(or, with ``--entry-script``, a parallel job for any entry script) and validates every file offline
 with azure-ai-ml. Settings come from ``Pulumi.yaml`` (+ ``Pulumi.<stack>.yaml`` with
 ``--stack``); what only a deployment knows (image, cluster, SQL server, identity) comes from
 flags or stays a clearly marked PLACEHOLDER.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from scoring.errors import UsageError
@@ -69,11 +71,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument(
         "--no-validate", action="store_true", help="skip the offline validation (not advised)"
     )
+    _add_run_arguments(actions)
+
+
+def _add_run_arguments(actions) -> None:
+    run_now = actions.add_parser(
+        "run",
+        help="submit one run of the deployed scoring pipeline now and follow it",
+        description="Submit the job the stack's schedule submits (read from the workspace), "
+        "for the window ending --end, and with --wait follow it: on failure the first real "
+        "error of the failing step (from its logs), on success where the predictions landed. "
+        "Signs in with DefaultAzureCredential (AzureML Data Scientist on the workspace).",
+    )
+    where = run_now.add_argument_group("which deployment (one of)")
+    where.add_argument(
+        "--stack", help="a deployed Pulumi stack: reads its outputs with `pulumi stack output`"
+    )
+    where.add_argument("--workspace-id", help="the workspace's resource id (stack output)")
+    where.add_argument("--schedule-name", help="the scoring schedule's name (stack output)")
+    run_now.add_argument(
+        "--end", default="now", help="window end, ISO 8601 or 'now' (default: now)"
+    )
+    run_now.add_argument("--wait", action="store_true", help="follow the run until it ends")
+    run_now.add_argument(
+        "--poll-seconds", type=float, default=15.0, help="status poll interval (default 15)"
+    )
+    run_now.add_argument(
+        "--timeout-minutes", type=float, default=240.0, help="stop waiting after (default 240)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "pipeline_action", None) != "export":
-        raise UsageError("pipeline: choose an action, e.g. `batchscore pipeline export --out DIR`")
+    action = getattr(args, "pipeline_action", None)
+    if action == "run":
+        return _run_now(args)
+    if action != "export":
+        raise UsageError(
+            "pipeline: choose an action: export or run (e.g. `batchscore pipeline export "
+            "--out DIR`)"
+        )
     from batchscore.aml import export
     from batchscore.aml.settings import PipelineSettings, PipelineTarget, SettingsError
 
@@ -117,6 +153,102 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"validated {len(written)} file(s) offline with azure-ai-ml: ok")
     return 0
+
+
+def _deployment(args: argparse.Namespace) -> tuple[str, str]:
+    """(workspace id, schedule name) from the flags, or from the stack's outputs."""
+    if args.workspace_id or args.schedule_name:
+        if not (args.workspace_id and args.schedule_name):
+            raise UsageError("--workspace-id and --schedule-name go together (or use --stack)")
+        return args.workspace_id, args.schedule_name
+    if not args.stack:
+        raise UsageError("pipeline run needs --stack STACK, or --workspace-id and --schedule-name")
+    outputs = stack_outputs(args.stack)
+    missing = [key for key in ("mlWorkspaceId", "scoringScheduleName") if not outputs.get(key)]
+    if missing:
+        raise UsageError(f"stack {args.stack}: no output {', '.join(missing)} (deployed yet?)")
+    return outputs["mlWorkspaceId"], outputs["scoringScheduleName"]
+
+
+def stack_outputs(stack: str) -> dict:
+    """``pulumi stack output --json`` of a stack (the Pulumi CLI, logged in to its backend)."""
+    import json
+    import shutil
+    import subprocess
+
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise UsageError(
+            "--stack needs the Pulumi CLI on PATH; or pass --workspace-id and --schedule-name "
+            "(`pulumi stack output mlWorkspaceId` / `scoringScheduleName`)"
+        )
+    done = subprocess.run(
+        [pulumi, "stack", "output", "--json", "--stack", stack],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        raise UsageError(f"pulumi stack output --stack {stack}: {reason[-1] if reason else '?'}")
+    return json.loads(done.stdout or "{}")
+
+
+def _run_now(args: argparse.Namespace) -> int:
+    from batchscore.aml import run as aml_run
+    from scoring.errors import EXIT_EMPTY, EXIT_FAILED, EXIT_OK
+
+    if args.poll_seconds <= 0 or args.timeout_minutes <= 0:
+        raise UsageError("--poll-seconds and --timeout-minutes must be above 0")
+    if args.end.strip().lower() != "now":
+        from scoring.steps.extract import parse_end
+
+        parse_end(args.end)  # a bad time is a usage error before anything is submitted
+    workspace_id, schedule_name = _deployment(args)
+    workspace = aml_run.Workspace.from_id(workspace_id)
+    client = CLIENT_FACTORY(workspace)
+    report = aml_run.run_now(
+        client,
+        schedule_name,
+        args.end,
+        wait=args.wait,
+        poll_seconds=args.poll_seconds,
+        timeout_seconds=args.timeout_minutes * 60,
+    )
+    if report.studio_url:
+        print(f"studio: {report.studio_url}")
+    if not args.wait:
+        print("not waiting: pass --wait to follow the run here")
+        return EXIT_OK
+    if report.status != aml_run.SUCCEEDED:
+        print(f"run {report.job_name} {report.status}", file=sys.stderr)
+        if report.error_text:
+            where = f"step {report.error_step}"
+            if report.error_file:
+                where += f", {report.error_file}"
+            print(f"first error ({where}):\n{report.error_text}", file=sys.stderr)
+        return EXIT_FAILED
+    summary = report.summary or {}
+    print(
+        f"run {report.job_name} completed: {summary.get('status', '?')}, window "
+        f"{summary.get('window', '?')}, {summary.get('rows_published', '?')} rows published "
+        f"({summary.get('rows_missing', '?')} missing, {summary.get('anomalies', '?')} anomalies)"
+    )
+    if summary.get("window"):
+        print(f"predictions: azureml://datastores/predictions/paths/scored/{summary['window']}/")
+    for failure in summary.get("failed_mini_batches") or []:
+        print(f"  failed mini-batch {failure.get('label')}: {failure.get('reason')}")
+    return EXIT_EMPTY if summary.get("status") == "empty_window" else EXIT_OK
+
+
+def _default_client(workspace):
+    from batchscore.aml.run import default_client
+
+    return default_client(workspace)
+
+
+#: how the command gets its MLClient (tests swap in a recording fake)
+CLIENT_FACTORY = _default_client
 
 
 def _render_generic(args, settings, target, out_dir: Path):
