@@ -1,20 +1,23 @@
 """The extract folder: the format the extract step writes and the scoring side reads.
 
+Two layouts, both read by Azure ML through the ``MLTable`` file (tabular input, ``mode:
+direct``, one mini-batch per partition of ``partition_keys``):
+
+* **shard** (the default): ``Shard=<00000>/part-0.parquet``, each file many whole
+  (Device, Sensor) pairs sorted by Device, Sensor, TS, up to a target number of rows; the
+  keys are ordinary columns (any stored value fits). ``partition_keys: [Shard]``. Scoring
+  many pairs per mini-batch is what makes a fleet cheap (:mod:`scoring.models.fleet_kernel`).
+* **pair**: ``Device=<d>/Sensor=<s>/part-0.parquet``, one folder per pair, the keys in the
+  folder names only (percent-encoded, :func:`scoring.data.schema.encode_partition_value`;
+  Azure ML hands them over still encoded). ``partition_keys: [Device, Sensor]``.
+
 ::
 
     DIR/
-      MLTable                                   how Azure ML reads the folder
-      _extract.json                             window start/end, row and partition counts
-      Device=<device>/Sensor=<sensor>/part-0.parquet
-
-The Parquet files hold ``TS, Value, MinValue, MaxValue, Count``; ``Device`` and ``Sensor``
-come from the path only, through the MLTable's ``extract_columns_from_partition_format``
-step, which is what lets the Azure ML parallel step use ``partition_keys: [Device, Sensor]``
-(one mini-batch per pair). Values are percent-encoded
-(:func:`scoring.data.schema.encode_partition_value`) when they hold anything but ASCII
-letters, digits, ``-`` and ``_``: Azure ML's partition parser rejects dots and slashes in a
-value. Azure ML hands such values to the entry script still encoded;
-:func:`scoring.data.schema.decode_partition_value` undoes it.
+      MLTable               how Azure ML reads the folder
+      _extract.json         window, layout, row and partition counts, pairs not extracted
+      _partitions.parquet   rows per partition folder, as written
+      Shard=00000/part-0.parquet   |   Device=<d>/Sensor=<s>/part-0.parquet
 
 Kept apart from :mod:`scoring.steps.extract` (which reads the database) so a scoring worker
 does not import SQLAlchemy just to read its partitions.
@@ -54,33 +57,55 @@ SUMMARY_FILE = "_extract.json"
 #: rows per partition as the extract wrote them (folder, rows): what a run must account for
 INDEX_FILE = "_partitions.parquet"
 PART_FILE = "part-0.parquet"
-PARTITION_FORMAT = "/Device={Device}/Sensor={Sensor}/" + PART_FILE
+SHARD = "Shard"
+PAIR_LAYOUT, SHARD_LAYOUT = "pair", "shard"
+LAYOUTS = (SHARD_LAYOUT, PAIR_LAYOUT)
+#: the partition keys of each layout (the parallel step's ``partition_keys``)
+LAYOUT_KEYS: dict[str, tuple[str, ...]] = {PAIR_LAYOUT: (DEVICE, SENSOR), SHARD_LAYOUT: (SHARD,)}
+PARTITION_FORMAT = "/Device={Device}/Sensor={Sensor}/" + PART_FILE  # the pair layout's
 #: the longest folder name most file systems (and blob path segments) take, in bytes
 MAX_FOLDER_NAME_BYTES = 255
 #: an empty window still gets one (zero-row) partition: mltable raises on an MLTable whose
 #: pattern matches no file (ScriptExecution.StreamAccess.NotFound), a zero-row file loads
 EMPTY_WINDOW_VALUE = "_empty-window"
 
-# Azure ML reads the folder through this file (mltable). The key columns come from the path
-# only, which needs the path column: `extract_columns_from_partition_format` reads it, and
-# with `include_path_column: false` every key is null (checked with mltable 1.7.0). The path
-# column is dropped after, as the azureml-examples parallel sample 1a_oj_sales_prediction
-# does (src/partition_data/partition_data.py). Written by hand: the image needs no YAML library.
-MLTABLE_TEXT = f"""\
+
+def partition_format(layout: str) -> str:
+    """The MLTable's partition format of a layout."""
+    keys = LAYOUT_KEYS[layout]
+    return "/" + "/".join(f"{key}={{{key}}}" for key in keys) + "/" + PART_FILE
+
+
+def mltable_text(layout: str) -> str:
+    """The ``MLTable`` file of a layout.
+
+    Azure ML reads the folder through it (mltable). The key columns come from the path, which
+    needs the path column: ``extract_columns_from_partition_format`` reads it, and with
+    ``include_path_column: false`` every key is null (checked with mltable 1.7.0). The path
+    column is dropped after, as the azureml-examples parallel sample 1a_oj_sales_prediction
+    does (src/partition_data/partition_data.py). Written by hand: the image needs no YAML
+    library.
+    """
+    pattern = "/".join(f"{key}=*" for key in LAYOUT_KEYS[layout])
+    return f"""\
 $schema: https://azuremlschemas.azureedge.net/latest/MLTable.schema.json
 type: mltable
 paths:
-  - pattern: ./Device=*/Sensor=*/*.parquet
+  - pattern: ./{pattern}/*.parquet
 transformations:
   - read_parquet:
       include_path_column: true
   - extract_columns_from_partition_format:
-      partition_format: "{PARTITION_FORMAT}"
+      partition_format: "{partition_format(layout)}"
   - drop_columns:
       - Path
 """
 
-# The file schema, fixed so every partition (and an empty one) reads back the same.
+
+MLTABLE_TEXT = mltable_text(PAIR_LAYOUT)  # the pair layout's
+
+
+# The file schemas, fixed so every partition (and an empty one) reads back the same.
 FILE_SCHEMA = pa.schema(
     [
         pa.field(TS, pa.timestamp("us")),
@@ -88,6 +113,14 @@ FILE_SCHEMA = pa.schema(
         pa.field(MIN_VALUE, pa.float64()),
         pa.field(MAX_VALUE, pa.float64()),
         pa.field(COUNT, pa.int64()),
+    ]
+)
+SHARD_SCHEMA = pa.schema(
+    [
+        pa.field(TS, pa.timestamp("us")),
+        pa.field(DEVICE, pa.large_string()),
+        pa.field(SENSOR, pa.large_string()),
+        *(FILE_SCHEMA.field(name) for name in (VALUE, MIN_VALUE, MAX_VALUE, COUNT)),
     ]
 )
 
@@ -139,8 +172,30 @@ def write_partition(root: Path, device: str, sensor: str, rows: pd.DataFrame) ->
     return _write_rows(folder / PART_FILE, rows)
 
 
-def write_empty_window(root: Path) -> Path:
+def shard_folder(index: int) -> Path:
+    return Path(f"{SHARD}={index:05d}")
+
+
+def write_shard(root: Path, index: int, frames: Sequence[pd.DataFrame]) -> Path:
+    """One shard: whole pairs' rows (each frame one pair, in key order) in one file."""
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    target = root / shard_folder(index) / PART_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_arrays(
+        [
+            pa.array(frame[field.name].to_numpy() if len(frame) else [], type=field.type)
+            for field in SHARD_SCHEMA
+        ],
+        schema=SHARD_SCHEMA,
+    )
+    pq.write_table(table, target)
+    return target
+
+
+def write_empty_window(root: Path, layout: str = PAIR_LAYOUT) -> Path:
     """The zero-row partition that keeps an empty window readable (see EMPTY_WINDOW_VALUE)."""
+    if layout == SHARD_LAYOUT:
+        return write_shard(root, 0, [])
     folder = root / f"{DEVICE}={EMPTY_WINDOW_VALUE}" / f"{SENSOR}={EMPTY_WINDOW_VALUE}"
     return _write_rows(folder / PART_FILE, pd.DataFrame(columns=FILE_SCHEMA.names))
 
@@ -192,30 +247,26 @@ def looks_like_extract(folder: Path) -> bool:
 
 @dataclass(frozen=True)
 class Partition:
-    """One (Device, Sensor) partition folder of an extract, by its raw (encoded) values."""
+    """One partition folder of an extract, by its raw folder values (``Shard=00000`` or
+    ``Device=<encoded>/Sensor=<encoded>``)."""
 
-    device_value: str
-    sensor_value: str
+    keys: dict[str, str]  # as Azure ML's ``mini_batch_context.partition_key_value``: raw
     folder: Path
     files: tuple[Path, ...]
 
     @property
-    def keys(self) -> dict[str, str]:
-        """As Azure ML's ``mini_batch_context.partition_key_value``: the raw folder values."""
-        return {DEVICE: self.device_value, SENSOR: self.sensor_value}
-
-    @property
     def relative_folder(self) -> str:
-        return f"{DEVICE}={self.device_value}/{SENSOR}={self.sensor_value}"
+        return "/".join(f"{name}={value}" for name, value in self.keys.items())
 
     @property
     def device(self) -> str:
-        """The decoded Device (raises :class:`ValueError` for a value no encoder wrote)."""
-        return decode_partition_value(self.device_value)
+        """The decoded Device of a pair partition (:class:`ValueError` for a value no encoder
+        wrote)."""
+        return decode_partition_value(self.keys[DEVICE])
 
     @property
     def sensor(self) -> str:
-        return decode_partition_value(self.sensor_value)
+        return decode_partition_value(self.keys[SENSOR])
 
 
 def _key_value(name: str, expected_key: str) -> str | None:
@@ -223,6 +274,32 @@ def _key_value(name: str, expected_key: str) -> str | None:
     if not name.startswith(prefix) or len(name) == len(prefix):
         return None
     return name[len(prefix) :]
+
+
+def _partition_folders(
+    folder: Path, keys: tuple[str, ...]
+) -> Iterator[tuple[dict[str, str], Path]]:
+    """Folders ``key1=v1/key2=v2/...`` below ``folder``, with their raw values."""
+    level: list[tuple[dict[str, str], Path]] = [({}, folder)]
+    for key in keys:
+        deeper = []
+        for found, parent in level:
+            for child in parent.iterdir():
+                value = _key_value(child.name, key) if child.is_dir() else None
+                if value is not None:
+                    deeper.append(({**found, key: value}, child))
+        level = deeper
+    yield from level
+
+
+def layout_of(folder: Path) -> str:
+    """The extract's layout, from its summary (an older or hand-made folder: pair)."""
+    summary = folder / SUMMARY_FILE
+    if summary.is_file():
+        layout = read_summary(folder).get("layout", PAIR_LAYOUT)
+        if layout in LAYOUTS:
+            return str(layout)
+    return SHARD_LAYOUT if any(folder.glob(f"{SHARD}=*")) else PAIR_LAYOUT
 
 
 def list_partitions(folder: str | Path) -> list[Partition]:
@@ -234,18 +311,11 @@ def list_partitions(folder: str | Path) -> list[Partition]:
     if not (folder / MLTABLE_FILE).is_file():
         raise ExtractFolderError(f"{folder}: not an extract folder (no {MLTABLE_FILE} file)")
     found = []
-    for device_dir in folder.iterdir():
-        device = _key_value(device_dir.name, DEVICE) if device_dir.is_dir() else None
-        if device is None:
-            continue
-        for sensor_dir in device_dir.iterdir():
-            sensor = _key_value(sensor_dir.name, SENSOR) if sensor_dir.is_dir() else None
-            if sensor is None:
-                continue
-            files = tuple(sorted(sensor_dir.glob("*.parquet")))
-            if files:
-                found.append(Partition(device, sensor, sensor_dir, files))
-    return sorted(found, key=lambda p: (p.device_value, p.sensor_value))
+    for keys, path in _partition_folders(folder, LAYOUT_KEYS[layout_of(folder)]):
+        files = tuple(sorted(path.glob("*.parquet")))
+        if files:
+            found.append(Partition(keys, path, files))
+    return sorted(found, key=lambda p: tuple(p.keys.values()))
 
 
 def iter_partitions(folder: str | Path) -> Iterator[tuple[dict[str, str], pd.DataFrame]]:

@@ -1,25 +1,35 @@
 """A packed form of the model store: every compiled model's arrays in one Arrow file.
 
-Loading a model from its skops file takes milliseconds (zip, JSON, a safe rebuild of
-the estimator, a sha256); a fleet has thousands of models. The pack holds what
+Loading a model from its skops file takes milliseconds (zip, JSON, a safe rebuild of the
+estimator, a sha256); a fleet has up to hundreds of thousands of models. The pack holds what
 :mod:`scoring.models.kernel` needs to score each compilable model (scaler mean and scale,
-support vectors, dual coefficients, rho, gamma, the 1-feature Taylor table), one row per
-(Device, Sensor), in a single Arrow IPC file beside ``manifest.json``. It is memory-mapped:
-opening it is one read of the file's footer, a model is a few zero-copy slices.
+support vectors, dual coefficients, rho, gamma, the 1-feature Taylor table, the guard band),
+one row per (Device, Sensor), in a single Arrow IPC file beside ``manifest.json``. It is
+memory-mapped: opening it reads the file's footer; a model is a few zero-copy slices.
 
-Safety and freshness:
+Memory bounded by what is scored, not by the fleet: rows are sorted by a 64-bit hash of the
+pair (``key_hash``), found by binary search in the memory-mapped column; nothing per model is
+turned into a Python object until it is used, and the manifest is hashed (streamed), never
+parsed, while the pack serves.
 
-* The file holds arrays and strings only; reading it never executes code.
-* It records the sha256 of the manifest it was built from. A pack whose manifest hash
-  differs is stale and is not used (:meth:`PackedStore.for_store` returns None and says
-  why). Each row also records its model file's sha256, checked against the manifest.
-* Models the kernel cannot compile (another estimator) are not in the pack; they are loaded
-  from their skops files as before. Guard-band rows of a packed model are re-scored with
-  the estimator from its skops file, loaded on demand through the model store (verified).
+The Taylor tables are stored cell-major (``n_cells x (TAYLOR_DEGREE + 1)`` per model), so the
+whole table column is one ``(total cells, degree + 1)`` array: scoring many pairs at once gathers
+each row's coefficients with one index (:mod:`scoring.models.fleet_kernel`).
 
-Build it with :func:`write_pack` after training (``batchscore train`` does; ``batchscore models
-pack DIR`` rebuilds one); it reuses rows of the previous pack whose
-model file is unchanged, so a partial retrain only loads the new models.
+What is verified, and when:
+
+* at open: the file is a pack of this format and kernel, built from the store's current
+  ``manifest.json`` (its sha256); otherwise it is not used (with a warning) and models load
+  from their skops files;
+* at a row's first use: the row's CRC-32, recorded when it was written, over its numbers and
+  arrays; a damaged row is refused with a warning and that pair loads from its skops file;
+* the model files themselves are read (and their sha256 checked against the manifest) only
+  when a row needs the exact estimator (its guard band) or is not in the pack;
+  ``batchscore models verify`` checks every file.
+
+Build it with :func:`write_pack` after training (``batchscore train`` does, from the models it
+has just fitted; ``batchscore models pack DIR`` rebuilds one); a rebuild reuses the rows of
+the previous pack whose model file (sha256) is unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,12 +67,15 @@ from scoring.models.store import (
 log = logging.getLogger(__name__)
 
 PACK_NAME = "models.pack.arrow"
-PACK_FORMAT = 1
+PACK_FORMAT = 2
 # The kernel parameters a stored table was built with; a pack built differently is stale.
 KERNEL_ID = f"taylor-{TAYLOR_DEGREE}-{HALF_CELL}-{REACH}"
+COEFFICIENTS = TAYLOR_DEGREE + 1
 
 _LIST_COLUMNS = ("mean", "scale", "support_vectors", "dual_coef", "table")
+_FLOAT_COLUMNS = ("rho", "gamma", "guard", "table_lo", "table_width")
 _META_PREFIX = b"batchscore."
+_HASH_CHUNK = 1 << 20
 
 
 class PackError(UsageError):
@@ -69,65 +83,103 @@ class PackError(UsageError):
 
 
 def manifest_sha256(store: ModelStore) -> str:
-    """The sha256 of the store's ``manifest.json`` bytes (the pack's freshness key)."""
+    """The sha256 of the store's ``manifest.json`` bytes (the pack's freshness key), streamed."""
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(store.manifest_path.read_bytes()).hexdigest()
+        with open(store.manifest_path, "rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
     except OSError as exc:
         raise ModelStoreError(f"{store.manifest_path}: cannot read the manifest ({exc})") from exc
+    return digest.hexdigest()
 
 
 def pack_path(store: ModelStore) -> Path:
     return store.root / PACK_NAME
 
 
+def pair_hash(device: str, sensor: str) -> int:
+    """The 64-bit key a pair's row is sorted and found by."""
+    raw = hashlib.blake2b(f"{device}\0{sensor}".encode(), digest_size=8).digest()
+    return int.from_bytes(raw, "little")
+
+
+def _row_crc(scalars: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> int:
+    """CRC-32 of one row's content (what a flipped byte would change)."""
+    crc = 0
+    for name in ("version", "sha256", "features"):
+        crc = zlib.crc32(str(scalars[name]).encode(), crc)
+    numbers = [float(scalars[name]) for name in _FLOAT_COLUMNS]
+    crc = zlib.crc32(np.asarray(numbers, dtype=np.float64).tobytes(), crc)
+    flags = np.asarray([scalars["n_features"], int(scalars["has_scaler"])], dtype=np.int64)
+    crc = zlib.crc32(flags.tobytes(), crc)
+    for name in _LIST_COLUMNS:
+        crc = zlib.crc32(np.ascontiguousarray(arrays[name], dtype=np.float64).tobytes(), crc)
+    return crc
+
+
+def _row_of(model: FastOneClassSVM) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    table = model.table
+    scalars = {
+        "n_features": model.n_features,
+        "has_scaler": model.has_scaler,
+        "rho": model.rho,
+        "gamma": model.gamma,
+        "guard": model.guard,
+        "table_lo": table.lo if table is not None else np.nan,
+        "table_width": table.width if table is not None else np.nan,
+    }
+    arrays = {
+        "mean": np.asarray(model.mean, dtype=np.float64).reshape(-1),
+        "scale": np.asarray(model.scale, dtype=np.float64).reshape(-1),
+        "support_vectors": np.asarray(model.support_vectors, dtype=np.float64).reshape(-1),
+        "dual_coef": np.asarray(model.dual_coef, dtype=np.float64).reshape(-1),
+        # cell-major: row j holds cell j's coefficients of degree 0..TAYLOR_DEGREE
+        "table": table.coefs.T.reshape(-1).copy() if table is not None else np.empty(0),
+    }
+    return scalars, arrays
+
+
 @dataclass
 class _Rows:
-    """Column buffers of the pack being built."""
+    """Column buffers of the pack being built, one entry per model."""
 
-    scalars: dict[str, list[Any]] = field(
-        default_factory=lambda: {
-            "device": [],
-            "sensor": [],
-            "version": [],
-            "sha256": [],
-            "features": [],
-            "n_features": [],
-            "has_scaler": [],
-            "rho": [],
-            "gamma": [],
-            "table_lo": [],
-            "table_width": [],
-        }
-    )
-    lists: dict[str, list[np.ndarray]] = field(
-        default_factory=lambda: {name: [] for name in _LIST_COLUMNS}
-    )
+    scalars: list[dict[str, Any]] = field(default_factory=list)
+    arrays: list[dict[str, np.ndarray]] = field(default_factory=list)
 
-    def add(self, entry: dict[str, Any], arrays: dict[str, Any]) -> None:
-        for name in self.scalars:
-            self.scalars[name].append(entry[name] if name in entry else arrays[name])
-        for name in _LIST_COLUMNS:
-            self.lists[name].append(np.asarray(arrays[name], dtype=np.float64).reshape(-1))
+    def add(self, entry: Mapping[str, Any], model: FastOneClassSVM) -> None:
+        scalars, arrays = _row_of(model)
+        scalars.update(entry)
+        scalars["crc"] = _row_crc(scalars, arrays)
+        self.scalars.append(scalars)
+        self.arrays.append(arrays)
 
     def __len__(self) -> int:
-        return len(self.scalars["device"])
+        return len(self.scalars)
 
     def to_table(self, metadata: dict[str, str]) -> pa.Table:
+        order = sorted(range(len(self)), key=lambda i: self.scalars[i]["key_hash"])
+        scalars = [self.scalars[i] for i in order]
+        arrays = [self.arrays[i] for i in order]
+
+        def column(name: str, kind: pa.DataType) -> pa.Array:
+            return pa.array([row[name] for row in scalars], kind)
+
         columns: dict[str, pa.Array] = {
-            "device": pa.array(self.scalars["device"], pa.string()),
-            "sensor": pa.array(self.scalars["sensor"], pa.string()),
-            "version": pa.array(self.scalars["version"], pa.string()),
-            "sha256": pa.array(self.scalars["sha256"], pa.string()),
-            "features": pa.array(self.scalars["features"], pa.string()),
-            "n_features": pa.array(self.scalars["n_features"], pa.int32()),
-            "has_scaler": pa.array(self.scalars["has_scaler"], pa.bool_()),
-            "rho": pa.array(self.scalars["rho"], pa.float64()),
-            "gamma": pa.array(self.scalars["gamma"], pa.float64()),
-            "table_lo": pa.array(self.scalars["table_lo"], pa.float64()),
-            "table_width": pa.array(self.scalars["table_width"], pa.float64()),
+            "key_hash": column("key_hash", pa.uint64()),
+            "device": column("device", pa.large_string()),
+            "sensor": column("sensor", pa.large_string()),
+            "version": column("version", pa.large_string()),
+            "sha256": column("sha256", pa.large_string()),
+            "features": column("features", pa.large_string()),
+            "n_features": column("n_features", pa.int32()),
+            "has_scaler": column("has_scaler", pa.bool_()),
+            "crc": column("crc", pa.uint32()),
         }
+        for name in _FLOAT_COLUMNS:
+            columns[name] = column(name, pa.float64())
         for name in _LIST_COLUMNS:
-            parts = self.lists[name]
+            parts = [row[name] for row in arrays]
             offsets = np.zeros(len(parts) + 1, dtype=np.int64)
             np.cumsum([part.size for part in parts], out=offsets[1:])
             values = np.concatenate(parts) if parts else np.empty(0)
@@ -136,23 +188,6 @@ class _Rows:
             )
         meta = {_META_PREFIX + key.encode(): value.encode() for key, value in metadata.items()}
         return pa.table(columns).replace_schema_metadata(meta)
-
-
-def _arrays_of(model: FastOneClassSVM) -> dict[str, Any]:
-    table = model.table
-    return {
-        "n_features": model.n_features,
-        "has_scaler": model.has_scaler,
-        "rho": model.rho,
-        "gamma": model.gamma,
-        "table_lo": table.lo if table is not None else None,
-        "table_width": table.width if table is not None else None,
-        "mean": model.mean,
-        "scale": model.scale,
-        "support_vectors": model.support_vectors,
-        "dual_coef": model.dual_coef,
-        "table": table.coefs if table is not None else np.empty(0),
-    }
 
 
 @dataclass(frozen=True)
@@ -166,13 +201,21 @@ class PackSummary:
     failed: list[str]  # models that could not be loaded (one message each)
 
 
-def write_pack(store: ModelStore, path: str | os.PathLike[str] | None = None) -> PackSummary:
+def write_pack(
+    store: ModelStore,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    compiled: Mapping[tuple[str, str], tuple[str, FastOneClassSVM | None]] | None = None,
+) -> PackSummary:
     """Build the pack of ``store`` (default path: ``models.pack.arrow`` in the store).
 
-    Rows of an existing pack whose model file (sha256) is unchanged are reused; other
-    models are loaded through the store (verified) and compiled. A model that cannot be
-    loaded is left out with a warning (scoring will report it for its partition), never
-    stopping the others.
+    ``compiled`` maps a pair to (the sha256 of the file it was just saved as, its compiled
+    model or None): training hands over the models it has just fitted, so they are not read
+    back from their files; the manifest's sha256 stays the source of truth (a pair whose
+    manifest entry names another file is loaded from that file). Rows of an existing pack whose
+    model file is unchanged are reused; other models are loaded through the store (verified)
+    and compiled. A model that cannot be loaded is left out with a warning, never stopping the
+    others.
     """
     store.reload()
     target = Path(path) if path is not None else pack_path(store)
@@ -184,16 +227,25 @@ def write_pack(store: ModelStore, path: str | os.PathLike[str] | None = None) ->
     failed: list[str] = []
     for device, sensor in store.keys():
         entry = store.entry(device, sensor)
+        sha256 = str(entry["sha256"])
         base = {
+            "key_hash": pair_hash(device, sensor),
             "device": device,
             "sensor": sensor,
             "version": str(entry["version"]),
-            "sha256": str(entry["sha256"]),
+            "sha256": sha256,
             "features": json.dumps(list(entry.get("features") or DEFAULT_FEATURES)),
         }
-        old = previous.fast_model(device, sensor, base["sha256"]) if previous else None
+        fresh = (compiled or {}).get((device, sensor))
+        if fresh is not None and fresh[0] == sha256:
+            if fresh[1] is None:
+                not_compiled.append((device, sensor))
+            else:
+                rows.add(base, fresh[1])
+            continue
+        old = previous.fast_model(device, sensor, sha256) if previous else None
         if old is not None:
-            rows.add(base, _arrays_of(old))
+            rows.add(base, old)
             reused += 1
             continue
         try:
@@ -202,16 +254,12 @@ def write_pack(store: ModelStore, path: str | os.PathLike[str] | None = None) ->
             log.warning("pack: %s", exc)
             failed.append(str(exc))
             continue
-        compiled = compile_model(loaded.pipeline)
-        if compiled is None:
+        model = compile_model(loaded.pipeline)
+        if model is None:
             not_compiled.append((device, sensor))
             continue
-        rows.add(base, _arrays_of(compiled))
-    metadata = {
-        "format": str(PACK_FORMAT),
-        "kernel": KERNEL_ID,
-        "manifest_sha256": manifest_hash,
-    }
+        rows.add(base, model)
+    metadata = {"format": str(PACK_FORMAT), "kernel": KERNEL_ID, "manifest_sha256": manifest_hash}
     table = rows.to_table(metadata)
     try:
         with atomic_path(target) as tmp:
@@ -242,6 +290,11 @@ def _open_quietly(path: Path) -> PackedStore | None:
         return None
 
 
+def _single_chunk(column: pa.ChunkedArray) -> pa.Array:
+    """The column's one chunk (as written): used in place; combine_chunks() would copy it."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 class PackedStore:
     """A memory-mapped pack: (Device, Sensor) -> compiled model, without reading skops files."""
 
@@ -254,25 +307,24 @@ class PackedStore:
         }
         self.metadata = meta
         self.manifest_sha256 = meta.get("manifest_sha256", "")
-        self._scalars = {
-            name: table.column(name).to_pylist()
-            for name in ("version", "sha256", "features", "n_features", "has_scaler")
+        self._table = table
+        self.key_hash = _single_chunk(table.column("key_hash")).to_numpy(zero_copy_only=True)
+        self.numbers = {
+            name: _single_chunk(table.column(name)).to_numpy(zero_copy_only=True)
+            for name in (*_FLOAT_COLUMNS, "n_features", "crc")
         }
-        self._numbers = {name: table.column(name).to_numpy() for name in ("rho", "gamma")}
-        self._table_lo = table.column("table_lo").to_pylist()
-        self._table_width = table.column("table_width").to_pylist()
-        self._lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._strings = {
+            name: _single_chunk(table.column(name))
+            for name in ("device", "sensor", "version", "sha256", "features")
+        }
+        self._has_scaler = _single_chunk(table.column("has_scaler"))
+        self.lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in _LIST_COLUMNS:
-            column = table.column(name)
-            # One chunk (as written): use it in place; combine_chunks() would copy it.
-            array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-            offsets = array.offsets.to_numpy()
+            array = _single_chunk(table.column(name))
+            offsets = array.offsets.to_numpy(zero_copy_only=True)
             values = array.values.to_numpy(zero_copy_only=True)
-            self._lists[name] = (offsets, values)
-        keys = zip(
-            table.column("device").to_pylist(), table.column("sensor").to_pylist(), strict=True
-        )
-        self._index = {key: row for row, key in enumerate(keys)}
+            self.lists[name] = (offsets, values)
+        self._verified: dict[int, bool] = {}
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> PackedStore:
@@ -309,86 +361,145 @@ class PackedStore:
         if pack.manifest_sha256 != current:
             log.warning(
                 "%s: stale (built from another manifest); models load from their files "
-                "until it is rebuilt",
+                "until it is rebuilt (batchscore models pack)",
                 path,
             )
             return None
         return pack
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self.key_hash)
 
     def __contains__(self, pair: object) -> bool:
-        return pair in self._index
+        return isinstance(pair, tuple) and len(pair) == 2 and self.row(*pair) is not None
 
     def keys(self) -> Iterable[tuple[str, str]]:
-        return self._index.keys()
+        devices, sensors = self._strings["device"], self._strings["sensor"]
+        return zip(devices.to_pylist(), sensors.to_pylist(), strict=True)
 
-    def _slice(self, name: str, row: int) -> np.ndarray:
-        offsets, values = self._lists[name]
+    # --- finding rows -----------------------------------------------------------------------
+
+    def row(self, device: str, sensor: str) -> int | None:
+        """The pair's row, or None if it is not packed."""
+        found = self.rows([device], [sensor])[0]
+        return None if found < 0 else int(found)
+
+    def rows(self, devices: list[str], sensors: list[str]) -> np.ndarray:
+        """Rows of many pairs (-1 where not packed): binary search on the sorted hashes, then
+        the names compared (a hash collision is never taken for the pair)."""
+        hashes = np.fromiter(
+            (pair_hash(d, s) for d, s in zip(devices, sensors, strict=True)),
+            dtype=np.uint64,
+            count=len(devices),
+        )
+        found = np.searchsorted(self.key_hash, hashes)
+        found[found >= len(self.key_hash)] = 0
+        hit = self.key_hash[found] == hashes if len(self.key_hash) else np.zeros(0, bool)
+        result = np.full(len(devices), -1, dtype=np.int64)
+        for position in np.flatnonzero(hit):
+            row = int(found[position])
+            while row < len(self.key_hash) and self.key_hash[row] == hashes[position]:
+                if (
+                    self._strings["device"][row].as_py() == devices[position]
+                    and self._strings["sensor"][row].as_py() == sensors[position]
+                ):
+                    result[position] = row
+                    break
+                row += 1
+        return result
+
+    def string(self, name: str, row: int) -> str:
+        return self._strings[name][row].as_py()
+
+    def slice(self, name: str, row: int) -> np.ndarray:
+        offsets, values = self.lists[name]
         return values[offsets[row] : offsets[row + 1]]
 
-    def fast_model(
-        self,
-        device: str,
-        sensor: str,
-        sha256: str | None = None,
-        exact: Any = None,
-    ) -> FastOneClassSVM | None:
-        """The pair's compiled model, or None if not packed (or packed from another file).
+    def verified(self, row: int) -> bool:
+        """Whether the row's content matches the CRC recorded when it was written (checked on
+        first use, then remembered); a damaged row is refused with a warning."""
+        known = self._verified.get(row)
+        if known is not None:
+            return known
+        scalars = {name: self.numbers[name][row] for name in _FLOAT_COLUMNS}
+        scalars.update(
+            version=self.string("version", row),
+            sha256=self.string("sha256", row),
+            features=self.string("features", row),
+            n_features=int(self.numbers["n_features"][row]),
+            has_scaler=bool(self._has_scaler[row].as_py()),
+        )
+        arrays = {name: self.slice(name, row) for name in _LIST_COLUMNS}
+        ok = _row_crc(scalars, arrays) == int(self.numbers["crc"][row])
+        if not ok:
+            log.warning(
+                "%s: the row of Device=%r Sensor=%r is damaged (its checksum differs); that "
+                "model loads from its file instead (batchscore models pack to rebuild)",
+                self.path,
+                self.string("device", row),
+                self.string("sensor", row),
+            )
+        self._verified[row] = ok
+        return ok
 
-        ``exact`` returns the scikit-learn estimator for guard-band rows; without it, those
-        rows raise (use :meth:`load`, which wires the model store in).
-        """
-        row = self._index.get((device, sensor))
-        if row is None or (sha256 is not None and self._scalars["sha256"][row] != sha256):
-            return None
-        n_features = int(self._scalars["n_features"][row])
-        support = self._slice("support_vectors", row).reshape(-1, n_features)
+    # --- models -----------------------------------------------------------------------------
+
+    def model_at(self, row: int, exact: Any = None) -> FastOneClassSVM:
+        """The compiled model of a (verified) row; ``exact`` returns the scikit-learn estimator
+        for guard-band rows (without it, those rows raise)."""
+        device, sensor = self.string("device", row), self.string("sensor", row)
+        n_features = int(self.numbers["n_features"][row])
         table = None
-        coefs = self._slice("table", row)
+        coefs = self.slice("table", row)
         if coefs.size:
             table = TaylorTable(
-                lo=float(self._table_lo[row]),
-                width=float(self._table_width[row]),
-                coefs=coefs.reshape(TAYLOR_DEGREE + 1, -1),
+                lo=float(self.numbers["table_lo"][row]),
+                width=float(self.numbers["table_width"][row]),
+                coefs=coefs.reshape(-1, COEFFICIENTS).T,
             )
         return FastOneClassSVM(
-            mean=self._slice("mean", row),
-            scale=self._slice("scale", row),
-            support_vectors=support,
-            dual_coef=self._slice("dual_coef", row),
-            rho=float(self._numbers["rho"][row]),
-            gamma=float(self._numbers["gamma"][row]),
+            mean=self.slice("mean", row),
+            scale=self.slice("scale", row),
+            support_vectors=self.slice("support_vectors", row).reshape(-1, n_features),
+            dual_coef=self.slice("dual_coef", row),
+            rho=float(self.numbers["rho"][row]),
+            gamma=float(self.numbers["gamma"][row]),
             exact=exact if exact is not None else _no_exact_model(device, sensor, self.path),
-            has_scaler=bool(self._scalars["has_scaler"][row]),
+            has_scaler=bool(self._has_scaler[row].as_py()),
             table=table,
         )
 
-    def load(self, store: ModelStore, device: str, sensor: str) -> LoadedModel | None:
-        """A :class:`LoadedModel` whose ``pipeline`` is the packed, compiled model.
+    def fast_model(
+        self, device: str, sensor: str, sha256: str | None = None, exact: Any = None
+    ) -> FastOneClassSVM | None:
+        """The pair's compiled model, or None if not packed, packed from another file
+        (``sha256``) or damaged."""
+        row = self.row(device, sensor)
+        if row is None or (sha256 is not None and self.string("sha256", row) != sha256):
+            return None
+        if not self.verified(row):
+            return None
+        return self.model_at(row, exact)
 
-        None when the pair is not packed or its manifest entry names another model file.
-        The model file itself is read only if a row needs the exact estimator.
-        """
-        entry = store.entry(device, sensor)
-        sha256 = str(entry["sha256"])
+    def load(self, store: ModelStore, device: str, sensor: str) -> LoadedModel | None:
+        """A :class:`LoadedModel` whose ``pipeline`` is the packed, compiled model, or None when
+        the pair is not packed or its row is damaged. The pack was built from the store's
+        current manifest (checked when it was opened), so the manifest is not parsed here; the
+        model file is read only if a row needs the exact estimator."""
+        row = self.row(device, sensor)
+        if row is None or not self.verified(row):
+            return None
 
         def exact() -> Any:
             return store.load(device, sensor).pipeline
 
-        model = self.fast_model(device, sensor, sha256, exact)
-        if model is None:
-            return None
-        row = self._index[(device, sensor)]
         return LoadedModel(
             device=device,
             sensor=sensor,
-            version=str(self._scalars["version"][row]),
-            pipeline=model,
-            features=tuple(json.loads(self._scalars["features"][row])),
+            version=self.string("version", row),
+            pipeline=self.model_at(row, exact),
+            features=tuple(json.loads(self.string("features", row))),
             file=self.path,
-            params=dict(entry.get("params") or {}),
         )
 
 

@@ -47,6 +47,7 @@ from scoring.data.schema import (
     normalize_readings,
 )
 from scoring.errors import UsageError
+from scoring.models import fleet_kernel
 from scoring.models.kernel import FastOneClassSVM, compile_model
 from scoring.models.pack import PackedStore
 from scoring.models.store import LoadedModel, ModelNotFoundError, ModelStore, ModelStoreError
@@ -167,14 +168,22 @@ class SensorPredictor:
             labels = np.asarray(estimator.predict(X)).ravel()
         return scores, labels
 
-    def score(self, partition: pd.DataFrame, *, name: str | None = None) -> pd.DataFrame:
+    def score(
+        self,
+        partition: pd.DataFrame,
+        *,
+        name: str | None = None,
+        on_model_error: str | None = None,
+    ) -> pd.DataFrame:
         """One prediction row per row of ``partition`` (any number of pairs), in its order.
 
         Rows that cannot be scored come back with a ``Status`` saying why (and no Score);
         a pair without a usable model raises (:class:`ModelNotFoundError`, ...) unless
-        ``on_model_error`` is ``"status"``. ``name`` labels the partition in log messages.
+        ``on_model_error`` (this call's, else the predictor's) is ``"status"``. ``name`` labels
+        the partition in log messages.
         """
         label = name or "partition"
+        errors = on_model_error or self.on_model_error
         try:
             one_pair = _in_contract_form(partition)
             if one_pair:
@@ -189,24 +198,108 @@ class SensorPredictor:
             return empty_predictions()
         if one_pair:  # one Device and one Sensor for all rows, checked above
             device, sensor = frame[DEVICE].iat[0], frame[SENSOR].iat[0]
-            outputs = [self._score_pair(device, sensor, frame, name)]
+            result = self._score_pair(device, sensor, frame, name, errors)
         else:
             devices, sensors = frame[DEVICE].to_numpy(), frame[SENSOR].to_numpy()
             if (devices == devices[0]).all() and (sensors == sensors[0]).all():
                 # The usual case (one partition = one pair): no groupby overhead.
-                outputs = [self._score_pair(devices[0], sensors[0], frame, name)]
+                result = self._score_pair(devices[0], sensors[0], frame, name, errors)
             else:
-                groups = frame.groupby([DEVICE, SENSOR], sort=False, dropna=False)
-                outputs = [self._score_pair(d, s, group, name) for (d, s), group in groups]
-        result = outputs[0] if len(outputs) == 1 else pd.concat(outputs, ignore_index=True)
+                result = self._score_many(frame, label, errors)
         ok = (result[STATUS] == STATUS_OK).to_numpy()
         self.stats.rows_scored += int(ok.sum())
         self.stats.rows_unscored += len(result) - int(ok.sum())
         self.stats.anomalies += int(result[IS_ANOMALY].sum())
         return result
 
+    def _score_many(self, frame: pd.DataFrame, label: str, errors: str) -> pd.DataFrame:
+        """Many pairs (a shard): every row of every packed 1-feature model in one vectorised
+        pass (:mod:`scoring.models.fleet_kernel`), the rest pair by pair; rows in input order."""
+        runs = _Runs.of(frame)
+        rows = self._packed_rows(runs)
+        values = frame[VALUE]
+        values = (
+            values.to_numpy()
+            if values.dtype == np.float64
+            else pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+        )
+        has_ts = frame[TS].notna().to_numpy()
+        usable = np.isfinite(values) & has_ts
+        out = _Answers(len(frame), values)
+        in_fleet = np.repeat(rows >= 0, runs.lengths)
+        chosen = in_fleet & usable
+        if chosen.any():
+            self._score_fleet(runs, rows, chosen, values, out)
+        fleet_runs = np.flatnonzero(rows >= 0)
+        out.set_runs(runs, fleet_runs, rows, self._packed)
+        unusable = in_fleet & ~usable
+        out.status[unusable & has_ts] = "invalid_value"
+        out.status[unusable & ~has_ts] = "missing_ts"
+        if unusable.any():
+            self._unscored(
+                label, int(unusable.sum()), len(frame), "a missing TS or a missing or "
+                "non-numeric Value"
+            )  # fmt: skip
+        for run in np.flatnonzero(rows < 0):
+            start, stop = runs.bounds(run)
+            part = frame.iloc[start:stop]
+            answer = self._score_pair(runs.devices[run], runs.sensors[run], part, label, errors)
+            out.take(start, stop, answer)
+        return out.frame(frame)
+
+    def _packed_rows(self, runs: _Runs) -> np.ndarray:
+        """Each run's pack row when the fleet kernel can score it (packed, verified, one feature
+        with a table), else -1."""
+        rows = np.full(len(runs.starts), -1, dtype=np.int64)
+        pack = self._packed
+        if pack is None:
+            return rows
+        keyed = ~(pd.isna(runs.devices) | pd.isna(runs.sensors))
+        if keyed.any():
+            rows[keyed] = pack.rows(
+                [str(d) for d in runs.devices[keyed]], [str(s) for s in runs.sensors[keyed]]
+            )
+        found = np.flatnonzero(rows >= 0)
+        if found.size:
+            found = found[fleet_kernel.table_models(pack, rows[found])]
+            keep = np.zeros(len(rows), dtype=bool)
+            keep[found] = [pack.verified(int(rows[i])) for i in found]
+            rows[~keep] = -1
+        return rows
+
+    def _score_fleet(
+        self, runs: _Runs, rows: np.ndarray, chosen: np.ndarray, values: np.ndarray, out: _Answers
+    ) -> None:
+        run_of_row = np.repeat(np.arange(len(runs.starts)), runs.lengths)
+        counts = np.bincount(run_of_row[chosen], minlength=len(runs.starts))
+        scored_runs = np.flatnonzero(counts)
+        scores, ambiguous = fleet_kernel.decision_values(
+            self._packed, rows[scored_runs], counts[scored_runs], values[chosen]
+        )
+        labels = np.where(scores > 0, 1, -1)
+        if ambiguous.any():  # the sign is the exact estimator's to decide (rare)
+            owners = np.repeat(scored_runs, counts[scored_runs])
+            for run in np.unique(owners[ambiguous]):
+                mine = np.flatnonzero(ambiguous & (owners == run))
+                model = self.model(str(runs.devices[run]), str(runs.sensors[run]))
+                exact = model.pipeline
+                X = values[chosen][mine].reshape(-1, 1)
+                scores[mine], labels[mine] = (
+                    exact.decide(X) if isinstance(exact, FastOneClassSVM) else self._decide(
+                        model, X
+                    )
+                )  # fmt: skip
+        out.score[chosen] = scores
+        out.flag[chosen] = (labels == -1).astype(np.int64)
+        out.scored[chosen] = True
+
     def _score_pair(
-        self, device: object, sensor: object, group: pd.DataFrame, name: str | None
+        self,
+        device: object,
+        sensor: object,
+        group: pd.DataFrame,
+        name: str | None,
+        errors: str,
     ) -> pd.DataFrame:
         label = name or f"Device={device!r} Sensor={sensor!r}"
         if pd.isna(device) or pd.isna(sensor):
@@ -215,7 +308,7 @@ class SensorPredictor:
         try:
             model = self.model(str(device), str(sensor))
         except ModelStoreError as exc:
-            if self.on_model_error == "raise":
+            if errors == "raise":
                 raise
             status = "no_model" if isinstance(exc, ModelNotFoundError) else "model_error"
             self._unscored(label, len(group), len(group), str(exc))
@@ -267,6 +360,75 @@ class SensorPredictor:
 
     def _unscored(self, label: str, count: int, total: int, why: str) -> None:
         log.warning("%s: %d of %d rows not scored: %s", label, count, total, why)
+
+
+@dataclass
+class _Runs:
+    """Consecutive rows of one (Device, Sensor) in a frame (a shard is sorted by pair)."""
+
+    starts: np.ndarray
+    lengths: np.ndarray
+    devices: np.ndarray
+    sensors: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _Runs:
+        devices = frame[DEVICE].to_numpy(dtype=object)
+        sensors = frame[SENSOR].to_numpy(dtype=object)
+        change = np.ones(len(frame), dtype=bool)
+        change[1:] = (devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])
+        starts = np.flatnonzero(change)
+        lengths = np.diff(np.append(starts, len(frame)))
+        return cls(starts, lengths, devices[starts], sensors[starts])
+
+    def bounds(self, run: int) -> tuple[int, int]:
+        start = int(self.starts[run])
+        return start, start + int(self.lengths[run])
+
+
+class _Answers:
+    """The prediction columns of a many-pair frame, filled in place, in input order."""
+
+    def __init__(self, rows: int, values: np.ndarray) -> None:
+        self.values = values
+        self.score = np.full(rows, np.nan)
+        self.flag = np.zeros(rows, dtype=np.int64)
+        self.scored = np.zeros(rows, dtype=bool)
+        self.status = np.full(rows, STATUS_OK, dtype=object)
+        self.version = np.full(rows, None, dtype=object)
+
+    def set_runs(
+        self, runs: _Runs, fleet_runs: np.ndarray, rows: np.ndarray, pack: PackedStore | None
+    ) -> None:
+        for run in fleet_runs:
+            start, stop = runs.bounds(run)
+            self.version[start:stop] = pack.string("version", int(rows[run]))
+
+    def take(self, start: int, stop: int, answer: pd.DataFrame) -> None:
+        """A pair's own answer (:meth:`SensorPredictor._score_pair`) into rows start:stop."""
+        self.score[start:stop] = answer[SCORE].to_numpy(dtype="float64", na_value=np.nan)
+        flags = answer[IS_ANOMALY]
+        self.scored[start:stop] = flags.notna().to_numpy()
+        self.flag[start:stop] = flags.fillna(0).to_numpy(dtype=np.int64)
+        self.status[start:stop] = answer[STATUS].to_numpy(dtype=object)
+        self.version[start:stop] = answer[MODEL_VERSION].to_numpy(dtype=object)
+
+    def frame(self, source: pd.DataFrame) -> pd.DataFrame:
+        flags = pd.array(self.flag, dtype="Int64")
+        flags[~self.scored] = pd.NA
+        return pd.DataFrame(
+            {
+                TS: source[TS].to_numpy(),
+                DEVICE: source[DEVICE].array,
+                SENSOR: source[SENSOR].array,
+                VALUE: self.values,
+                SCORE: self.score,
+                IS_ANOMALY: flags,
+                MODEL_VERSION: pd.Categorical(self.version),
+                STATUS: pd.Categorical(self.status),
+            },
+            copy=False,
+        )
 
 
 def _unscored_rows(group: pd.DataFrame, status: str) -> pd.DataFrame:

@@ -1,9 +1,9 @@
 """The extract step: one scoring window of ``SensorReadings`` as an extract folder.
 
 Readings with TS in (end - lookback, end] are written in the extract folder format
-(:mod:`scoring.data.extract_folder`: hive partitions ``Device=/Sensor=``, an ``MLTable`` and
-``_extract.json``). Run on Azure ML as ``python -m scoring.steps.extract`` and locally as
-``batchscore extract`` (the same arguments).
+(:mod:`scoring.data.extract_folder`: shards of whole pairs, or a folder per pair; an
+``MLTable`` and ``_extract.json``). Run on Azure ML as ``python -m scoring.steps.extract``
+and locally as ``batchscore extract`` (the same arguments).
 
 Re-extracting into the same DIR replaces it as a whole: the new folder is built beside it
 and swapped in, so a reader sees the old or the new extract, never a mix.
@@ -30,24 +30,32 @@ from scoring.data.db import (
     time_range,
 )
 from scoring.data.extract_folder import (
+    LAYOUT_KEYS,
+    LAYOUTS,
     MLTABLE_FILE,
-    MLTABLE_TEXT,
-    PARTITION_FORMAT,
+    SHARD_LAYOUT,
     SUMMARY_FILE,
     looks_like_extract,
+    mltable_text,
     partition_folder,
+    partition_format,
+    shard_folder,
     write_empty_window,
     write_index,
     write_partition,
+    write_shard,
 )
 from scoring.data.files import write_json
-from scoring.data.schema import PARTITION_KEYS
+from scoring.data.schema import DEVICE, SENSOR, TS
 from scoring.errors import UsageError
 from scoring.progress import progress
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOOKBACK_MINUTES = 60
+#: rows a shard holds (whole pairs, so a little more): ~10 MB of Parquet, a few hundred
+#: milliseconds of a worker; an hourly run of 100,000 pairs (12 rows each) is 6 shards
+DEFAULT_SHARD_ROWS = 200_000
 
 
 def _swap_into(built: Path, target: Path) -> None:
@@ -117,30 +125,75 @@ def _write_pairs(build: Path, pairs) -> _Written:
     return written
 
 
+def _write_shards(build: Path, pairs, shard_rows: int) -> _Written:
+    """Whole pairs into shards of about ``shard_rows`` rows, in key order. A shard closes only
+    between pairs that differ case-insensitively: under SQL Server's case-insensitive collation
+    "dev-1" and "Dev-1" come back interleaved, and no pair may be split across shards."""
+    written = _Written()
+    frames: list[pd.DataFrame] = []
+    rows = 0
+    last_key = None
+
+    def flush() -> None:
+        nonlocal frames, rows
+        shard = pd.concat(frames, ignore_index=True).sort_values(
+            [DEVICE, SENSOR, TS], kind="mergesort", ignore_index=True
+        )
+        index = len(written.rows_by_folder)
+        write_shard(build, index, [shard])
+        written.rows_by_folder[shard_folder(index).as_posix()] = len(shard)
+        frames, rows = [], 0
+
+    for device, sensor, frame in progress(pairs, desc="extracting", unit="pair", logger=log):
+        key = (device.casefold(), sensor.casefold())
+        if frames and rows >= shard_rows and key != last_key:
+            flush()
+        frames.append(frame)
+        rows += len(frame)
+        written.rows += len(frame)
+        last_key = key
+    if frames:
+        flush()
+    return written
+
+
 def extract_window(
-    engine, end: pd.Timestamp, lookback_minutes: int, output: Path
+    engine,
+    end: pd.Timestamp,
+    lookback_minutes: int,
+    output: Path,
+    *,
+    layout: str = SHARD_LAYOUT,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
 ) -> dict[str, object]:
-    """Write the readings with TS in (end - lookback, end] to ``output``; return the summary."""
+    """Write the readings with TS in (end - lookback, end] to ``output`` in ``layout`` (whole
+    pairs in shards of about ``shard_rows`` rows, or a folder per pair); return the summary."""
     start = end - pd.Timedelta(minutes=lookback_minutes)
     build = _new_build_folder(output)
     try:
         pairs = iter_pair_readings(engine, start.to_pydatetime(), end.to_pydatetime())
-        written = _write_pairs(build, pairs)
+        if layout == SHARD_LAYOUT:
+            written = _write_shards(build, pairs, shard_rows)
+        else:
+            written = _write_pairs(build, pairs)
         if not written.rows_by_folder:
-            write_empty_window(build)  # an MLTable that matches no file cannot be read
+            write_empty_window(build, layout)  # an MLTable that matches no file cannot be read
         write_index(build, written.rows_by_folder)
         summary: dict[str, object] = {
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
             "window": "(window_start, window_end]",
             "lookback_minutes": lookback_minutes,
+            "layout": layout,
             "rows": written.rows,
             "partitions": len(written.rows_by_folder),
-            "partition_keys": list(PARTITION_KEYS),
-            "partition_format": PARTITION_FORMAT,
+            "partition_keys": list(LAYOUT_KEYS[layout]),
+            "partition_format": partition_format(layout),
             "skipped_pairs": written.skipped,
         }
-        (build / MLTABLE_FILE).write_text(MLTABLE_TEXT, encoding="utf-8")
+        if layout == SHARD_LAYOUT:
+            summary["shard_rows"] = shard_rows
+        (build / MLTABLE_FILE).write_text(mltable_text(layout), encoding="utf-8")
         write_json(summary, build / SUMMARY_FILE)
         try:
             _swap_into(build, output)
@@ -222,6 +275,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output", type=Path, required=True, help="extract folder (replaced as a whole)"
     )
+    parser.add_argument(
+        "--partitioning",
+        choices=LAYOUTS,
+        default=SHARD_LAYOUT,
+        help="shard: whole pairs in files of about --shard-rows rows, scored many pairs per "
+        "mini-batch (default); pair: a folder per (Device, Sensor), one mini-batch each",
+    )
+    parser.add_argument(
+        "--shard-rows",
+        type=int,
+        default=DEFAULT_SHARD_ROWS,
+        help="rows per shard, whole pairs (default %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -234,10 +300,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--output {output}: a non-empty folder that is not an extract; refusing to replace it"
         )
+    if args.shard_rows < 1:
+        raise UsageError(f"--shard-rows {args.shard_rows}: must be at least 1")
     zone_info(args.time_zone)  # a bad zone is a usage error before any database work
     with database(args.db) as engine:
         end = parse_end(args.end, engine, args.time_zone)
-        summary = extract_window(engine, end, args.lookback_minutes, output)
+        summary = extract_window(
+            engine,
+            end,
+            args.lookback_minutes,
+            output,
+            layout=args.partitioning,
+            shard_rows=args.shard_rows,
+        )
     if not summary["partitions"]:
         log.warning(
             "no readings with TS in (%s, %s]: %s holds no partitions",

@@ -8,17 +8,19 @@ Contract (the same under the local runner, ``batchscore score``):
   predictions are written as a Parquet part (:mod:`scoring.data.scored_parts`; Azure ML runs
   this step without ``append_row_to``), and opens the store once.
 * ``run(mini_batch, mini_batch_context)`` takes one mini-batch: a DataFrame (tabular MLTable
-  input, ``mode: direct``: one (Device, Sensor) partition, its key columns holding the raw
-  folder values as ``mltable`` returns them, percent-encoding kept) or a list of file paths
-  (``uri_folder`` input). Key values from folder names are decoded here; keys missing from the
-  rows come from ``mini_batch_context.partition_key_value`` (raw too) or from
-  ``Device=.../Sensor=...`` folders. It returns **one row per input row**
+  input, ``mode: direct``), either a **shard** (``partition_key_value`` ``{"Shard": ...}``: many
+  whole pairs, Device and Sensor plain columns) or one **pair** (its key columns holding the
+  raw folder values as ``mltable`` returns them, percent-encoding kept), or a list of file
+  paths (``uri_folder`` input). Key values from folder names are decoded here; keys missing
+  from the rows come from ``partition_key_value`` (raw too) or from ``Device=.../Sensor=...``
+  folders. It returns **one row per input row**
   (``TS, Device, Sensor, Value, Score, IsAnomaly, ModelVersion, Status``): Azure ML counts a
   mini-batch that returns fewer items than it got as failed and retries it, so an unscorable
   reading is answered with a ``Status`` (``invalid_value``, ``missing_ts``, ...) and no score.
-  A pair without a model, a damaged model or a folder value no encoder wrote raises, naming the
-  pair: the mini-batch fails with that reason (recorded in ``DIR/_failed/`` for the publish
-  step) and the others go on.
+  In a pair's mini-batch, a missing or damaged model or a folder value no encoder wrote
+  raises, naming the pair: the mini-batch fails with that reason (recorded in ``DIR/_failed/``
+  for the publish step) and the others go on. In a shard, such a pair's rows come back with
+  ``no_model`` / ``model_error``, and the shard's other pairs are scored.
 * ``shutdown()`` logs a summary.
 
 Azure ML loads this file by path (``steps/score.py``, a relative path inside the code folder as
@@ -66,6 +68,7 @@ if not __package__:
 import pandas as pd  # noqa: E402  (after the package registration above)
 
 from scoring.data import scored_parts  # noqa: E402
+from scoring.data.extract_folder import SHARD  # noqa: E402
 from scoring.data.schema import (  # noqa: E402
     PARTITION_KEYS,
     decode_partition_value,
@@ -213,16 +216,21 @@ def run(mini_batch: Any, mini_batch_context: Any = None) -> pd.DataFrame:
     part = scored_parts.part_key(keys, ",".join(files) if files is not None else None)
     describe = {"keys": keys, "files": files, "label": label}
     rows = len(mini_batch) if files is None else None
+    shard = SHARD in keys  # many pairs, keys as plain columns: see the module docstring
     try:
         if files is None:
-            frame = _with_decoded_keys(mini_batch, keys)
+            frame = (
+                mini_batch.drop(columns=[SHARD]) if shard else _with_decoded_keys(mini_batch, keys)
+            )
         else:
             frame = _read_files(files)
         rows = len(frame)
         if not rows:  # an empty window's placeholder partition (possibly without columns)
             log.info("%s: empty mini-batch", label)
             return empty_predictions()
-        result = _predictor.score(frame, name=label)
+        # One pair per mini-batch: a missing or damaged model fails it (Azure ML retries and
+        # counts it). Many pairs: only that pair's rows say so, the shard goes on.
+        result = _predictor.score(frame, name=label, on_model_error="status" if shard else None)
         if _predictions_dir is not None:
             scored_parts.write_part(_predictions_dir, part, predictions_table(result), describe)
     except Exception as exc:

@@ -49,10 +49,14 @@ def url(tmp_path) -> str:
     return url
 
 
-def _extract(url: str, out, end: str = "2024-01-01 01:00:00", lookback: int = 30) -> int:
+def _extract(
+    url: str, out, end: str = "2024-01-01 01:00:00", lookback: int = 30, *extra: str
+) -> int:
+    """The pair layout unless ``extra`` says otherwise (shard tests pass their own)."""
+    layout = [] if "--partitioning" in extra else ["--partitioning", "pair"]
     return main(
         ["extract", "--db", url, "--end", end, "--lookback-minutes", str(lookback),
-         "--output", str(out)]
+         "--output", str(out), *layout, *extra]
     )  # fmt: skip
 
 
@@ -248,7 +252,7 @@ def test_bad_usage_exits_2_with_one_line(url, tmp_path, capsys, args, expected):
     sqlite3.connect(tmp_path / "plain.db").close()
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.tex").write_text("do not delete")
-    argv = ["extract", "--db", url, "--output", str(tmp_path / "out")]
+    argv = ["extract", "--db", url, "--output", str(tmp_path / "out"), "--partitioning", "pair"]
     argv += [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -292,3 +296,70 @@ def test_the_extract_folder_is_readable_by_others_like_any_new_folder(url, tmp_p
     finally:
         os.umask(old)
     assert (tmp_path / "window").stat().st_mode & 0o777 == 0o755
+
+
+# --- the shard layout -------------------------------------------------------------------
+
+
+def test_shards_hold_whole_pairs_sorted_and_about_the_target_size(url, tmp_path):
+    out = tmp_path / "window"
+    end, lookback = "2024-01-01 02:00:00", 120
+    assert _extract(url, out, end, lookback, "--partitioning", "shard", "--shard-rows", "50") == 0
+    summary = read_summary(out)
+    assert summary["layout"] == "shard" and summary["partition_keys"] == ["Shard"]
+    partitions = list_partitions(out)
+    assert [p.keys for p in partitions] == [{"Shard": f"{i:05d}"} for i in range(len(partitions))]
+    seen: dict[tuple[str, str], str] = {}
+    total = 0
+    for partition in partitions:
+        frame = read_partition(partition.files, partition.keys)
+        assert list(frame.columns) == [TS, DEVICE, SENSOR, VALUE, "MinValue", "MaxValue", COUNT,
+                                       "Shard"]  # fmt: skip
+        keys = list(zip(frame[DEVICE], frame[SENSOR], frame[TS], strict=True))
+        assert keys == sorted(keys), "sorted by Device, Sensor, TS"
+        for pair in set(zip(frame[DEVICE], frame[SENSOR], strict=True)):
+            assert pair not in seen, f"{pair} is split across shards"
+            seen[pair] = partition.keys["Shard"]
+        assert 50 <= len(frame) < 50 + 24 or partition is partitions[-1]
+        total += len(frame)
+    assert set(seen) == {(d, s) for d in DEVICES for s in SENSORS}, "real names, not encoded"
+    assert total == summary["rows"] == 6 * 24
+    assert read_index(out) == {
+        p.relative_folder: n
+        for p, n in zip(
+            partitions, [len(read_partition(p.files, p.keys)) for p in partitions], strict=True
+        )
+    }
+
+
+def test_a_case_insensitive_database_never_splits_a_pair_across_shards(tmp_path):
+    """SQL Server's default collation streams "dev-1" and "Dev-1" interleaved."""
+    from scoring.steps.extract import _write_shards
+
+    def rows(device: str) -> pd.DataFrame:
+        frame = {TS: pd.date_range("2024-01-01", periods=3, freq="5min"), DEVICE: device}
+        return pd.DataFrame(frame | {SENSOR: "t", VALUE: 1.0, "MinValue": 1.0, "MaxValue": 1.0,
+                                     COUNT: 5})  # fmt: skip
+
+    stream = [(d, "t", rows(d)) for d in ("dev-1", "Dev-1", "dev-1", "dev-2")]
+    written = _write_shards(tmp_path, iter(stream), shard_rows=2)
+    assert written.rows_by_folder == {"Shard=00000": 9, "Shard=00001": 3}
+
+
+def test_an_empty_window_in_shards_is_one_empty_shard(url, tmp_path):
+    out = tmp_path / "empty"
+    assert _extract(url, out, "2030-01-01T00:00:00Z", 30, "--partitioning", "shard") == 0
+    (only,) = list(iter_partitions(out))
+    assert only[0] == {"Shard": "00000"} and only[1].empty
+    assert read_summary(out)["rows"] == 0
+
+
+def test_names_too_long_for_a_folder_fit_in_a_shard(url, tmp_path):
+    engine = db.open_database(url)
+    db.replace_windows(engine, _windows(devices=["é" * 100], value=3.0))
+    engine.dispose()
+    out = tmp_path / "window"
+    assert _extract(url, out, "2024-01-01 01:00:00", 30, "--partitioning", "shard") == 0
+    assert read_summary(out)["skipped_pairs"] == []
+    frame = read_partition(*(lambda p: (p.files, p.keys))(list_partitions(out)[0]))
+    assert ("é" * 100) in set(frame[DEVICE])

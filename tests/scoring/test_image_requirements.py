@@ -122,3 +122,12 @@ def test_mltable_reads_our_extract_and_the_entry_script_answers_every_row(
         assert answer["anomalies"] == 1
     assert "no model for Device='dev-9' Sensor='x'" in answers[("dev-9", "x")]["error"]
     assert result["empty_rows"] == 0 and result["empty_tasks"] == 0, "an empty window reads"
+    # shards: the Shard key from the folder, Device and Sensor as plain columns
+    assert result["shard_keys"] == ["00000", "00001"]
+    assert {"Device", "Sensor", "Shard"} <= set(result["shard_columns"])
+    first, second = result["shard_answers"]
+    assert first["rows_out"] == first["rows_in"] == 8 and second["rows_out"] == 4
+    assert first["status"] == [
+        ["001", "invalid_value"], ["001", "ok"], ["dev-9", "no_model"]
+    ]  # fmt: skip
+    assert second["status"] == [["plant 7.a/é", "invalid_value"], ["plant 7.a/é", "ok"]]

@@ -25,8 +25,13 @@ PAIRS = [("dev 1.a", "temp"), ("dev-2", "temp"), ("dev-3", "hum")]  # dev-3 has 
 END = pd.Timestamp("2024-01-01 01:00:00")
 
 
+@pytest.fixture(params=["pair", "shard"])
+def layout(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def extract(tmp_path):
+def extract(tmp_path, layout):
     engine = db.open_database(f"sqlite:///{tmp_path / 'sensors.db'}", create=True)
     db.ensure_table(engine)
     rows = [
@@ -39,7 +44,7 @@ def extract(tmp_path):
     with engine.begin() as connection:  # SQLite keeps an infinite value: an unscorable reading
         connection.execute(db.sensor_readings.insert(), [unscorable])
     folder = tmp_path / "extract"
-    extract_window(engine, END, 60, folder)
+    extract_window(engine, END, 60, folder, layout=layout, shard_rows=20)
     engine.dispose()
     return folder
 
@@ -73,7 +78,9 @@ def _score(extract, store, tmp_path, *, append: bool):
     )
 
 
-def test_parts_become_the_windows_predictions_with_failures_reported(extract, store, tmp_path):
+def test_parts_become_the_windows_predictions_with_failures_reported(
+    extract, store, tmp_path, layout
+):
     scored, run = _score(extract, store, tmp_path, append=True)
     summary = publish.publish(scored, extract, tmp_path / "out")
     folder = tmp_path / "out" / "window=20240101T010000Z"
@@ -89,23 +96,34 @@ def test_parts_become_the_windows_predictions_with_failures_reported(extract, st
         check_dtype=False,
     )
     assert summary.status == "succeeded"
-    assert (summary.rows_extracted, summary.rows_published, summary.rows_missing) == (36, 24, 12)
-    assert summary.rows_by_status == {"invalid_value": 1, "ok": 23}
-    (failed,) = summary.failed_mini_batches
-    assert failed["keys"] == {"Device": "dev-3", "Sensor": "hum"} and failed["rows"] == 12
-    assert "no model for Device='dev-3' Sensor='hum'" in failed["reason"]
     on_disk = json.loads((folder / "summary.json").read_text())
-    assert on_disk["rows_missing"] == 12 and on_disk["window_end"] == "2024-01-01T01:00:00"
-    assert set(published["Device"]) == {"dev 1.a", "dev-2"}, "keys decoded"
+    assert on_disk["window_end"] == "2024-01-01T01:00:00"
+    if layout == "pair":  # a pair without a model fails its own mini-batch
+        assert (summary.rows_extracted, summary.rows_published, summary.rows_missing) == (
+            36, 24, 12
+        )  # fmt: skip
+        assert summary.rows_by_status == {"invalid_value": 1, "ok": 23}
+        (failed,) = summary.failed_mini_batches
+        assert failed["keys"] == {"Device": "dev-3", "Sensor": "hum"} and failed["rows"] == 12
+        assert "no model for Device='dev-3' Sensor='hum'" in failed["reason"]
+        assert on_disk["rows_missing"] == 12
+    else:  # in a shard, that pair's rows say so and the others are scored
+        assert (summary.rows_extracted, summary.rows_published, summary.rows_missing) == (
+            36, 36, 0
+        )  # fmt: skip
+        assert summary.rows_by_status == {"invalid_value": 1, "no_model": 12, "ok": 23}
+        assert summary.failed_mini_batches == []
+    assert {"dev 1.a", "dev-2"} <= set(published["Device"]), "real names, decoded"
 
 
-def test_a_rerun_of_the_window_replaces_it(extract, store, tmp_path):
+def test_a_rerun_of_the_window_replaces_it(extract, store, tmp_path, layout):
     scored, _ = _score(extract, store, tmp_path, append=False)
     publish.publish(scored, extract, tmp_path / "out")
     publish.publish(scored, extract, tmp_path / "out")
     files = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert files == ["predictions.parquet", "summary.json"]
-    assert pq.read_metadata(next((tmp_path / "out").rglob("*.parquet"))).num_rows == 24
+    rows = pq.read_metadata(next((tmp_path / "out").rglob("*.parquet"))).num_rows
+    assert rows == (24 if layout == "pair" else 36)
 
 
 def test_no_prediction_for_a_window_with_readings_fails_loudly(extract, tmp_path, capsys):
