@@ -1,10 +1,10 @@
 """The Azure ML v2 components of the scoring pipeline (azure-ai-ml; never the v1 SDK).
 
 * ``batchscore_extract`` (command): ``python -m scoring.steps.extract`` of one window from
-  Azure SQL into an ``mltable`` folder partitioned ``Device=/Sensor=``.
+  Azure SQL into an ``mltable`` folder, shards of whole pairs (``Shard=``) or a folder per pair
+  (``Device=/Sensor=``), as ``scoringPartitioning`` says.
 * ``batchscore_score`` (parallel, built with ``parallel_run_function``): the entry script
-  ``steps/score.py`` once per (Device, Sensor) partition, every knob from
-  :class:`PipelineSettings`.
+  ``steps/score.py`` once per partition, every knob from :class:`PipelineSettings`.
 * ``batchscore_publish`` (command): the scored rows of one run into
   ``window=<end>/predictions.parquet`` under the predictions datastore (see ``pipeline.py``
   for why a publish step and not an output-path template).
@@ -36,6 +36,7 @@ from azure.ai.ml.parallel import RunFunction, parallel_run_function
 import scoring
 from batchscore.aml.settings import PipelineSettings, PipelineTarget
 from scoring import code_snapshot
+from scoring.data.extract_folder import LAYOUT_KEYS
 from scoring.steps import ENTRY_SCRIPT_IN_SNAPSHOT
 
 SCORING_DIR = Path(scoring.__file__).resolve().parent  # the code snapshot: the runtime package
@@ -83,6 +84,7 @@ def extract_component(
             "python -m scoring.steps.extract --db '${{inputs.db_url}}' "
             "--end '${{inputs.trigger_time}}' --time-zone '${{inputs.time_zone}}' "
             "--lookback-minutes ${{inputs.lookback_minutes}} "
+            f"--partitioning {settings.partitioning} --shard-rows {settings.shard_rows} "
             "--output ${{outputs.readings}}"
         ),
         code=str(code_dir),
@@ -94,7 +96,8 @@ def extract_component(
 def score_component(
     settings: PipelineSettings, target: PipelineTarget, *, code_dir: Path = SCORING_DIR
 ):
-    """The parallel scoring step: one mini-batch per (Device, Sensor) partition.
+    """The parallel scoring step: one mini-batch per partition of the extract, a shard of
+    whole pairs (``partition_keys: [Shard]``, the default) or one (Device, Sensor) pair.
 
     Tabular partitioned input needs ``mode: direct`` (``run()`` then gets a DataFrame; with a
     mount it gets file paths): learn.microsoft.com/azure/machine-learning/
@@ -114,16 +117,17 @@ def score_component(
         arguments += " --predictions-dir ${{outputs.scored}}"
     return parallel_run_function(
         name=SCORE_NAME,
-        display_name="Score every (Device, Sensor) partition",
-        description="Runs steps/score.py once per Device/Sensor partition with that pair's "
-        "model; each partition's predictions land as a Parquet part in outputs.scored.",
+        display_name=f"Score every partition ({settings.partitioning})",
+        description="Runs steps/score.py once per partition of the extract (a shard of whole "
+        "pairs, or one Device/Sensor pair) with each pair's model; each partition's "
+        "predictions land as a Parquet part in outputs.scored.",
         inputs={
             "readings": Input(type="mltable", mode="direct", description="extract output"),
             "models": Input(type="uri_folder", description="model store"),
         },
         outputs=outputs,
         input_data="${{inputs.readings}}",
-        partition_keys=["Device", "Sensor"],
+        partition_keys=list(LAYOUT_KEYS[settings.partitioning]),
         **_parallel_knobs(settings),
         task=RunFunction(
             code=str(code_dir),

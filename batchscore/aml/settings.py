@@ -27,6 +27,7 @@ from scoring.errors import UsageError
 
 PROJECT = "batchscore"
 LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PARTITIONINGS = ("shard", "pair")  # scoring.data.extract_folder.LAYOUTS
 PLACEHOLDER_IMAGE = (
     "PLACEHOLDER-registry.azurecr.io/batchscore-scoring@sha256:" + "0" * 64
 )  # marked placeholder: `pipeline export --image REF` or the stack's image replaces it
@@ -60,6 +61,8 @@ class PipelineSettings:
     logging_level: str = field(default="INFO", metadata={"key": "scoringLoggingLevel"})
     append_rows: bool = field(default=True, metadata={"key": "appendRows"})
     mini_batch_size: str = field(default="10", metadata={"key": "miniBatchSize"})
+    partitioning: str = field(default="shard", metadata={"key": "scoringPartitioning"})
+    shard_rows: int = field(default=200_000, metadata={"key": "shardRows"})
 
     def __post_init__(self) -> None:
         problems = _check_settings(self)
@@ -289,6 +292,7 @@ def _check_settings(s: PipelineSettings) -> list[str]:
         ("mini_batch_error_threshold", "miniBatchErrorThreshold", -1),
         ("max_retries", "maxRetries", 0),
         ("timeout_seconds", "miniBatchTimeoutSeconds", 1),
+        ("shard_rows", "shardRows", 1),
     ):
         value = getattr(s, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -303,6 +307,11 @@ def _check_settings(s: PipelineSettings) -> list[str]:
         problems.append(
             "miniBatchSize: must be a file count like '10' or a size like '100kb', '5mb', '1gb' "
             f"(got {s.mini_batch_size!r})"
+        )
+    if s.partitioning not in PARTITIONINGS:
+        problems.append(
+            f"scoringPartitioning: must be one of {', '.join(PARTITIONINGS)} "
+            f"(got {s.partitioning!r})"
         )
     for name, key in (("schedule_enabled", "scheduleEnabled"), ("append_rows", "appendRows")):
         if not isinstance(getattr(s, name), bool):

@@ -46,6 +46,7 @@ from scoring.data.schema import (
     VALUE,
     normalize_readings,
 )
+from scoring.models.kernel import FastOneClassSVM, compile_model
 from scoring.models.store import ModelStore
 from scoring.progress import progress_bar
 
@@ -221,6 +222,7 @@ def train_models(
         frame = frame.loc[~bad]
     pairs = split_pairs(frame, min_rows=min_rows, report=report)
     hyper = asdict(params)
+    compiled: dict[tuple[str, str], tuple[str, FastOneClassSVM | None]] = {}
     for result in fit_pairs(pairs, params, jobs=jobs, progress=progress):
         if result.pipeline is None:
             log.warning(
@@ -242,20 +244,26 @@ def train_models(
                 write_manifest=False,
             )
             report.trained.append((result.device, result.sensor, version, result.rows))
+            # The pack is built from the models just fitted (no file read back); the sha256 of
+            # the file each was saved as is what the pack checks against the manifest.
+            sha256 = store.entry(result.device, result.sensor)["sha256"]
+            compiled[(result.device, result.sensor)] = (sha256, compile_model(result.pipeline))
         if on_result is not None:
             on_result(result)
     if report.trained:
         store.write_manifest()
-        _write_pack(store)
+        _write_pack(store, compiled)
     return report
 
 
-def _write_pack(store: ModelStore) -> None:
+def _write_pack(
+    store: ModelStore, compiled: dict[tuple[str, str], tuple[str, FastOneClassSVM | None]]
+) -> None:
     """The pack (one memory-mapped file of every compiled model) is what makes scoring fast;
     built here so a freshly trained store scores through the exact fast kernel at once."""
     from scoring.models.pack import write_pack
 
-    summary = write_pack(store)
+    summary = write_pack(store, compiled=compiled)
     log.info(
         "packed %d models into %s (%d loaded from their files at scoring time instead)",
         summary.packed,

@@ -57,14 +57,26 @@ def test_one_model_per_pair_with_the_default_hyperparameters(tmp_path: Path) -> 
         assert scaler.mean_[0] == pytest.approx(own.mean())
 
 
-def test_training_builds_a_current_pack_so_scoring_takes_the_fast_path(tmp_path: Path) -> None:
+def test_training_builds_a_current_pack_so_scoring_takes_the_fast_path(
+    tmp_path: Path, monkeypatch
+) -> None:
     from scoring.models.pack import PackedStore
 
+    def no_reading_back(self, device, sensor):
+        raise AssertionError(f"train read {device}/{sensor} back from its file to pack it")
+
     store = ModelStore(tmp_path)
+    monkeypatch.setattr(ModelStore, "load", no_reading_back)
     train.train_models(readings(SMALL), store)
+    monkeypatch.undo()
     pack = PackedStore.for_store(ModelStore(tmp_path))
     assert pack is not None, "train must leave a pack built from the manifest it wrote"
     assert sorted(pack.keys()) == sorted(SMALL)
+    for device, sensor in SMALL:  # the packed model is the saved file's model
+        X = np.linspace(-50, 150, 401).reshape(-1, 1)
+        packed = pack.fast_model(device, sensor).decision_function(X)
+        saved = store.load(device, sensor).pipeline.decision_function(X)
+        assert np.abs(packed - saved).max() <= 1e-9
 
 
 def test_default_model_flags_few_normal_readings_and_all_far_ones() -> None:

@@ -49,7 +49,7 @@ def job(built):
 def test_score_component_is_partitioned_and_takes_every_knob_from_settings(built):
     score = built.score.component
     assert score.type == "parallel"
-    assert score.partition_keys == ["Device", "Sensor"]
+    assert score.partition_keys == ["Shard"], "shards of whole pairs by default"
     assert score.inputs["readings"].type == "mltable"
     assert score.inputs["readings"].mode == "direct", "tabular partitions need direct mode"
     assert score.input_data == "${{inputs.readings}}"
@@ -67,6 +67,15 @@ def test_score_component_is_partitioned_and_takes_every_knob_from_settings(built
     assert score.outputs["scored"].type == "uri_folder"
     assert score.task.environment.image == IMAGE
     assert score.is_deterministic is False
+
+
+def test_pair_partitioning_splits_by_device_and_sensor_end_to_end():
+    pairs = replace(SETTINGS, partitioning="pair")
+    built = build_components(pairs, TARGET, code_hash="c0de")
+    assert built.score.component.partition_keys == ["Device", "Sensor"]
+    assert "--partitioning pair" in built.extract.command
+    shard = build_components(replace(SETTINGS, shard_rows=5000), TARGET, code_hash="c0de")
+    assert "--partitioning shard --shard-rows 5000" in shard.extract.command
 
 
 def test_summary_mode_has_no_append_and_no_publish_step():
