@@ -26,14 +26,16 @@ does not import SQLAlchemy just to read its partitions.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scoring.data.files import write_json
 from scoring.data.schema import (
     COUNT,
     DEVICE,
@@ -46,6 +48,8 @@ from scoring.data.schema import (
     encode_partition_value,
 )
 from scoring.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 
 class ExtractFolderError(UsageError, ValueError):
@@ -239,6 +243,87 @@ def read_index(folder: str | Path) -> dict[str, int]:
     return dict(
         zip(table.column("folder").to_pylist(), table.column("rows").to_pylist(), strict=True)
     )
+
+
+@dataclass
+class Written:
+    """What :func:`write_partitions` wrote: rows, rows per partition folder, pairs left out."""
+
+    rows: int = 0
+    rows_by_folder: dict[str, int] = field(default_factory=dict)
+    skipped: list[dict[str, object]] = field(default_factory=list)
+
+
+def _write_pair_folders(build: Path, pairs) -> Written:
+    """Every pair's rows into its partition; a pair whose name cannot be a folder is skipped
+    alone and recorded with its name and reason (its rows are counted as not extracted)."""
+    written = Written()
+    for device, sensor, frame in pairs:
+        try:
+            folder = partition_folder(device, sensor)
+        except ValueError as exc:
+            log.error("Device=%r Sensor=%r not extracted: %s", device[:60], sensor[:60], exc)
+            written.skipped.append(
+                {"device": device, "sensor": sensor, "rows": len(frame), "reason": str(exc)}
+            )
+            continue
+        write_partition(build, device, sensor, frame)
+        key = folder.as_posix()
+        written.rows_by_folder[key] = written.rows_by_folder.get(key, 0) + len(frame)
+        written.rows += len(frame)
+    return written
+
+
+def _write_shards(build: Path, pairs, shard_rows: int) -> Written:
+    """Whole pairs into shards of about ``shard_rows`` rows, in key order. A shard closes only
+    between pairs that differ case-insensitively: under SQL Server's case-insensitive collation
+    "dev-1" and "Dev-1" come back interleaved, and no pair may be split across shards."""
+    written = Written()
+    frames: list[pd.DataFrame] = []
+    rows = 0
+    last_key = None
+
+    def flush() -> None:
+        nonlocal frames, rows
+        shard = pd.concat(frames, ignore_index=True).sort_values(
+            [DEVICE, SENSOR, TS], kind="mergesort", ignore_index=True
+        )
+        index = len(written.rows_by_folder)
+        write_shard(build, index, [shard])
+        written.rows_by_folder[shard_folder(index).as_posix()] = len(shard)
+        frames, rows = [], 0
+
+    for device, sensor, frame in pairs:
+        key = (device.casefold(), sensor.casefold())
+        if frames and rows >= shard_rows and key != last_key:
+            flush()
+        frames.append(frame)
+        rows += len(frame)
+        written.rows += len(frame)
+        last_key = key
+    if frames:
+        flush()
+    return written
+
+
+def write_partitions(root: Path, pairs, layout: str, shard_rows: int) -> Written:
+    """Every pair's rows (an iterator of ``(device, sensor, rows)`` in key order) under
+    ``root`` in ``layout``; an empty window still gets its zero-row partition (an MLTable that
+    matches no file cannot be read). The index of rows per folder is written too."""
+    if layout == SHARD_LAYOUT:
+        written = _write_shards(root, pairs, shard_rows)
+    else:
+        written = _write_pair_folders(root, pairs)
+    if not written.rows_by_folder:
+        write_empty_window(root, layout)
+    write_index(root, written.rows_by_folder)
+    return written
+
+
+def finish_extract(root: Path, written: Written, layout: str, summary: dict[str, object]) -> None:
+    """The MLTable and the summary, written last: a folder with them is a whole extract."""
+    (root / MLTABLE_FILE).write_text(mltable_text(layout), encoding="utf-8")
+    write_json(summary, root / SUMMARY_FILE)
 
 
 def looks_like_extract(folder: Path) -> bool:

@@ -17,7 +17,6 @@ import os
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,21 +31,12 @@ from scoring.data.db import (
 from scoring.data.extract_folder import (
     LAYOUT_KEYS,
     LAYOUTS,
-    MLTABLE_FILE,
     SHARD_LAYOUT,
-    SUMMARY_FILE,
+    finish_extract,
     looks_like_extract,
-    mltable_text,
-    partition_folder,
     partition_format,
-    shard_folder,
-    write_empty_window,
-    write_index,
-    write_partition,
-    write_shard,
+    write_partitions,
 )
-from scoring.data.files import write_json
-from scoring.data.schema import DEVICE, SENSOR, TS
 from scoring.errors import UsageError
 from scoring.progress import progress
 
@@ -98,65 +88,6 @@ def _new_build_folder(target: Path) -> Path:
     raise UsageError(f"--output {target}: no writable place to build the extract")
 
 
-@dataclass
-class _Written:
-    rows: int = 0
-    rows_by_folder: dict[str, int] = field(default_factory=dict)
-    skipped: list[dict[str, object]] = field(default_factory=list)
-
-
-def _write_pairs(build: Path, pairs) -> _Written:
-    """Every pair's rows into its partition; a pair whose name cannot be a folder is skipped
-    alone and recorded with its name and reason (its rows are counted as not extracted)."""
-    written = _Written()
-    for device, sensor, frame in progress(pairs, desc="extracting", unit="pair", logger=log):
-        try:
-            folder = partition_folder(device, sensor)
-        except ValueError as exc:
-            log.error("Device=%r Sensor=%r not extracted: %s", device[:60], sensor[:60], exc)
-            written.skipped.append(
-                {"device": device, "sensor": sensor, "rows": len(frame), "reason": str(exc)}
-            )
-            continue
-        write_partition(build, device, sensor, frame)
-        key = folder.as_posix()
-        written.rows_by_folder[key] = written.rows_by_folder.get(key, 0) + len(frame)
-        written.rows += len(frame)
-    return written
-
-
-def _write_shards(build: Path, pairs, shard_rows: int) -> _Written:
-    """Whole pairs into shards of about ``shard_rows`` rows, in key order. A shard closes only
-    between pairs that differ case-insensitively: under SQL Server's case-insensitive collation
-    "dev-1" and "Dev-1" come back interleaved, and no pair may be split across shards."""
-    written = _Written()
-    frames: list[pd.DataFrame] = []
-    rows = 0
-    last_key = None
-
-    def flush() -> None:
-        nonlocal frames, rows
-        shard = pd.concat(frames, ignore_index=True).sort_values(
-            [DEVICE, SENSOR, TS], kind="mergesort", ignore_index=True
-        )
-        index = len(written.rows_by_folder)
-        write_shard(build, index, [shard])
-        written.rows_by_folder[shard_folder(index).as_posix()] = len(shard)
-        frames, rows = [], 0
-
-    for device, sensor, frame in progress(pairs, desc="extracting", unit="pair", logger=log):
-        key = (device.casefold(), sensor.casefold())
-        if frames and rows >= shard_rows and key != last_key:
-            flush()
-        frames.append(frame)
-        rows += len(frame)
-        written.rows += len(frame)
-        last_key = key
-    if frames:
-        flush()
-    return written
-
-
 def extract_window(
     engine,
     end: pd.Timestamp,
@@ -172,13 +103,8 @@ def extract_window(
     build = _new_build_folder(output)
     try:
         pairs = iter_pair_readings(engine, start.to_pydatetime(), end.to_pydatetime())
-        if layout == SHARD_LAYOUT:
-            written = _write_shards(build, pairs, shard_rows)
-        else:
-            written = _write_pairs(build, pairs)
-        if not written.rows_by_folder:
-            write_empty_window(build, layout)  # an MLTable that matches no file cannot be read
-        write_index(build, written.rows_by_folder)
+        pairs = progress(pairs, desc="extracting", unit="pair", logger=log)
+        written = write_partitions(build, pairs, layout, shard_rows)
         summary: dict[str, object] = {
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
@@ -193,8 +119,7 @@ def extract_window(
         }
         if layout == SHARD_LAYOUT:
             summary["shard_rows"] = shard_rows
-        (build / MLTABLE_FILE).write_text(mltable_text(layout), encoding="utf-8")
-        write_json(summary, build / SUMMARY_FILE)
+        finish_extract(build, written, layout, summary)
         try:
             _swap_into(build, output)
         except OSError as exc:

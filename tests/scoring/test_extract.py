@@ -334,7 +334,7 @@ def test_shards_hold_whole_pairs_sorted_and_about_the_target_size(url, tmp_path)
 
 def test_a_case_insensitive_database_never_splits_a_pair_across_shards(tmp_path):
     """SQL Server's default collation streams "dev-1" and "Dev-1" interleaved."""
-    from scoring.steps.extract import _write_shards
+    from scoring.data.extract_folder import write_partitions
 
     def rows(device: str) -> pd.DataFrame:
         frame = {TS: pd.date_range("2024-01-01", periods=3, freq="5min"), DEVICE: device}
@@ -342,7 +342,7 @@ def test_a_case_insensitive_database_never_splits_a_pair_across_shards(tmp_path)
                                      COUNT: 5})  # fmt: skip
 
     stream = [(d, "t", rows(d)) for d in ("dev-1", "Dev-1", "dev-1", "dev-2")]
-    written = _write_shards(tmp_path, iter(stream), shard_rows=2)
+    written = write_partitions(tmp_path, iter(stream), "shard", shard_rows=2)
     assert written.rows_by_folder == {"Shard=00000": 9, "Shard=00001": 3}
 
 
