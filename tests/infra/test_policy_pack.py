@@ -18,7 +18,7 @@ import yaml
 
 from policy import rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACK = ROOT / "policy"
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from policy import rules
 
-SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
 STACKS = ("dev", "prod")
 
 

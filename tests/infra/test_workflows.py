@@ -19,7 +19,7 @@ import pytest
 import yaml
 from croniter import croniter
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent
 STACKS = ["dev", "prod"]

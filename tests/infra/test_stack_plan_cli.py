@@ -8,7 +8,7 @@ from pathlib import Path
 
 from components.plan import render_tree, stack_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_plan(*args: str) -> subprocess.CompletedProcess:

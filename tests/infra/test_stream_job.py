@@ -12,7 +12,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from components import dynamic_common
 from components import stream_job as sj
 from components.azure_errors import AzureCallError
-from tests.conftest import RecordingMocks
+from tests.infra.recording_mocks import RecordingMocks
 
 SUB = "11111111-1111-4111-8111-111111111111"
 RG = "rg-batchscore-dev"
@@ -299,7 +299,7 @@ def test_component_starts_after_the_bootstrap(monkeypatch):
         return real(name, props, opts)
 
     monkeypatch.setattr(sj, "_StreamJobStartResource", recording)
-    mocks = RecordingMocks()  # from conftest
+    mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="batchscore", stack="test", preview=False)
     bootstrap = Bootstrap("sql")
     component = sj.StreamJobStart(
@@ -360,7 +360,7 @@ def test_provider_survives_the_trip_to_the_provider_process():
         input=serialize_provider(sj.StreamJobStartProvider()),
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         timeout=60,
     )
     assert done.returncode == 0, done.stderr

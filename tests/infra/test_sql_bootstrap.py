@@ -500,7 +500,7 @@ def test_provider_survives_the_trip_to_the_provider_process():
         input=blob,
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         timeout=60,
     )
     assert done.returncode == 0, done.stderr

@@ -22,7 +22,7 @@ from components.scoring_pipeline import ScoringPipelineProvider
 from components.sql_bootstrap import SqlBootstrapProvider
 from components.stream_job import StreamJobStartProvider
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PICKLES = ROOT / "tests" / "fixtures" / "provider-pickles"
 PROVIDERS = {
     "scoring_pipeline": ScoringPipelineProvider,

@@ -1,7 +1,7 @@
 """README's "Configuration reference" documents exactly the config keys of `Pulumi.yaml`.
 
 Every key of `Pulumi.yaml` has a row (type and default as declared there) and every row
-names a key that exists. When you add a key, `python tests/test_readme_config.py` prints
+names a key that exists. When you add a key, `python tests/infra/test_readme_config.py` prints
 the table rows from `Pulumi.yaml` to paste into the README.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## Configuration reference"
 ROW = re.compile(r"^\|\s*`(?P<key>[^`]+)`\s*\|(?P<rest>.*)\|\s*$")
 
@@ -105,7 +105,7 @@ def test_readme_reference_matches_pulumi_yaml() -> None:
     config = declared_config()
     assert config, "Pulumi.yaml declares no config keys"
     problems = reference_problems(readme, config)
-    assert not problems, "\n".join(problems) + "\n(see `python tests/test_readme_config.py`)"
+    assert not problems, "\n".join(problems) + "\n(see `python tests/infra/test_readme_config.py`)"
 
 
 def test_every_declared_key_has_type_default_and_description() -> None:

@@ -9,7 +9,7 @@ import yaml
 
 from components.config import ConfigError, StackConfig, iso8601_seconds, sql_sku_parts
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
 YAML_TYPES = {bool: "boolean", int: "integer", str: "string", list: "array"}
 

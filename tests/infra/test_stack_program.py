@@ -16,7 +16,7 @@ from components.mocks import OfflineMocks
 from components.plan import load_project, plan_in_subprocess, stack_config
 from components.plan_view import PlanView
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "prod")
 
 RG = "azure-native:resources:ResourceGroup"

@@ -15,7 +15,7 @@ import pytest
 
 from components.plan import REFRESH_HINT, plan_in_subprocess, plan_json
 
-SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
 
 
 def _differences(old: dict, new: dict) -> list[str]:
