@@ -3,7 +3,7 @@
 A pull request that changes the infrastructure changes tests/snapshots/plan-<stack>.json,
 so the review shows the difference resource by resource. When the change is intended:
 
-    python -m components.plan --stack <stack> --update-snapshot
+    python -m components.offline.plan --stack <stack> --update-snapshot
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from components.plan import REFRESH_HINT, plan_in_subprocess, plan_json
+from components.offline.plan import REFRESH_HINT, plan_in_subprocess, plan_json
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-from components.mocks import ARM_TYPES
 from components.naming import RULES, SUFFIX_LENGTH
-from components.plan import plan_in_subprocess
-from components.plan_view import PlanView
+from components.offline.mocks import ARM_TYPES
+from components.offline.plan import plan_in_subprocess
+from components.offline.plan_view import PlanView
 
 GLOBAL = {
     "azure-native:resources:ResourceGroup": "resource_group",

@@ -12,9 +12,10 @@ import json
 import pulumi
 import pytest
 
-from components import acr_auth, mocks
+from components import acr_auth
 from components.common import Placement
 from components.config import ConfigError, StackConfig
+from components.offline import mocks
 from components.query import render_query
 from components.storage import Storage, StorageArgs
 from components.stream_processing import StreamProcessing, StreamProcessingArgs

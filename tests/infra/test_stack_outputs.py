@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from components.offline.plan import plan_in_subprocess
 from components.outputs import STACK_OUTPUTS, export_stack_outputs
-from components.plan import plan_in_subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,14 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.plan import render_tree, stack_config
+from components.offline.plan import render_tree, stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_plan(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "components.plan", *args],
+        [sys.executable, "-m", "components.offline.plan", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """The whole program under mocks, dev and prod: every resource of the design, wired right.
 
-Each stack's plan comes from `python -m components.plan --stack <stack> --json-only` in a
+Each stack's plan comes from `python -m components.offline.plan --stack <stack> --json-only` in a
 subprocess (the Pulumi mock runtime is process-global), once per test session.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from components.config import StackConfig
-from components.mocks import OfflineMocks
-from components.plan import load_project, plan_in_subprocess, stack_config
-from components.plan_view import PlanView
+from components.offline.mocks import OfflineMocks
+from components.offline.plan import load_project, plan_in_subprocess, stack_config
+from components.offline.plan_view import PlanView
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "prod")

@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from components.plan import plan_in_subprocess
-from components.plan_view import PlanView
+from components.offline.plan import plan_in_subprocess
+from components.offline.plan_view import PlanView
 
 STACKS = ("dev", "prod")
 

@@ -1,9 +1,9 @@
 """Offline plan: run the Pulumi program under mocks for one stack and show what it declares.
 
-    python -m components.plan --stack dev                    # tree + build/plan-dev.json
-    python -m components.plan --stack dev --json-only        # the JSON on stdout only
-    python -m components.plan --stack dev --update-snapshot  # also tests/snapshots/
-    python -m components.plan --stack dev --set clusterMaxNodes=4
+    python -m components.offline.plan --stack dev                    # tree + build/plan-dev.json
+    python -m components.offline.plan --stack dev --json-only        # JSON on stdout only
+    python -m components.offline.plan --stack dev --update-snapshot  # also tests/snapshots/
+    python -m components.offline.plan --stack dev --set clusterMaxNodes=4
 
 The stack's config is what `pulumi up` would see: the defaults of `Pulumi.yaml` overlaid
 with `Pulumi.<stack>.yaml` (and any `--set`). The plan JSON is `{"stack", "project",
@@ -30,11 +30,11 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 BUILD = ROOT / "build"
 PROJECT_FILE = ROOT / "Pulumi.yaml"
-REFRESH_HINT = "python -m components.plan --stack {stack} --update-snapshot"
+REFRESH_HINT = "python -m components.offline.plan --stack {stack} --update-snapshot"
 
 # Inputs left out of the printed tree (still in the JSON): noise for a reader.
 _QUIET_INPUTS = {"resourceGroupName", "location", "tags", "query"}
@@ -93,8 +93,9 @@ def build_plan(stack: str, overrides: dict[str, str] | None = None) -> dict[str,
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    from components import acr_auth, mocks
+    from components import acr_auth
     from components.config import ConfigError
+    from components.offline import mocks
 
     project = load_project()["name"]
     config = stack_config(stack, overrides)
@@ -178,7 +179,7 @@ def _resolved_outputs() -> dict[str, Any]:
     from pulumi.runtime.settings import get_root_resource
     from pulumi.runtime.sync_await import _sync_await
 
-    from components.mocks import SECRET_MARKER
+    from components.offline.mocks import SECRET_MARKER
 
     outputs: dict[str, Any] = {}
     for name, value in sorted(get_root_resource().outputs.items()):
@@ -234,7 +235,7 @@ _FINISHED: dict[str, tuple[int, str, str]] = {}
 def _launch(stack: str) -> subprocess.Popen:
     if stack not in _RUNNING:
         _RUNNING[stack] = subprocess.Popen(
-            [sys.executable, "-m", "components.plan", "--stack", stack, "--json-only"],
+            [sys.executable, "-m", "components.offline.plan", "--stack", stack, "--json-only"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -273,7 +274,7 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.plan", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m components.offline.plan", description=__doc__)
     parser.add_argument("--stack", required=True, help="stack name (Pulumi.<stack>.yaml)")
     parser.add_argument("--json-only", action="store_true", help="print the JSON, write nothing")
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""Read-only helpers over an offline plan (`components.plan`), for tests and reviews."""
+"""Read-only helpers over an offline plan (`components.offline.plan`), for tests and reviews."""
 
 from __future__ import annotations
 
