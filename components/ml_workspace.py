@@ -15,9 +15,9 @@ from pulumi_azure_native import (
     machinelearningservices as ml,
 )
 
-from components.common import Placement, child_options
-from components.diagnostics import send_to_log_analytics
-from components.roles import assign_role
+from components.shared.diagnostics import send_to_log_analytics
+from components.shared.placement import Placement, child_options
+from components.shared.roles import assign_role
 
 CLUSTER_NAME = "cpu-cluster"  # scoped to the workspace; AML allows 2..16 characters
 # The cluster's identity on the storage account: blobs for data, queues and tables for the

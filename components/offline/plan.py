@@ -93,9 +93,9 @@ def build_plan(stack: str, overrides: dict[str, str] | None = None) -> dict[str,
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    from components import acr_auth
     from components.config import ConfigError
     from components.offline import mocks
+    from components.shared import registry_auth
 
     project = load_project()["name"]
     config = stack_config(stack, overrides)
@@ -107,7 +107,7 @@ def build_plan(stack: str, overrides: dict[str, str] | None = None) -> dict[str,
     def offline_exchange(login_server: str, tenant: str, token: str) -> str:
         return mocks.OFFLINE_ACR_REFRESH_TOKEN
 
-    with acr_auth.use_exchanger(offline_exchange):
+    with registry_auth.use_exchanger(offline_exchange):
         try:
             _sync_await(
                 run_pulumi_func(

@@ -12,11 +12,11 @@ import json
 import pulumi
 import pytest
 
-from components import acr_auth
-from components.common import Placement
 from components.config import ConfigError, StackConfig
 from components.offline import mocks
 from components.query import render_query
+from components.shared import registry_auth
+from components.shared.placement import Placement
 from components.storage import Storage, StorageArgs
 from components.stream_processing import StreamProcessing, StreamProcessingArgs
 
@@ -113,8 +113,8 @@ def test_registry_password_is_a_secret_from_the_exchange():
         calls.append((login_server, tenant, token))
         return "refresh-123"
 
-    with acr_auth.use_exchanger(fake):
-        password = acr_auth.registry_password("cr1.azurecr.io", "tenant-1", "entra-abc")
+    with registry_auth.use_exchanger(fake):
+        password = registry_auth.registry_password("cr1.azurecr.io", "tenant-1", "entra-abc")
         secret = pulumi.Output.all(password.is_secret(), password.future())
 
     def check(values):
@@ -146,7 +146,9 @@ def test_exchange_posts_the_entra_token_and_returns_the_refresh_token() -> None:
         seen.update(url=url, form=form)
         return 200, json.dumps({"refresh_token": "acr-refresh"}).encode()
 
-    token = acr_auth.exchange_for_refresh_token("cr1.azurecr.io", "tenant-1", "entra", post=post)
+    token = registry_auth.exchange_for_refresh_token(
+        "cr1.azurecr.io", "tenant-1", "entra", post=post
+    )
     assert token == "acr-refresh"
     assert seen["url"] == "https://cr1.azurecr.io/oauth2/exchange"
     assert seen["form"] == {
@@ -166,8 +168,8 @@ def test_exchange_posts_the_entra_token_and_returns_the_refresh_token() -> None:
     ],
 )
 def test_exchange_failures_name_the_registry_and_never_the_token(answer, message) -> None:
-    with pytest.raises(acr_auth.AcrTokenExchangeError) as caught:
-        acr_auth.exchange_for_refresh_token(
+    with pytest.raises(registry_auth.AcrTokenExchangeError) as caught:
+        registry_auth.exchange_for_refresh_token(
             "cr1.azurecr.io", "t", "secret-entra-token", post=lambda url, form: answer
         )
     assert message in str(caught.value) and "cr1.azurecr.io" in str(caught.value)
@@ -178,10 +180,10 @@ def test_exchange_network_errors_and_bad_hosts_are_named() -> None:
     def unreachable(url, form):
         raise OSError("connection refused")
 
-    with pytest.raises(acr_auth.AcrTokenExchangeError, match="cr1.azurecr.io failed"):
-        acr_auth.exchange_for_refresh_token("cr1.azurecr.io", "t", "x", post=unreachable)
-    with pytest.raises(acr_auth.AcrTokenExchangeError, match="not a host name"):
-        acr_auth.exchange_for_refresh_token("https://cr1.azurecr.io/", "t", "x")
+    with pytest.raises(registry_auth.AcrTokenExchangeError, match="cr1.azurecr.io failed"):
+        registry_auth.exchange_for_refresh_token("cr1.azurecr.io", "t", "x", post=unreachable)
+    with pytest.raises(registry_auth.AcrTokenExchangeError, match="not a host name"):
+        registry_auth.exchange_for_refresh_token("https://cr1.azurecr.io/", "t", "x")
 
 
 # --- the query template -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.offline.plan import plan_in_subprocess
-from components.outputs import STACK_OUTPUTS, export_stack_outputs
+from components.shared.stack_outputs import STACK_OUTPUTS, export_stack_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 

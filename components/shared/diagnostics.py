@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import monitor
 
-from components.common import child_options
+from components.shared.placement import child_options
 
 SETTING_NAME = "to-log-analytics"
 

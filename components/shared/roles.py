@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pulumi
 from pulumi_azure_native import authorization
 
-from components.common import child_options
+from components.shared.placement import child_options
 
 # Built-in role definition ids (the same in every tenant).
 ROLE_IDS: dict[str, str] = {

@@ -37,7 +37,7 @@ def export_stack_outputs(values: Mapping[str, Any]) -> None:
     extra = sorted(set(values) - set(STACK_OUTPUTS))
     if missing or extra:
         raise ValueError(
-            f"stack outputs differ from components.outputs.STACK_OUTPUTS: "
+            f"stack outputs differ from components.shared.stack_outputs.STACK_OUTPUTS: "
             f"missing {missing}, not declared {extra}"
         )
     for name in STACK_OUTPUTS:
