@@ -9,10 +9,10 @@ import pulumi
 from pulumi_azure_native import streamanalytics
 
 from components.dynamic_common import stable_hash
-from components.query import render_query
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
 from components.shared.roles import assign_role
+from components.shared.stream_query import render_query
 
 INPUT_NAME = "sensor-readings"
 OUTPUT_NAME = "sensor-database"

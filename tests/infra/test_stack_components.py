@@ -14,9 +14,9 @@ import pytest
 
 from components.config import ConfigError, StackConfig
 from components.offline import mocks
-from components.query import render_query
 from components.shared import registry_auth
 from components.shared.placement import Placement
+from components.shared.stream_query import render_query
 from components.storage import Storage, StorageArgs
 from components.stream_processing import StreamProcessing, StreamProcessingArgs
 

@@ -1,4 +1,5 @@
-"""The Stream Analytics query, rendered from the readable template in `queries/`."""
+"""The Stream Analytics query of the StreamProcessing job, rendered from the readable template
+in `queries/`: plain text, no Pulumi, so it renders and is tested on its own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
--- Stream Analytics query of batchscore (rendered by components/stream_processing.py).
+-- Stream Analytics query of batchscore (rendered by components/shared/stream_query.py for
+-- the job of components/stream_processing.py).
 -- Placeholders: $input, $output, $timestamp_field, $window_minutes.
 -- One row per (Device, Sensor) and tumbling window of $window_minutes minutes: the window
 -- covers (start, end] and System.Timestamp() is its end, the TS of dbo.SensorReadings.
