@@ -43,16 +43,16 @@ import pulumi
 import pulumi.dynamic as dynamic
 
 from batchscore.aml.settings import PipelineSettings, PipelineTarget, SettingsError
-from components.azure_errors import AzureCallError
-from components.dynamic_common import (
+from components.providers.azure_errors import AzureCallError
+from components.providers.common import (
     DEFAULT_RETRY,
     RetryPolicy,
     call_azure,
     default_credential,
     diff_result,
-    hash_folder,
     wait_for,
 )
+from components.shared.hashing import hash_folder
 
 log = logging.getLogger(__name__)
 

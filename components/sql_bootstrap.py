@@ -40,8 +40,9 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
-from components.azure_errors import explain
-from components.dynamic_common import default_credential, diff_result, stable_hash
+from components.providers.azure_errors import explain
+from components.providers.common import default_credential, diff_result
+from components.shared.hashing import stable_hash
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
-from components.azure_errors import AzureCallError
-from components.dynamic_common import (
+from components.providers.azure_errors import AzureCallError
+from components.providers.common import (
     DEFAULT_RETRY,
     RetryPolicy,
     call_azure,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import streamanalytics
 
-from components.dynamic_common import stable_hash
 from components.shared.diagnostics import send_to_log_analytics
+from components.shared.hashing import stable_hash
 from components.shared.placement import Placement, child_options
 from components.shared.roles import assign_role
 from components.shared.stream_query import render_query

@@ -11,8 +11,9 @@ import pulumi
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from components import azure_errors, dynamic_common
-from components.azure_errors import AzureCallError
+from components.providers import azure_errors, common
+from components.providers.azure_errors import AzureCallError
+from components.shared import hashing
 
 
 class FakeResponse:
@@ -43,7 +44,7 @@ class RecordingSleep:
         self.waits.append(seconds)
 
 
-# --- azure_errors / dynamic_common ---------------------------------------------------------
+# --- azure_errors / common / hashing ---------------------------------------------------------
 
 
 def test_retry_after_header_forms():
@@ -61,7 +62,7 @@ def test_retry_after_header_forms():
 
 def test_call_azure_retries_throttling_with_backoff_then_succeeds():
     sleep = RecordingSleep()
-    policy = dynamic_common.RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=10.0, sleep=sleep)
+    policy = common.RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=10.0, sleep=sleep)
     outcomes = [http_error(429, headers={"Retry-After": "3"}), http_error(503), "ok"]
 
     def flaky():
@@ -70,7 +71,7 @@ def test_call_azure_retries_throttling_with_backoff_then_succeeds():
             raise outcome
         return outcome
 
-    assert dynamic_common.call_azure(flaky, action="get x", target="ws", retry=policy) == "ok"
+    assert common.call_azure(flaky, action="get x", target="ws", retry=policy) == "ok"
     assert sleep.waits[0] == 3  # Retry-After honored
     assert 2.0 <= sleep.waits[1] <= 2.2  # exponential: base * 2**(2-1), plus jitter
     assert outcomes == []
@@ -78,9 +79,7 @@ def test_call_azure_retries_throttling_with_backoff_then_succeeds():
 
 def test_call_azure_gives_up_after_bounded_attempts():
     sleep = RecordingSleep()
-    policy = dynamic_common.RetryPolicy(
-        max_attempts=3, base_delay=100.0, max_delay=5.0, sleep=sleep
-    )
+    policy = common.RetryPolicy(max_attempts=3, base_delay=100.0, max_delay=5.0, sleep=sleep)
     calls = []
 
     def always_throttled():
@@ -88,7 +87,7 @@ def test_call_azure_gives_up_after_bounded_attempts():
         raise http_error(429, "TooManyRequests", "slow down")
 
     with pytest.raises(AzureCallError) as info:
-        dynamic_common.call_azure(always_throttled, action="get x", target="ws", retry=policy)
+        common.call_azure(always_throttled, action="get x", target="ws", retry=policy)
     assert len(calls) == 3
     assert sleep.waits == [5.0, 5.0]  # capped by max_delay
     assert info.value.kind == "throttled"
@@ -100,7 +99,7 @@ def test_forbidden_names_the_missing_role_and_the_service_message():
         raise http_error(403, "AuthorizationFailed", "client abc has no authorization")
 
     with pytest.raises(AzureCallError) as info:
-        dynamic_common.call_azure(
+        common.call_azure(
             forbidden,
             action="create schedule s1",
             target="workspace mlw-dev",
@@ -121,7 +120,7 @@ def test_not_found_is_not_retried():
         raise ResourceNotFoundError("schedule s1 not found")
 
     with pytest.raises(AzureCallError) as info:
-        dynamic_common.call_azure(missing, action="get schedule s1", target="ws")
+        common.call_azure(missing, action="get schedule s1", target="ws")
     assert calls == [1]
     assert info.value.kind == "not_found"
 
@@ -135,14 +134,14 @@ def test_wait_for_refuses_an_unfinished_operation():
             return False
 
     with pytest.raises(AzureCallError, match="did not finish within 5 s"):
-        dynamic_common.wait_for(SlowPoller(), action="disable s1", target="ws", timeout_seconds=5)
+        common.wait_for(SlowPoller(), action="disable s1", target="ws", timeout_seconds=5)
 
 
 def test_changed_keys_ignores_provider_key_and_int_float_round_trips():
     olds = {"a": 1, "b": {"x": 2}, "__provider": "old", "c": None}
     news = {"a": 1.0, "b": {"x": 3}, "__provider": "new"}
-    assert dynamic_common.changed_keys(olds, news) == ["b"]
-    result = dynamic_common.diff_result(olds, news, replace_keys=["a"])
+    assert common.changed_keys(olds, news) == ["b"]
+    result = common.diff_result(olds, news, replace_keys=["a"])
     assert result.changes is True and result.replaces == []
 
 
@@ -150,11 +149,11 @@ def test_hash_folder_changes_with_content_only(tmp_path):
     (tmp_path / "a.py").write_text("x = 1\n")
     (tmp_path / "__pycache__").mkdir()
     (tmp_path / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
-    first = dynamic_common.hash_folder(tmp_path)
+    first = hashing.hash_folder(tmp_path)
     (tmp_path / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"other junk")
-    assert dynamic_common.hash_folder(tmp_path) == first
+    assert hashing.hash_folder(tmp_path) == first
     (tmp_path / "a.py").write_text("x = 2\n")
-    assert dynamic_common.hash_folder(tmp_path) != first
+    assert hashing.hash_folder(tmp_path) != first
 
 
 # --- the provider against a recording fake MLClient ------------------------------------------
@@ -303,7 +302,7 @@ def fake(monkeypatch):
         return client
 
     monkeypatch.setattr(sp, "CLIENT_FACTORY", factory)
-    monkeypatch.setattr(sp, "RETRY", dynamic_common.RetryPolicy(sleep=RecordingSleep()))
+    monkeypatch.setattr(sp, "RETRY", common.RetryPolicy(sleep=RecordingSleep()))
     client.factory_args = factory_args
     return client
 
@@ -378,9 +377,7 @@ def test_diff_names_exactly_the_changed_inputs_and_replaces_only_for_location(fa
     new_image = IMAGE.replace("5e", "6f")
     retagged = provider.diff(created.id, created.outs, props(image=new_image, codeHash="beef"))
     assert retagged.changes is True and retagged.replaces == []
-    assert dynamic_common.changed_keys(created.outs, props(image=new_image), sp.INPUT_KEYS) == [
-        "image"
-    ]
+    assert common.changed_keys(created.outs, props(image=new_image), sp.INPUT_KEYS) == ["image"]
 
 
 def test_delete_disables_waits_then_deletes(fake, provider):
@@ -425,7 +422,7 @@ def test_read_of_a_deleted_schedule_drops_it_from_state(fake, provider):
 
 def test_throttling_is_retried_with_backoff_then_succeeds(fake, provider, monkeypatch):
     sleep = RecordingSleep()
-    monkeypatch.setattr(sp, "RETRY", dynamic_common.RetryPolicy(base_delay=1.0, sleep=sleep))
+    monkeypatch.setattr(sp, "RETRY", common.RetryPolicy(base_delay=1.0, sleep=sleep))
     fake.failures["schedules.begin_create_or_update"] = [
         http_error(429, "TooManyRequests", "slow down", headers={"Retry-After": "4"}),
         http_error(429, "TooManyRequests", "slow down"),
@@ -516,7 +513,7 @@ def test_component_declares_the_dynamic_resource_with_its_inputs_and_no_secrets(
         assert inputs["settings"]["scheduleCron"] == "30 * * * *"
         assert inputs["settings"]["scoringInstanceCount"] == 2
         assert inputs["scheduleNamePrefix"] == "scoring-test"
-        assert inputs["codeHash"] == dynamic_common.hash_folder(sp.SCORING_DIR)
+        assert inputs["codeHash"] == hashing.hash_folder(sp.SCORING_DIR)
         assert set(sp.INPUT_KEYS) - {"scheduleName"} <= set(inputs)
         assert not inputs.get("scheduleName")  # auto-named by the provider's check
         plain = " ".join(f"{k}={v}" for k, v in inputs.items() if k != "__provider")

@@ -9,9 +9,9 @@ import pulumi
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from components import dynamic_common
 from components import stream_job as sj
-from components.azure_errors import AzureCallError
+from components.providers import common
+from components.providers.azure_errors import AzureCallError
 from tests.infra.recording_mocks import RecordingMocks
 
 SUB = "11111111-1111-4111-8111-111111111111"
@@ -104,7 +104,7 @@ def jobs(monkeypatch):
     monkeypatch.setattr(sj, "management_client", client)
     monkeypatch.setattr(sj, "sleep", lambda _: None)
     fake.waits = []
-    monkeypatch.setattr(sj, "RETRY", dynamic_common.RetryPolicy(sleep=fake.waits.append))
+    monkeypatch.setattr(sj, "RETRY", common.RetryPolicy(sleep=fake.waits.append))
     fake.subscriptions = subscriptions
     return fake
 

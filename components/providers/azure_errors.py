@@ -17,7 +17,7 @@ Usage::
         raise explain(exc, action="disable schedule", target=f"workspace {ws}",
                       required_role=f"AzureML Data Scientist on workspace {ws}") from exc
 
-Most callers want :func:`components.dynamic_common.call_azure` instead, which also retries
+Most callers want :func:`components.providers.common.call_azure` instead, which also retries
 throttled calls.
 """
 

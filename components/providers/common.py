@@ -2,11 +2,10 @@
 
 * :func:`call_azure` runs one Azure SDK call, retries it while Azure throttles (HTTP 429/503)
   with bounded exponential backoff that honors ``Retry-After``, and turns any other failure
-  into an :class:`~components.azure_errors.AzureCallError` with a clear message.
+  into an :class:`~components.providers.azure_errors.AzureCallError` with a clear message.
 * :func:`wait_for` waits for a long-running operation (an azure-core ``LROPoller``), bounded.
 * :func:`changed_keys` / :func:`diff_result` build a ``DiffResult`` that says exactly which
   inputs changed and replaces only for the keys that truly need it.
-* :func:`stable_hash` / :func:`hash_folder` give content hashes for versions and triggers.
 * :func:`default_credential` builds ``DefaultAzureCredential`` lazily.
 
 About pickling: Pulumi serializes a dynamic provider with dill together with the program.
@@ -18,18 +17,19 @@ build them inside each method (that also keeps tokens out of the Pulumi state).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
-from components.azure_errors import AzureCallError, explain, is_throttled, retry_after_seconds
-from scoring.code_snapshot import hash_folder as scoring_hash_folder
+from components.providers.azure_errors import (
+    AzureCallError,
+    explain,
+    is_throttled,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def call_azure(
     """``fn(*args, **kwargs)``, retried while throttled; other failures become AzureCallError.
 
     ``action``/``target``/``required_role`` feed the error message (see
-    :func:`components.azure_errors.explain`).
+    :func:`components.providers.azure_errors.explain`).
     """
     attempt = 0
     while True:
@@ -166,18 +166,6 @@ def diff_result(
         replaces=replaces,
         delete_before_replace=delete_before_replace if replaces else None,
     )
-
-
-def stable_hash(value: Any, *, length: int = 16) -> str:
-    """Hex SHA-256 of ``value`` as canonical JSON (sorted keys), truncated to ``length``."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
-def hash_folder(root: str | Path, *, length: int = 16) -> str:
-    """The scoring code's content hash (:func:`scoring.code_snapshot.hash_folder`), shortened:
-    the same files count as a change here as in the Azure ML component versions."""
-    return scoring_hash_folder(root)[:length]
 
 
 def default_credential() -> Any:
