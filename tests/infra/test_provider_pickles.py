@@ -18,7 +18,7 @@ import dill
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.scoring_pipeline import ScoringPipelineProvider
+from components.providers.scoring_pipeline import ScoringPipelineProvider
 from components.sql_bootstrap import SqlBootstrapProvider
 from components.stream_job import StreamJobStartProvider
 

@@ -161,7 +161,8 @@ def test_hash_folder_changes_with_content_only(tmp_path):
 with warnings.catch_warnings():  # azure-ai-ml's schemas warn about marshmallow 4 on import
     warnings.simplefilter("ignore", DeprecationWarning)
     from batchscore.aml.settings import PipelineSettings
-    from components import scoring_pipeline as sp
+    from components import scoring_pipeline as sp_component
+    from components.providers import scoring_pipeline as sp
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 
@@ -493,12 +494,12 @@ def _args(**overrides):
         settings=PipelineSettings(schedule_cron="30 * * * *", instance_count=2),
     )
     values.update(overrides)
-    return sp.ScoringPipelineArgs(**values)
+    return sp_component.ScoringPipelineArgs(**values)
 
 
 @pulumi.runtime.test
 def test_component_declares_the_dynamic_resource_with_its_inputs_and_no_secrets(mocks):
-    component = sp.ScoringPipeline("scoring", _args())
+    component = sp_component.ScoringPipeline("scoring", _args())
 
     def check(_):
         (child,) = [r for r in mocks.resources if r.typ.startswith("pulumi-python:dynamic")]
@@ -525,7 +526,9 @@ def test_component_declares_the_dynamic_resource_with_its_inputs_and_no_secrets(
 
 @pulumi.runtime.test
 def test_component_type_token_parenting_and_outputs(mocks):
-    component = sp.ScoringPipeline("scoring", _args(schedule_name="batchscore-scoring-dev"))
+    component = sp_component.ScoringPipeline(
+        "scoring", _args(schedule_name="batchscore-scoring-dev")
+    )
 
     def check(values):
         component_urn, child_urn, name = values
@@ -544,7 +547,7 @@ def test_component_type_token_parenting_and_outputs(mocks):
 def test_settings_from_pulumi_config_fall_back_to_the_defaults(mocks):
     pulumi.runtime.set_all_config({"batchscore:lookbackMinutes": "15"})
     try:
-        settings = sp.pipeline_settings_from_config(pulumi.Config("batchscore"))
+        settings = sp_component.pipeline_settings_from_config(pulumi.Config("batchscore"))
     finally:
         pulumi.runtime.set_all_config({})
     assert settings.lookback_minutes == 15
