@@ -19,7 +19,7 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
 from components.providers.scoring_pipeline import ScoringPipelineProvider
-from components.sql_bootstrap import SqlBootstrapProvider
+from components.providers.sql_bootstrap import SqlBootstrapProvider
 from components.stream_job import StreamJobStartProvider
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pytest
 
-from components import sql_bootstrap as sb
+from components import sql_bootstrap as sb_component
+from components.providers import sql_bootstrap as sb
+from components.providers import sql_bootstrap_script as script
 
 JOB = "asa-batchscore-dev"
 CLUSTER = "id-cluster-dev"
@@ -156,7 +158,7 @@ def _props(job=JOB, cluster=CLUSTER):
 
 
 def test_every_create_alter_and_drop_is_guarded():
-    for step in sb.bootstrap_steps(JOB, CLUSTER, retired_names=["old-identity"]):
+    for step in script.bootstrap_steps(JOB, CLUSTER, retired_names=["old-identity"]):
         body = step.sql.upper()
         if re.search(r"\b(CREATE|ALTER|DROP)\b", body):
             assert body.startswith(("IF OBJECT_ID(", "IF NOT EXISTS (", "IF EXISTS (")), (
@@ -165,7 +167,7 @@ def test_every_create_alter_and_drop_is_guarded():
 
 
 def test_table_matches_the_column_contract():
-    create = sb.bootstrap_steps(JOB, CLUSTER)[0].sql
+    create = script.bootstrap_steps(JOB, CLUSTER)[0].sql
     for column in (
         "TS datetime2 NOT NULL",
         "Device nvarchar(64) NOT NULL",
@@ -180,12 +182,12 @@ def test_table_matches_the_column_contract():
 
 
 def test_grants_are_least_privilege_on_the_table_only():
-    grants = [s.sql for s in sb.bootstrap_steps(JOB, CLUSTER) if s.sql.startswith("GRANT")]
+    grants = [s.sql for s in script.bootstrap_steps(JOB, CLUSTER) if s.sql.startswith("GRANT")]
     assert grants == [
         f"GRANT SELECT, INSERT ON OBJECT::dbo.SensorReadings TO [{JOB}];",
         f"GRANT SELECT ON OBJECT::dbo.SensorReadings TO [{CLUSTER}];",
     ]
-    text = sb.script_text(sb.bootstrap_steps(JOB, CLUSTER)).upper()
+    text = script.script_text(script.bootstrap_steps(JOB, CLUSTER)).upper()
     for broad in ("ALTER ROLE", "DB_OWNER", "DB_DATAWRITER", "CONTROL", "ON DATABASE", "SCHEMA::"):
         assert broad not in text, f"script grants something broad: {broad}"
 
@@ -196,15 +198,15 @@ def test_grants_are_least_privilege_on_the_table_only():
 )
 def test_hostile_names_stay_one_identifier_and_one_literal(name):
     db = FakeDatabase()
-    sb.run_steps(db, sb.bootstrap_steps(name, CLUSTER), "test")
+    sb.run_steps(db, script.bootstrap_steps(name, CLUSTER), "test")
     assert db.users == {name, CLUSTER}
     assert db.grants[name] == {"SELECT ON dbo.SensorReadings", "INSERT ON dbo.SensorReadings"}
     assert db.tables == {"dbo.SensorReadings"}
 
 
 def test_quoting_doubles_the_closing_characters():
-    assert sb.quote_identifier("a]b") == "[a]]b]"
-    assert sb.quote_literal("a'b") == "N'a''b'"
+    assert script.quote_identifier("a]b") == "[a]]b]"
+    assert script.quote_literal("a'b") == "N'a''b'"
 
 
 @pytest.mark.parametrize(
@@ -218,7 +220,7 @@ def test_quoting_doubles_the_closing_characters():
 )
 def test_bad_names_are_refused_naming_the_input(job, cluster, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        sb.bootstrap_steps(job, cluster)
+        script.bootstrap_steps(job, cluster)
 
 
 # --- running it -----------------------------------------------------------------------------
@@ -226,7 +228,7 @@ def test_bad_names_are_refused_naming_the_input(job, cluster, message):
 
 def test_runs_table_then_users_then_grants():
     db = FakeDatabase()
-    sb.run_steps(db, sb.bootstrap_steps(JOB, CLUSTER), "test")
+    sb.run_steps(db, script.bootstrap_steps(JOB, CLUSTER), "test")
 
     def first(pattern):
         return next(i for i, sql in enumerate(db.executed) if re.search(pattern, sql))
@@ -245,7 +247,7 @@ def test_runs_table_then_users_then_grants():
 
 def test_rerun_is_safe_and_changes_nothing():
     db = FakeDatabase()
-    steps = sb.bootstrap_steps(JOB, CLUSTER)
+    steps = script.bootstrap_steps(JOB, CLUSTER)
     sb.run_steps(db, steps, "test")
     state = (set(db.tables), set(db.users), {k: set(v) for k, v in db.grants.items()})
     sb.run_steps(db, steps, "test")
@@ -253,7 +255,7 @@ def test_rerun_is_safe_and_changes_nothing():
 
 
 def test_same_identity_for_job_and_cluster_is_created_once():
-    steps = sb.bootstrap_steps(JOB, JOB)
+    steps = script.bootstrap_steps(JOB, JOB)
     assert sum("CREATE USER" in s.sql for s in steps) == 1
 
 
@@ -280,7 +282,7 @@ def test_same_identity_for_job_and_cluster_is_created_once():
 def test_errors_name_the_step_and_what_to_do(driver_error, expected):
     db = FakeDatabase(fail_with=RuntimeError(driver_error))
     with pytest.raises(sb.SqlBootstrapError) as info:
-        sb.run_steps(db, sb.bootstrap_steps(JOB, CLUSTER), "database sensors on srv")
+        sb.run_steps(db, script.bootstrap_steps(JOB, CLUSTER), "database sensors on srv")
     message = str(info.value)
     assert "step 'create table' on database sensors on srv failed" in message
     assert expected in message
@@ -293,7 +295,7 @@ def test_errors_name_the_step_and_what_to_do(driver_error, expected):
 def test_create_applies_the_script_and_outputs_its_hash(fake_db):
     result = sb.SqlBootstrapProvider().create(_props())
     assert result.id == "sql-dev.database.windows.net/sensors"
-    assert result.outs["scriptHash"] == sb.script_hash(JOB, CLUSTER)
+    assert result.outs["scriptHash"] == script.script_hash(JOB, CLUSTER)
     assert fake_db.users == {JOB, CLUSTER}
     assert fake_db.closed, "the connection was left open"
     assert fake_db.opened == [("sql-dev.database.windows.net", "sensors")]
@@ -309,7 +311,7 @@ def test_update_with_a_new_cluster_identity_retires_the_old_user(fake_db):
 
     assert fake_db.users == {JOB, "id-cluster-new"}
     assert CLUSTER not in fake_db.grants
-    assert outs["scriptHash"] == sb.script_hash(JOB, "id-cluster-new")
+    assert outs["scriptHash"] == script.script_hash(JOB, "id-cluster-new")
 
 
 def test_diff_is_quiet_when_nothing_changed_and_notices_a_new_script(fake_db):
@@ -437,9 +439,9 @@ def test_database_name_is_brace_quoted_in_the_connection_string():
 
 @pulumi.runtime.test
 def test_component_wraps_one_dynamic_resource_named_from_it(mocks):
-    component = sb.SqlBootstrap(
+    component = sb_component.SqlBootstrap(
         "sql-bootstrap",
-        sb.SqlBootstrapArgs(
+        sb_component.SqlBootstrapArgs(
             server_fqdn="sql-dev.database.windows.net",
             database="sensors",
             job_identity_name=JOB,
@@ -462,9 +464,9 @@ def test_component_wraps_one_dynamic_resource_named_from_it(mocks):
 
 @pulumi.runtime.test
 def test_component_type_token_and_parenting(mocks):
-    component = sb.SqlBootstrap(
+    component = sb_component.SqlBootstrap(
         "boot",
-        sb.SqlBootstrapArgs(
+        sb_component.SqlBootstrapArgs(
             server_fqdn="srv.example", database="db", job_identity_name=JOB,
             cluster_identity_name=CLUSTER,
         ),
