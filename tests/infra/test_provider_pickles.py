@@ -20,7 +20,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from components.providers.scoring_pipeline import ScoringPipelineProvider
 from components.providers.sql_bootstrap import SqlBootstrapProvider
-from components.stream_job import StreamJobStartProvider
+from components.providers.stream_job import StreamJobStartProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 PICKLES = ROOT / "tests" / "fixtures" / "provider-pickles"

@@ -9,8 +9,9 @@ import pulumi
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from components import stream_job as sj
+from components import stream_job as sj_component
 from components.providers import common
+from components.providers import stream_job as sj
 from components.providers.azure_errors import AzureCallError
 from tests.infra.recording_mocks import RecordingMocks
 
@@ -292,19 +293,19 @@ class Bootstrap(pulumi.ComponentResource):
 @pulumi.runtime.test
 def test_component_starts_after_the_bootstrap(monkeypatch):
     seen_opts = []
-    real = sj._StreamJobStartResource
+    real = sj_component.StreamJobStartResource
 
     def recording(name, props, opts=None):
         seen_opts.append(opts)
         return real(name, props, opts)
 
-    monkeypatch.setattr(sj, "_StreamJobStartResource", recording)
+    monkeypatch.setattr(sj_component, "StreamJobStartResource", recording)
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="batchscore", stack="test", preview=False)
     bootstrap = Bootstrap("sql")
-    component = sj.StreamJobStart(
+    component = sj_component.StreamJobStart(
         "asa",
-        sj.StreamJobStartArgs(
+        sj_component.StreamJobStartArgs(
             subscription_id=SUB,
             resource_group_name=RG,
             job_name=JOB,
@@ -331,9 +332,9 @@ def test_component_starts_after_the_bootstrap(monkeypatch):
 
 def test_component_refuses_an_unknown_start_mode():
     with pytest.raises(ValueError, match="start_mode 'Now' must be one of"):
-        sj.StreamJobStart(
+        sj_component.StreamJobStart(
             "asa",
-            sj.StreamJobStartArgs(
+            sj_component.StreamJobStartArgs(
                 subscription_id=SUB,
                 resource_group_name=RG,
                 job_name=JOB,
