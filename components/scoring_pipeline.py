@@ -1,9 +1,8 @@
 """ScoringPipeline: the registered Azure ML scoring components and their schedule, as one
 component around the dynamic resource of :mod:`components.providers.scoring_pipeline`.
 
-``ScoringPipelineProvider`` is re-exported here on purpose: every deployed stack's state names
-the provider ``components.scoring_pipeline.ScoringPipelineProvider`` (Pulumi pickles it by
-reference), and ``pulumi refresh`` or ``destroy`` loads it by that name.
+``ScoringPipelineProvider`` stays importable from here: deployed stacks know it by this module
+(:func:`components.providers.common.pickled_as`).
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@ by the deployment itself through the dynamic resource of
 :mod:`components.providers.sql_bootstrap` (the T-SQL is
 :mod:`components.providers.sql_bootstrap_script`).
 
-``SqlBootstrapProvider`` is re-exported here on purpose: every deployed stack's state names
-the provider ``components.sql_bootstrap.SqlBootstrapProvider`` (Pulumi pickles it by
-reference), and ``pulumi refresh`` or ``destroy`` loads it by that name.
+``SqlBootstrapProvider`` stays importable from here: deployed stacks know it by this module
+(:func:`components.providers.common.pickled_as`).
 """
 
 from __future__ import annotations

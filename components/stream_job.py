@@ -1,9 +1,8 @@
 """StreamJobStart: run the Stream Analytics job once its table exists, stop it before destroy,
 through the dynamic resource of :mod:`components.providers.stream_job`.
 
-``StreamJobStartProvider`` is re-exported here on purpose: every deployed stack's state names
-the provider ``components.stream_job.StreamJobStartProvider`` (Pulumi pickles it by
-reference), and ``pulumi refresh`` or ``destroy`` loads it by that name.
+``StreamJobStartProvider`` stays importable from here: deployed stacks know it by this module
+(:func:`components.providers.common.pickled_as`).
 """
 
 from __future__ import annotations

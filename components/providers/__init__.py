@@ -3,6 +3,5 @@ factory (scoring pipeline, SQL bootstrap and its T-SQL, Stream Analytics job sta
 they share: Azure errors explained, retried Azure calls, diffs.
 
 The components in `components/` wrap these resources; nothing here imports a component module.
-Each provider class keeps its old module path as `__module__`: dill pickles it by that name
-into every stack's state, and the component modules re-export it there.
+Each provider class keeps the module path deployed stacks know it by (`common.pickled_as`).
 """

@@ -7,6 +7,7 @@
 * :func:`changed_keys` / :func:`diff_result` build a ``DiffResult`` that says exactly which
   inputs changed and replaces only for the keys that truly need it.
 * :func:`default_credential` builds ``DefaultAzureCredential`` lazily.
+* :func:`pickled_as` keeps a provider class under the name deployed stacks know it by.
 
 About pickling: Pulumi serializes a dynamic provider with dill together with the program.
 Classes and functions of importable modules (like this one) are pickled *by reference*, so
@@ -34,6 +35,7 @@ from components.providers.azure_errors import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+C = TypeVar("C", bound=type)
 
 
 @dataclass(frozen=True)
@@ -186,3 +188,22 @@ def _normalize(value: Any) -> Any:
     if isinstance(value, int | float):
         return float(value)
     return value
+
+
+def pickled_as(module: str) -> Callable[[C], C]:
+    """Class decorator: the provider class answers to ``module`` as its ``__module__``.
+
+    dill pickles a provider class *by reference* (module path and class name) into the
+    ``__provider`` input of every dynamic resource, and ``pulumi refresh``/``destroy`` load it
+    back by that name. The providers live in ``components/providers/`` but deployed stacks know
+    them by their first home (``components.scoring_pipeline`` ...), which re-exports each
+    class. Keeping that name keeps the stored bytes, and so every stack's state and plan, as
+    they were, and old and new checkouts can both refresh a stack (the pickle fixtures in
+    tests/fixtures/provider-pickles check it).
+    """
+
+    def pin(cls: C) -> C:
+        cls.__module__ = module
+        return cls
+
+    return pin

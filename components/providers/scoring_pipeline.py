@@ -24,13 +24,10 @@ forbidden naming the role ``AzureML Data Scientist on workspace <name>``); throt
 (HTTP 429/503) is retried with bounded exponential backoff that honors ``Retry-After``.
 
 Pickling: Pulumi serializes the provider object with dill into the state, and runs it later in
-a separate provider process. dill pickles the class *by reference*, by module and name, and
-every deployed stack names it ``components.scoring_pipeline.ScoringPipelineProvider``: the
-class keeps that name (its ``__module__``; the component module re-exports it), so the state
-and the plan stay as they were and stacks deployed before the providers moved here still load
-it (tests/fixtures/provider-pickles). The provider process uses this module's hooks as they
-are (the real factory). Nothing unpicklable (credential, client, lock) is ever stored on the
-provider instance; tests replace the module-level hooks instead.
+a separate provider process. dill pickles the class *by reference*, under the name deployed
+stacks know (:func:`~components.providers.common.pickled_as`); the provider process uses this
+module's hooks as they are (the real factory). Nothing unpicklable (credential, client, lock)
+is ever stored on the provider instance; tests replace the module-level hooks instead.
 """
 
 from __future__ import annotations
@@ -53,6 +50,7 @@ from components.providers.common import (
     call_azure,
     default_credential,
     diff_result,
+    pickled_as,
     wait_for,
 )
 
@@ -132,10 +130,10 @@ def target_of(props: Mapping[str, Any]) -> PipelineTarget:
     )
 
 
+@pickled_as("components.scoring_pipeline")  # re-exported there
 class ScoringPipelineProvider(dynamic.ResourceProvider):
     """CRUD of the scoring components and schedule (see the module docstring)."""
 
-    __module__ = "components.scoring_pipeline"  # its pickled name in every stack ("Pickling")
     serialize_as_secret_always = False  # it captures no secret: credentials live in methods
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:

@@ -14,12 +14,6 @@ also needs Microsoft Graph read access (Directory Readers) to resolve the names.
 
 Deleting the resource keeps the table, its rows and the users (the database itself goes
 with its own resource); data is never dropped by a deployment.
-
-Pickling: dill pickles the provider class by module and name into every stack's state, as
-``components.sql_bootstrap.SqlBootstrapProvider``; the class keeps that name (its
-``__module__``; the component module re-exports it), so the stored bytes do not change and
-stacks deployed before the providers moved here still load it
-(tests/fixtures/provider-pickles).
 """
 
 from __future__ import annotations
@@ -35,7 +29,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 
 from components.providers.azure_errors import explain
-from components.providers.common import default_credential, diff_result
+from components.providers.common import default_credential, diff_result, pickled_as
 from components.providers.sql_bootstrap_script import (
     TABLE,
     Step,
@@ -206,10 +200,10 @@ def apply_bootstrap(props: Mapping[str, Any], retired_names: Iterable[str] = ())
 # ----------------------------------------------------------------------- the provider
 
 
+@pickled_as("components.sql_bootstrap")  # re-exported there
 class SqlBootstrapProvider(dynamic.ResourceProvider):
     """Create and update run the (idempotent) script; delete keeps the data."""
 
-    __module__ = "components.sql_bootstrap"  # its pickled name in every stack ("Pickling")
     serialize_as_secret_always = False  # it captures no secret: credentials live in methods
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:

@@ -19,12 +19,6 @@ change alters ``config_hash``, and this resource starts the job again afterwards
 Credentials: ``DefaultAzureCredential`` built inside each method, never an input or state.
 The deploying identity needs the start/stop actions on the job (Contributor on it, or a
 role with ``Microsoft.StreamAnalytics/streamingjobs/Start/action`` and ``Stop/action``).
-
-Pickling: dill pickles the provider class by module and name into every stack's state, as
-``components.stream_job.StreamJobStartProvider``; the class keeps that name (its
-``__module__``; the component module re-exports it), so the stored bytes do not change and
-stacks deployed before the providers moved here still load it
-(tests/fixtures/provider-pickles).
 """
 
 from __future__ import annotations
@@ -46,6 +40,7 @@ from components.providers.common import (
     call_azure,
     default_credential,
     diff_result,
+    pickled_as,
     wait_for,
 )
 
@@ -227,10 +222,10 @@ def _wait_while_stopping(client: Any, job: JobRef) -> str:
 # ----------------------------------------------------------------------- the provider
 
 
+@pickled_as("components.stream_job")  # re-exported there
 class StreamJobStartProvider(dynamic.ResourceProvider):
     """Start on create, restart on a changed config hash, stop on delete."""
 
-    __module__ = "components.stream_job"  # its pickled name in every stack ("Pickling")
     serialize_as_secret_always = False  # it captures no secret: credentials live in methods
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:

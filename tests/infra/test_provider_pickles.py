@@ -52,29 +52,35 @@ def test_the_stored_scoring_pipeline_provider_diffs() -> None:
     assert result.changes and result.replaces == ["workspaceName"]
 
 
-def test_the_stored_sql_bootstrap_provider_checks() -> None:
-    provider = load_as_pulumi_does(stored("sql_bootstrap"))
-    news = {
-        "serverFqdn": "sql-dev.database.windows.net",
-        "database": "sensors",
-        "jobIdentityName": "asa-dev",
-        "clusterIdentityName": "",
-    }
-    result = provider.check({}, news)
-    assert [f.property for f in result.failures] == ["clusterIdentityName"]
+# Inputs each stored provider's check must refuse, and the one key it must name.
+BAD_INPUTS = {
+    "sql_bootstrap": (
+        {
+            "serverFqdn": "sql-dev.database.windows.net",
+            "database": "sensors",
+            "jobIdentityName": "asa-dev",
+            "clusterIdentityName": "",
+        },
+        "clusterIdentityName",
+    ),
+    "stream_job": (
+        {
+            "subscriptionId": "sub",
+            "resourceGroupName": "rg",
+            "jobName": "asa",
+            "startMode": "Now",
+            "configHash": "h",
+        },
+        "startMode",
+    ),
+}
 
 
-def test_the_stored_stream_job_provider_checks() -> None:
-    provider = load_as_pulumi_does(stored("stream_job"))
-    news = {
-        "subscriptionId": "sub",
-        "resourceGroupName": "rg",
-        "jobName": "asa",
-        "startMode": "Now",
-        "configHash": "h",
-    }
-    result = provider.check({}, news)
-    assert [f.property for f in result.failures] == ["startMode"]
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_a_stored_provider_checks_its_inputs(name: str) -> None:
+    news, bad_key = BAD_INPUTS[name]
+    result = load_as_pulumi_does(stored(name)).check({}, news)
+    assert [f.property for f in result.failures] == [bad_key]
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))
