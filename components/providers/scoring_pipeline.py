@@ -41,6 +41,7 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic as dynamic
+from pulumi.runtime.rpc import UNKNOWN  # a value known only after the deployment
 
 from batchscore.aml.settings import PipelineSettings, PipelineTarget, SettingsError
 from components.providers.azure_errors import AzureCallError
@@ -77,7 +78,6 @@ INPUT_KEYS = (
 # A schedule lives in one workspace under one name: moving it means a new one.
 REPLACE_KEYS = ("subscriptionId", "resourceGroupName", "workspaceName", "scheduleName")
 OUTPUT_KEYS = ("componentVersions", "scheduleId", "cronExpression", "timeZone", "enabled")
-_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN (preview)
 _SCHEDULE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,254}$")
 WAIT_SECONDS = 600.0
 
@@ -146,21 +146,21 @@ class ScoringPipelineProvider(dynamic.ResourceProvider):
             )
         failures = []
         name = inputs["scheduleName"]
-        if name != _UNKNOWN and not _SCHEDULE_NAME.match(str(name)):
+        if name != UNKNOWN and not _SCHEDULE_NAME.match(str(name)):
             failures.append(
                 dynamic.CheckFailure(
                     "scheduleName",
                     f"{name!r}: starts with a letter, then letters, digits, '-' or '_'",
                 )
             )
-        if _UNKNOWN not in str(inputs.get("settings")):
+        if UNKNOWN not in str(inputs.get("settings")):
             try:
                 settings_of(inputs)
             except SettingsError as exc:
                 failures.append(dynamic.CheckFailure("settings", str(exc)))
         target_keys = ("image", "computeName", "modelsDatastore", "predictionsDatastore")
         target_keys += ("sqlServer", "sqlDatabase", "identityClientId")
-        if all(inputs.get(k) not in (None, _UNKNOWN) for k in target_keys):
+        if all(inputs.get(k) not in (None, UNKNOWN) for k in target_keys):
             try:
                 target_of(inputs)
             except SettingsError as exc:

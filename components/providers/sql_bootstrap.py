@@ -27,6 +27,7 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic as dynamic
+from pulumi.runtime.rpc import UNKNOWN  # a value known only after the deployment
 
 from components.providers.azure_errors import explain
 from components.providers.common import default_credential, diff_result, pickled_as
@@ -44,7 +45,6 @@ SQL_TOKEN_SCOPE = "https://database.windows.net/.default"
 SQL_COPT_SS_ACCESS_TOKEN = 1256
 INPUT_KEYS = ("serverFqdn", "database", "jobIdentityName", "clusterIdentityName")
 _FQDN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN (preview values)
 
 # Connection attempts while the database wakes up (serverless auto-pause) or the network blips.
 CONNECT_ATTEMPTS = 6
@@ -210,7 +210,7 @@ class SqlBootstrapProvider(dynamic.ResourceProvider):
         failures = []
         for key in INPUT_KEYS:
             value = news.get(key)
-            if value == _UNKNOWN:
+            if value == UNKNOWN:
                 continue  # known only after the resources it comes from exist
             try:
                 if key == "serverFqdn":

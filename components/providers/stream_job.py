@@ -32,6 +32,7 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic as dynamic
+from pulumi.runtime.rpc import UNKNOWN  # a value known only after the deployment
 
 from components.providers.azure_errors import AzureCallError
 from components.providers.common import (
@@ -60,7 +61,6 @@ STOPPING_POLL_SECONDS = 10.0
 STOPPING_MAX_POLLS = 60
 # Throttling retries of every call (a module global so tests can make the waits instant).
 RETRY: RetryPolicy = DEFAULT_RETRY
-_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN (preview values)
 _JOB_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
     r"Microsoft\.StreamAnalytics/streamingjobs/(?P<job>[^/]+)(?:/.*)?$",
@@ -232,7 +232,7 @@ class StreamJobStartProvider(dynamic.ResourceProvider):
         failures = []
         for key in IDENTITY_KEYS:
             value = news.get(key)
-            if value != _UNKNOWN and (not isinstance(value, str) or not value.strip()):
+            if value != UNKNOWN and (not isinstance(value, str) or not value.strip()):
                 failures.append(dynamic.CheckFailure(key, f"{key} must be a non-empty string"))
         mode = news.get("startMode")
         if mode not in START_MODES:

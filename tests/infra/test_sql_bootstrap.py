@@ -333,7 +333,7 @@ def test_check_reports_bad_inputs_and_waits_for_unknowns():
     failures = {f.property: f.reason for f in provider.check({}, bad).failures}
     assert set(failures) == {"jobIdentityName", "serverFqdn"}
     assert "non-empty" in failures["jobIdentityName"]
-    unknown = {**_props(), "clusterIdentityName": sb._UNKNOWN}
+    unknown = {**_props(), "clusterIdentityName": sb.UNKNOWN}
     assert provider.check({}, unknown).failures == []
 
 

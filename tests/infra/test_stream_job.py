@@ -233,7 +233,7 @@ def test_check_rejects_bad_values_and_waits_for_unknowns():
     provider = sj.StreamJobStartProvider()
     failures = provider.check({}, _props(jobName="", startMode="CustomTime")).failures
     assert {f.property for f in failures} == {"jobName", "startMode"}
-    assert provider.check({}, _props(jobName=sj._UNKNOWN)).failures == []
+    assert provider.check({}, _props(jobName=sj.UNKNOWN)).failures == []
 
 
 def test_hook_stops_the_job_of_a_child_resource(jobs, monkeypatch):
