@@ -28,12 +28,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from components import stack_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 BUILD = ROOT / "build"
-PROJECT_FILE = ROOT / "Pulumi.yaml"
 REFRESH_HINT = "python -m components.offline.plan --stack {stack} --update-snapshot"
 
 # Inputs left out of the printed tree (still in the JSON): noise for a reader.
@@ -46,43 +45,22 @@ class PlanError(Exception):
 
 # --- config ------------------------------------------------------------------------------------
 def load_project() -> dict[str, Any]:
-    return yaml.safe_load(PROJECT_FILE.read_text(encoding="utf-8"))
-
-
-def _engine_string(value: Any) -> str:
-    """A config value the way the engine passes it to the program (all strings)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return str(value)
+    return stack_files.load_project(ROOT)
 
 
 def stack_config(stack: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """`<namespace>:<key>` -> engine string, from Pulumi.yaml defaults and the stack file."""
-    project = load_project()
-    namespace = project["name"]
+    """`<namespace>:<key>` -> engine string: the stack's config as `pulumi up` would pass it
+    (:func:`components.stack_files.engine_config`), then the `--set` overrides."""
+    try:
+        values = stack_files.engine_config(stack, ROOT)
+        project = load_project()
+    except stack_files.StackFileError as error:
+        raise PlanError(str(error)) from None
     schema = project.get("config") or {}
-    stack_file = ROOT / f"Pulumi.{stack}.yaml"
-    if not stack_file.exists():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
-        raise PlanError(f"no stack file {stack_file.name}; known stacks: {', '.join(known)}")
-    values = {
-        f"{namespace}:{key}": _engine_string(spec["default"])
-        for key, spec in schema.items()
-        if isinstance(spec, dict) and "default" in spec
-    }
-    stack_values = (yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}).get("config", {})
-    for key, value in (stack_values or {}).items():
-        full = key if ":" in key else f"{namespace}:{key}"
-        own, _, short = full.partition(":")
-        if own == namespace and short not in schema:
-            raise PlanError(f"{stack_file.name}: {full} is not declared in Pulumi.yaml")
-        values[full] = _engine_string(value)
     for key, value in (overrides or {}).items():
         if key not in schema:
             raise PlanError(f"--set {key}: not a config key of Pulumi.yaml")
-        values[f"{namespace}:{key}"] = value
+        values[f"{project['name']}:{key}"] = value
     return values
 
 
