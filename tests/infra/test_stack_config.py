@@ -5,19 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components.config import ConfigError, StackConfig, iso8601_seconds, sql_sku_parts
+from components.stack_files import load_project, read_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+SCHEMA = load_project(ROOT)["config"]
 YAML_TYPES = {bool: "boolean", int: "integer", str: "string", list: "array"}
 
 
 def stack_values(stack: str) -> dict:
-    """The stack file's batchscore keys, without the namespace."""
-    raw = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    return {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("batchscore:")}
+    """The stack's batchscore keys, without the namespace: the defaults under the stack file."""
+    return read_stack_config(stack, ROOT)
 
 
 def stack_config(stack: str) -> StackConfig:
