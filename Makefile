@@ -43,7 +43,7 @@ lint: venv
 	$(VENV)/bin/actionlint -shellcheck $(VENV)/bin/shellcheck
 
 plan: venv
-	$(PY) -m components.plan --stack $(STACK)
+	$(PY) -m components.offline.plan --stack $(STACK)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache node_modules

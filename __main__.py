@@ -4,14 +4,11 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from batchscore.aml.settings import SettingsError
-from components.acr_auth import ACR_AUDIENCE
-from components.common import Placement, standard_tags
 from components.config import ConfigError, StackConfig
 from components.ingestion import Ingestion, IngestionArgs
 from components.ml_workspace import MlWorkspace, MlWorkspaceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import GlobalNames, random_suffix
-from components.outputs import export_stack_outputs
 from components.scoring_image import ScoringImage, ScoringImageArgs
 from components.scoring_pipeline import (
     ScoringPipeline,
@@ -19,6 +16,9 @@ from components.scoring_pipeline import (
     pipeline_settings_from_config,
 )
 from components.sensor_database import EntraAdmin, SensorDatabase, SensorDatabaseArgs
+from components.shared.placement import Placement, standard_tags
+from components.shared.registry_auth import ACR_AUDIENCE
+from components.shared.stack_outputs import export_stack_outputs
 from components.sql_bootstrap import SqlBootstrap, SqlBootstrapArgs
 from components.storage import Storage, StorageArgs
 from components.stream_job import StreamJobStart, StreamJobStartArgs

@@ -9,9 +9,9 @@ from urllib.parse import urlparse
 import pulumi
 from pulumi_azure_native import eventhub
 
-from components.common import Placement, child_options
-from components.diagnostics import send_to_log_analytics
-from components.roles import assign_role
+from components.shared.diagnostics import send_to_log_analytics
+from components.shared.placement import Placement, child_options
+from components.shared.roles import assign_role
 
 HUB_NAME = "sensor-readings"
 CONSUMER_GROUP = "stream-analytics"

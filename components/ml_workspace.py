@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import (
     applicationinsights,
+    authorization,
     keyvault,
     managedidentity,
 )
@@ -15,9 +16,9 @@ from pulumi_azure_native import (
     machinelearningservices as ml,
 )
 
-from components.common import Placement, child_options
-from components.diagnostics import send_to_log_analytics
-from components.roles import assign_role
+from components.shared.diagnostics import send_to_log_analytics
+from components.shared.placement import Placement, child_options
+from components.shared.roles import assign_role
 
 CLUSTER_NAME = "cpu-cluster"  # scoped to the workspace; AML allows 2..16 characters
 # The cluster's identity on the storage account: blobs for data, queues and tables for the
@@ -68,11 +69,42 @@ class MlWorkspace(pulumi.ComponentResource):
         self, name: str, args: MlWorkspaceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("batchscore:index:MlWorkspace", name, None, opts)
-        place = args.placement
-        self.resource_group_name = place.resource_group_name
+        self.resource_group_name = args.placement.resource_group_name
         self.subscription_id = args.subscription_id
 
-        self.app_insights = applicationinsights.Component(
+        self.app_insights = self._observability(name, args)
+        self.key_vault, self.workspace = self._workspace(name, args)
+        self.workspace_name = self.workspace.name
+        self.workspace_id = self.workspace.id
+
+        self.cluster_identity, self.cluster_role_assignments = self._cluster_identity_and_roles(
+            name, args
+        )
+        self.cluster_identity_id = self.cluster_identity.id
+        self.cluster_identity_name = self.cluster_identity.name
+        self.cluster_identity_client_id = self.cluster_identity.client_id
+        self.cluster_identity_principal_id = self.cluster_identity.principal_id
+
+        self.cluster = self._cluster(name, args)
+        self.cluster_name = self.cluster.name
+
+        self.datastores = self._datastores(name, args)
+        self.datastore_names = {k: d.name for k, d in self.datastores.items()}
+
+        self._diagnostics(name, args)
+        self.register_outputs(
+            {
+                "workspaceName": self.workspace_name,
+                "workspaceId": self.workspace_id,
+                "clusterName": self.cluster_name,
+                "clusterIdentityClientId": self.cluster_identity_client_id,
+            }
+        )
+
+    def _observability(self, name: str, args: MlWorkspaceArgs) -> applicationinsights.Component:
+        """Workspace-based Application Insights over the stack's Log Analytics workspace."""
+        place = args.placement
+        return applicationinsights.Component(
             f"{name}-insights",
             resource_group_name=place.resource_group_name,
             location=place.location,
@@ -84,7 +116,12 @@ class MlWorkspace(pulumi.ComponentResource):
             tags=dict(place.tags),
             opts=child_options(self),
         )
-        self.key_vault = keyvault.Vault(
+
+    def _workspace(self, name: str, args: MlWorkspaceArgs) -> tuple[keyvault.Vault, ml.Workspace]:
+        """The Key Vault (RBAC, purge protection) and the workspace over it, the storage
+        account, the registry and Application Insights."""
+        place = args.placement
+        key_vault = keyvault.Vault(
             f"{name}-vault",
             vault_name=args.key_vault_name,
             resource_group_name=place.resource_group_name,
@@ -102,7 +139,7 @@ class MlWorkspace(pulumi.ComponentResource):
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
         )
-        self.workspace = ml.Workspace(
+        workspace = ml.Workspace(
             f"{name}-workspace",
             workspace_name=args.workspace_name,
             resource_group_name=place.resource_group_name,
@@ -110,7 +147,7 @@ class MlWorkspace(pulumi.ComponentResource):
             sku=ml.SkuArgs(name="Basic", tier="Basic"),
             identity=ml.ManagedServiceIdentityArgs(type="SystemAssigned"),
             storage_account=args.storage_account_id,
-            key_vault=self.key_vault.id,
+            key_vault=key_vault.id,
             application_insights=self.app_insights.id,
             container_registry=args.registry_id,
             # The storage account refuses shared keys: the workspace's own datastores
@@ -121,26 +158,26 @@ class MlWorkspace(pulumi.ComponentResource):
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
         )
-        self.workspace_name = self.workspace.name
-        self.workspace_id = self.workspace.id
+        return key_vault, workspace
 
-        self.cluster_identity = managedidentity.UserAssignedIdentity(
+    def _cluster_identity_and_roles(
+        self, name: str, args: MlWorkspaceArgs
+    ) -> tuple[managedidentity.UserAssignedIdentity, list[authorization.RoleAssignment]]:
+        """The cluster's user-assigned identity and its data-plane roles: blob, queue and table
+        data on the storage account, AcrPull on the registry."""
+        place = args.placement
+        identity = managedidentity.UserAssignedIdentity(
             f"{name}-cluster-identity",
             resource_group_name=place.resource_group_name,
             location=place.location,
             tags=dict(place.tags),
             opts=child_options(self),
         )
-        self.cluster_identity_id = self.cluster_identity.id
-        self.cluster_identity_name = self.cluster_identity.name
-        self.cluster_identity_client_id = self.cluster_identity.client_id
-        self.cluster_identity_principal_id = self.cluster_identity.principal_id
-
         grants = [
             assign_role(
                 f"{name}-cluster-{role.split()[1].lower()}-data",
                 role=role,
-                principal_id=self.cluster_identity.principal_id,
+                principal_id=identity.principal_id,
                 scope=args.storage_account_id,
                 subscription_id=args.subscription_id,
                 parent=self,
@@ -151,15 +188,18 @@ class MlWorkspace(pulumi.ComponentResource):
             assign_role(
                 f"{name}-cluster-acr-pull",
                 role="AcrPull",
-                principal_id=self.cluster_identity.principal_id,
+                principal_id=identity.principal_id,
                 scope=args.registry_id,
                 subscription_id=args.subscription_id,
                 parent=self,
             )
         )
-        self.cluster_role_assignments = grants
+        return identity, grants
 
-        self.cluster = ml.Compute(
+    def _cluster(self, name: str, args: MlWorkspaceArgs) -> ml.Compute:
+        """The AmlCompute cluster, running as the cluster identity, created after its roles."""
+        place = args.placement
+        return ml.Compute(
             f"{name}-cluster",
             compute_name=CLUSTER_NAME,
             workspace_name=self.workspace.name,
@@ -186,17 +226,18 @@ class MlWorkspace(pulumi.ComponentResource):
             ),
             tags=dict(place.tags),
             # Nodes must be able to pull the image and reach storage from their first job.
-            opts=child_options(self, depends_on=grants),
+            opts=child_options(self, depends_on=self.cluster_role_assignments),
         )
-        self.cluster_name = self.cluster.name
 
-        self.datastores: dict[str, ml.Datastore] = {}
+    def _datastores(self, name: str, args: MlWorkspaceArgs) -> dict[str, ml.Datastore]:
+        """One identity-based blob datastore per container (datastore name -> datastore)."""
+        datastores: dict[str, ml.Datastore] = {}
         for datastore, container in args.datastore_containers.items():
-            self.datastores[datastore] = ml.Datastore(
+            datastores[datastore] = ml.Datastore(
                 f"{name}-{datastore}-datastore",
                 name=datastore,
                 workspace_name=self.workspace.name,
-                resource_group_name=place.resource_group_name,
+                resource_group_name=args.placement.resource_group_name,
                 properties=ml.AzureBlobDatastoreArgs(
                     datastore_type="AzureBlob",
                     account_name=args.storage_account_name,
@@ -210,8 +251,10 @@ class MlWorkspace(pulumi.ComponentResource):
                 ),
                 opts=child_options(self),
             )
-        self.datastore_names = {k: d.name for k, d in self.datastores.items()}
+        return datastores
 
+    def _diagnostics(self, name: str, args: MlWorkspaceArgs) -> None:
+        """The workspace's and the vault's logs and metrics to Log Analytics."""
         for resource, label in ((self.workspace, "workspace"), (self.key_vault, "vault")):
             send_to_log_analytics(
                 f"{name}-{label}-diagnostics",
@@ -219,11 +262,3 @@ class MlWorkspace(pulumi.ComponentResource):
                 workspace_id=args.log_analytics_workspace_id,
                 parent=self,
             )
-        self.register_outputs(
-            {
-                "workspaceName": self.workspace_name,
-                "workspaceId": self.workspace_id,
-                "clusterName": self.cluster_name,
-                "clusterIdentityClientId": self.cluster_identity_client_id,
-            }
-        )

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import operationalinsights
 
-from components.common import Placement, child_options
-from components.diagnostics import send_to_log_analytics
+from components.shared.diagnostics import send_to_log_analytics
+from components.shared.placement import Placement, child_options
 
 
 @dataclass

@@ -9,9 +9,9 @@ import pulumi
 import pulumi_docker_build as docker_build
 from pulumi_azure_native import containerregistry
 
-from components import acr_auth
-from components.common import Placement, child_options
-from components.diagnostics import send_to_log_analytics
+from components.shared import registry_auth
+from components.shared.diagnostics import send_to_log_analytics
+from components.shared.placement import Placement, child_options
 
 # Relative to the project directory (where Pulumi runs the program).
 BUILD_CONTEXT = "scoring"
@@ -74,8 +74,8 @@ class ScoringImage(pulumi.ComponentResource):
             registries=[
                 docker_build.RegistryArgs(
                     address=self.login_server,
-                    username=acr_auth.REFRESH_TOKEN_USERNAME,
-                    password=acr_auth.registry_password(
+                    username=registry_auth.REFRESH_TOKEN_USERNAME,
+                    password=registry_auth.registry_password(
                         self.login_server, args.tenant_id, args.access_token
                     ),
                 )

@@ -1,370 +1,31 @@
-"""ScoringPipeline: registers the Azure ML components and keeps the scoring JobSchedule in step.
+"""ScoringPipeline: the registered Azure ML scoring components and their schedule, as one
+component around the dynamic resource of :mod:`components.providers.scoring_pipeline`.
 
-A Pulumi dynamic provider over azure-ai-ml v2 (there is no Pulumi resource for AML components
-and schedules that resolves local code and pipelines the way the SDK does):
-
-* **create / update** register the versioned components ``batchscore_extract``,
-  ``batchscore_score`` (parallel) and ``batchscore_publish``, each version derived from its
-  content (the SDK's own dict of the component, which holds the image digest and every
-  setting, plus the hash of the ``scoring/`` files). A version that already exists is not
-  registered again. Then the schedule is upserted by name with the pipeline job built from
-  those registered components. Everything is in place: only a different workspace or schedule
-  name replaces the resource.
-* **delete** disables the schedule, waits for the disable to finish (Azure ML refuses to
-  delete an enabled schedule), then deletes it. Components stay: Azure ML keeps component
-  versions for the history of past runs (they can only be archived).
-* **read** (``pulumi refresh``) reports drift: a schedule disabled or whose trigger was
-  edited outside Pulumi comes back with the cloud's cron, time zone and enabled state, so the
-  next ``pulumi up`` shows the difference and puts the declared values back.
-
-Credentials: ``DefaultAzureCredential`` is created inside every method by ``CLIENT_FACTORY``,
-never taken from inputs or kept in state. Azure errors become one clear message (not found,
-forbidden naming the role ``AzureML Data Scientist on workspace <name>``); throttling
-(HTTP 429/503) is retried with bounded exponential backoff that honors ``Retry-After``.
-
-Pickling: Pulumi serializes the provider object with dill into the state, and runs it later in
-a separate provider process. The provider class and the hooks below live in this importable
-module, so dill pickles them *by reference*: the provider process imports this module and uses
-its hooks as they are there (the real factory). Nothing unpicklable (credential, client, lock)
-is ever stored on the provider instance; tests replace the module-level hooks instead.
+``ScoringPipelineProvider`` stays importable from here: deployed stacks know it by this module
+(:func:`components.providers.common.pickled_as`).
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import secrets
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi.dynamic as dynamic
 
-from batchscore.aml.settings import PipelineSettings, PipelineTarget, SettingsError
-from components.azure_errors import AzureCallError
-from components.dynamic_common import (
-    DEFAULT_RETRY,
-    RetryPolicy,
-    call_azure,
-    default_credential,
-    diff_result,
-    hash_folder,
-    wait_for,
+from batchscore.aml.settings import PipelineSettings
+from components.providers.scoring_pipeline import (
+    SCORING_DIR,
+    ScoringPipelineProvider,
+    ScoringPipelineResource,
 )
+from components.shared.hashing import hash_folder
 
-log = logging.getLogger(__name__)
-
-SCORING_DIR = Path(__file__).resolve().parent.parent / "scoring"
-
-# The resource's inputs (camelCase, as stored in the state).
-INPUT_KEYS = (
-    "subscriptionId",
-    "resourceGroupName",
-    "workspaceName",
-    "scheduleName",
-    "image",
-    "settings",
-    "codeHash",
-    "modelsDatastore",
-    "predictionsDatastore",
-    "sqlServer",
-    "sqlDatabase",
-    "computeName",
-    "identityClientId",
-)
-# A schedule lives in one workspace under one name: moving it means a new one.
-REPLACE_KEYS = ("subscriptionId", "resourceGroupName", "workspaceName", "scheduleName")
-OUTPUT_KEYS = ("componentVersions", "scheduleId", "cronExpression", "timeZone", "enabled")
-_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN (preview)
-_SCHEDULE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,254}$")
-WAIT_SECONDS = 600.0
-
-
-def _default_ml_client(props: Mapping[str, Any]) -> Any:
-    """An ``MLClient`` for the resource's workspace with ``DefaultAzureCredential``."""
-    from azure.ai.ml import MLClient
-
-    return MLClient(
-        credential=default_credential(),
-        subscription_id=props["subscriptionId"],
-        resource_group_name=props["resourceGroupName"],
-        workspace_name=props["workspaceName"],
-    )
-
-
-# Module-level hooks (see "Pickling" above): tests swap them for fakes.
-CLIENT_FACTORY: Callable[[Mapping[str, Any]], Any] = _default_ml_client
-RETRY: RetryPolicy = DEFAULT_RETRY
-
-
-def required_role(props: Mapping[str, Any]) -> str:
-    return (
-        f"AzureML Data Scientist on workspace {props.get('workspaceName')} "
-        f"(resource group {props.get('resourceGroupName')})"
-    )
-
-
-def schedule_id(props: Mapping[str, Any]) -> str:
-    return (
-        f"/subscriptions/{props['subscriptionId']}/resourceGroups/{props['resourceGroupName']}"
-        f"/providers/Microsoft.MachineLearningServices/workspaces/{props['workspaceName']}"
-        f"/schedules/{props['scheduleName']}"
-    )
-
-
-def settings_of(props: Mapping[str, Any]) -> PipelineSettings:
-    return PipelineSettings.from_mapping(props.get("settings") or {})
-
-
-def target_of(props: Mapping[str, Any]) -> PipelineTarget:
-    return PipelineTarget(
-        image=props["image"],
-        compute=props["computeName"],
-        models_datastore=props["modelsDatastore"],
-        predictions_datastore=props["predictionsDatastore"],
-        sql_server=props["sqlServer"],
-        sql_database=props["sqlDatabase"],
-        identity_client_id=props["identityClientId"],
-    )
-
-
-class ScoringPipelineProvider(dynamic.ResourceProvider):
-    """CRUD of the scoring components and schedule (see the module docstring)."""
-
-    serialize_as_secret_always = False  # it captures no secret: credentials live in methods
-
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
-        inputs = dict(news)
-        if not inputs.get("scheduleName"):
-            # Auto-naming: keep the name once chosen, else prefix + random suffix, so several
-            # stacks can share a workspace.
-            inputs["scheduleName"] = olds.get("scheduleName") or (
-                f"{inputs.get('scheduleNamePrefix') or 'batchscore-scoring'}-{secrets.token_hex(4)}"
-            )
-        failures = []
-        name = inputs["scheduleName"]
-        if name != _UNKNOWN and not _SCHEDULE_NAME.match(str(name)):
-            failures.append(
-                dynamic.CheckFailure(
-                    "scheduleName",
-                    f"{name!r}: starts with a letter, then letters, digits, '-' or '_'",
-                )
-            )
-        if _UNKNOWN not in str(inputs.get("settings")):
-            try:
-                settings_of(inputs)
-            except SettingsError as exc:
-                failures.append(dynamic.CheckFailure("settings", str(exc)))
-        target_keys = ("image", "computeName", "modelsDatastore", "predictionsDatastore")
-        target_keys += ("sqlServer", "sqlDatabase", "identityClientId")
-        if all(inputs.get(k) not in (None, _UNKNOWN) for k in target_keys):
-            try:
-                target_of(inputs)
-            except SettingsError as exc:
-                failures.append(dynamic.CheckFailure("image", str(exc)))
-        return dynamic.CheckResult(inputs, failures)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        return diff_result(olds, news, keys=INPUT_KEYS, replace_keys=REPLACE_KEYS)
-
-    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        outs = _apply(props)
-        return dynamic.CreateResult(outs["scheduleId"], outs)
-
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
-        return dynamic.UpdateResult(_apply(news))
-
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        client = CLIENT_FACTORY(props)
-        name = props["scheduleName"]
-        where = _where(props)
-        role = required_role(props)
-        try:
-            poller = call_azure(
-                client.schedules.begin_disable,
-                name=name,
-                action=f"disable schedule {name}",
-                target=where,
-                required_role=role,
-                retry=RETRY,
-            )
-        except AzureCallError as exc:
-            if exc.kind == "not_found":
-                log.info("schedule %s is already gone from %s", name, where)
-                return
-            raise
-        # Only a disabled schedule can be deleted: the disable must have finished first.
-        wait_for(
-            poller,
-            action=f"disable schedule {name}",
-            target=where,
-            required_role=role,
-            timeout_seconds=WAIT_SECONDS,
-        )
-        poller = call_azure(
-            client.schedules.begin_delete,
-            name=name,
-            action=f"delete schedule {name}",
-            target=where,
-            required_role=role,
-            retry=RETRY,
-        )
-        wait_for(
-            poller,
-            action=f"delete schedule {name}",
-            target=where,
-            required_role=role,
-            timeout_seconds=WAIT_SECONDS,
-        )
-
-    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
-        client = CLIENT_FACTORY(props)
-        name = props["scheduleName"]
-        try:
-            schedule = call_azure(
-                client.schedules.get,
-                name=name,
-                action=f"read schedule {name}",
-                target=_where(props),
-                required_role=required_role(props),
-                retry=RETRY,
-            )
-        except AzureCallError as exc:
-            if exc.kind == "not_found":
-                return dynamic.ReadResult("", {})  # deleted outside Pulumi: gone from state
-            raise
-        cloud = _schedule_state(schedule)
-        settings = dict(props.get("settings") or {})
-        settings.update(
-            scheduleCron=cloud["cronExpression"],
-            scheduleTimeZone=cloud["timeZone"],
-            scheduleEnabled=cloud["enabled"],
-        )
-        inputs = {k: props[k] for k in INPUT_KEYS if k in props}
-        inputs["settings"] = settings
-        drift = {
-            k: (props.get(k), cloud[k])
-            for k in ("cronExpression", "timeZone", "enabled")
-            if props.get(k) is not None and props.get(k) != cloud[k]
-        }
-        if drift:
-            log.warning("schedule %s drifted outside Pulumi: %s", name, drift)
-        return dynamic.ReadResult(id_, {**props, **cloud, "settings": settings}, inputs)
-
-
-def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Register missing component versions, then upsert the schedule; returns the outputs."""
-    from batchscore.aml import components as comps
-    from batchscore.aml.pipeline import ScoringComponents, build_components, scoring_pipeline_job
-    from batchscore.aml.schedule import scoring_schedule
-
-    settings = settings_of(props)
-    target = target_of(props)
-    client = CLIENT_FACTORY(props)
-    where = _where(props)
-    role = required_role(props)
-    built = build_components(settings, target, code_dir=SCORING_DIR, code_hash=props["codeHash"])
-    registered = {
-        comps.component_of(item).name: _ensure_component(client, item, where, role)
-        for item in built.all()
-    }
-    versions = {name: c.version for name, c in registered.items()}
-    # The schedule's job points at the registered versions (by id), never re-uploading code.
-    from_registry = ScoringComponents(
-        extract=registered[comps.EXTRACT_NAME],
-        score=registered[comps.SCORE_NAME],
-        publish=registered.get(comps.PUBLISH_NAME),
-    )
-    job = scoring_pipeline_job(settings, target, from_registry)
-    schedule = scoring_schedule(props["scheduleName"], settings, job)
-    name = props["scheduleName"]
-    poller = call_azure(
-        client.schedules.begin_create_or_update,
-        schedule,
-        action=f"create or update schedule {name}",
-        target=where,
-        required_role=role,
-        retry=RETRY,
-    )
-    result = wait_for(
-        poller,
-        action=f"create or update schedule {name}",
-        target=where,
-        required_role=role,
-        timeout_seconds=WAIT_SECONDS,
-    )
-    state = _schedule_state(result if result is not None else schedule)
-    outs = {k: props[k] for k in INPUT_KEYS if k in props}
-    outs.update(state, componentVersions=versions, scheduleId=schedule_id(props))
-    return outs
-
-
-def _ensure_component(client: Any, item: Any, where: str, role: str) -> Any:
-    """The registered component for ``item``'s name and content version, created if missing."""
-    from batchscore.aml.components import component_of
-
-    component = component_of(item)
-    label = f"component {component.name} version {component.version}"
-    try:
-        return call_azure(
-            client.components.get,
-            name=component.name,
-            version=component.version,
-            action=f"read {label}",
-            target=where,
-            required_role=role,
-            retry=RETRY,
-        )
-    except AzureCallError as exc:
-        if exc.kind != "not_found":
-            raise
-    log.info("registering %s in %s", label, where)
-    return call_azure(
-        client.components.create_or_update,
-        component,
-        action=f"register {label}",
-        target=where,
-        required_role=role,
-        retry=RETRY,
-    )
-
-
-def _schedule_state(schedule: Any) -> dict[str, Any]:
-    """Trigger expression, time zone and enabled state of a schedule entity."""
-    trigger = getattr(schedule, "trigger", None)
-    zone = getattr(trigger, "time_zone", None)
-    enabled = getattr(schedule, "is_enabled", None)
-    return {
-        "cronExpression": getattr(trigger, "expression", None),
-        "timeZone": getattr(zone, "value", zone),
-        "enabled": True if enabled is None else bool(enabled),
-    }
-
-
-def _where(props: Mapping[str, Any]) -> str:
-    return (
-        f"workspace {props.get('workspaceName')} in resource group {props.get('resourceGroupName')}"
-    )
-
-
-# --------------------------------------------------------------------------- the component
-
-
-class _ScoringPipelineResource(dynamic.Resource, module="batchscore", name="ScoringPipeline"):
-    scheduleName: pulumi.Output[str]  # noqa: N815 (dynamic outputs keep their state key)
-    scheduleId: pulumi.Output[str]  # noqa: N815
-    componentVersions: pulumi.Output[dict]  # noqa: N815
-    cronExpression: pulumi.Output[str]  # noqa: N815
-    timeZone: pulumi.Output[str]  # noqa: N815
-    enabled: pulumi.Output[bool]
-
-    def __init__(
-        self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        outputs = {k: None for k in OUTPUT_KEYS}
-        super().__init__(ScoringPipelineProvider(), name, {**outputs, **props}, opts)
+__all__ = [
+    "ScoringPipeline",
+    "ScoringPipelineArgs",
+    "ScoringPipelineProvider",
+    "pipeline_settings_from_config",
+]
 
 
 @dataclass
@@ -425,7 +86,7 @@ class ScoringPipeline(pulumi.ComponentResource):
             "computeName": args.compute_name,
             "identityClientId": args.identity_client_id,
         }
-        self.pipeline = _ScoringPipelineResource(
+        self.pipeline = ScoringPipelineResource(
             f"{name}-schedule", props, pulumi.ResourceOptions(parent=self)
         )
         self.schedule_name = self.pipeline.scheduleName

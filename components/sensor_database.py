@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import sql
 
-from components.common import Placement, child_options
 from components.config import sql_sku_parts
-from components.diagnostics import send_to_log_analytics
+from components.shared.diagnostics import send_to_log_analytics
+from components.shared.placement import Placement, child_options
 
 DATABASE_NAME = "sensors"
 # The special 0.0.0.0 rule is "Allow Azure services": Stream Analytics (no VNet) needs it.

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import streamanalytics
 
-from components.common import Placement, child_options
-from components.diagnostics import send_to_log_analytics
-from components.dynamic_common import stable_hash
-from components.query import render_query
-from components.roles import assign_role
+from components.shared.diagnostics import send_to_log_analytics
+from components.shared.hashing import stable_hash
+from components.shared.placement import Placement, child_options
+from components.shared.roles import assign_role
+from components.shared.stream_query import render_query
 
 INPUT_NAME = "sensor-readings"
 OUTPUT_NAME = "sensor-database"

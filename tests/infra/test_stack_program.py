@@ -1,0 +1,376 @@
+"""The whole program under mocks, dev and prod: every resource of the design, wired right.
+
+Each stack's plan comes from `python -m components.offline.plan --stack <stack> --json-only` in a
+subprocess (the Pulumi mock runtime is process-global), once per test session.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from components.config import StackConfig
+from components.offline.mocks import OfflineMocks
+from components.offline.plan import load_project, plan_in_subprocess, stack_config
+from components.offline.plan_view import PlanView
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ("dev", "prod")
+
+RG = "azure-native:resources:ResourceGroup"
+STORAGE = "azure-native:storage:StorageAccount"
+CONTAINER = "azure-native:storage:BlobContainer"
+NAMESPACE = "azure-native:eventhub:Namespace"
+HUB = "azure-native:eventhub:EventHub"
+CONSUMER_GROUP = "azure-native:eventhub:ConsumerGroup"
+JOB = "azure-native:streamanalytics:StreamingJob"
+SA_INPUT = "azure-native:streamanalytics:Input"
+SA_OUTPUT = "azure-native:streamanalytics:Output"
+SQL_SERVER = "azure-native:sql:Server"
+SQL_DB = "azure-native:sql:Database"
+FIREWALL = "azure-native:sql:FirewallRule"
+REGISTRY = "azure-native:containerregistry:Registry"
+IMAGE = "docker-build:index:Image"
+LOGS = "azure-native:operationalinsights:Workspace"
+INSIGHTS = "azure-native:applicationinsights:Component"
+VAULT = "azure-native:keyvault:Vault"
+WORKSPACE = "azure-native:machinelearningservices:Workspace"
+COMPUTE = "azure-native:machinelearningservices:Compute"
+DATASTORE = "azure-native:machinelearningservices:Datastore"
+UAI = "azure-native:managedidentity:UserAssignedIdentity"
+ROLE = "azure-native:authorization:RoleAssignment"
+DIAGNOSTICS = "azure-native:monitor:DiagnosticSetting"
+
+DESIGN_TYPES = {
+    RG, STORAGE, CONTAINER, NAMESPACE, HUB, CONSUMER_GROUP, JOB, SA_INPUT, SA_OUTPUT,
+    SQL_SERVER, SQL_DB, FIREWALL, REGISTRY, IMAGE, LOGS, INSIGHTS, VAULT, WORKSPACE,
+    COMPUTE, DATASTORE, UAI, ROLE, DIAGNOSTICS,
+}  # fmt: skip
+COMPONENTS = {
+    "Ingestion",
+    "StreamProcessing",
+    "SensorDatabase",
+    "Storage",
+    "ScoringImage",
+    "MlWorkspace",
+    "Monitoring",
+    "SqlBootstrap",
+    "StreamJobStart",
+    "ScoringPipeline",
+}
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def plan(request) -> PlanView:
+    return PlanView(plan_in_subprocess(request.param))
+
+
+def config_of(stack: str) -> StackConfig:
+    namespace = load_project()["name"] + ":"
+    values = {k[len(namespace) :]: v for k, v in stack_config(stack).items()}
+    return StackConfig.from_mapping(values)
+
+
+def principal(plan: PlanView, resource_type: str, name: str) -> str:
+    """The object id the offline mocks gave this resource's managed identity."""
+    return OfflineMocks("batchscore", plan.stack).principal_id(resource_type, name)
+
+
+def role_ids(plan: PlanView, principal_id: str) -> dict[str, str]:
+    """role definition guid -> scope, for the roles granted to one principal."""
+    return {
+        r.get("roleDefinitionId").rsplit("/", 1)[1]: r.get("scope")
+        for r in plan.of_type(ROLE)
+        if r.get("principalId") == principal_id
+    }
+
+
+# --- completeness and structure ----------------------------------------------------------------
+def test_every_resource_type_of_the_design_is_declared(plan: PlanView) -> None:
+    missing = DESIGN_TYPES - {r.type for r in plan}
+    assert not missing, f"stack {plan.stack} lacks {sorted(missing)}"
+
+
+def test_components_use_the_project_type_token_and_own_their_children(plan: PlanView) -> None:
+    components = {r.type.split(":")[-1]: r for r in plan if r.type.startswith("batchscore:")}
+    assert set(components) == COMPONENTS
+    assert all(r.type == f"batchscore:index:{n}" for n, r in components.items())
+    component_names = {r.name for r in components.values()}
+    top_level = {r.name for r in plan if r.parent is None} - component_names
+    assert top_level == {"resource-group", "name-suffix"}, f"unparented: {top_level}"
+    for resource in plan:
+        if resource.parent:
+            assert resource.name.startswith(resource.parent + "-"), (
+                f"{resource} is not named from its component {resource.parent}"
+            )
+
+
+# --- ingestion and stream processing ----------------------------------------------------------
+def test_hub_partitions_retention_and_capture_to_raw_as_namespace_identity(plan: PlanView) -> None:
+    config = config_of(plan.stack)
+    hub = plan.one(HUB)
+    assert hub.get("eventHubName") == "sensor-readings"
+    assert hub.get("partitionCount") == config.event_hub_partition_count
+    assert hub.get("retentionDescription.retentionTimeInHours") == config.event_hub_retention_hours
+    capture = hub.get("captureDescription")
+    assert capture["enabled"] is True
+    assert capture["intervalInSeconds"] == config.capture_interval_seconds
+    destination = capture["destination"]
+    assert destination["blobContainer"] == "raw"
+    assert destination["storageAccountResourceId"] == plan.one(STORAGE).id
+    assert destination["identity"] == {"type": "SystemAssigned"}
+    namespace = plan.one(NAMESPACE)
+    assert namespace.get("identity.type") == "SystemAssigned"
+    assert namespace.get("sku.capacity") == config.event_hubs_capacity
+    raw = plan.one(CONTAINER, "storage-raw")
+    granted = role_ids(plan, principal(plan, NAMESPACE, namespace.name))
+    assert granted == {"ba92f5b4-2d11-453d-a403-e96b0029c9fe": raw.id}, (
+        "the namespace identity needs Storage Blob Data Contributor on the raw container only"
+    )
+
+
+def test_stream_job_reads_the_hub_through_its_consumer_group_with_its_identity(
+    plan: PlanView,
+) -> None:
+    job, source = plan.one(JOB), plan.one(SA_INPUT)
+    namespace, hub, group = plan.one(NAMESPACE), plan.one(HUB), plan.one(CONSUMER_GROUP)
+    datasource = source.get("properties.datasource")
+    assert source.get("jobName") == job.id.rsplit("/", 1)[1], f"{source} is not on the job"
+    assert datasource["type"] == "Microsoft.EventHub/EventHub"
+    assert datasource["authenticationMode"] == "Msi"
+    assert datasource["serviceBusNamespace"] == namespace.get("namespaceName")
+    assert datasource["eventHubName"] == hub.get("eventHubName")
+    assert datasource["consumerGroupName"] == group.get("consumerGroupName") == "stream-analytics"
+    assert group.get("eventHubName") == hub.get("eventHubName")
+    assert source.get("properties.serialization") == {"type": "Json", "encoding": "UTF8"}
+    granted = role_ids(plan, principal(plan, JOB, job.name))
+    assert granted == {"a638d3c7-ab3a-418d-83e6-5f17a39d4fde": hub.id}, (
+        "the job identity needs Azure Event Hubs Data Receiver on the hub"
+    )
+
+
+def test_stream_job_writes_sensor_readings_to_the_database_with_its_identity(
+    plan: PlanView,
+) -> None:
+    sink = plan.one(SA_OUTPUT)
+    server, database = plan.one(SQL_SERVER), plan.one(SQL_DB)
+    assert sink.get("jobName") == plan.one(JOB).id.rsplit("/", 1)[1], f"{sink} is not on the job"
+    datasource = sink.get("datasource")
+    assert datasource["type"] == "Microsoft.Sql/Server/Database"
+    assert datasource["authenticationMode"] == "Msi"
+    assert datasource["server"] == f"{server.get('serverName')}.database.windows.net"
+    assert datasource["database"] == database.get("databaseName")
+    assert datasource["table"] == "SensorReadings"
+    assert "user" not in datasource and "password" not in datasource
+
+
+def test_stream_job_settings_and_query_come_from_config(plan: PlanView) -> None:
+    config = config_of(plan.stack)
+    job = plan.one(JOB)
+    assert job.get("compatibilityLevel") == "1.2"
+    assert job.get("identity") == {"type": "SystemAssigned"}
+    assert job.get("eventsOutOfOrderPolicy") == config.events_out_of_order_policy
+    assert (
+        job.get("eventsOutOfOrderMaxDelayInSeconds") == config.events_out_of_order_max_delay_seconds
+    )
+    assert (
+        job.get("eventsLateArrivalMaxDelayInSeconds")
+        == config.events_late_arrival_max_delay_seconds
+    )
+    assert job.get("transformation.streamingUnits") == config.streaming_units
+    query = job.get("transformation.query")
+    assert f"TumblingWindow(minute, {config.stream_window_minutes})" in query
+    assert f"INTO\n    [{plan.one(SA_OUTPUT).get('outputName')}]" in query
+    assert f"FROM\n    [{plan.one(SA_INPUT).get('inputName')}] TIMESTAMP BY [EventTime]" in query
+    assert "System.Timestamp() AS [TS]" in query
+
+
+# --- database ----------------------------------------------------------------------------------
+def test_sql_firewall_allows_azure_services_for_stream_analytics(plan: PlanView) -> None:
+    rule = plan.one(FIREWALL, "database-allow-azure-services")
+    assert (rule.get("startIpAddress"), rule.get("endIpAddress")) == ("0.0.0.0", "0.0.0.0")
+
+
+def test_sql_database_sizing_follows_the_stack(plan: PlanView) -> None:
+    database = plan.one(SQL_DB)
+    if plan.stack == "dev":
+        assert database.get("sku") == {
+            "name": "GP_S_Gen5",
+            "tier": "GeneralPurpose",
+            "family": "Gen5",
+            "capacity": 1,
+        }
+        assert database.get("autoPauseDelay") == 60 and database.get("minCapacity") == 0.5
+        assert database.get("zoneRedundant") is False
+    else:
+        assert database.get("sku.name") == "GP_Gen5" and database.get("sku.capacity") == 2
+        assert database.get("autoPauseDelay") is None
+        assert database.get("zoneRedundant") is True
+
+
+def test_sql_admin_defaults_to_the_deploying_identity(plan: PlanView) -> None:
+    admins = plan.one(SQL_SERVER).get("administrators")
+    assert admins["sid"] == "33333333-3333-4333-8333-333333333333"  # the mocks' deployer
+    assert admins["tenantId"] == "22222222-2222-4222-8222-222222222222"
+
+
+# --- image, workspace and cluster --------------------------------------------------------------
+def test_image_is_built_from_the_scoring_folder_and_pushed_with_an_entra_login(
+    plan: PlanView,
+) -> None:
+    image, registry = plan.one(IMAGE), plan.one(REGISTRY)
+    assert image.get("context.location") == "scoring"
+    assert image.get("dockerfile.location") == "docker/Dockerfile"
+    assert (ROOT / "scoring" / "__init__.py").is_file(), "the build context is the package"
+    assert (ROOT / "docker" / "Dockerfile").is_file(), "the Dockerfile the image refers to"
+    assert image.get("push") is True
+    assert image.get("platforms") == ["linux/amd64"]
+    login_server = f"{registry.get('registryName')}.azurecr.io"
+    assert image.get("tags") == [f"{login_server}/batchscore/scoring:{plan.stack}"]
+    assert image.get("registries") == [
+        {
+            "address": login_server,
+            "username": "00000000-0000-0000-0000-000000000000",
+            "password": "[secret]",
+        }
+    ]
+
+
+def test_workspace_is_wired_to_storage_vault_insights_and_registry(plan: PlanView) -> None:
+    workspace = plan.one(WORKSPACE)
+    assert workspace.get("storageAccount") == plan.one(STORAGE).id
+    assert workspace.get("keyVault") == plan.one(VAULT).id
+    assert workspace.get("applicationInsights") == plan.one(INSIGHTS).id
+    assert workspace.get("containerRegistry") == plan.one(REGISTRY).id
+    assert workspace.get("systemDatastoresAuthMode") == "identity"
+    insights = plan.one(INSIGHTS)
+    assert insights.get("ingestionMode") == "LogAnalytics"
+    assert insights.get("workspaceResourceId") == plan.one(LOGS).id
+
+
+def test_cluster_scales_from_config_as_its_user_assigned_identity(plan: PlanView) -> None:
+    config = config_of(plan.stack)
+    cluster, identity = plan.one(COMPUTE), plan.one(UAI)
+    assert cluster.get("workspaceName") == plan.one(WORKSPACE).get("workspaceName")
+    assert cluster.get("identity") == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": [identity.id],
+    }
+    compute = cluster.get("properties.properties")
+    assert compute["scaleSettings"] == {
+        "minNodeCount": config.cluster_min_nodes,
+        "maxNodeCount": config.cluster_max_nodes,
+        "nodeIdleTimeBeforeScaleDown": config.cluster_idle_time_before_scale_down,
+    }
+    assert compute["vmSize"] == config.cluster_vm_size
+    assert compute["vmPriority"] == config.cluster_vm_priority
+    assert compute["remoteLoginPortPublicAccess"] == "Disabled"
+    assert cluster.get("properties.disableLocalAuth") is True
+
+
+def test_cluster_identity_holds_each_role_on_the_right_scope(plan: PlanView) -> None:
+    identity = plan.one(UAI)
+    granted = role_ids(plan, principal(plan, UAI, identity.name))
+    account, registry = plan.one(STORAGE).id, plan.one(REGISTRY).id
+    assert granted == {
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe": account,  # Storage Blob Data Contributor
+        "974c5e8b-45b9-4653-ba55-5f855dd0fb88": account,  # Storage Queue Data Contributor
+        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": account,  # Storage Table Data Contributor
+        "7f951dda-4ed3-4680-a7ca-43fe172d538d": registry,  # AcrPull
+    }
+    for role in plan.of_type(ROLE):
+        assert role.get("roleDefinitionId").startswith(
+            "/subscriptions/11111111-1111-4111-8111-111111111111/providers/"
+            "Microsoft.Authorization/roleDefinitions/"
+        ), f"{role}: role definition id"
+
+
+def test_datastores_point_at_models_and_predictions_without_credentials(plan: PlanView) -> None:
+    account = plan.one(STORAGE).get("accountName")
+    datastores = {d.get("name"): d for d in plan.of_type(DATASTORE)}
+    assert set(datastores) == {"models", "predictions"}
+    for name, datastore in datastores.items():
+        properties = datastore.get("properties")
+        assert properties["containerName"] == name, f"{datastore}: container"
+        assert properties["accountName"] == account, f"{datastore}: account"
+        assert properties["credentials"] == {"credentialsType": "None"}, f"{datastore}"
+        assert datastore.get("workspaceName") == plan.one(WORKSPACE).get("workspaceName")
+
+
+# --- diagnostics and protection ----------------------------------------------------------------
+def test_every_service_sends_diagnostics_to_log_analytics(plan: PlanView) -> None:
+    workspace_id = plan.one(LOGS).id
+    settings = {d.get("resourceUri"): d for d in plan.of_type(DIAGNOSTICS)}
+    all_logs = [{"categoryGroup": "allLogs", "enabled": True}]
+    expected = {
+        plan.one(t).id: (str(plan.one(t)), all_logs, "AllMetrics")
+        for t in (NAMESPACE, JOB, SQL_DB, REGISTRY, VAULT, WORKSPACE, LOGS)
+    }
+    account = plan.one(STORAGE).id  # storage: metrics on the account, logs on its blob service
+    expected[account] = ("storage account", None, "Transaction")
+    expected[account + "/blobServices/default"] = ("blob service", all_logs, "Transaction")
+    for resource_id, (label, logs, metric) in expected.items():
+        setting = settings.get(resource_id)
+        assert setting, f"{label} has no diagnostic setting"
+        assert setting.get("workspaceId") == workspace_id, f"{label}: not to Log Analytics"
+        assert setting.get("logs") == logs, f"{label}: logs {setting.get('logs')}"
+        assert setting.get("metrics") == [{"category": metric, "enabled": True}], label
+    assert len(settings) == len(expected), "a diagnostic setting points at an unexpected resource"
+
+
+DATA_HOLDERS = {STORAGE, CONTAINER, SQL_SERVER, SQL_DB, NAMESPACE, REGISTRY, VAULT, LOGS, WORKSPACE}
+
+
+def test_prod_protects_every_data_holding_resource_and_dev_none(plan: PlanView) -> None:
+    for resource in plan:
+        if resource.type in DATA_HOLDERS:
+            assert resource.protect is (plan.stack == "prod"), f"{resource}: protect"
+        else:
+            assert resource.protect is False, f"{resource} holds no data: no protect"
+
+
+# --- post-deploy: bootstrap, job start, pipeline schedule --------------------------------------
+SQL_BOOTSTRAP = "pulumi-python:dynamic/batchscore:SqlBootstrap"
+JOB_START = "pulumi-python:dynamic/batchscore:StreamJobStart"
+SCORING = "pulumi-python:dynamic/batchscore:ScoringPipeline"
+
+
+def _name_of(resource_id: str) -> str:
+    return resource_id.rsplit("/", 1)[1]
+
+
+def test_the_sql_bootstrap_creates_users_for_the_job_and_the_cluster(plan: PlanView) -> None:
+    bootstrap = plan.one(SQL_BOOTSTRAP)
+    server = plan.one(SQL_SERVER)
+    assert bootstrap.get("serverFqdn") == f"{_name_of(server.id)}.database.windows.net", (
+        f"{bootstrap.name} targets {bootstrap.get('serverFqdn')}"
+    )
+    assert bootstrap.get("database") == plan.one(SQL_DB).get("databaseName")
+    assert bootstrap.get("jobIdentityName") == _name_of(plan.one(JOB).id), (
+        f"{bootstrap.name}: the job's contained user must carry the job's name"
+    )
+    assert bootstrap.get("clusterIdentityName") == _name_of(plan.one(UAI).id), (
+        f"{bootstrap.name}: the cluster's contained user must carry its identity's name"
+    )
+
+
+def test_the_stream_job_start_names_the_job(plan: PlanView) -> None:
+    start = plan.one(JOB_START)
+    assert start.get("jobName") == _name_of(plan.one(JOB).id), f"{start.name} starts another job"
+    assert start.get("configHash"), f"{start.name} must restart when the job's definition changes"
+
+
+def test_the_scoring_pipeline_runs_the_stack_image_on_the_cluster(plan: PlanView) -> None:
+    scoring = plan.one(SCORING)
+    registry = _name_of(plan.one(REGISTRY).id)
+    assert scoring.get("image").startswith(f"{registry}.azurecr.io/"), scoring.get("image")
+    assert "@sha256:" in scoring.get("image"), f"{scoring.name}: the image must be pinned by digest"
+    assert scoring.get("computeName") == plan.one(COMPUTE).get("computeName")
+    assert scoring.get("workspaceName") == _name_of(plan.one(WORKSPACE).id)
+    assert re.fullmatch(r"[0-9a-f-]{36}", scoring.get("identityClientId") or ""), (
+        f"{scoring.name}: steps must run as the cluster's user-assigned identity"
+    )
+    assert scoring.get("settings")["lookbackMinutes"] > 0
+    assert "password" not in str(scoring.inputs).lower(), f"{scoring.name} carries a secret"

@@ -1,0 +1,188 @@
+"""The GitHub workflows: actionlint-clean, and wired the way the delivery process needs.
+
+PR: offline tests, offline plan diff, `pulumi preview` per stack posted on the PR.
+Merge to main: `pulumi up` dev, then prod behind the `prod` environment's approval.
+Schedule: a refresh + preview with --expect-no-changes that fails loudly.
+Azure through OIDC only; no secret is ever echoed.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from croniter import croniter
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+BIN = Path(sys.executable).parent
+STACKS = ["dev", "prod"]
+
+
+def load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the bare key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+def all_workflows() -> dict[str, dict[str, Any]]:
+    return {path.name: load(path.name) for path in sorted(WORKFLOWS.glob("*.yml"))}
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job.get("steps", []) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+def one_step(job: dict[str, Any], action: str) -> dict[str, Any]:
+    found = steps_using(job, action)
+    assert len(found) == 1, f"expected one {action} step, found {len(found)}"
+    return found[0]
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: run `make venv` (requirements.txt pins it)")
+    return found
+
+
+# --- linters ---------------------------------------------------------------------------------
+def test_actionlint_is_clean() -> None:
+    command = [tool("actionlint"), "-no-color"]
+    shellcheck = BIN / "shellcheck"
+    if shellcheck.exists():  # lint the `run:` scripts too
+        command += ["-shellcheck", str(shellcheck)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    """The lint test can fail: an unknown input of pulumi/actions is reported."""
+    broken = (WORKFLOWS / "pull-request.yml").read_text().replace("comment-on-pr:", "coment-on-pr:")
+    target = tmp_path / "broken.yml"
+    target.write_text(broken)
+    result = subprocess.run(
+        [tool("actionlint"), "-no-color", str(target)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "coment-on-pr" in result.stdout
+
+
+# --- pull request -----------------------------------------------------------------------------
+def test_pull_request_runs_offline_checks_plan_diff_and_previews() -> None:
+    wf = load("pull-request.yml")
+    assert "pull_request" in wf["on"]
+    jobs = wf["jobs"]
+    assert any(".ci/run" in str(s.get("run", "")) for s in jobs["offline-tests"]["steps"])
+    plan_script = "\n".join(str(s.get("run", "")) for s in jobs["plan-diff"]["steps"])
+    for stack in STACKS:
+        assert f"make plan STACK={stack}" in plan_script
+    assert "tests/snapshots/plan-${stack}.json" in plan_script
+
+    preview = jobs["preview"]
+    assert preview["strategy"]["matrix"]["stack"] == STACKS
+    assert preview["strategy"]["fail-fast"] is False
+    pulumi = one_step(preview, "pulumi/actions")["with"]
+    assert pulumi["command"] == "preview"
+    assert pulumi["stack-name"] == "${{ matrix.stack }}"
+    assert pulumi["comment-on-pr"] is True
+    assert pulumi["policyPacks"] == "policy"
+    assert preview["permissions"]["pull-requests"] == "write"
+
+
+def test_deploy_goes_dev_then_prod_behind_environments() -> None:
+    wf = load("deploy.yml")
+    assert wf["on"]["push"]["branches"] == ["main"]
+    assert wf["concurrency"]["cancel-in-progress"] is False
+    dev, prod = wf["jobs"]["up-dev"], wf["jobs"]["up-prod"]
+    assert dev["environment"] == "dev" and prod["environment"] == "prod"
+    assert dev["needs"] == "offline-tests"
+    assert prod["needs"] == "up-dev", "prod must wait for dev"
+    for job, stack in ((dev, "dev"), (prod, "prod")):
+        pulumi = one_step(job, "pulumi/actions")["with"]
+        assert pulumi["command"] == "up"
+        assert pulumi["policyPacks"] == "policy"
+        assert job["env"]["STACK"] == stack and pulumi["stack-name"] == "${{ env.STACK }}"
+        outputs = "\n".join(str(s.get("run", "")) for s in job["steps"])
+        assert "pulumi stack output" in outputs and "--show-secrets" not in outputs
+
+
+def test_drift_check_is_scheduled_and_fails_on_any_change() -> None:
+    wf = load("drift.yml")
+    for entry in wf["on"]["schedule"]:
+        assert croniter.is_valid(entry["cron"]), entry["cron"]
+    job = wf["jobs"]["drift"]
+    assert job["strategy"]["matrix"]["stack"] == STACKS
+    check = one_step(job, "pulumi/actions")
+    assert check["with"]["command"] == "preview"
+    assert check["with"]["refresh"] is True
+    assert check["with"]["expect-no-changes"] is True
+    assert not check.get("continue-on-error"), "drift must fail the run"
+    alarm = one_step(job, "actions/github-script")
+    assert alarm["if"] == "failure()"
+    assert "core.setFailed" in alarm["with"]["script"]
+    assert job["permissions"]["issues"] == "write"
+
+
+# --- security, across every workflow ----------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
+def test_azure_login_is_oidc_only(name: str) -> None:
+    wf = load(name)
+    text = (WORKFLOWS / name).read_text()
+    for forbidden in ("creds:", "client-secret", "ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET"):
+        assert forbidden not in text, f"{name} uses {forbidden}: log in with OIDC instead"
+    assert "pull_request_target" not in wf["on"], "pull_request_target exposes secrets to forks"
+    assert wf.get("permissions") == {"contents": "read"}, f"{name}: least-privilege default"
+    for job_name, job in wf["jobs"].items():
+        logins = steps_using(job, "azure/login")
+        if not logins:
+            continue
+        assert job["permissions"]["id-token"] == "write", f"{name}:{job_name} needs an OIDC token"
+        assert job["env"]["ARM_USE_OIDC"] == "true", f"{name}:{job_name}: provider not on OIDC"
+        for login in logins:
+            assert set(login["with"]) == {"client-id", "tenant-id", "subscription-id"}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
+def test_no_secret_reaches_a_shell_or_the_log(name: str) -> None:
+    wf = load(name)
+    for job_name, job in wf["jobs"].items():
+        for step in job.get("steps", []):
+            script = str(step.get("run", ""))
+            assert "${{ secrets." not in script, f"{name}:{job_name} expands a secret in a script"
+            assert "--show-secrets" not in script, f"{name}:{job_name} prints secrets"
+            assert "set -x" not in script, f"{name}:{job_name} traces commands (and values)"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
+def test_actions_are_pinned_to_a_release(name: str) -> None:
+    for job in load(name)["jobs"].values():
+        for step in job.get("steps", []):
+            if "uses" in step:
+                ref = step["uses"].split("@")[-1]
+                assert re.fullmatch(r"v\d+(\.\d+){0,2}|[0-9a-f]{40}", ref), step["uses"]
+
+
+def test_workflows_cover_exactly_the_stacks_of_the_repository() -> None:
+    """A new Pulumi.<stack>.yaml must be added to the previews, deploys and drift check."""
+    stacks = sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
+    assert stacks == sorted(STACKS), f"stack files {stacks}, workflows {STACKS}"
+    deploy = load("deploy.yml")["jobs"]
+    assert (
+        sorted(job["env"]["STACK"] for job in deploy.values() if "STACK" in job.get("env", {}))
+        == stacks
+    )
