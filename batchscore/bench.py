@@ -1,35 +1,27 @@
 """``batchscore bench``: scoring strategies side by side on one synthetic fleet.
 
-It generates S sensors x R rows of readings as an extract folder (``MLTable`` + hive
-partitions), trains one model per (Device, Sensor) with the product's ``train`` code, packs
-the store (:mod:`scoring.models.pack`), then measures on the same data:
+One fleet of S (Device, Sensor) pairs is generated: a training window of T rows per pair (a
+day of 5-minute windows by default) and a scoring window of R rows per pair (R = 12 is what
+an hourly run scores). Models are trained with the product's own ``train`` code (which also
+packs them); the scoring window is written with the product's own extract writer in both
+layouts. Then, on the same data, each mode is measured and every prediction checked against
+scikit-learn's:
 
-(a) ``process``: one Python process per (Device, Sensor), as the original solution's one
-    pipeline step per pair: start Python, import pandas and scikit-learn, read the
-    partition, load the model (the product's safe skops loading), one ``decision_function``
-    pass (labels by libsvm's rule, decision > 0), write. A sample of ``--sample-a`` pairs is
-    timed; the fleet figure extrapolates it, generously assuming ``--workers`` such
-    processes run side by side with no contention (and no container start, which Azure adds).
-(b) ``inprocess``: one Python process scoring partition after partition with scikit-learn:
-    read the partition's Parquet file, load its model from its skops file (the product's
-    safe loading), one ``decision_function`` pass, build the prediction rows; one
-    predictions file at the end. No runner, no per-pair process: the strongest plain
-    baseline.
-(c) ``score``: the product's ``score`` end to end (the local parallel runner with
-    ``--workers`` processes, the entry script ``scoring/score.py``, the packed store and
-    the fast kernel), from the extract folder to the written predictions file.
-``kernel``: the fast kernel alone on one core (every partition's values in memory), next to
-    scikit-learn's ``decision_function`` on a sample, and the per-model loading overhead of
-    the pack and of skops files.
+* ``sklearn-loop`` (the baseline): a careful in-process loop, models already loaded, the
+  window's values already in memory as one array per pair; one ``decision_function`` and one
+  ``predict`` per pair written into one array each, one output frame. Only the loop is timed
+  (no interpreter start, no file read, no model load): the loop is favoured. The same loop
+  with one scikit-learn call per pair is timed beside it.
+* ``score-shard`` / ``score-pair``: the product end to end as a user runs it,
+  ``batchscore score`` on the extract (shards of whole pairs, or a folder per pair), from the
+  interpreter's start to the published predictions and summary.
+* ``fleet-kernel``: the vectorised kernel alone across every pair at once, on one core.
+* ``process-per-pair`` (not run by default): one Python process per pair, as one pipeline step
+  per pair would run, on a sample of pairs, extrapolated to S over the workers.
 
-(b) and (c) are timed as whole processes, from the Python start to the exit, like each
-process of (a): start-up and imports count, as they do for a user or a cluster node.
-Peak memory is the largest resident set of the measured process tree (sampled with psutil
-every 10 ms, plus each process's own high-water mark ``VmHWM``; not ``ru_maxrss``, which a
-child inherits from the forked parent across ``exec``). Correctness, not time, is
-what the command checks: labels of (c) must equal those of (b) (and of (a) on its sample)
-and decision values agree within 1e-9; otherwise it exits 1. Results go to stdout and,
-with ``--json``, to a file.
+Each figure is reported as wall-clock seconds and as core-seconds (CPU time of the whole
+process tree): on Azure ML, core-seconds are what is billed. ``--repeat`` alternates the
+timed modes and reports the fastest run of each (the least disturbed on a shared machine).
 """
 
 from __future__ import annotations
@@ -39,6 +31,7 @@ import logging
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import threading
@@ -50,25 +43,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psutil
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
-MODES = ("a", "b", "c", "kernel")
+LOOP, SHARD, PAIR, KERNEL, PROCESS = (
+    "sklearn-loop",
+    "score-shard",
+    "score-pair",
+    "fleet-kernel",
+    "process-per-pair",
+)
+MODES = (LOOP, SHARD, PAIR, KERNEL, PROCESS)
+DEFAULT_MODES = (LOOP, SHARD, PAIR, KERNEL)
+#: the product's two layouts and the mode that scores each
+LAYOUT_OF = {SHARD: "shard", PAIR: "pair"}
 SENSOR_KINDS = ("temperature", "pressure", "humidity", "vibration")
 SCORE_TOLERANCE = 1e-9
 PREDICTIONS_FILE = "predictions.parquet"
+WINDOW_MINUTES = 5
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+
 
 # --------------------------------------------------------------------------- the fleet
 
 
 @dataclass(frozen=True)
 class FleetSpec:
+    """S pairs, R rows each to score, T rows each to train on."""
+
     sensors: int
     rows: int
     seed: int = 0
+    train_rows: int = 288
     sensors_per_device: int = len(SENSOR_KINDS)
 
     def pairs(self) -> list[tuple[str, str]]:
@@ -90,68 +96,92 @@ def _suffix(index: int, per: int) -> str:
 
 
 def pair_values(spec: FleetSpec, index: int) -> np.ndarray:
-    """One sensor's series: a daily cycle, noise, a slow drift and a few spikes."""
+    """One sensor's training and scoring window back to back: a daily cycle, noise, a slow
+    drift and a few spikes."""
     rng = np.random.default_rng([spec.seed, index])
-    t = np.arange(spec.rows)
+    n = spec.train_rows + spec.rows
+    t = np.arange(n)
     base, amplitude = rng.uniform(-20, 80), rng.uniform(0.5, 10)
     noise = rng.uniform(0.1, 2.0)
-    values = base + amplitude * np.sin(2 * np.pi * t / 1440 + rng.uniform(0, 2 * np.pi))
-    values += rng.normal(0, noise, spec.rows) + np.linspace(0, rng.normal(0, noise), spec.rows)
-    spikes = rng.random(spec.rows) < 0.003
+    per_day = 24 * 60 // WINDOW_MINUTES
+    values = base + amplitude * np.sin(2 * np.pi * t / per_day + rng.uniform(0, 2 * np.pi))
+    values += rng.normal(0, noise, n) + np.linspace(0, rng.normal(0, noise), n)
+    spikes = rng.random(n) < 0.01
     values[spikes] += rng.choice([-1, 1], spikes.sum()) * rng.uniform(5, 15) * (amplitude + noise)
     return values
 
 
-def window_timestamps(rows: int) -> np.ndarray:
-    """Window ends, one minute apart, ending on a fixed hour (naive UTC)."""
-    end = np.datetime64("2026-01-02T00:00:00", "us")
-    return end - np.arange(rows)[::-1].astype("timedelta64[m]").astype("timedelta64[us]")
+def window_ends(rows: int, end: str) -> np.ndarray:
+    """``rows`` 5-minute window ends up to ``end`` (naive UTC)."""
+    step = np.timedelta64(WINDOW_MINUTES, "m").astype("timedelta64[us]")
+    return np.datetime64(end, "us") - np.arange(rows)[::-1] * step
 
 
-def write_fleet(spec: FleetSpec, extract_dir: Path) -> pd.DataFrame:
-    """Write the extract folder; return the readings (for training) as one frame."""
-    from scoring.data.extract_folder import MLTABLE_FILE, MLTABLE_TEXT, PART_FILE, partition_folder
+SCORE_END = "2026-01-02T01:00:00"
+TRAIN_END = "2026-01-02T00:00:00"
 
-    extract_dir.mkdir(parents=True, exist_ok=True)
-    ts = pa.array(window_timestamps(spec.rows), pa.timestamp("us"))
-    count = pa.array(np.full(spec.rows, 60, dtype=np.int64))
-    devices, sensors, values = [], [], []
+
+def fleet_frames(spec: FleetSpec) -> tuple[pd.DataFrame, list[tuple[str, str, pd.DataFrame]]]:
+    """(training readings, scoring window per pair as the extract writer takes it)."""
+    train_ts = window_ends(spec.train_rows, TRAIN_END)
+    score_ts = window_ends(spec.rows, SCORE_END)
+    training, window = [], []
     for index, (device, sensor) in enumerate(spec.pairs()):
-        series = pair_values(spec, index)
-        table = pa.table(
-            {
-                "TS": ts,
-                "Value": series,
-                "MinValue": series - 0.5,
-                "MaxValue": series + 0.5,
-                "Count": count,
-            }
+        values = pair_values(spec, index)
+        training.append(values[: spec.train_rows])
+        scored = values[spec.train_rows :]
+        window.append(
+            (
+                device,
+                sensor,
+                pd.DataFrame(
+                    {
+                        "TS": score_ts,
+                        "Device": device,
+                        "Sensor": sensor,
+                        "Value": scored,
+                        "MinValue": scored - 0.5,
+                        "MaxValue": scored + 0.5,
+                        "Count": np.full(spec.rows, WINDOW_MINUTES, dtype=np.int64),
+                    }
+                ),
+            )
         )
-        folder = extract_dir / partition_folder(device, sensor)
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, folder / PART_FILE)
-        devices.append(device)
-        sensors.append(sensor)
-        values.append(series)
-    (extract_dir / MLTABLE_FILE).write_text(MLTABLE_TEXT, encoding="utf-8")
-    return pd.DataFrame(
+    devices = [d for d, _ in spec.pairs()]
+    sensors = [s for _, s in spec.pairs()]
+    readings = pd.DataFrame(
         {
-            "TS": np.tile(window_timestamps(spec.rows), spec.sensors),
-            "Device": np.repeat(devices, spec.rows),
-            "Sensor": np.repeat(sensors, spec.rows),
-            "Value": np.concatenate(values) if values else np.empty(0),
+            "TS": np.tile(train_ts, spec.sensors),
+            "Device": np.repeat(devices, spec.train_rows),
+            "Sensor": np.repeat(sensors, spec.train_rows),
+            "Value": np.concatenate(training) if training else np.empty(0),
         }
     )
+    return readings, window
+
+
+def write_extract(window: list, folder: Path, layout: str, shard_rows: int) -> None:
+    """The scoring window as the extract step writes it (the product's own writer)."""
+    from scoring.data.extract_folder import finish_extract, write_partitions
+
+    folder.mkdir(parents=True)
+    written = write_partitions(folder, iter(window), layout, shard_rows)
+    rows = sum(len(frame) for _, _, frame in window)
+    summary = {"window_end": SCORE_END, "rows": rows, "layout": layout}
+    finish_extract(folder, written, layout, summary)
 
 
 # ------------------------------------------------------------------ measuring processes
 
 
 class PeakRss:
-    """Samples the summed RSS of a process and its descendants until stopped."""
+    """Samples the summed RSS of a process and its descendants until stopped, and the CPU time
+    each of them used (its last reading: a worker is reaped by a fork server the parent may
+    never wait for, so the operating system's per-child accounting can miss it)."""
 
     def __init__(self, pid: int, interval: float = 0.01) -> None:
         self.pid, self.interval, self.peak = pid, interval, 0
+        self.cpu_by_pid: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -174,6 +204,8 @@ class PeakRss:
                 for proc in [root, *root.children(recursive=True)]:
                     try:
                         total += proc.memory_info().rss
+                        times = proc.cpu_times()
+                        self.cpu_by_pid[proc.pid] = times.user + times.system
                     except psutil.Error:
                         pass
             except psutil.Error:
@@ -182,9 +214,20 @@ class PeakRss:
             self._stop.wait(self.interval)
 
 
-def run_measured(argv: list[str]) -> tuple[str, int, float]:
-    """Run a command; (stdout, peak RSS of its process tree in bytes, wall seconds)."""
+@dataclass
+class Measured:
+    """One command's run: its stdout, wall seconds, core-seconds of its whole process tree
+    (every descendant reaped along the way) and the peak summed RSS of that tree."""
+
+    stdout: str
+    seconds: float
+    cpu_seconds: float
+    peak_rss_bytes: int
+
+
+def run_measured(argv: list[str]) -> Measured:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_PACKAGE_PARENT), *_pythonpath()])}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -192,24 +235,26 @@ def run_measured(argv: list[str]) -> tuple[str, int, float]:
     with PeakRss(process.pid) as sampler:
         stdout, stderr = process.communicate()
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    reaped = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = max(reaped, sum(sampler.cpu_by_pid.values()))
     if process.returncode != 0:
         tail = "\n".join(stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"{' '.join(argv[:4])} ... failed (exit {process.returncode}):\n{tail}")
-    return stdout, sampler.peak, wall
+    return Measured(stdout, wall, cpu, sampler.peak)
 
 
-def run_child(function: str, payload: dict[str, Any]) -> tuple[dict[str, Any], int, float]:
-    """Run ``batchscore.bench.<function>(payload)`` in a fresh Python; (result, peak RSS, wall s).
-
-    The child prints its result as the last line of stdout (JSON).
-    """
+def run_child(function: str, payload: dict[str, Any]) -> tuple[dict[str, Any], Measured]:
+    """Run ``batchscore.bench.<function>(payload)`` in a fresh Python; its JSON result (the
+    last line it prints) and the measured run."""
     code = (
         "import json, sys; from batchscore import bench; "
         f"print(json.dumps(bench.{function}(json.loads(sys.argv[1]))))"
     )
-    stdout, peak, wall = run_measured([sys.executable, "-c", code, json.dumps(payload)])
-    result = json.loads(stdout.strip().splitlines()[-1])
-    return result, max(peak, int(result.get("maxrss_bytes", 0))), wall
+    measured = run_measured([sys.executable, "-c", code, json.dumps(payload)])
+    result = json.loads(measured.stdout.strip().splitlines()[-1])
+    measured.peak_rss_bytes = max(measured.peak_rss_bytes, int(result.get("maxrss_bytes", 0)))
+    return result, measured
 
 
 def _pythonpath() -> list[str]:
@@ -226,194 +271,151 @@ def _maxrss_bytes() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0  # elsewhere the sampled figure stands alone
+    return 0
 
 
 # ------------------------------------------------------------------------- the modes
 
-# (a): what one pipeline step per pair runs. Kept as source so it is exactly what runs.
+
+def child_sklearn_loop(payload: dict[str, Any]) -> dict[str, Any]:
+    """The careful in-process loop, in a fresh process: models loaded and values in memory
+    before the clock starts; per pair one ``decision_function`` and one ``predict`` written
+    into one array each, then one output frame. Only that is timed, on one core.
+
+    Also timed, as ``one_call_seconds``: the same loop with labels taken from the decision
+    values by libsvm's rule (decision > 0 is normal, which is what ``predict`` returns), one
+    scikit-learn call per pair instead of two: the strictest plain baseline."""
+    from threadpoolctl import threadpool_limits
+
+    from scoring.data.extract_folder import list_partitions, read_partition
+    from scoring.models.store import ModelStore
+
+    store = ModelStore(payload["models"])
+    pairs, series, stamps = [], [], []
+    for partition in list_partitions(payload["input"]):
+        frame = read_partition(partition.files, partition.keys)
+        for (device, sensor), rows in frame.groupby(["Device", "Sensor"], sort=False):
+            pairs.append((device, sensor, store.load(device, sensor)))
+            series.append(rows["Value"].to_numpy(dtype="float64").reshape(-1, 1))
+            stamps.append(rows["TS"].to_numpy())
+    total = sum(len(x) for x in series)
+    lengths = [len(x) for x in series]
+
+    def loop(both: bool) -> tuple[pd.DataFrame, float, float]:
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        scores = np.empty(total)
+        labels = np.empty(total, dtype=np.int64)
+        offset = 0
+        for (_, _, model), X in zip(pairs, series, strict=True):
+            stop = offset + len(X)
+            scores[offset:stop] = model.pipeline.decision_function(X)
+            if both:
+                labels[offset:stop] = model.pipeline.predict(X)
+            offset = stop
+        if not both:
+            labels = np.where(scores > 0, 1, -1)
+        out = pd.DataFrame(
+            {
+                "TS": np.concatenate(stamps),
+                "Device": np.repeat([d for d, _, _ in pairs], lengths),
+                "Sensor": np.repeat([s for _, s, _ in pairs], lengths),
+                "Value": np.concatenate(series).ravel(),
+                "Score": scores,
+                "IsAnomaly": (labels == -1).astype("int64"),
+                "ModelVersion": np.repeat([m.version for _, _, m in pairs], lengths),
+            }
+        )
+        return out, time.perf_counter() - t0, time.process_time() - cpu0
+
+    with threadpool_limits(1):
+        out, seconds, cpu = loop(both=True)
+        _, one_call_seconds, _ = loop(both=False)
+    out.to_parquet(payload["output"], index=False)
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "one_call_seconds": one_call_seconds,
+        "rows": total,
+        "maxrss_bytes": _maxrss_bytes(),
+    }
+
+
+def child_fleet_kernel(payload: dict[str, Any]) -> dict[str, Any]:
+    """The vectorised kernel alone across every pair at once, on one core."""
+    from threadpoolctl import threadpool_limits
+
+    from scoring.data.extract_folder import list_partitions, read_partition
+    from scoring.models import fleet_kernel
+    from scoring.models.pack import PackedStore
+    from scoring.models.store import ModelStore
+
+    frames = [read_partition(p.files, p.keys) for p in list_partitions(payload["input"])]
+    frame = pd.concat(frames, ignore_index=True)
+    pack = PackedStore.for_store(ModelStore(payload["models"]))
+    if pack is None:
+        raise RuntimeError(f"{payload['models']}: no current model pack")
+    change = np.ones(len(frame), dtype=bool)
+    devices, sensors = frame["Device"].to_numpy(object), frame["Sensor"].to_numpy(object)
+    change[1:] = (devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])
+    starts = np.flatnonzero(change)
+    lengths = np.diff(np.append(starts, len(frame)))
+    rows = pack.rows(list(devices[starts]), list(sensors[starts]))
+    values = frame["Value"].to_numpy(dtype="float64")
+    with threadpool_limits(1):
+        fleet_kernel.decision_values(pack, rows, lengths, values)  # pages in, as a worker would
+        best = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fleet_kernel.decision_values(pack, rows, lengths, values)
+            best = min(best, time.perf_counter() - t0)
+    return {"rows": len(values), "pairs": len(starts), "seconds": best}
+
+
+def mode_score(extract: Path, store: Path, out_dir: Path, workers: int) -> dict[str, Any]:
+    """``batchscore score`` as a user runs it; its summary.json adds the split."""
+    argv = [sys.executable, "-m", "batchscore", "--log-level", "WARNING", "score"]
+    argv += ["--input", str(extract), "--models", str(store), "--output", str(out_dir)]
+    argv += ["--workers", str(workers)]
+    measured = run_measured(argv)
+    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+    return {
+        "measured": measured,
+        "status": summary["status"],
+        "items_failed": summary["items"]["failed"],
+        "mini_batches": summary["mini_batches"]["total"],
+        "timings": summary["timings_seconds"],
+    }
+
+
+# (process-per-pair): what one pipeline step per pair runs. Kept as source: exactly what runs.
 ONE_PAIR_SCRIPT = """\
 import json, sys
 import pandas as pd
-import sklearn
 from scoring.models.store import ModelStore
 part, store_dir, device, sensor, out = sys.argv[1:6]
 frame = pd.read_parquet(part)
 model = ModelStore(store_dir).load(device, sensor)
-X = frame[["Value"]].to_numpy(dtype="float64")
-scores = model.pipeline.decision_function(X)
+scores = model.pipeline.decision_function(frame[["Value"]].to_numpy(dtype="float64"))
 pd.DataFrame({"TS": frame["TS"], "Device": device, "Sensor": sensor, "Value": frame["Value"],
               "Score": scores, "IsAnomaly": (scores <= 0).astype("int64"),
               "ModelVersion": model.version}).to_parquet(out, index=False)
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
-print(json.dumps({"maxrss_bytes": int(hwm[0].split()[1]) * 1024 if hwm else 0}))
 """
 
 
-def mode_process(
-    extract_dir: Path, store_dir: Path, sample: list[tuple[str, str]], out_dir: Path
-) -> dict[str, Any]:
+def mode_process_per_pair(
+    extract: Path, store: Path, sample: list[tuple[str, str]], out_dir: Path
+) -> tuple[list[Measured], pd.DataFrame]:
     from scoring.data.extract_folder import PART_FILE, partition_folder
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    walls, peaks = [], []
+    runs = []
     for number, (device, sensor) in enumerate(sample):
-        part = extract_dir / partition_folder(device, sensor) / PART_FILE
+        part = extract / partition_folder(device, sensor) / PART_FILE
         out = out_dir / f"pair-{number}.parquet"
-        argv = [sys.executable, "-c", ONE_PAIR_SCRIPT, str(part), str(store_dir), device, sensor]
-        stdout, peak, wall = run_measured([*argv, str(out)])
-        walls.append(wall)
-        peaks.append(max(peak, json.loads(stdout.strip().splitlines()[-1])["maxrss_bytes"]))
-    return {"seconds_per_pair": walls, "peak_rss_bytes": max(peaks, default=0)}
-
-
-def child_inprocess(payload: dict[str, Any]) -> dict[str, Any]:
-    """(b), in a fresh process: partition after partition with scikit-learn, one output file.
-
-    Per partition: read its Parquet file, load its model with the product's safe skops
-    loading, one ``decision_function`` pass (labels by libsvm's rule: decision > 0), build the
-    prediction rows. The strongest plain baseline: no runner, no per-pair process.
-    """
-    from scoring.data.extract_folder import list_partitions
-    from scoring.models.store import ModelStore
-
-    timings = {"read": 0.0, "load": 0.0, "decide": 0.0, "rows": 0.0, "write": 0.0}
-    store = ModelStore(payload["models"])
-    out = Path(payload["output"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer = _StreamingParquet(out)
-    rows = 0
-    for partition in list_partitions(payload["input"]):
-        t0 = time.perf_counter()
-        frame = pd.concat([pq.read_table(path).to_pandas() for path in partition.files])
-        t1 = time.perf_counter()
-        model = store.load(partition.device, partition.sensor)
-        t2 = time.perf_counter()
-        scores = model.pipeline.decision_function(frame[["Value"]].to_numpy(dtype="float64"))
-        t3 = time.perf_counter()
-        predictions = pd.DataFrame(
-            {
-                "TS": frame["TS"].to_numpy(),
-                "Device": partition.device,
-                "Sensor": partition.sensor,
-                "Value": frame["Value"].to_numpy(),
-                "Score": scores,
-                "IsAnomaly": (scores <= 0).astype("int64"),
-                "ModelVersion": model.version,
-            }
-        )
-        t4 = time.perf_counter()
-        writer.add(predictions)
-        rows += len(predictions)
-        t5 = time.perf_counter()
-        steps = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
-        for name, seconds in zip(timings, steps, strict=True):
-            timings[name] += seconds
-    t0 = time.perf_counter()
-    writer.close()
-    timings["write"] += time.perf_counter() - t0
-    return {"rows": rows, "timings": timings, "maxrss_bytes": _maxrss_bytes()}
-
-
-class _StreamingParquet:
-    """Appends prediction frames to one Parquet file in row groups (memory stays flat)."""
-
-    def __init__(self, path: Path, group_rows: int = 256 * 1024) -> None:
-        self.path, self.group_rows = path, group_rows
-        self.pending: list[pd.DataFrame] = []
-        self.pending_rows = 0
-        self.writer: pq.ParquetWriter | None = None
-
-    def add(self, frame: pd.DataFrame) -> None:
-        self.pending.append(frame)
-        self.pending_rows += len(frame)
-        if self.pending_rows >= self.group_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        frame = pd.concat(self.pending, ignore_index=True)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, table.schema)
-        self.writer.write_table(table)
-        self.pending, self.pending_rows = [], 0
-
-    def close(self) -> None:
-        self._flush()
-        if self.writer is not None:
-            self.writer.close()
-
-
-def mode_score(extract_dir: Path, store_dir: Path, out_dir: Path, workers: int) -> dict[str, Any]:
-    """(c): ``batchscore score`` as a user runs it; its summary.json adds the split."""
-    argv = [sys.executable, "-m", "batchscore", "--log-level", "WARNING", "score"]
-    argv += ["--input", str(extract_dir), "--models", str(store_dir), "--output", str(out_dir)]
-    argv += ["--workers", str(workers)]
-    _, peak, wall = run_measured(argv)
-    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
-    return {
-        "seconds": wall,
-        "peak_rss_bytes": peak,
-        "status": summary["status"],
-        "items_failed": summary["items"]["failed"],
-        "timings": summary["timings_seconds"],
-        "cpu_seconds": summary["cpu_seconds"],
-    }
-
-
-def mode_kernel(spec: FleetSpec, store_dir: Path, sklearn_sample: int) -> dict[str, Any]:
-    """The fast kernel alone (one core), scikit-learn on a sample, loading overheads."""
-    from threadpoolctl import threadpool_limits
-
-    from scoring.models.pack import PackedStore
-    from scoring.models.store import ModelStore
-
-    pairs = spec.pairs()
-    series = [pair_values(spec, i).reshape(-1, 1) for i in range(len(pairs))]
-    store = ModelStore(store_dir)
-    t0 = time.perf_counter()
-    pack = PackedStore.for_store(store)
-    if pack is None:
-        raise RuntimeError(f"{store_dir}: no current model pack")
-    models = [pack.load(store, device, sensor) for device, sensor in pairs]
-    pack_seconds = time.perf_counter() - t0
-    fast = [m.pipeline if m is not None else None for m in models]
-    compiled = [f for f in fast if f is not None]
-    with threadpool_limits(1):
-        t0 = time.perf_counter()
-        for model, X in zip(fast, series, strict=True):
-            if model is not None:
-                model.decide(X)
-        kernel_seconds = time.perf_counter() - t0
-    kernel_rows = sum(len(X) for f, X in zip(fast, series, strict=True) if f is not None)
-    sample = pairs[: max(1, min(sklearn_sample, len(pairs)))]
-    t0 = time.perf_counter()
-    estimators = [store.load(device, sensor).pipeline for device, sensor in sample]
-    skops_seconds = time.perf_counter() - t0
-    with threadpool_limits(1):
-        t0 = time.perf_counter()
-        for estimator, X in zip(estimators, series, strict=False):
-            estimator.decision_function(X)
-        sklearn_seconds = time.perf_counter() - t0
-    sklearn_rows = sum(len(X) for X in series[: len(sample)])
-    n_sv = [f.support_vectors.shape[0] for f in compiled]
-    return {
-        "models": len(pairs),
-        "compiled": len(compiled),
-        "rows": kernel_rows,
-        "seconds": kernel_seconds,
-        "rows_per_second": kernel_rows / kernel_seconds if kernel_seconds else math.inf,
-        "sklearn_rows": sklearn_rows,
-        "sklearn_rows_per_second": sklearn_rows / sklearn_seconds if sklearn_seconds else 0,
-        "pack_load_ms_per_model": 1e3 * pack_seconds / len(pairs),
-        "skops_load_ms_per_model": 1e3 * skops_seconds / len(sample),
-        "support_vectors_median": float(np.median(n_sv)) if n_sv else 0.0,
-        "table_cells_median": float(
-            np.median([f.table.n_cells for f in compiled if f.table is not None] or [0])
-        ),
-    }
+        argv = [sys.executable, "-c", ONE_PAIR_SCRIPT, str(part), str(store), device, sensor]
+        runs.append(run_measured([*argv, str(out)]))
+    frames = [pd.read_parquet(p) for p in sorted(out_dir.glob("*.parquet"))]
+    return runs, pd.concat(frames, ignore_index=True)
 
 
 # ---------------------------------------------------------------------- correctness
@@ -422,11 +424,14 @@ def mode_kernel(spec: FleetSpec, store_dir: Path, sklearn_sample: int) -> dict[s
 def compare_predictions(
     candidate: pd.DataFrame, reference: pd.DataFrame, what: str
 ) -> dict[str, Any]:
-    """Same rows (by Device, Sensor, TS), identical labels, scores within 1e-9."""
+    """Same rows (by Device, Sensor, TS), all scored, identical labels, scores within 1e-9."""
     keys = ["Device", "Sensor", "TS"]
     left = candidate.sort_values(keys, kind="mergesort").reset_index(drop=True)
     right = reference.sort_values(keys, kind="mergesort").reset_index(drop=True)
     problems = []
+    if "Status" in left and (left["Status"].astype(str) != "ok").any():
+        problems.append(f"{what}: {int((left['Status'].astype(str) != 'ok').sum())} rows not ok")
+    worst = None
     if len(left) != len(right):
         problems.append(f"{what}: {len(left)} rows, reference {len(right)}")
     else:
@@ -436,45 +441,35 @@ def compare_predictions(
         labels = int((left["IsAnomaly"].to_numpy() != right["IsAnomaly"].to_numpy()).sum())
         if labels:
             problems.append(f"{what}: {labels} labels differ")
-        worst = float(
-            np.max(np.abs(left["Score"].to_numpy() - right["Score"].to_numpy()), initial=0)
+        difference = np.abs(
+            left["Score"].to_numpy(dtype="float64") - right["Score"].to_numpy(dtype="float64")
         )
+        worst = float(np.max(difference, initial=0))
         if not worst <= SCORE_TOLERANCE:
             problems.append(f"{what}: decision values differ by up to {worst:g}")
-        versions = left["ModelVersion"].to_numpy() != right["ModelVersion"].to_numpy()
+        versions = (
+            left["ModelVersion"].astype(str).to_numpy()
+            != right["ModelVersion"].astype(str).to_numpy()
+        )
         if versions.any():
             problems.append(f"{what}: {int(versions.sum())} model versions differ")
-    return {
-        "rows": len(left),
-        "anomalies": int(left["IsAnomaly"].sum()) if "IsAnomaly" in left else 0,
-        "max_score_difference": (
-            float(np.max(np.abs(left["Score"].to_numpy() - right["Score"].to_numpy()), initial=0))
-            if len(left) == len(right)
-            else None
-        ),
-        "problems": problems,
-    }
+    anomalies = int(left["IsAnomaly"].fillna(0).sum()) if "IsAnomaly" in left else 0
+    return {"rows": len(left), "anomalies": anomalies, "max_score_difference": worst,
+            "problems": problems}  # fmt: skip
 
 
-def sklearn_reference(
-    extract_dir: Path, store_dir: Path, pairs: list[tuple[str, str]]
-) -> pd.DataFrame:
-    """scikit-learn's own predictions for a few pairs (when (b) is not run)."""
+def sklearn_reference(extract: Path, store: Path) -> pd.DataFrame:
+    """scikit-learn's own predictions of every pair (when the loop is not run)."""
     from scoring.data.extract_folder import list_partitions, read_partition
     from scoring.models.predictor import SensorPredictor
     from scoring.models.store import ModelStore
 
-    wanted = set(pairs)
-    predictor = SensorPredictor(ModelStore(store_dir), fast=False)
-    frames = [
-        predictor.score(read_partition(p.files, p.keys))
-        for p in list_partitions(extract_dir)
-        if (p.device, p.sensor) in wanted
-    ]
+    predictor = SensorPredictor(ModelStore(store), fast=False)
+    frames = [predictor.score(read_partition(p.files, p.keys)) for p in list_partitions(extract)]
     return pd.concat(frames, ignore_index=True)
 
 
-# ---------------------------------------------------------------------- the command
+# ---------------------------------------------------------------------- the run
 
 
 @dataclass
@@ -482,160 +477,174 @@ class BenchContext:
     spec: FleetSpec
     workers: int
     modes: tuple[str, ...]
-    sample_a: int
     work: Path
     repeat: int = 1
+    sample: int = 20
+    shard_rows: int = 200_000
     results: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def extract_dir(self) -> Path:
-        return self.work / "extract"
 
     @property
     def store_dir(self) -> Path:
         return self.work / "models"
 
+    def extract_dir(self, layout: str) -> Path:
+        return self.work / f"extract-{layout}"
+
 
 def bench(ctx: BenchContext) -> dict[str, Any]:
     """Prepare the fleet, run the chosen modes, check correctness; the results as a dict."""
-    from scoring.models.pack import write_pack
     from scoring.models.store import ModelStore
     from scoring.models.training import train_models
 
     spec, results = ctx.spec, ctx.results
+    rows = spec.sensors * spec.rows
     results["config"] = {
         "sensors": spec.sensors,
         "rows_per_sensor": spec.rows,
-        "rows": spec.sensors * spec.rows,
+        "rows": rows,
+        "train_rows_per_sensor": spec.train_rows,
         "workers": ctx.workers,
-        "sample_a": ctx.sample_a,
+        "shard_rows": ctx.shard_rows,
         "repeat": ctx.repeat,
         "modes": list(ctx.modes),
         "seed": spec.seed,
     }
     results["machine"] = _machine()
-    prepare: dict[str, float] = {}
+    prepare: dict[str, Any] = {}
     t0 = time.perf_counter()
-    readings = write_fleet(spec, ctx.extract_dir)
+    readings, window = fleet_frames(spec)
+    for layout in ("shard", "pair"):
+        if layout == "shard" or PAIR in ctx.modes or PROCESS in ctx.modes:
+            write_extract(window, ctx.extract_dir(layout), layout, ctx.shard_rows)
     prepare["generate_seconds"] = time.perf_counter() - t0
-    log.info("fleet: %d sensors x %d rows in %s", spec.sensors, spec.rows, ctx.extract_dir)
+    del window
     t0 = time.perf_counter()
     report = train_models(readings, ModelStore(ctx.store_dir), jobs=ctx.workers)
-    prepare["train_seconds"] = time.perf_counter() - t0
+    prepare["train_and_pack_seconds"] = time.perf_counter() - t0
     if report.failed or len(report.trained) != spec.sensors:
         raise RuntimeError(f"training failed for {len(report.failed)} pairs: {report.failed[:3]}")
+    prepare["pack_bytes"] = (ctx.store_dir / "models.pack.arrow").stat().st_size
     del readings
-    t0 = time.perf_counter()
-    summary = write_pack(ModelStore(ctx.store_dir))
-    prepare["pack_seconds"] = time.perf_counter() - t0
-    prepare["pack_bytes"] = summary.path.stat().st_size
     results["prepare"] = prepare
 
-    rows = spec.sensors * spec.rows
     problems: list[str] = []
     outputs: dict[str, pd.DataFrame] = {}
-    if "kernel" in ctx.modes:
-        results["kernel"] = mode_kernel(spec, ctx.store_dir, min(spec.sensors, 50))
-    # (b) and (c) alternate, ``repeat`` times each. The fastest run of each is reported (the
-    # least disturbed on a shared machine, as timeit does); every run's time is kept.
-    runs: dict[str, list[dict[str, Any]]] = {"b": [], "c": []}
-    for _ in range(ctx.repeat):
-        if "b" in ctx.modes:
-            out = ctx.work / "out-b" / PREDICTIONS_FILE
-            payload = {
-                "input": str(ctx.extract_dir),
-                "models": str(ctx.store_dir),
-                "output": str(out),
-            }
-            child, peak, wall = run_child("child_inprocess", payload)
-            figures = _mode_figures(wall, rows, spec.sensors, peak)
-            runs["b"].append({**figures, "timings": child["timings"]})
-        if "c" in ctx.modes:
-            out_dir = ctx.work / "out-c"
-            c = mode_score(ctx.extract_dir, ctx.store_dir, out_dir, ctx.workers)
-            figures = _mode_figures(c["seconds"], rows, spec.sensors, c["peak_rss_bytes"])
-            runs["c"].append(
-                {**figures, "runner_timings": c["timings"], "runner_cpu_seconds": c["cpu_seconds"]}
-            )
-            if c["status"] != "succeeded" or c["items_failed"]:
-                problems.append(f"(c) {c['status']}: {c['items_failed']} items failed")
+    timed = [mode for mode in (LOOP, SHARD, PAIR) if mode in ctx.modes]
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in timed}
+    for _ in range(ctx.repeat):  # alternate the timed modes; the fastest of each is reported
+        for mode in timed:
+            runs[mode].append(_run_mode(ctx, mode, problems))
     for mode, measured in runs.items():
-        if measured:
-            results[mode] = min(measured, key=lambda run: run["seconds"])
-            results[mode]["all_seconds"] = [run["seconds"] for run in measured]
-            results[mode]["peak_rss_mib"] = max(run["peak_rss_mib"] for run in measured)
-    if "b" in ctx.modes:
-        outputs["b"] = pd.read_parquet(ctx.work / "out-b" / PREDICTIONS_FILE)
-    if "c" in ctx.modes:
-        outputs["c"] = pd.read_parquet(ctx.work / "out-c" / PREDICTIONS_FILE)
-    if "a" in ctx.modes:
+        best = min(measured, key=lambda run: run["seconds"])
+        best["all_seconds"] = [run["seconds"] for run in measured]
+        results[mode] = _figures(best, rows, spec.sensors)
+        outputs[mode] = pd.read_parquet(_output(ctx, mode))
+    if KERNEL in ctx.modes:
+        payload = {"input": str(ctx.extract_dir("shard")), "models": str(ctx.store_dir)}
+        kernel, _ = run_child("child_fleet_kernel", payload)
+        kernel["rows_per_second"] = kernel["rows"] / kernel["seconds"]
+        results[KERNEL] = kernel
+    if PROCESS in ctx.modes:
         rng = np.random.default_rng(spec.seed)
         pairs = spec.pairs()
-        picked = sorted(rng.choice(len(pairs), ctx.sample_a, replace=False).tolist())
+        picked = sorted(rng.choice(len(pairs), min(ctx.sample, len(pairs)), replace=False))
         sample = [pairs[i] for i in picked]
-        a = mode_process(ctx.extract_dir, ctx.store_dir, sample, ctx.work / "out-a")
-        per_pair = float(np.mean(a["seconds_per_pair"]))
-        seconds = per_pair * spec.sensors / ctx.workers
-        results["a"] = _mode_figures(seconds, rows, spec.sensors, a["peak_rss_bytes"])
-        results["a"].update(
-            {"sampled_pairs": len(sample), "seconds_per_process": per_pair, "extrapolated": True}
+        measured, frame = mode_process_per_pair(
+            ctx.extract_dir("pair"), ctx.store_dir, sample, ctx.work / "out-process"
         )
-        frames = [pd.read_parquet(p) for p in sorted((ctx.work / "out-a").glob("*.parquet"))]
-        outputs["a"] = pd.concat(frames, ignore_index=True)
-        outputs["a_pairs"] = pd.DataFrame(sample, columns=["Device", "Sensor"])
+        per = float(np.mean([m.seconds for m in measured]))
+        per_cpu = float(np.mean([m.cpu_seconds for m in measured]))
+        run = {
+            "seconds": per * spec.sensors / ctx.workers,
+            "cpu_seconds": per_cpu * spec.sensors,
+            "peak_rss_bytes": max(m.peak_rss_bytes for m in measured),
+            "extrapolated_from_pairs": len(sample),
+            "seconds_per_process": per,
+        }
+        results[PROCESS] = _figures(run, rows, spec.sensors)
+        outputs[PROCESS] = frame
     results["correctness"] = _check(ctx, outputs, problems)
     results["ratios"] = _ratios(results)
     return results
 
 
-def _mode_figures(seconds: float, rows: int, sensors: int, peak: int) -> dict[str, Any]:
+def _output(ctx: BenchContext, mode: str) -> Path:
+    return ctx.work / f"out-{mode}" / PREDICTIONS_FILE
+
+
+def _run_mode(ctx: BenchContext, mode: str, problems: list[str]) -> dict[str, Any]:
+    if mode == LOOP:
+        out = _output(ctx, mode)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"input": str(ctx.extract_dir("shard")), "models": str(ctx.store_dir),
+                   "output": str(out)}  # fmt: skip
+        child, measured = run_child("child_sklearn_loop", payload)
+        return {
+            "seconds": child["seconds"],
+            "cpu_seconds": child["cpu_seconds"],
+            "one_call_seconds": child["one_call_seconds"],
+            "peak_rss_bytes": measured.peak_rss_bytes,
+            "process_seconds": measured.seconds,
+        }
+    scored = mode_score(
+        ctx.extract_dir(LAYOUT_OF[mode]), ctx.store_dir, _output(ctx, mode).parent, ctx.workers
+    )
+    if scored["status"] != "succeeded" or scored["items_failed"]:
+        problems.append(f"{mode}: {scored['status']}, {scored['items_failed']} items failed")
+    measured = scored["measured"]
     return {
-        "seconds": seconds,
-        "rows_per_second": rows / seconds if seconds else math.inf,
-        "ms_per_model": 1e3 * seconds / sensors,
-        "peak_rss_mib": peak / 2**20,
+        "seconds": measured.seconds,
+        "cpu_seconds": measured.cpu_seconds,
+        "peak_rss_bytes": measured.peak_rss_bytes,
+        "mini_batches": scored["mini_batches"],
+        "runner_timings": scored["timings"],
     }
 
 
-def _restrict(frame: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    return frame.merge(pairs, on=["Device", "Sensor"], how="inner")
+def _figures(run: dict[str, Any], rows: int, sensors: int) -> dict[str, Any]:
+    seconds = run["seconds"]
+    return {
+        **run,
+        "rows_per_second": rows / seconds if seconds else math.inf,
+        "ms_per_pair": 1e3 * seconds / sensors,
+        "core_ms_per_pair": 1e3 * run["cpu_seconds"] / sensors,
+        "peak_rss_mib": run.pop("peak_rss_bytes") / 2**20,
+    }
 
 
 def _check(
     ctx: BenchContext, outputs: dict[str, pd.DataFrame], problems: list[str]
 ) -> dict[str, Any]:
     checks: dict[str, Any] = {}
-    reference = outputs.get("b")
-    if "c" in outputs:
-        if reference is None:  # a sample of pairs scored by scikit-learn itself
-            pairs = ctx.spec.pairs()
-            step = max(1, len(pairs) // 50)
-            sample = pairs[::step]
-            reference_c = sklearn_reference(ctx.extract_dir, ctx.store_dir, sample)
-            candidate = _restrict(outputs["c"], pd.DataFrame(sample, columns=["Device", "Sensor"]))
-            checks["c_vs_sklearn_sample"] = compare_predictions(candidate, reference_c, "(c)")
-        else:
-            checks["c_vs_b"] = compare_predictions(outputs["c"], reference, "(c) vs (b)")
-            expected = ctx.spec.sensors * ctx.spec.rows
-            if len(outputs["c"]) != expected:
-                problems.append(f"(c) wrote {len(outputs['c'])} rows of {expected}")
-    if "a" in outputs and reference is not None:
-        subset = _restrict(reference, outputs["a_pairs"])
-        checks["a_vs_b"] = compare_predictions(outputs["a"], subset, "(a) vs (b)")
-    for check in checks.values():
-        problems.extend(check["problems"])
+    expected = ctx.spec.sensors * ctx.spec.rows
+    reference = outputs.get(LOOP)
+    if reference is None and any(mode in outputs for mode in (SHARD, PAIR)):
+        reference = sklearn_reference(ctx.extract_dir("shard"), ctx.store_dir)
+    for mode in (SHARD, PAIR):
+        if mode in outputs:
+            checks[mode] = compare_predictions(outputs[mode], reference, f"{mode} vs scikit-learn")
+            problems.extend(checks[mode]["problems"])
+            if len(outputs[mode]) != expected:
+                problems.append(f"{mode}: {len(outputs[mode])} rows, expected {expected}")
+    if PROCESS in outputs and reference is not None:
+        sample = outputs[PROCESS][["Device", "Sensor"]].drop_duplicates()
+        subset = reference.merge(sample, on=["Device", "Sensor"], how="inner")
+        checks[PROCESS] = compare_predictions(outputs[PROCESS], subset, f"{PROCESS} vs loop")
+        problems.extend(checks[PROCESS]["problems"])
     checks["problems"] = problems
     return checks
 
 
 def _ratios(results: dict[str, Any]) -> dict[str, float]:
-    ratios = {}
-    for slow in ("a", "b"):
-        if slow in results and "c" in results:
-            ratios[f"c_vs_{slow}"] = results[slow]["seconds"] / results["c"]["seconds"]
-    kernel = results.get("kernel")
-    if kernel and kernel["sklearn_rows_per_second"]:
-        ratios["kernel_vs_sklearn"] = kernel["rows_per_second"] / kernel["sklearn_rows_per_second"]
+    """How many times faster than the loop (wall clock, and per core-second)."""
+    ratios: dict[str, float] = {}
+    loop = results.get(LOOP)
+    for mode in (SHARD, PAIR, PROCESS):
+        if loop and mode in results:
+            ratios[f"{mode}_vs_loop_wall"] = loop["seconds"] / results[mode]["seconds"]
+            ratios[f"{mode}_vs_loop_core_seconds"] = (
+                loop["cpu_seconds"] / results[mode]["cpu_seconds"]
+            )
     return ratios
 
 
@@ -646,89 +655,52 @@ def _machine() -> dict[str, Any]:
         "cpus": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": platform.machine(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": list(os.getloadavg()),
     }
 
 
-# ---------------------------------------------------------------------- the report
-
-_LABELS = {
-    "a": "(a) one process per pair",
-    "b": "(b) in-process scikit-learn",
-    "c": "(c) product score",
-}
-
-
 def format_report(results: dict[str, Any]) -> str:
+    """The figures as a short text table."""
     config = results["config"]
     lines = [
-        f"bench: {config['sensors']} sensors x {config['rows_per_sensor']} rows = "
-        f"{config['rows']:,} rows, {config['workers']} worker(s), "
-        f"{results['machine']['cpus']} CPU(s)",
-        "",
-        f"{'mode':<34}{'seconds':>10}{'rows/s':>14}{'ms/model':>11}{'peak MiB':>10}",
+        f"fleet: {config['sensors']} pairs x {config['rows_per_sensor']} rows = "
+        f"{config['rows']} rows scored; {config['workers']} workers; "
+        f"load average at start {results['machine']['load_average_at_start'][0]:.2f}",
+        f"prepare: trained and packed {config['sensors']} models in "
+        f"{results['prepare']['train_and_pack_seconds']:.1f} s "
+        f"(pack {results['prepare']['pack_bytes'] / 2**20:.1f} MiB)",
+        f"{'mode':<18}{'seconds':>10}{'core-s':>10}{'rows/s':>14}{'core-ms/pair':>14}"
+        f"{'peak MiB':>10}",
     ]
-    for mode, label in _LABELS.items():
-        if mode not in results:
-            continue
-        figures = results[mode]
-        if mode == "a":
-            label += " *"
-        elif mode == "c":
-            label += f" ({config['workers']} workers)"
+    for mode in (LOOP, SHARD, PAIR, PROCESS):
+        if mode in results:
+            r = results[mode]
+            note = " (extrapolated)" if mode == PROCESS else ""
+            lines.append(
+                f"{mode:<18}{r['seconds']:>10.2f}{r['cpu_seconds']:>10.2f}"
+                f"{r['rows_per_second']:>14,.0f}{r['core_ms_per_pair']:>14.3f}"
+                f"{r['peak_rss_mib']:>10.0f}{note}"
+            )
+    if KERNEL in results:
+        k = results[KERNEL]
         lines.append(
-            f"{label:<34}{figures['seconds']:>10.2f}{figures['rows_per_second']:>14,.0f}"
-            f"{figures['ms_per_model']:>11.3f}{figures['peak_rss_mib']:>10.0f}"
+            f"fleet kernel, 1 core: {k['rows']:,} rows of {k['pairs']:,} pairs in "
+            f"{k['seconds'] * 1e3:.1f} ms = {k['rows_per_second'] / 1e6:.1f} M rows/s"
         )
-    if config.get("repeat", 1) > 1:
-        for mode in ("b", "c"):
-            if mode in results:
-                seconds = ", ".join(f"{s:.2f}" for s in results[mode]["all_seconds"])
-                lines.append(f"({mode}) best of {config['repeat']} runs: {seconds} s")
-    if "a" in results:
+    if LOOP in results:
         lines.append(
-            f"* (a): {results['a']['seconds_per_process']:.2f}s per process, mean of "
-            f"{results['a']['sampled_pairs']} timed pairs, times S / {config['workers']} "
-            "processes side by side (no contention assumed)"
+            f"  (the loop with labels from its decision values, one scikit-learn call a pair: "
+            f"{results[LOOP]['one_call_seconds']:.2f} s)"
         )
-    kernel = results.get("kernel")
-    if kernel:
-        lines += [
-            "",
-            f"fast kernel, 1 core: {kernel['rows_per_second']:,.0f} rows/s "
-            f"({kernel['compiled']} of {kernel['models']} models compiled, median "
-            f"{kernel['support_vectors_median']:.0f} support vectors); scikit-learn "
-            f"decision_function: {kernel['sklearn_rows_per_second']:,.0f} rows/s",
-            f"model loading: pack {kernel['pack_load_ms_per_model']:.4f} ms/model, "
-            f"skops file {kernel['skops_load_ms_per_model']:.2f} ms/model",
-        ]
-    b = results.get("b")
-    if b:
-        t = b["timings"]
-        lines.append(
-            "(b) time split: " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in t.items())
-        )
-    ratios = results.get("ratios", {})
-    if ratios:
-        lines.append(
-            "ratios: "
-            + ", ".join(f"{name.replace('_', ' ')} {value:,.1f}x" for name, value in ratios.items())
-        )
-    prepare = results.get("prepare", {})
-    if prepare:
-        lines.append(
-            f"prepare: generate {prepare['generate_seconds']:.1f}s, train "
-            f"{prepare['train_seconds']:.1f}s, pack {prepare['pack_seconds']:.1f}s "
-            f"({prepare['pack_bytes'] / 2**20:.1f} MiB)"
-        )
+    for name, value in results.get("ratios", {}).items():
+        lines.append(f"  {name.replace('_', ' ')}: {value:.2f}x")
     problems = results["correctness"]["problems"]
-    checked = [name for name in results["correctness"] if name != "problems"]
     if problems:
-        lines += ["", "CORRECTNESS FAILED:", *(f"  {p}" for p in problems)]
+        lines.append("CORRECTNESS FAILED: " + "; ".join(problems))
     else:
-        lines += ["", f"correctness: labels identical, scores within 1e-9 ({', '.join(checked)})"]
+        lines.append("correctness: labels identical to scikit-learn's, scores within 1e-9")
     return "\n".join(lines)

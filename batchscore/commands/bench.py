@@ -10,43 +10,55 @@ import tempfile
 from pathlib import Path
 
 from batchscore import bench
-from batchscore.bench import MODES, BenchContext, FleetSpec
+from batchscore.bench import DEFAULT_MODES, MODES, BenchContext, FleetSpec
 from scoring.data.files import write_json
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Generate a fleet (S sensors x R rows), train its models as `train` does, and time "
-        "(a) a process per pair, (b) in-process scikit-learn, (c) the product's score, and "
-        "the fast kernel alone; check that their labels agree; print and save the figures."
+        "Generate a fleet (S pairs; T rows each to train on, R rows each to score), train and "
+        "pack its models as `train` does, write the scoring window in both extract layouts, "
+        "then time a careful in-process scikit-learn loop (the baseline), the product's "
+        "`score` on shards and on per-pair folders, and the fleet kernel alone; every label is "
+        "checked against scikit-learn's. Wall-clock and core-seconds (what Azure bills)."
     )
-    parser.add_argument("--sensors", type=int, default=1000, help="sensors S (default: 1000)")
-    parser.add_argument("--rows", type=int, default=1440, help="rows per sensor R (default: 1440)")
+    parser.add_argument("--sensors", type=int, default=1000, help="pairs S (default: 1000)")
     parser.add_argument(
-        "--sample-a",
+        "--rows",
         type=int,
-        default=20,
-        help="pairs timed for (a), one process each, extrapolated to S (default: 20)",
+        default=12,
+        help="rows per pair to score R (default: 12, the 5-minute windows of an hourly run)",
+    )
+    parser.add_argument(
+        "--train-rows", type=int, default=288, help="rows per pair to train on (default: 288)"
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2,
-        help="worker processes for (c) and training; (a) is extrapolated to as many "
-        "processes side by side (default: the cores, here %(default)s)",
+        help="worker processes for `score` and training (default: the cores, here %(default)s)",
+    )
+    parser.add_argument(
+        "--shard-rows", type=int, default=200_000, help="rows per shard (default: 200000)"
     )
     parser.add_argument(
         "--modes",
-        default=",".join(MODES),
-        help=f"comma-separated subset of {','.join(MODES)} (default: all)",
+        default=",".join(DEFAULT_MODES),
+        help=f"comma-separated subset of {','.join(MODES)} (default: {','.join(DEFAULT_MODES)})",
+    )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=20,
+        help="pairs timed for process-per-pair, one process each, extrapolated to S (default 20)",
     )
     parser.add_argument(
         "--repeat",
         type=int,
         default=1,
-        help="runs of (b) and (c) each, alternating; the fastest of each is reported, all "
-        "are listed (default: 1)",
+        help="runs of each timed mode, alternating; the fastest of each is reported, all are "
+        "listed (default: 1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="fleet random seed (default: 0)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
@@ -69,9 +81,11 @@ def _parse_modes(text: str) -> tuple[str, ...]:
 def _validate(args: argparse.Namespace) -> tuple[FleetSpec, tuple[str, ...]]:
     for flag, value, low in (
         ("--sensors", args.sensors, 1),
-        ("--rows", args.rows, 2),
+        ("--rows", args.rows, 1),
+        ("--train-rows", args.train_rows, 10),
         ("--workers", args.workers, 1),
-        ("--sample-a", args.sample_a, 1),
+        ("--shard-rows", args.shard_rows, 1),
+        ("--sample", args.sample, 1),
         ("--repeat", args.repeat, 1),
     ):
         if value < low:
@@ -80,17 +94,16 @@ def _validate(args: argparse.Namespace) -> tuple[FleetSpec, tuple[str, ...]]:
         raise UsageError(f"--workdir {args.workdir}: must be empty or not exist yet")
     if args.json is not None and args.json.is_dir():
         raise UsageError(f"--json {args.json}: is a folder, give a file name")
-    return FleetSpec(args.sensors, args.rows, args.seed), _parse_modes(args.modes)
+    spec = FleetSpec(args.sensors, args.rows, args.seed, train_rows=args.train_rows)
+    return spec, _parse_modes(args.modes)
 
 
 def run(args: argparse.Namespace) -> int:
     spec, modes = _validate(args)
     temporary = args.workdir is None
-    work = Path(tempfile.mkdtemp(prefix="scoring-bench-")) if temporary else args.workdir
+    work = Path(tempfile.mkdtemp(prefix="batchscore-bench-")) if temporary else args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    ctx = BenchContext(
-        spec, args.workers, modes, min(args.sample_a, spec.sensors), work, args.repeat
-    )
+    ctx = BenchContext(spec, args.workers, modes, work, args.repeat, args.sample, args.shard_rows)
     try:
         results = bench.bench(ctx)
     finally:
@@ -98,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print(bench.format_report(results))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         write_json(results, args.json)
         print(f"results written to {args.json}")
     return EXIT_OK if not results["correctness"]["problems"] else EXIT_FAILED

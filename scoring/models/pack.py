@@ -21,8 +21,10 @@ What is verified, and when:
 * at open: the file is a pack of this format and kernel, built from the store's current
   ``manifest.json`` (its sha256); otherwise it is not used (with a warning) and models load
   from their skops files;
-* at a row's first use: the row's CRC-32, recorded when it was written, over its numbers and
-  arrays; a damaged row is refused with a warning and that pair loads from its skops file;
+* at a row's first use: the row's checksum, recorded when it was written, over its numbers,
+  arrays and strings (sums and XORs mod 2**64: any flipped bit shows), checked vectorised for
+  all the rows a shard needs; a damaged row is refused with a warning and that pair loads from
+  its skops file;
 * the model files themselves are read (and their sha256 checked against the manifest) only
   when a row needs the exact estimator (its guard band) or is not in the pack;
   ``batchscore models verify`` checks every file.
@@ -38,7 +40,6 @@ import hashlib
 import json
 import logging
 import os
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,7 @@ KERNEL_ID = f"taylor-{TAYLOR_DEGREE}-{HALF_CELL}-{REACH}"
 COEFFICIENTS = TAYLOR_DEGREE + 1
 
 _LIST_COLUMNS = ("mean", "scale", "support_vectors", "dual_coef", "table")
+_TEXT_COLUMNS = ("version", "sha256", "features")
 _FLOAT_COLUMNS = ("rho", "gamma", "guard", "table_lo", "table_width")
 _META_PREFIX = b"batchscore."
 _HASH_CHUNK = 1 << 20
@@ -104,18 +106,58 @@ def pair_hash(device: str, sensor: str) -> int:
     return int.from_bytes(raw, "little")
 
 
-def _row_crc(scalars: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> int:
-    """CRC-32 of one row's content (what a flipped byte would change)."""
-    crc = 0
-    for name in ("version", "sha256", "features"):
-        crc = zlib.crc32(str(scalars[name]).encode(), crc)
-    numbers = [float(scalars[name]) for name in _FLOAT_COLUMNS]
-    crc = zlib.crc32(np.asarray(numbers, dtype=np.float64).tobytes(), crc)
-    flags = np.asarray([scalars["n_features"], int(scalars["has_scaler"])], dtype=np.int64)
-    crc = zlib.crc32(flags.tobytes(), crc)
-    for name in _LIST_COLUMNS:
-        crc = zlib.crc32(np.ascontiguousarray(arrays[name], dtype=np.float64).tobytes(), crc)
-    return crc
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd multipliers spread each part over all 64 bits
+_CHECK_BLOCK = 4096
+
+
+def _segment_sums(offsets: np.ndarray, words: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per row, the sum and the XOR of its words ``words[offsets[r]:offsets[r+1]]`` (mod 2**64),
+    mixed: any flipped bit changes it. Reduced in place over the memory-mapped words, one pass
+    each, nothing copied (``rows`` ascending)."""
+    starts, ends = offsets[rows], offsets[rows + 1]
+    result = np.zeros(len(rows), dtype=np.uint64)
+    filled = ends > starts
+    if not filled.any():
+        return result
+    bounds = np.empty(2 * int(filled.sum()), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = starts[filled], ends[filled]
+    if bounds[-1] == len(words):  # reduceat reads bounds[k]:bounds[k+1]; the last runs to the end
+        bounds = bounds[:-1]
+    sums = np.add.reduceat(words, bounds)[0::2]
+    xors = np.bitwise_xor.reduceat(words, bounds)[0::2]
+    result[filled] = sums * _MIX + xors
+    return result
+
+
+def content_checksums(columns: Mapping[str, pa.Array], rows: np.ndarray) -> np.ndarray:
+    """The checksum of each row's content (numbers, arrays, version, sha256, features): one
+    implementation for writing the pack and for checking rows of it, vectorised over ``rows``
+    (in blocks, so a check costs what the rows hold, not the fleet)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    out = np.empty(len(rows), dtype=np.uint64)
+    for start in range(0, len(rows), _CHECK_BLOCK):
+        block = rows[order[start : start + _CHECK_BLOCK]]
+        total = np.zeros(len(block), dtype=np.uint64)
+        for number, name in enumerate((*_LIST_COLUMNS, *_TEXT_COLUMNS), start=1):
+            array = columns[name]
+            if name in _TEXT_COLUMNS:  # large_string: int64 offsets, then the UTF-8 bytes
+                buffers = array.buffers()
+                offsets = np.frombuffer(buffers[1], dtype=np.int64)[
+                    array.offset : array.offset + len(array) + 1
+                ]
+                words = np.frombuffer(buffers[2] or b"", dtype=np.uint8).astype(np.uint64)
+            else:
+                offsets = array.offsets.to_numpy(zero_copy_only=True)
+                words = array.values.to_numpy(zero_copy_only=True).view(np.uint64)
+            total += _segment_sums(offsets, words, block) * np.uint64(2 * number + 1)
+        for number, name in enumerate((*_FLOAT_COLUMNS, "n_features"), start=64):
+            values = columns[name].to_numpy(zero_copy_only=True)[block]
+            total += values.astype(np.float64).view(np.uint64) * np.uint64(2 * number + 1)
+        flags = columns["has_scaler"].to_numpy(zero_copy_only=False)[block]
+        total += flags.astype(np.uint64) * np.uint64(257)
+        out[order[start : start + len(block)]] = total
+    return out
 
 
 def _row_of(model: FastOneClassSVM) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -150,7 +192,6 @@ class _Rows:
     def add(self, entry: Mapping[str, Any], model: FastOneClassSVM) -> None:
         scalars, arrays = _row_of(model)
         scalars.update(entry)
-        scalars["crc"] = _row_crc(scalars, arrays)
         self.scalars.append(scalars)
         self.arrays.append(arrays)
 
@@ -174,7 +215,6 @@ class _Rows:
             "features": column("features", pa.large_string()),
             "n_features": column("n_features", pa.int32()),
             "has_scaler": column("has_scaler", pa.bool_()),
-            "crc": column("crc", pa.uint32()),
         }
         for name in _FLOAT_COLUMNS:
             columns[name] = column(name, pa.float64())
@@ -186,6 +226,9 @@ class _Rows:
             columns[name] = pa.LargeListArray.from_arrays(
                 pa.array(offsets, pa.int64()), pa.array(values, pa.float64())
             )
+        columns["checksum"] = pa.array(
+            content_checksums(columns, np.arange(len(scalars))), pa.uint64()
+        )
         meta = {_META_PREFIX + key.encode(): value.encode() for key, value in metadata.items()}
         return pa.table(columns).replace_schema_metadata(meta)
 
@@ -311,7 +354,17 @@ class PackedStore:
         self.key_hash = _single_chunk(table.column("key_hash")).to_numpy(zero_copy_only=True)
         self.numbers = {
             name: _single_chunk(table.column(name)).to_numpy(zero_copy_only=True)
-            for name in (*_FLOAT_COLUMNS, "n_features", "crc")
+            for name in (*_FLOAT_COLUMNS, "n_features", "checksum")
+        }
+        self._columns = {
+            name: _single_chunk(table.column(name))
+            for name in (
+                *_LIST_COLUMNS,
+                *_TEXT_COLUMNS,
+                *_FLOAT_COLUMNS,
+                "n_features",
+                "has_scaler",
+            )
         }
         self._strings = {
             name: _single_chunk(table.column(name))
@@ -416,31 +469,29 @@ class PackedStore:
         return values[offsets[row] : offsets[row + 1]]
 
     def verified(self, row: int) -> bool:
-        """Whether the row's content matches the CRC recorded when it was written (checked on
-        first use, then remembered); a damaged row is refused with a warning."""
-        known = self._verified.get(row)
-        if known is not None:
-            return known
-        scalars = {name: self.numbers[name][row] for name in _FLOAT_COLUMNS}
-        scalars.update(
-            version=self.string("version", row),
-            sha256=self.string("sha256", row),
-            features=self.string("features", row),
-            n_features=int(self.numbers["n_features"][row]),
-            has_scaler=bool(self._has_scaler[row].as_py()),
-        )
-        arrays = {name: self.slice(name, row) for name in _LIST_COLUMNS}
-        ok = _row_crc(scalars, arrays) == int(self.numbers["crc"][row])
-        if not ok:
-            log.warning(
-                "%s: the row of Device=%r Sensor=%r is damaged (its checksum differs); that "
-                "model loads from its file instead (batchscore models pack to rebuild)",
-                self.path,
-                self.string("device", row),
-                self.string("sensor", row),
-            )
-        self._verified[row] = ok
-        return ok
+        """Whether the row's content matches the checksum recorded when it was written."""
+        return bool(self.verify(np.asarray([row]))[0])
+
+    def verify(self, rows: np.ndarray) -> np.ndarray:
+        """Per row, whether its content matches the checksum recorded when it was written
+        (checked on first use, then remembered); a damaged row is refused with a warning."""
+        rows = np.asarray(rows, dtype=np.int64)
+        unknown = np.unique([row for row in rows.tolist() if row not in self._verified])
+        if unknown.size:
+            recorded = self.numbers["checksum"][unknown]
+            good = content_checksums(self._columns, unknown) == recorded
+            for row, ok in zip(unknown.tolist(), good.tolist(), strict=True):
+                self._verified[row] = ok
+                if not ok:
+                    log.warning(
+                        "%s: the row of Device=%r Sensor=%r is damaged (its checksum differs); "
+                        "that model loads from its file instead (batchscore models pack to "
+                        "rebuild)",
+                        self.path,
+                        self.string("device", row),
+                        self.string("sensor", row),
+                    )
+        return np.fromiter((self._verified[row] for row in rows.tolist()), bool, len(rows))
 
     # --- models -----------------------------------------------------------------------------
 

@@ -153,6 +153,11 @@ class SensorPredictor:
         return model
 
     @property
+    def packed(self) -> PackedStore | None:
+        """The store's current pack, when it serves the models."""
+        return self._packed
+
+    @property
     def models_loaded(self) -> int:
         return len(self._models)
 
@@ -263,7 +268,7 @@ class SensorPredictor:
         if found.size:
             found = found[fleet_kernel.table_models(pack, rows[found])]
             keep = np.zeros(len(rows), dtype=bool)
-            keep[found] = [pack.verified(int(rows[i])) for i in found]
+            keep[found] = pack.verify(rows[found])
             rows[~keep] = -1
         return rows
 

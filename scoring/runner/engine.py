@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import time
 from collections import deque
 from dataclasses import replace
@@ -40,6 +39,7 @@ from scoring.runner.output import (
     predictions_path,
     remove_stale_predictions,
 )
+from scoring.runner.processes import start_method, worker_context
 from scoring.runner.summary import (
     FAILED,
     SUCCEEDED,
@@ -66,11 +66,6 @@ MAX_TASKS_PER_MESSAGE = 32
 #: longest wait in the event loop, so progress and deadlines stay fresh
 POLL_SECONDS = 0.5
 MAX_KEPT_WARNINGS = 5
-
-
-def start_method() -> str:
-    """forkserver where available (fresh, thread-safe, fast to replace), else spawn."""
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def run_parallel(settings: RunSettings) -> RunSummary:
@@ -125,10 +120,7 @@ class _Run:
         self.retries: deque[MiniBatchTask] = deque()
         self.workers: list[WorkerHandle] = []
         self.worker_starts = 0
-        self.context = multiprocessing.get_context(start_method())
-        if self.context.get_start_method() == "forkserver":
-            # imported once in the fork server, so every (re)started worker starts warm
-            self.context.set_forkserver_preload(["scoring.runner.workers"])
+        self.context = worker_context()
         self.spool = OrderedRowSpool(settings.output_dir) if settings.append_rows else None
         self.error_threshold = Threshold("error_threshold", settings.error_threshold)
         self.mini_batch_error_threshold = Threshold(

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from scoring.runner import RunSettings, run_parallel
-from scoring.runner.engine import start_method
 from scoring.runner.inputs import KIND_FILES, MiniBatchTask
+from scoring.runner.processes import start_method
 from scoring.runner.workers import WorkerConfig, WorkerHandle, WorkerState
 from tests.fixtures.toy_data import write_extract
 

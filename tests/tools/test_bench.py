@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,52 +17,49 @@ from batchscore.cli import main
 from scoring.data.extract_folder import list_partitions, read_partition
 
 
-def test_tiny_fleet_all_modes_print_figures_and_agree(tmp_path, capsys):
+def test_tiny_fleet_every_mode_prints_figures_and_agrees_with_scikit_learn(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = main(
-        [
-            "bench",
-            "--sensors",
-            "6",
-            "--rows",
-            "240",
-            "--sample-a",
-            "1",
-            "--workers",
-            "2",
-            "--json",
-            str(out),
-        ]
-    )
+    argv = ["bench", "--sensors", "8", "--rows", "12", "--train-rows", "60", "--workers", "2",
+            "--shard-rows", "30", "--sample", "1", "--json", str(out),
+            "--modes", ",".join(bench.MODES)]  # fmt: skip
+    code = main(argv)
     printed = capsys.readouterr().out
     assert code == 0, printed
     results = json.loads(out.read_text())
     assert results["correctness"]["problems"] == []
-    assert {"c_vs_b", "a_vs_b"} <= set(results["correctness"])
-    assert results["correctness"]["c_vs_b"]["rows"] == 6 * 240
-    for mode in ("a", "b", "c"):
+    for mode in ("score-shard", "score-pair", "process-per-pair"):
+        assert results["correctness"][mode]["problems"] == [], mode
+    assert results["correctness"]["score-shard"]["rows"] == 8 * 12
+    assert results["score-shard"]["mini_batches"] == 3, "shards of about 30 rows, whole pairs"
+    assert results["score-pair"]["mini_batches"] == 8, "one per pair"
+    for mode in ("sklearn-loop", "score-shard", "score-pair", "process-per-pair"):
         figures = results[mode]
-        assert figures["seconds"] > 0 and figures["rows_per_second"] > 0, mode
+        assert figures["seconds"] > 0 and figures["cpu_seconds"] > 0, mode
         assert figures["peak_rss_mib"] > 20, f"{mode}: a Python process uses more than 20 MiB"
-        assert f"({mode})" in printed
-    kernel = results["kernel"]
-    assert kernel["compiled"] == kernel["models"] == 6
-    assert kernel["rows"] == 6 * 240 and kernel["rows_per_second"] > 0
-    assert {"c_vs_a", "c_vs_b", "kernel_vs_sklearn"} <= set(results["ratios"])
-    assert "correctness: labels identical" in printed
-    assert "fast kernel, 1 core" in printed and "ms/model" in printed
+        assert mode in printed
+    assert results["sklearn-loop"]["one_call_seconds"] > 0
+    kernel = results["fleet-kernel"]
+    assert kernel["rows"] == 8 * 12 and kernel["pairs"] == 8 and kernel["rows_per_second"] > 0
+    assert {"score-shard_vs_loop_wall", "score-shard_vs_loop_core_seconds"} <= set(
+        results["ratios"]
+    )
+    assert "correctness: labels identical" in printed and "fleet kernel, 1 core" in printed
 
 
-def test_the_fleet_is_an_extract_folder_of_s_by_r_rows(tmp_path):
-    spec = bench.FleetSpec(sensors=9, rows=50, seed=3)
-    readings = bench.write_fleet(spec, tmp_path / "extract")
-    partitions = list_partitions(tmp_path / "extract")
-    assert [(p.device, p.sensor) for p in partitions] == sorted(spec.pairs())
-    assert len(set(spec.pairs())) == 9
-    first = read_partition(partitions[0].files, partitions[0].keys)
-    assert len(first) == 50 and {"TS", "Device", "Sensor", "Value"} <= set(first.columns)
-    assert len(readings) == 9 * 50
-    again = bench.write_fleet(spec, tmp_path / "again")
+def test_the_fleet_is_written_by_the_products_extract_writer_in_both_layouts(tmp_path):
+    spec = bench.FleetSpec(sensors=9, rows=12, seed=3, train_rows=20)
+    readings, window = bench.fleet_frames(spec)
+    assert len(readings) == 9 * 20 and len(window) == 9
+    bench.write_extract(window, tmp_path / "shard", "shard", shard_rows=40)
+    bench.write_extract(window, tmp_path / "pair", "pair", shard_rows=40)
+    pairs = sorted(spec.pairs())
+    assert [(p.device, p.sensor) for p in list_partitions(tmp_path / "pair")] == pairs
+    shards = list_partitions(tmp_path / "shard")
+    assert [p.keys["Shard"] for p in shards] == ["00000", "00001", "00002"]
+    rows = pd.concat([read_partition(p.files, p.keys) for p in shards], ignore_index=True)
+    assert sorted(set(zip(rows["Device"], rows["Sensor"], strict=True))) == pairs
+    assert len(rows) == 9 * 12
+    again, _ = bench.fleet_frames(spec)
     pd.testing.assert_frame_equal(readings, again)
 
 
@@ -108,8 +107,9 @@ def test_a_failed_check_makes_the_command_fail(monkeypatch, capsys):
     def broken(ctx):
         return {
             "config": {"sensors": 1, "rows_per_sensor": 1, "rows": 1, "workers": 1},
-            "machine": {"cpus": 1},
-            "correctness": {"problems": ["(c) vs (b): 3 labels differ"]},
+            "machine": {"cpus": 1, "load_average_at_start": [0.5, 0.5, 0.5]},
+            "prepare": {"train_and_pack_seconds": 0.1, "pack_bytes": 1},
+            "correctness": {"problems": ["score-shard: 3 labels differ"]},
         }
 
     monkeypatch.setattr(bench, "bench", broken)
@@ -121,9 +121,9 @@ def test_a_failed_check_makes_the_command_fail(monkeypatch, capsys):
     "argv, message",
     [
         (["--sensors", "0"], "--sensors 0"),
-        (["--rows", "1"], "--rows 1"),
+        (["--rows", "0"], "--rows 0"),
         (["--workers", "0"], "--workers 0"),
-        (["--modes", "b,z"], "--modes 'b,z'"),
+        (["--modes", "sklearn-loop,z"], "--modes 'sklearn-loop,z'"),
     ],
 )
 def test_bad_flags_are_named(argv, message, capsys):
@@ -147,8 +147,25 @@ def test_a_child_peak_is_its_own_not_the_forking_parents():
     ballast = bytearray(400 * 2**20)
     ballast[::4096] = b"x" * len(ballast[::4096])
     code = "from batchscore import bench; print(bench._maxrss_bytes())"
-    stdout, peak, _ = bench.run_measured([sys.executable, "-c", code])
-    own = int(stdout.strip().splitlines()[-1])
+    measured = bench.run_measured([sys.executable, "-c", code])
+    own = int(measured.stdout.strip().splitlines()[-1])
     assert 10 * 2**20 < own < 300 * 2**20, own
-    assert peak < 300 * 2**20, peak
+    assert measured.peak_rss_bytes < 300 * 2**20, measured.peak_rss_bytes
     del ballast
+
+
+def test_core_seconds_count_the_workers_of_a_fork_server():
+    """The fork server reaps its workers; the parent may never wait for the server."""
+    code = (
+        "import multiprocessing as mp\n"
+        "def burn():\n"
+        "    import time; end = time.process_time() + 0.6\n"
+        "    while time.process_time() < end: pass\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = mp.get_context('forkserver')\n"
+        "    p = ctx.Process(target=burn); p.start(); p.join()\n"
+    )
+    script = Path(tempfile.mkdtemp()) / "burn.py"
+    script.write_text(code)
+    measured = bench.run_measured([sys.executable, str(script)])
+    assert measured.cpu_seconds >= 0.5, measured
