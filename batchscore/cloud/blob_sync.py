@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 SHA256_METADATA_KEY = "sha256"
 DEFAULT_WORKERS = 8
+#: the folder of the container the scoring pipeline reads the store from
+#: (batchscore.aml.settings.PipelineTarget.models_path)
+DEFAULT_PREFIX = "store"
 _STORE_CONTRIBUTOR = "Storage Blob Data Contributor"
 
 
@@ -112,7 +115,7 @@ def upload_store(
     store_root: str,
     container: Any,
     *,
-    prefix: str = "",
+    prefix: str = DEFAULT_PREFIX,
     create_container: bool = False,
     workers: int = DEFAULT_WORKERS,
 ) -> UploadSummary:

@@ -22,13 +22,12 @@ import logging
 import os
 from pathlib import Path
 
+from batchscore.cloud import blob_sync
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 log = logging.getLogger(__name__)
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
-#: where the scoring pipeline reads the model store (PipelineTarget.models_path)
-DEFAULT_PREFIX = "store"
 
 
 ACTIONS = ("pack", "upload")
@@ -74,9 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     upload.add_argument("--container", required=True, metavar="NAME", help="the Blob container")
     upload.add_argument(
         "--prefix",
-        default=DEFAULT_PREFIX,
+        default=blob_sync.DEFAULT_PREFIX,
         metavar="P",
-        help=f"folder inside the container (default: {DEFAULT_PREFIX}, where the scoring "
+        help=f"folder inside the container (default: {blob_sync.DEFAULT_PREFIX}, where the scoring "
         "pipeline reads the store)",
     )
     upload.add_argument(

@@ -166,8 +166,12 @@ def test_round_trip_gives_identical_bytes(azurite, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "uploaded 3, unchanged 0" in out
     local = _local_files(store)
-    remote = _download_all(azurite, container)
+    remote = _download_all(azurite, container, "store/")
     assert set(remote) == set(local), "blob names differ from the store's relative paths"
+    # the default folder is where the scoring pipeline reads the store
+    from batchscore.aml.settings import PipelineTarget
+
+    assert PipelineTarget().models_uri().endswith("/paths/store/")
     for name, data in local.items():
         assert remote[name] == data, f"{name}: downloaded bytes differ"
     assert f"{sum(len(d) for d in local.values())} bytes" in out
@@ -218,7 +222,7 @@ def test_changed_model_uploads_alone_and_manifest_goes_last(azurite, tmp_path):
     writes = spy.writes()
     assert len(writes) == 2, writes
     assert writes[-1].endswith("/manifest.json"), f"manifest not last: {writes}"
-    remote = _download_all(azurite, container)
+    remote = _download_all(azurite, container, "store/")
     manifest_files = {e["file"] for e in _manifest_entries(store)}
     assert manifest_files <= set(remote), "the remote manifest points at a missing model"
 
@@ -236,7 +240,7 @@ def test_prefix_puts_the_store_in_a_folder(azurite, tmp_path):
     assert _upload_cli(store, azurite, container, "--prefix", "/fleet-a/") == 0
     remote = _download_all(azurite, container, prefix="fleet-a/")
     assert set(remote) == set(_local_files(store))
-    assert len(_download_all(azurite, container)) == len(remote)
+    assert len(_download_all(azurite, container)) == len(remote), "only under the prefix"
 
 
 def test_corrupt_model_uploads_nothing_and_names_the_file(azurite, tmp_path, capsys):
@@ -360,7 +364,7 @@ def test_a_current_pack_travels_with_the_models_before_the_manifest(azurite, tmp
         summary = upload_store(str(store), client, create_container=True)
 
     assert summary.uploaded == 4, "three models and the pack"
-    remote = _download_all(azurite, container)
+    remote = _download_all(azurite, container, "store/")
     assert remote[PACK_NAME] == (store / PACK_NAME).read_bytes()
     writes = spy.writes()
     assert writes[-1].endswith("/manifest.json"), f"the manifest must go last: {writes}"
@@ -378,5 +382,5 @@ def test_a_stale_pack_is_not_uploaded(azurite, tmp_path, caplog):
     container = _container()
     with caplog.at_level("WARNING"):
         assert _upload_cli(store_root, azurite, container) == 0
-    assert PACK_NAME not in _download_all(azurite, container)
+    assert PACK_NAME not in _download_all(azurite, container, "store/")
     assert "stale" in caplog.text and PACK_NAME in caplog.text
