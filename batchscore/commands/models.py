@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 
 
-ACTIONS = ("pack", "upload")
+ACTIONS = ("pack", "upload", "verify")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "serves its models without reading a skops file per model. Unchanged rows are reused.",
     )
     pack.add_argument("models", type=Path, metavar="DIR", help="the model store folder")
+    verify = actions.add_parser(
+        "verify",
+        help="check every model file against the manifest and every row of the pack",
+        description="Check a model store: every file the manifest lists exists and has the "
+        "sha256 the manifest records (with --load, also rebuilds safely), and the pack, if "
+        "any, was built from this manifest with every row intact. Scoring itself checks "
+        "only what it uses (see the README): run this after copying or restoring a store.",
+    )
+    verify.add_argument("models", type=Path, metavar="DIR", help="the model store folder")
+    verify.add_argument(
+        "--load",
+        action="store_true",
+        help="also rebuild every model (allow-listed types, upgrade probes); slower",
+    )
     upload = actions.add_parser(
         "upload",
         help="push a local model store to a Blob container (only changed models)",
@@ -94,7 +108,27 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"models: choose an action: {', '.join(ACTIONS)} (see `batchscore models -h`)"
         )
-    return _pack(args) if action == "pack" else _upload(args)
+    return {"pack": _pack, "upload": _upload, "verify": _verify}[action](args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from scoring.models.pack import verify_pack
+    from scoring.models.store import ModelStore
+
+    store = ModelStore(args.models)
+    if not store.manifest_path.is_file():
+        raise UsageError(f"{args.models}: no manifest.json here (not a model store)")
+    problems = store.verify_files(load=args.load)
+    rows, pack_problems = verify_pack(store)
+    problems += pack_problems
+    for problem in problems:
+        print(f"  {problem}")
+    checked = "files checked and loaded" if args.load else "files checked (sha256)"
+    print(
+        f"{args.models}: {len(store)} model {checked}, {rows} pack rows checked, "
+        f"{len(problems)} problem(s)"
+    )
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def _pack(args: argparse.Namespace) -> int:

@@ -554,6 +554,38 @@ class PackedStore:
         )
 
 
+def verify_pack(store: ModelStore) -> tuple[int, list[str]]:
+    """(rows checked, problems) of the store's pack: built from the current manifest, every
+    row's checksum, and every row naming the file the manifest names for its pair."""
+    path = pack_path(store)
+    if not path.is_file():
+        return 0, []
+    try:
+        pack = PackedStore.open(path)
+    except PackError as exc:
+        return 0, [str(exc)]
+    if pack.manifest_sha256 != manifest_sha256(store):
+        return 0, [f"{path}: stale (built from another manifest): batchscore models pack"]
+    rows = np.arange(len(pack))
+    problems = [
+        f"{path}: the row of Device={pack.string('device', row)!r} "
+        f"Sensor={pack.string('sensor', row)!r} is damaged (its checksum differs)"
+        for row in rows[~pack.verify(rows)]
+    ]
+    for row in rows:
+        device, sensor = pack.string("device", int(row)), pack.string("sensor", int(row))
+        try:
+            named = str(store.entry(device, sensor)["sha256"])
+        except ModelStoreError:
+            problems.append(f"{path}: Device={device!r} Sensor={sensor!r} is not in the manifest")
+            continue
+        if named != pack.string("sha256", int(row)):
+            problems.append(
+                f"{path}: Device={device!r} Sensor={sensor!r} was packed from another file"
+            )
+    return len(pack), problems
+
+
 def _no_exact_model(device: str, sensor: str, path: Path):
     def missing() -> Any:
         raise PackError(

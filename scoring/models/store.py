@@ -134,14 +134,28 @@ def library_versions() -> dict[str, str]:
     }
 
 
+#: longest file or folder name a store writes (most file systems and blob paths take 255 bytes)
+MAX_NAME_BYTES = 200
+LONG_NAMES_FOLDER = "_long-names"
+
+
 def model_relpath(device: str, sensor: str, version: str) -> str:
-    """The file of one model version, relative to the store root (POSIX separators)."""
+    """The file of one model version, relative to the store root (POSIX separators).
+
+    ``<device>/<sensor>.<version>``, names percent-encoded; a pair whose encoded name would not
+    fit a file name goes under ``_long-names/<hash of the pair>.<version>`` instead: the
+    manifest maps every pair to its file, so any stored name has a model."""
     try:
-        return f"{encode_partition_value(device)}/{encode_partition_value(sensor)}.{version}"
+        folder, name = encode_partition_value(device), encode_partition_value(sensor)
     except ValueError as exc:
         raise ModelStoreError(
             f"Device={device!r} Sensor={sensor!r}: device and sensor must be non-empty"
         ) from exc
+    file_name = f"{name}.{version}.skops"
+    if len(folder.encode()) > MAX_NAME_BYTES or len(file_name.encode()) > MAX_NAME_BYTES:
+        digest = hashlib.sha256(f"{device}\0{sensor}".encode()).hexdigest()[:32]
+        return f"{LONG_NAMES_FOLDER}/{digest}.{version}"
+    return f"{folder}/{name}.{version}"
 
 
 def _pair(device: str, sensor: str) -> str:
@@ -366,6 +380,22 @@ class ModelStore:
                 f"inputs; {upgrade_note}"
             )
         log.info("%s: probes match after the scikit-learn change (%s)", _pair(device, sensor), path)
+
+    def verify_files(self, *, load: bool = False) -> list[str]:
+        """Every problem with the model files the manifest lists: missing, unreadable, or bytes
+        whose sha256 differs from the manifest's; with ``load``, also files that do not
+        rebuild safely (allow-list, upgrade probes). One message per problem, naming the pair
+        and the file; [] when every file is as the manifest says."""
+        problems = []
+        for device, sensor in self.keys():
+            try:
+                if load:
+                    self.load(device, sensor)
+                else:
+                    self.read_model_bytes(device, sensor)
+            except ModelStoreError as exc:
+                problems.append(str(exc))
+        return problems
 
     # ----------------------------------------------------------------- writing
 

@@ -316,3 +316,25 @@ def test_upgrade_without_probes_cannot_be_verified(store_with_one, monkeypatch) 
     monkeypatch.setattr(model_store, "running_sklearn_version", lambda: "99.0")
     with pytest.raises(ModelLoadError, match=UPGRADE):
         ModelStore(store.root).load("dev-001", "temperature")
+
+
+def test_a_name_too_long_for_a_file_still_gets_its_model(tmp_path):
+    """A Device of 100 x "é" fits the table's column but not a file name once encoded."""
+    import numpy as np
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import OneClassSVM
+
+    store = model_store.ModelStore(tmp_path / "models")
+    X = np.random.default_rng(0).normal(0, 1, size=(50, 1))
+    model = make_pipeline(StandardScaler(), OneClassSVM()).fit(X)
+    long = "é" * 100
+    store.save(long, "temperature", model, training_rows=50, params={})
+    store.save("dev-1", "temperature", model, training_rows=50, params={})
+    entry = store.entry(long, "temperature")
+    assert entry["file"].startswith("_long-names/")
+    assert all(len(part.encode()) <= 255 for part in Path(entry["file"]).parts)
+    again = model_store.ModelStore(tmp_path / "models")
+    X_new = np.array([[0.0], [9.0]])
+    assert again.load(long, "temperature").pipeline.predict(X_new).tolist() == [1, -1]
+    assert again.entry("dev-1", "temperature")["file"].startswith("dev-1/")

@@ -319,3 +319,36 @@ def test_the_pack_command_builds_and_names_bad_folders(store, tmp_path, capsys):
     assert PackedStore.for_store(store) is not None
     assert main(["models", "pack", str(tmp_path / "nothing")]) == 2
     assert "no manifest.json here" in capsys.readouterr().err
+
+
+def test_models_verify_finds_a_swapped_a_truncated_and_a_missing_file(store, capsys):
+    """With a current pack scoring never reads these files: verify is how to check them."""
+    from batchscore.cli import main
+
+    write_pack(store)
+    assert main(["models", "verify", str(store.root)]) == 0
+    assert "6 model files checked (sha256), 6 pack rows checked, 0 problem(s)" in (
+        capsys.readouterr().out
+    )
+    files = [store.root / store.entry(d, s)["file"] for d, s in store.keys()]
+    files[0].write_bytes(files[1].read_bytes())  # swapped
+    files[2].write_bytes(files[2].read_bytes()[:100])  # truncated
+    files[3].unlink()  # deleted
+    assert main(["models", "verify", str(store.root)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("is corrupt or was replaced") == 2 and "but missing" in out
+    assert "3 problem(s)" in out
+
+
+def test_models_verify_names_a_damaged_pack_row(store, capsys):
+    from batchscore.cli import main
+
+    path = write_pack(store).path
+    pack = PackedStore.open(path)
+    needle = pack.slice("dual_coef", 2).tobytes()
+    del pack
+    data = bytearray(path.read_bytes())
+    data[data.find(needle) + 5] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert main(["models", "verify", str(store.root)]) == 1
+    assert "is damaged (its checksum differs)" in capsys.readouterr().out
