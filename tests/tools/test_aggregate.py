@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import struct
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -114,7 +115,7 @@ def test_replace_windows_is_one_transaction(url, monkeypatch):
     engine.dispose()
 
 
-def test_bad_rows_are_dropped_with_one_warning(tmp_path, url, caplog):
+def test_bad_rows_are_rejected_with_a_warning_per_reason(tmp_path, url, caplog, capsys):
     raw = _raw(
         [
             ("2024-01-01 00:01", "d", "s", "1.5"),
@@ -129,7 +130,10 @@ def test_bad_rows_are_dropped_with_one_warning(tmp_path, url, caplog):
     caplog.set_level(logging.WARNING)
     assert main(["aggregate", "--input", str(path), "--db", url]) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "dropped 3 of 5" in warnings[0] and str(path) in warnings[0]
+    assert len(warnings) == 2 and all(str(path) in w for w in warnings)
+    assert "rejected 1 of 5 row(s): missing_ts" in warnings[0]
+    assert "rejected 2 of 5 row(s): invalid_value" in warnings[1]
+    assert "rejected: 1 missing_ts, 2 invalid_value;" in capsys.readouterr().out
     table = _table(url)
     assert table[[VALUE, COUNT]].iloc[0].tolist() == [2.0, 2]
 
@@ -219,3 +223,40 @@ def test_token_hook_sets_the_odbc_access_token_and_drops_windows_auth():
     token = cparams["attrs_before"][1256]
     length = struct.unpack("<I", token[:4])[0]
     assert token[4:].decode("utf-16-le") == "abc" and length == 6
+
+
+# --- readings no window can hold -----------------------------------------------------------
+
+
+def test_readings_that_would_overflow_or_have_no_window_are_rejected_alone(
+    tmp_path, url, capsys, caplog
+):
+    raw = _raw(
+        [
+            ("2024-01-01 00:01", "d", "s", 1e308),
+            ("2024-01-01 00:02", "d", "s", 1e308),
+            ("2024-01-01 00:03", "d", "s", 2.0),
+            ("9999-12-31 23:59:00", "d", "s", 1.0),
+            ("2024-01-01 00:04", "d", "s2", 4.0),
+        ]
+    )
+    path = tmp_path / "extreme.csv"
+    write_table(raw, path)
+    caplog.set_level(logging.WARNING)
+    assert main(["aggregate", "--input", str(path), "--db", url]) == 0
+    out = capsys.readouterr().out
+    assert "5 row(s), 2 aggregated" in out
+    assert "rejected: 2 value_out_of_range, 1 ts_out_of_range;" in out
+    warnings = " ".join(r.getMessage() for r in caplog.records)
+    assert "rejected 2 of 5 row(s): value_out_of_range (|Value| above 1e+150)" in warnings
+    table = _table(url)
+    assert table[[SENSOR, VALUE, COUNT]].values.tolist() == [["s", 2.0, 1], ["s2", 4.0, 1]]
+    assert np.isfinite(table[[VALUE, MIN_VALUE, MAX_VALUE]].to_numpy()).all()
+
+
+def test_repeated_rows_of_one_file_count_once_and_are_reported(tmp_path, url, capsys):
+    raw = _raw([("2024-01-01 00:01", "d", "s", 1.0), ("2024-01-01 00:01", "d", "s", 3.0)])
+    write_table(raw, tmp_path / "twice.csv")
+    assert main(["aggregate", "--input", str(tmp_path / "twice.csv"), "--db", url]) == 0
+    assert "rejected: 1 repeated_reading;" in capsys.readouterr().out
+    assert _table(url)[[VALUE, COUNT]].iloc[0].tolist() == [3.0, 1]  # the last one counts
