@@ -7,8 +7,16 @@ The same semantics as the Stream Analytics job in front of Azure SQL:
 * ``TS`` is the window end (``System.Timestamp()``), ``Value`` the average,
   ``MinValue``/``MaxValue``/``Count`` the rest of the window's story.
 
-Re-aggregating a period replaces its rows, never duplicates them (see
-:func:`scoring.data.db.replace_windows`).
+Files arrive one after the other, and a window may straddle two of them (an hourly file
+holds the reading at 01:00:00 that belongs to the window *ending* 01:00, whose other
+readings came in the file before). So every accepted reading is kept in the side table
+``SensorReadingsRaw``, keyed by (Device, Sensor, TS), and each window a file touches is
+recomputed from every reading ever given for it (:func:`merge_readings`). Consecutive files
+give exactly what the same readings give at once, the same file twice counts once, and
+overlapping files give their union; a reading given again with another value replaces the
+earlier one (a correction). Per-window sums and counts would have needed a record of
+which readings were counted to stay exact under repeats and overlaps: that record is the
+readings themselves, so they are kept instead.
 
 A reading that cannot be aggregated is rejected with a reason (:data:`REJECT_REASONS`),
 counted per file, logged and reported; the rest of the file is aggregated.
@@ -22,7 +30,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy.engine import Engine
 
+from scoring.data.db import readings_transaction
 from scoring.data.files import TableFormatError, read_table
 from scoring.data.schema import (
     COUNT,
@@ -77,6 +87,16 @@ class LoadedReadings:
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What :func:`merge_readings` changed."""
+
+    readings_stored: int
+    readings_replaced: int
+    windows: pd.DataFrame
+    windows_replaced: int
 
 
 def window_end(ts: pd.Series, window_minutes: int) -> pd.Series:
@@ -157,3 +177,21 @@ def describe(loaded: LoadedReadings) -> str:
     if not loaded.rejected:
         return "none rejected"
     return ", ".join(f"{count} {reason}" for reason, count in loaded.rejected.items())
+
+
+def merge_readings(engine: Engine, readings: pd.DataFrame, window_minutes: int) -> MergeResult:
+    """Store ``readings`` beside every reading given before and recompute each window they
+    touch from all of them, in one transaction.
+
+    A window's readings may have come in several files: its row is always the aggregate of
+    every reading stored for it, so files may come in any order, overlap or repeat.
+    """
+    touched = aggregate_readings(readings, window_minutes)[[DEVICE, SENSOR, TS]]
+    first_start = touched[TS].min() - pd.Timedelta(minutes=window_minutes)
+    with readings_transaction(engine) as transaction:
+        replaced = transaction.store_readings(readings)
+        stored = transaction.stored_readings(first_start, touched[TS].max())
+        every = aggregate_readings(stored, window_minutes)
+        windows = every.merge(touched, on=[DEVICE, SENSOR, TS], how="inner")
+        windows_replaced = transaction.replace_windows(windows)
+    return MergeResult(len(readings), replaced, windows, windows_replaced)

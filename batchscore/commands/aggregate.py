@@ -8,13 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from batchscore.aggregate import (
-    DEFAULT_WINDOW_MINUTES,
-    aggregate_readings,
-    describe,
-    load_readings,
-)
-from scoring.data.db import DEFAULT_DB_URL, database, replace_windows
+from batchscore.aggregate import DEFAULT_WINDOW_MINUTES, describe, load_readings, merge_readings
+from scoring.data.db import DEFAULT_DB_URL, database
 from scoring.data.schema import TS
 from scoring.errors import UsageError
 
@@ -38,12 +33,13 @@ def run(args: argparse.Namespace) -> int:
     if args.window_minutes < 1:
         raise UsageError("--window-minutes must be at least 1")
     loaded = load_readings(args.input, args.window_minutes)
-    windows = aggregate_readings(loaded.readings, args.window_minutes)
     with database(args.db, create=True) as engine:
-        replaced = replace_windows(engine, windows)
+        merged = merge_readings(engine, loaded.readings, args.window_minutes)
+    windows = merged.windows
     print(
-        f"{args.input}: {loaded.rows} row(s), {len(loaded.readings)} aggregated, "
-        f"rejected: {describe(loaded)}; {len(windows)} window(s) of {args.window_minutes} min "
-        f"written ({windows[TS].min()} .. {windows[TS].max()}; {replaced} replaced)"
+        f"{args.input}: {loaded.rows} row(s), {merged.readings_stored} aggregated "
+        f"({merged.readings_replaced} given before), rejected: {describe(loaded)}; "
+        f"{len(windows)} window(s) of {args.window_minutes} min written "
+        f"({windows[TS].min()} .. {windows[TS].max()}; {merged.windows_replaced} replaced)"
     )
     return 0
