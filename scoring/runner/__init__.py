@@ -15,7 +15,8 @@ Behaviour worth knowing (and where it differs from Azure ML on purpose):
   worst mini-batches.
 * Default timeout 300 s (Azure: 60 s, which makes cold workers retry in storms). A
   worker's start-up (import + ``init()``) may take the larger of the timeout and 60 s; an
-  ``init()`` that raises or hangs fails the run at once with its reason.
+  ``init()`` that raises or hangs fails the run at once with its reason. A worker killed
+  during ``init()`` (e.g. by the OOM killer) is replaced; the third such death fails the run.
 * Output: ``predictions.parquet`` (or ``.csv`` with a header), written to a temporary file
   in the output folder and published with one ``os.replace``: a re-run replaces, never
   duplicates. A failed run publishes no predictions (and removes an earlier run's), so a

@@ -8,7 +8,9 @@ exceed ``error_threshold`` or whose failed mini-batches exceed
 
 Differences from Azure, on purpose: the default timeout is 300 s (not 60 s); ``init()``
 that raises or hangs fails the whole run at once with its reason (instead of retry storms
-and "SystemExit: 42"); rows are delivered exactly once, in mini-batch order.
+and "SystemExit: 42"), while a worker killed during ``init()`` is replaced up to
+:data:`INIT_DEATHS_FAILING_THE_RUN` deaths; rows are delivered exactly once, in mini-batch
+order.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ MAX_TASKS_PER_MESSAGE = 32
 #: longest wait in the event loop, so progress and deadlines stay fresh
 POLL_SECONDS = 0.5
 MAX_KEPT_WARNINGS = 5
+#: workers that may die during init() (killed: e.g. the OOM killer; an init() that raises
+#: fails the run at once) before the run fails; each death before this is replaced
+INIT_DEATHS_FAILING_THE_RUN = 3
 
 
 def start_method() -> str:
@@ -125,6 +130,7 @@ class _Run:
         self.retries: deque[MiniBatchTask] = deque()
         self.workers: list[WorkerHandle] = []
         self.worker_starts = 0
+        self.init_deaths = 0
         self.context = multiprocessing.get_context(start_method())
         if self.context.get_start_method() == "forkserver":
             # imported once in the fork server, so every (re)started worker starts warm
@@ -277,15 +283,30 @@ class _Run:
         if worker.state == WorkerState.STOPPED:
             return
         if worker.state == WorkerState.STARTING:
-            self.failure = (
-                f"a worker exited during init() of {self.settings.entry_script.name}: {description}"
-            )
+            self._on_death_in_init(worker, description)
             return
         if worker.state == WorkerState.STOPPING:
             self.shutdown_errors.append(f"worker {worker.worker_id}: {description} in shutdown()")
             return
         log.warning("worker %d: %s", worker.worker_id, description)
         self._lose_assigned(worker, description)
+
+    def _on_death_in_init(self, worker: WorkerHandle, description: str) -> None:
+        """A worker died before it was ready (it held no mini-batch): replace it, up to a
+        bound, since a machine short of memory may kill a worker that loads models."""
+        self.init_deaths += 1
+        script = self.settings.entry_script.name
+        if self.init_deaths >= INIT_DEATHS_FAILING_THE_RUN:
+            self.failure = (
+                f"{self.init_deaths} workers died during init() of {script}, the last "
+                f"(worker {worker.worker_id}): {description}"
+            )
+            return
+        note = f"worker {worker.worker_id} died during init() of {script} ({description})"
+        log.warning("%s; starting another", note)
+        self.notes.append(f"{note}: replaced")
+        if self._queued():
+            self._start_worker()
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
