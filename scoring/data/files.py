@@ -69,6 +69,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise
 
 
+def temporary_sibling(path: str | Path) -> Path:
+    """A new, unused name beside ``path`` (``.<name>.<random>.tmp``) to write it under before
+    it is swapped in. Not ``mkstemp``: its files are 0600, while a file created under a
+    plain new name gets the umask's permissions like every other output."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; on success it replaces ``path`` atomically.
@@ -77,8 +85,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its files are 0600; a plain new name keeps the umask's permissions.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = temporary_sibling(path)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+
+from scoring.data.files import atomic_path, temporary_sibling
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,7 @@ class OrderedRowSpool:
     def __init__(self, output_dir: Path, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
         self.output_dir = output_dir
         self.buffer_bytes = buffer_bytes
-        fd, name = tempfile.mkstemp(dir=output_dir, prefix=".predictions-", suffix=".spool")
-        os.close(fd)
-        self.spool_path = Path(name)
+        self.spool_path = temporary_sibling(output_dir / f"{PREDICTIONS_STEM}.spool")
         self.schema: pa.Schema | None = None
         self.rows = 0
         self.spilled = False
@@ -157,14 +156,10 @@ class OrderedRowSpool:
         if output_format == "parquet" and not self.spilled and self._group_labels:
             os.replace(self.spool_path, destination)
             return self.rows
-        fd, name = tempfile.mkstemp(dir=self.output_dir, prefix=".predictions-", suffix=".tmp")
-        os.close(fd)
-        temporary = Path(name)
         try:
-            self._rewrite_in_order(temporary, output_format)
-            os.replace(temporary, destination)
+            with atomic_path(destination) as temporary:
+                self._rewrite_in_order(temporary, output_format)
         finally:
-            temporary.unlink(missing_ok=True)
             self.discard()
         return self.rows
 

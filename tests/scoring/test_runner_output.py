@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -134,3 +136,15 @@ def test_one_readings_file_is_scored_per_pair(tmp_path):
     assert len(predictions) == 24
     assert "Site" in predictions.columns  # extra columns are kept
     assert pd.api.types.is_datetime64_any_dtype(predictions["TS"])
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "csv"])
+def test_outputs_get_the_umasks_permissions_like_every_other_file(extract, tmp_path, output_format):
+    previous = os.umask(0o027)
+    try:
+        out = tmp_path / "out"
+        summary = _run(extract, out, output_format=output_format)
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in out.iterdir()}
+    assert modes == {Path(summary.predictions_file).name: 0o640, "summary.json": 0o640}
