@@ -6,6 +6,11 @@ mini-batch order: results that arrive early wait in a small buffer; if that buff
 past its budget (a slow or retried mini-batch holds the line) they are spilled as their own
 row groups and put back in order when the file is published. Publishing is one
 ``os.replace``: a failed or repeated run never leaves partial or duplicate rows.
+
+Column types: rows with the prediction contract's columns are written with its types
+(:data:`~scoring.data.schema.PREDICTION_SCHEMA`), so the output never depends on which
+mini-batch arrived first; other entry scripts' rows take the types of the first rows
+returned. A mini-batch whose rows do not convert fails alone, naming the column.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from scoring.data.files import atomic_path, temporary_sibling
+from scoring.data.schema import PREDICTION_COLUMNS, PREDICTION_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +68,26 @@ class OrderedRowSpool:
         self._group_labels: list[int] = []  # first mini-batch index of each row group
 
     def conform(self, table: pa.Table) -> pa.Table:
-        """The table with the columns and types of the first rows returned, or an error."""
+        """The table with the run's columns and types, or a :class:`SchemaMismatchError`.
+
+        The run's schema is the prediction contract's when the rows have its columns (so the
+        product's output never depends on which mini-batch arrived first), else that of the
+        first rows returned (generic entry scripts).
+        """
         if self.schema is None:
-            self.schema = table.schema
-            return table
+            self.schema = contract_schema(table.column_names) or table.schema
         if table.schema.equals(self.schema):
             return table
-        if set(table.column_names) != set(self.schema.names):
+        origin = (
+            "the prediction contract"
+            if self.schema.equals(PREDICTION_SCHEMA)
+            else "the earlier mini-batches' rows"
+        )
+        if sorted(table.column_names) != sorted(self.schema.names):
             raise SchemaMismatchError(
-                f"returned columns {table.column_names} differ from the earlier "
-                f"mini-batches' {self.schema.names}"
+                f"returned columns {table.column_names} differ from {origin}'s {self.schema.names}"
             )
-        try:
-            return table.select(self.schema.names).cast(self.schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise SchemaMismatchError(
-                f"returned column types {table.schema.types} do not convert to the earlier "
-                f"mini-batches' {self.schema.types}: {exc}"
-            ) from exc
+        return cast_columns(table.select(self.schema.names), self.schema, origin)
 
     def add(self, index: int, table: pa.Table | None) -> None:
         """Record mini-batch ``index`` as done with these rows (None: no rows).
@@ -194,6 +202,32 @@ class OrderedRowSpool:
             self._writer.close()
             self._writer = None
         self.spool_path.unlink(missing_ok=True)
+
+
+def contract_schema(names: list[str]) -> pa.Schema | None:
+    """:data:`PREDICTION_SCHEMA` when ``names`` are exactly the contract's prediction
+    columns (in any order), else None."""
+    if sorted(names) == sorted(PREDICTION_COLUMNS):
+        return PREDICTION_SCHEMA
+    return None
+
+
+def cast_columns(table: pa.Table, schema: pa.Schema, origin: str) -> pa.Table:
+    """``table`` (with ``schema``'s column names, in order) cast to ``schema``; a
+    :class:`SchemaMismatchError` names the first column that does not convert."""
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
+    for field, column in zip(schema, table.columns, strict=True):
+        try:
+            column.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise SchemaMismatchError(
+                f"returned column {field.name} as {column.type}, which does not convert to "
+                f"{field.type}, its type in {origin}: {exc}"
+            ) from exc
+    raise SchemaMismatchError(f"returned rows do not convert to the types of {origin}")
 
 
 def writer_options(schema: pa.Schema) -> dict:

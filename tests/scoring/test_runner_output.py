@@ -8,8 +8,10 @@ import stat
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
+from scoring.data.schema import PREDICTION_SCHEMA
 from scoring.runner import RunSettings, run_parallel
 from tests.fixtures.toy_data import write_extract, write_readings_file
 
@@ -148,3 +150,28 @@ def test_outputs_get_the_umasks_permissions_like_every_other_file(extract, tmp_p
         os.umask(previous)
     modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in out.iterdir()}
     assert modes == {Path(summary.predictions_file).name: 0o640, "summary.json": 0o640}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_contract_columns_take_the_contracts_types_whatever_arrives_first(
+    extract, tmp_path, workers
+):
+    # dev-000 comes first and answers Score as text: it fails alone, naming the column
+    summary = _run(
+        extract,
+        tmp_path / "out",
+        "contract_rows.py",
+        *("--text-score-device", "dev-000"),
+        workers=workers,
+    )
+    assert summary.status == "succeeded"
+    table = pq.read_table(tmp_path / "out" / "predictions.parquet")
+    assert table.schema.equals(PREDICTION_SCHEMA)
+    assert table.num_rows == 5 * 2 * 7 and "dev-000" not in table.column("Device").to_pylist()
+    failed = {record.label: record for record in summary.failed_records}
+    assert set(failed) == {"Device=dev-000/Sensor=temp", "Device=dev-000/Sensor=vib"}
+    reason = failed["Device=dev-000/Sensor=temp"].reasons[-1]
+    assert reason.startswith(
+        "returned column Score as large_string, which does not convert to double, its type in "
+        "the prediction contract: Failed to parse string: 'n/a'"
+    )
