@@ -25,6 +25,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from scoring.data.schema import PREDICTION_SCHEMA
 from scoring.errors import UsageError
 from scoring.runner import (
     DEFAULT_MAX_RETRIES,
@@ -46,7 +47,13 @@ outputs (in --output DIR):
                            re-run; not published when the run fails
   summary.json             status, counts, thresholds, failed mini-batches with reasons,
                            captured warnings, timings (always written)
-exit codes: 0 succeeded, 1 a threshold was exceeded or init() failed, 2 bad usage
+exit codes:
+  0  succeeded
+  1  a threshold was exceeded or init() failed
+  2  bad usage
+  3  empty window: the input holds no rows (summary.json "status": "empty_window"; the
+     predictions file has the declared columns and no rows), so a schedule shows an
+     ingestion outage instead of a green run
 """
 
 
@@ -177,6 +184,7 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
         append_rows=args.append_rows,
         output_format=args.output_format,
         log_level=args.log_level or getattr(args, "global_log_level", "INFO"),
+        output_schema=PREDICTION_SCHEMA if uses_default_script else None,
     )
 
 

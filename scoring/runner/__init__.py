@@ -21,6 +21,9 @@ Behaviour worth knowing (and where it differs from Azure ML on purpose):
   in the output folder and published with one ``os.replace``: a re-run replaces, never
   duplicates. A failed run publishes no predictions (and removes an earlier run's), so a
   complete-looking file is never wrong; ``summary.json`` always tells what happened.
+* Tabular input without a single row is an empty window: status ``empty_window``, exit code
+  3 (:data:`scoring.errors.EXIT_EMPTY`), and the predictions file has the declared columns
+  (``RunSettings.output_schema``) and no rows.
 * Rows are delivered exactly once and in mini-batch order: tabular rows sorted by
   Device, Sensor, TS; file-mode rows in the order ``run`` returned them, mini-batches in
   sorted-path order. The result does not depend on ``workers``.

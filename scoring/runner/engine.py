@@ -43,6 +43,7 @@ from scoring.runner.output import (
     remove_stale_predictions,
 )
 from scoring.runner.summary import (
+    EMPTY_WINDOW,
     FAILED,
     SUCCEEDED,
     MiniBatchRecord,
@@ -135,7 +136,11 @@ class _Run:
         if self.context.get_start_method() == "forkserver":
             # imported once in the fork server, so every (re)started worker starts warm
             self.context.set_forkserver_preload(["scoring.runner.workers"])
-        self.spool = OrderedRowSpool(settings.output_dir) if settings.append_rows else None
+        self.spool = (
+            OrderedRowSpool(settings.output_dir, schema=settings.output_schema)
+            if settings.append_rows
+            else None
+        )
         self.error_threshold = Threshold("error_threshold", settings.error_threshold)
         self.mini_batch_error_threshold = Threshold(
             "mini_batch_error_threshold", settings.mini_batch_error_threshold
@@ -437,10 +442,13 @@ class _Run:
     def finish(self, started_at: datetime, wall_start: float) -> RunSummary:
         settings = self.settings
         status = SUCCEEDED if self.failure is None else FAILED
+        items_in = sum(record.items_in for record in self.records.values())
+        if status == SUCCEEDED and self.plan.tabular and not items_in + self.plan.unassigned_items:
+            status = EMPTY_WINDOW
         predictions_file = None
         rows_written = 0
         started = time.perf_counter()
-        if self.spool is not None and status == SUCCEEDED:
+        if self.spool is not None and status != FAILED:
             destination = predictions_path(settings.output_dir, settings.output_format)
             rows_written = self.spool.publish(destination, settings.output_format)
             predictions_file = str(destination)

@@ -51,11 +51,19 @@ def predictions_path(output_dir: Path, output_format: str) -> Path:
 class OrderedRowSpool:
     """Collects each mini-batch's rows (in any arrival order) into one file in index order."""
 
-    def __init__(self, output_dir: Path, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
+    def __init__(
+        self,
+        output_dir: Path,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        schema: pa.Schema | None = None,
+    ) -> None:
+        """``schema``: the declared columns and types (also of an empty result); None: taken
+        from the rows (see :meth:`conform`)."""
         self.output_dir = output_dir
         self.buffer_bytes = buffer_bytes
         self.spool_path = temporary_sibling(output_dir / f"{PREDICTIONS_STEM}.spool")
-        self.schema: pa.Schema | None = None
+        self.schema = schema
+        self.declared = schema is not None
         self.rows = 0
         self.spilled = False
         self._writer: pq.ParquetWriter | None = None
@@ -70,9 +78,9 @@ class OrderedRowSpool:
     def conform(self, table: pa.Table) -> pa.Table:
         """The table with the run's columns and types, or a :class:`SchemaMismatchError`.
 
-        The run's schema is the prediction contract's when the rows have its columns (so the
-        product's output never depends on which mini-batch arrived first), else that of the
-        first rows returned (generic entry scripts).
+        The run's schema is the declared one if any, else the prediction contract's when the
+        rows have its columns (so the product's output never depends on which mini-batch
+        arrived first), else that of the first rows returned (generic entry scripts).
         """
         if self.schema is None:
             self.schema = contract_schema(table.column_names) or table.schema
@@ -81,6 +89,8 @@ class OrderedRowSpool:
         origin = (
             "the prediction contract"
             if self.schema.equals(PREDICTION_SCHEMA)
+            else "the declared output"
+            if self.declared
             else "the earlier mini-batches' rows"
         )
         if sorted(table.column_names) != sorted(self.schema.names):

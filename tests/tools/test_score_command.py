@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from batchscore.cli import main
-from tests.fixtures.toy_data import write_extract, write_files
+from scoring.data.schema import PREDICTION_COLUMNS, PREDICTION_SCHEMA
+from scoring.errors import EXIT_EMPTY
+from tests.fixtures.toy_data import write_extract, write_files, write_model_store
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "entry_scripts"
@@ -139,3 +142,43 @@ def test_runs_as_a_real_subprocess(extract, tmp_path):
     assert "scoring run succeeded" in completed.stdout
     assert len(pd.read_csv(out / "predictions.csv")) == 12
     assert json.loads((out / "summary.json").read_text())["status"] == "succeeded"
+
+
+def _empty_window_extract(tmp_path: Path) -> Path:
+    """An extract of a window without readings, made by aggregate and extract themselves."""
+    readings = tmp_path / "readings.csv"
+    readings.write_text("TS,Device,Sensor,Value\n2024-01-01T00:01:00,dev-000,temp,1.0\n")
+    url = f"sqlite:///{tmp_path / 'sensors.db'}"
+    assert main(["aggregate", "--input", str(readings), "--db", url]) == 0
+    extract = tmp_path / "empty-extract"
+    argv = ["extract", "--db", url, "--end", "2023-06-01T00:00:00", "--output", str(extract)]
+    assert main(argv) == 0
+    return extract
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "csv"])
+def test_an_empty_window_exits_3_with_its_status_and_the_declared_columns(
+    tmp_path, capsys, output_format
+):
+    extract = _empty_window_extract(tmp_path)
+    models = write_model_store(tmp_path / "models", devices=1, sensors=("temp",))
+    out = tmp_path / "out"
+    code = _score(
+        *("--input", str(extract), "--models", str(models), "--output", str(out)),
+        *("--workers", "1", "--output-format", output_format),
+    )
+    assert code == EXIT_EMPTY == 3
+    assert "EMPTY WINDOW" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "empty_window" and summary["items"]["in"] == 0
+    if output_format == "parquet":
+        table = pq.read_table(out / "predictions.parquet")
+        assert table.schema.equals(PREDICTION_SCHEMA) and table.num_rows == 0
+    else:
+        header = (out / "predictions.csv").read_text().splitlines()
+        assert header == [",".join(f'"{name}"' for name in PREDICTION_COLUMNS)]
+
+
+def test_exit_code_3_is_documented_in_help(capsys):
+    assert main(["score", "--help"]) == 0
+    assert "3  empty window" in capsys.readouterr().out
