@@ -44,9 +44,14 @@ EPILOG = """\
 outputs (in --output DIR):
   predictions.parquet|csv  every returned row, exactly once, sorted by Device, Sensor, TS
                            (file input: in mini-batch order); replaced atomically on a
-                           re-run; not published when the run fails
+                           re-run; when a run fails or is interrupted
+                           nothing is published and the last good file stays
   summary.json             status, counts, thresholds, failed mini-batches with reasons,
-                           captured warnings, timings (always written)
+                           captured warnings, timings (always written; a
+                           failed run's says "published": false and names the
+                           kept predictions)
+  .batchscore.lock         while a run is at work (its pid): a second run on the
+                           same folder is refused; a dead run's is taken over
 exit codes:
   0  succeeded
   1  a threshold was exceeded or init() failed

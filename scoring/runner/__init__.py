@@ -19,8 +19,12 @@ Behaviour worth knowing (and where it differs from Azure ML on purpose):
   during ``init()`` (e.g. by the OOM killer) is replaced; the third such death fails the run.
 * Output: ``predictions.parquet`` (or ``.csv`` with a header), written to a temporary file
   in the output folder and published with one ``os.replace``: a re-run replaces, never
-  duplicates. A failed run publishes no predictions (and removes an earlier run's), so a
-  complete-looking file is never wrong; ``summary.json`` always tells what happened.
+  duplicates. A failed or interrupted run publishes nothing and leaves the last good
+  predictions in place; ``summary.json`` always tells what happened (``"published": false``
+  and the kept file named, with the run that published it).
+* One run at a time per output folder: a lock file holds the owner's pid; a second run is
+  refused in one line, the lock of a run that died is taken over and the temporary files
+  it left are removed (:mod:`scoring.runner.output_folder`).
 * Tabular input without a single row is an empty window: status ``empty_window``, exit code
   3 (:data:`scoring.errors.EXIT_EMPTY`), and the predictions file has the declared columns
   (``RunSettings.output_schema``) and no rows.

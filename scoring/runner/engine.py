@@ -27,6 +27,7 @@ from pathlib import Path
 
 from scoring.data.files import write_json
 from scoring.progress import progress_bar
+from scoring.runner import output_folder
 from scoring.runner.contract import RunSettings
 from scoring.runner.inputs import (
     KIND_PARTITION,
@@ -39,9 +40,11 @@ from scoring.runner.output import (
     SUMMARY_FILE,
     OrderedRowSpool,
     SchemaMismatchError,
+    kept_predictions,
     predictions_path,
     remove_stale_predictions,
 )
+from scoring.runner.output_folder import HeldFolder
 from scoring.runner.summary import (
     EMPTY_WINDOW,
     FAILED,
@@ -84,32 +87,36 @@ def run_parallel(settings: RunSettings) -> RunSummary:
 
     Raises :class:`~scoring.runner.contract.InvalidSettingsError` for bad settings or input
     (before any worker starts). A run that fails a threshold returns a summary with
-    ``status == "failed"`` (``exit_code == 1``) and publishes no predictions.
+    ``status == "failed"`` (``exit_code == 1``), publishes nothing and leaves the last good
+    predictions in place; a folder another run holds or that cannot be written raises
+    :class:`~scoring.runner.contract.InvalidSettingsError` too.
     """
     started_at = datetime.now(UTC)
     wall_start = time.perf_counter()
     size = settings.validate()
     settings = replace(settings, entry_script=settings.entry_script.resolve())
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    plan = plan_input(settings.input_path, size)
-    enumerate_seconds = time.perf_counter() - wall_start
-    for note in plan.notes:
-        log.warning(note)
-    run = _Run(settings, plan)
-    run.timings["enumerate"] = enumerate_seconds
-    interrupted = False
-    try:
-        run.execute()
-    except KeyboardInterrupt:
-        interrupted = True
-        run.failure = run.failure or "interrupted"
-    except BaseException:
-        if run.spool is not None:  # a bug, not a verdict: leave no temporary files behind
-            run.spool.discard()
-        raise
-    finally:
-        run.close_workers()
-    summary = run.finish(started_at, wall_start)
+    with output_folder.hold(settings.output_dir, SUMMARY_FILE) as held:
+        for note in held.notes:
+            log.warning(note)
+        plan = plan_input(settings.input_path, size)
+        enumerate_seconds = time.perf_counter() - wall_start
+        for note in plan.notes:
+            log.warning(note)
+        run = _Run(settings, plan, held)
+        run.timings["enumerate"] = enumerate_seconds
+        interrupted = False
+        try:
+            run.execute()
+        except KeyboardInterrupt:
+            interrupted = True
+            run.failure = run.failure or "interrupted"
+        except BaseException:
+            if run.spool is not None:  # a bug, not a verdict: leave no temporary files behind
+                run.spool.discard()
+            raise
+        finally:
+            run.close_workers()
+        summary = run.finish(started_at, wall_start)
     log.info("summary written to %s", settings.output_dir / SUMMARY_FILE)
     if interrupted:
         raise KeyboardInterrupt
@@ -119,9 +126,10 @@ def run_parallel(settings: RunSettings) -> RunSummary:
 class _Run:
     """State of one run: queues, workers, records, output spool."""
 
-    def __init__(self, settings: RunSettings, plan: InputPlan) -> None:
+    def __init__(self, settings: RunSettings, plan: InputPlan, held: HeldFolder) -> None:
         self.settings = settings
         self.plan = plan
+        self.held = held
         self.tasks = {task.index: task for task in plan.tasks}
         self.records = {
             task.index: MiniBatchRecord(task.index, task.label, items_in=task.items or 0)
@@ -148,7 +156,7 @@ class _Run:
         self.error_threshold.count = plan.unassigned_items
         self.failure: str | None = None
         self.cpu_start = time.process_time()
-        self.notes: list[str] = list(plan.notes)
+        self.notes: list[str] = [*held.notes, *plan.notes]
         self.shutdown_errors: list[str] = []
         self.timings: dict[str, float] = dict.fromkeys(
             ("enumerate", "init", "read", "run", "write", "scoring_wall", "total"), 0.0
@@ -447,20 +455,23 @@ class _Run:
             status = EMPTY_WINDOW
         predictions_file = None
         rows_written = 0
+        kept = None
         started = time.perf_counter()
-        if self.spool is not None and status != FAILED:
+        if status == FAILED:  # the last good output stays until a new one is complete
+            if self.spool is not None:
+                self.spool.discard()
+            kept = kept_predictions(settings.output_dir, self.held.previous_summary)
+            self.notes.append(_failed_run_note(kept))
+        elif self.spool is not None:
             destination = predictions_path(settings.output_dir, settings.output_format)
             rows_written = self.spool.publish(destination, settings.output_format)
             predictions_file = str(destination)
             stale = remove_stale_predictions(settings.output_dir, keep=destination)
-        else:
-            if self.spool is not None:
-                self.spool.discard()
+            self.notes.extend(f"removed {path.name} of an earlier run" for path in stale)
+        else:  # summary only: an earlier run's predictions must not pass for this run's
             stale = remove_stale_predictions(settings.output_dir)
+            self.notes.extend(f"removed {path.name} of an earlier run" for path in stale)
         self.timings["write"] += time.perf_counter() - started
-        self.notes.extend(f"removed {path.name} of an earlier run" for path in stale)
-        if status == FAILED and settings.append_rows:
-            self.notes.append("the run failed: no predictions file was published")
         self.timings["total"] = time.perf_counter() - wall_start
         self.cpu_seconds["parent"] = time.process_time() - self.cpu_start
         summary = RunSummary(
@@ -491,6 +502,7 @@ class _Run:
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
             notes=self.notes,
             shutdown_errors=self.shutdown_errors,
+            kept_predictions=kept,
         )
         write_json(summary.to_dict(), settings.output_dir / SUMMARY_FILE)
         if summary.status == FAILED:
@@ -498,6 +510,14 @@ class _Run:
             for record in summary.worst_offenders():
                 log.error("  %s", record.one_line())
         return summary
+
+
+def _failed_run_note(kept: dict | None) -> str:
+    if kept is None:
+        return "the run failed: no predictions file was published"
+    origin = kept.get("published_by_run_started_at")
+    by = f"the run started at {origin}" if origin else "an earlier run"
+    return f"the run failed: nothing was published; {kept['file']} of {by} is left in place"
 
 
 def _display_path(path: Path) -> Path:

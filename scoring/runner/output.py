@@ -253,6 +253,28 @@ def writer_options(schema: pa.Schema) -> dict:
     return {"use_dictionary": text or False}
 
 
+def kept_predictions(output_dir: Path, previous_summary: dict | None) -> dict | None:
+    """The predictions file an earlier run published, which a failed run leaves in place:
+    its name and, as the summary beside it tells, the run that published it and its rows
+    (None where that summary does not say). None when there is no predictions file."""
+    present = [
+        path
+        for path in (predictions_path(output_dir, fmt) for fmt in OUTPUT_FORMATS)
+        if path.is_file()
+    ]
+    if not present:
+        return None
+    name = present[0].name
+    kept = {"file": name, "published_by_run_started_at": None, "rows": None}
+    output = (previous_summary or {}).get("output") or {}
+    if Path(str(output.get("predictions_file") or "")).name == name:
+        kept["published_by_run_started_at"] = previous_summary.get("started_at")
+        kept["rows"] = output.get("rows_written")
+    elif (output.get("kept_predictions") or {}).get("file") == name:
+        kept = dict(output["kept_predictions"])  # the run before failed too: carried over
+    return kept
+
+
 def remove_stale_predictions(output_dir: Path, keep: Path | None = None) -> list[Path]:
     """Remove predictions files of an earlier run so the folder shows this run's outcome only."""
     removed = []

@@ -106,6 +106,8 @@ class RunSummary:
     finished_at: str
     notes: list[str] = field(default_factory=list)
     shutdown_errors: list[str] = field(default_factory=list)
+    #: the earlier run's predictions a failed run left in place (see output.kept_predictions)
+    kept_predictions: dict | None = None
 
     @property
     def exit_code(self) -> int:
@@ -149,8 +151,10 @@ class RunSummary:
                 "folder": self.output_dir,
                 "mode": "append_rows" if self.append_rows else "summary_only",
                 "format": self.output_format,
+                "published": self.predictions_file is not None,
                 "predictions_file": self.predictions_file,
                 "rows_written": self.rows_written,
+                "kept_predictions": self.kept_predictions,
             },
             "workers": {
                 "count": self.workers,

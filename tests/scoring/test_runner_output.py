@@ -91,22 +91,47 @@ def test_summary_only_writes_no_rows_but_counts_them(extract, tmp_path):
     assert data["items"]["returned"] == 84
 
 
-def test_a_failed_run_leaves_only_its_summary(extract, tmp_path):
-    out = tmp_path / "out"
-    _run(extract, out)
-    summary = _run(
-        extract,
+def _fail(source: Path, out: Path):
+    """A run that exceeds its threshold (dev-003 raises)."""
+    return _run(
+        source,
         out,
         "raise_for_partition.py",
-        "--fail-device",
-        "dev-003",
+        *("--fail-device", "dev-003"),
         max_retries=0,
         mini_batch_error_threshold=0,
     )
-    assert summary.status == "failed"
+
+
+def test_a_failed_rerun_keeps_the_last_good_predictions_and_says_so(extract, tmp_path):
+    out = tmp_path / "out"
+    good = _run(extract, out)
+    published = (out / "predictions.parquet").read_bytes()
+    for _ in range(2):  # a second failure still names the run that published them
+        summary = _fail(extract, out)
+        assert summary.status == "failed"
+        assert sorted(p.name for p in out.iterdir()) == ["predictions.parquet", "summary.json"]
+        assert (out / "predictions.parquet").read_bytes() == published
+        data = json.loads((out / "summary.json").read_text())
+        assert data["status"] == "failed" and data["output"]["published"] is False
+        assert data["output"]["predictions_file"] is None
+        assert data["output"]["kept_predictions"] == {
+            "file": "predictions.parquet",
+            "published_by_run_started_at": good.started_at,
+            "rows": 84,
+        }
+        assert (
+            "the run failed: nothing was published; predictions.parquet of the run started at "
+            f"{good.started_at} is left in place"
+        ) in data["notes"]
+
+
+def test_a_failed_first_run_leaves_only_its_summary(extract, tmp_path):
+    out = tmp_path / "out"
+    summary = _fail(extract, out)
     assert [p.name for p in out.iterdir()] == ["summary.json"]
     data = json.loads((out / "summary.json").read_text())
-    assert data["status"] == "failed"
+    assert data["output"]["kept_predictions"] is None and summary.status == "failed"
     assert "the run failed: no predictions file was published" in data["notes"]
 
 
