@@ -51,27 +51,30 @@ RAW_TABLE_NAME = "SensorReadingsRaw"
 KEY_LENGTH = 128  # Device/Sensor are key columns: SQL Server needs a bounded length
 
 metadata = sa.MetaData()
-sensor_readings = sa.Table(
+
+
+def _readings_table(name: str, *extra: sa.Column) -> sa.Table:
+    """A table of readings keyed by (Device, Sensor, TS): TS, Device, Sensor, Value, then
+    ``extra`` columns."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(TS, sa.DateTime().with_variant(mssql.DATETIME2(), "mssql"), nullable=False),
+        sa.Column(DEVICE, sa.String(KEY_LENGTH), nullable=False),
+        sa.Column(SENSOR, sa.String(KEY_LENGTH), nullable=False),
+        sa.Column(VALUE, sa.Float, nullable=False),
+        *extra,
+        sa.PrimaryKeyConstraint(DEVICE, SENSOR, TS, name=f"PK_{name}"),
+    )
+
+
+sensor_readings = _readings_table(
     TABLE_NAME,
-    metadata,
-    sa.Column(TS, sa.DateTime().with_variant(mssql.DATETIME2(), "mssql"), nullable=False),
-    sa.Column(DEVICE, sa.String(KEY_LENGTH), nullable=False),
-    sa.Column(SENSOR, sa.String(KEY_LENGTH), nullable=False),
-    sa.Column(VALUE, sa.Float, nullable=False),
     sa.Column(MIN_VALUE, sa.Float),
     sa.Column(MAX_VALUE, sa.Float),
     sa.Column(COUNT, sa.Integer),
-    sa.PrimaryKeyConstraint(DEVICE, SENSOR, TS, name=f"PK_{TABLE_NAME}"),
 )
-raw_readings = sa.Table(
-    RAW_TABLE_NAME,
-    metadata,
-    sa.Column(TS, sa.DateTime().with_variant(mssql.DATETIME2(), "mssql"), nullable=False),
-    sa.Column(DEVICE, sa.String(KEY_LENGTH), nullable=False),
-    sa.Column(SENSOR, sa.String(KEY_LENGTH), nullable=False),
-    sa.Column(VALUE, sa.Float, nullable=False),
-    sa.PrimaryKeyConstraint(DEVICE, SENSOR, TS, name=f"PK_{RAW_TABLE_NAME}"),
-)
+raw_readings = _readings_table(RAW_TABLE_NAME)
 
 
 class DatabaseError(UsageError, ValueError):
