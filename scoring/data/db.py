@@ -200,31 +200,22 @@ def require_table(engine: Engine) -> None:
         )
 
 
-_TO_PYTHON = {
-    TS: lambda value: pd.Timestamp(value).to_pydatetime(),
-    DEVICE: str,
-    SENSOR: str,
-    VALUE: float,
-    MIN_VALUE: float,
-    MAX_VALUE: float,
-    COUNT: int,
-}
+def _python_values(values: pd.Series, name: str) -> list:
+    """A column as plain Python values (drivers do not all accept numpy scalars)."""
+    if name == TS:
+        return list(pd.to_datetime(values).dt.to_pydatetime())
+    return values.astype(_DTYPES[name]).tolist()
 
 
 def _records(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[dict]:
-    """Rows as plain Python values (drivers do not all accept numpy scalars)."""
-    convert = [(name, _TO_PYTHON[name]) for name in columns]
-    return [
-        {name: to_python(value) for (name, to_python), value in zip(convert, row, strict=True)}
-        for row in frame[list(columns)].itertuples(index=False, name=None)
-    ]
+    """Rows as parameter dicts, converted column by column."""
+    values = [_python_values(frame[name], name) for name in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def _key_params(frame: pd.DataFrame) -> list[dict]:
-    return [
-        {"d": str(device), "s": str(sensor), "ts": pd.Timestamp(ts).to_pydatetime()}
-        for device, sensor, ts in frame[[DEVICE, SENSOR, TS]].itertuples(index=False, name=None)
-    ]
+    values = [_python_values(frame[name], name) for name in (DEVICE, SENSOR, TS)]
+    return [{"d": d, "s": s, "ts": ts} for d, s, ts in zip(*values, strict=True)]
 
 
 def _delete_by_key(table: sa.Table) -> sa.Delete:
@@ -244,16 +235,32 @@ class ReadingsTransaction:
 
     def _replace_rows(self, table: sa.Table, frame: pd.DataFrame, desc: str) -> int:
         """Rows of ``frame`` into ``table``, replacing rows with the same (Device, Sensor,
-        TS); returns how many were replaced. Delete and insert: portable to every dialect."""
+        TS); returns how many were replaced. Delete and insert, portable to every dialect;
+        the database compares the keys (its collation decides), but only rows within the
+        time span the table already holds are looked for, so new data costs no delete."""
+        held = self._held_span(table, frame[TS].min(), frame[TS].max())
+        maybe_held = frame.iloc[:0] if held is None else frame[frame[TS].between(*held)]
         replaced = 0
         delete = _delete_by_key(table)
+        for first in range(0, len(maybe_held), self.chunk_rows):
+            chunk = maybe_held.iloc[first : first + self.chunk_rows]
+            replaced += max(0, self.conn.execute(delete, _key_params(chunk)).rowcount or 0)
+        columns = tuple(table.c.keys())
         with progress_bar(total=len(frame), desc=desc, unit="row", logger=log) as bar:
             for first in range(0, len(frame), self.chunk_rows):
                 chunk = frame.iloc[first : first + self.chunk_rows]
-                replaced += max(0, self.conn.execute(delete, _key_params(chunk)).rowcount or 0)
-                self.conn.execute(table.insert(), _records(chunk, tuple(table.c.keys())))
+                self.conn.execute(table.insert(), _records(chunk, columns))
                 bar.update(len(chunk))
         return replaced
+
+    def _held_span(self, table: sa.Table, first, last) -> tuple[datetime, datetime] | None:
+        """The first and last TS ``table`` holds within [first, last]; None if none."""
+        ts = table.c[TS]
+        query = sa.select(sa.func.min(ts), sa.func.max(ts)).where(
+            ts >= pd.Timestamp(first).to_pydatetime(), ts <= pd.Timestamp(last).to_pydatetime()
+        )
+        low, high = self.conn.execute(query).one()
+        return None if low is None else (pd.Timestamp(low), pd.Timestamp(high))
 
     def store_readings(self, readings: pd.DataFrame) -> int:
         """Keep ``readings`` (unique per key); a reading given before is replaced. Returns
