@@ -11,7 +11,8 @@ commands start fast and a missing optional dependency of one command does not
 break the others.
 
 Exit codes: 0 success, 1 the run failed (e.g. a threshold exceeded),
-2 bad usage (a wrong flag, a missing input, an unreadable database URL).
+2 bad usage (a wrong flag, a missing input, an unreadable database URL), 3 an empty window
+(``score`` found no rows to score).
 """
 
 from __future__ import annotations

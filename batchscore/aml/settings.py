@@ -190,6 +190,29 @@ class PipelineTarget:
         return f"azureml://datastores/{self.predictions_datastore}/paths/scored/"
 
 
+#: the repository root, where Pulumi.yaml lives beside the batchscore package
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def find_project_dir() -> Path:
+    """The folder holding Pulumi.yaml: the current folder or one above it, else the repo."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "Pulumi.yaml").is_file():
+            return folder
+    return REPO_ROOT
+
+
+def stack_settings(stack: str | None, project_dir: Path | None = None) -> PipelineSettings:
+    """:meth:`PipelineSettings.from_stack` for a command line: Pulumi.yaml found as
+    :func:`find_project_dir` does unless given, every problem in one :class:`SettingsError`
+    line."""
+    try:
+        return PipelineSettings.from_stack(stack, project_dir or find_project_dir())
+    except SettingsError as exc:
+        raise SettingsError(str(exc).replace("\n ", "")) from exc
+
+
 def read_stack_config(stack: str | None, project_dir: str | Path) -> dict[str, Any]:
     """``{key: value}`` from Pulumi.yaml defaults, then ``Pulumi.<stack>.yaml`` overrides.
 

@@ -1,18 +1,17 @@
 """``batchscore aggregate``: raw readings into tumbling windows in the ``SensorReadings`` table
-(the window rules are :mod:`batchscore.aggregate`; the SQL is :mod:`scoring.data.db`)."""
+(the window rules are :mod:`batchscore.aggregate`; the SQL is :mod:`scoring.data.db`).
+
+Prints one line: rows read, aggregated and rejected (per reason), windows written."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from batchscore.aggregate import DEFAULT_WINDOW_MINUTES, aggregate_readings, load_readings
-from scoring.data.db import DEFAULT_DB_URL, database, replace_windows
+from batchscore.aggregate import DEFAULT_WINDOW_MINUTES, describe, load_readings, merge_readings
+from scoring.data.db import DEFAULT_DB_URL, database
 from scoring.data.schema import TS
 from scoring.errors import UsageError
-
-log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,17 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.window_minutes < 1:
         raise UsageError("--window-minutes must be at least 1")
-    readings = load_readings(args.input)
-    windows = aggregate_readings(readings, args.window_minutes)
+    loaded = load_readings(args.input, args.window_minutes)
     with database(args.db, create=True) as engine:
-        replaced = replace_windows(engine, windows)
-    log.info(
-        "aggregated %d readings into %d windows of %d min (%s .. %s); replaced %d existing row(s)",
-        len(readings),
-        len(windows),
-        args.window_minutes,
-        windows[TS].min(),
-        windows[TS].max(),
-        replaced,
+        merged = merge_readings(engine, loaded.readings, args.window_minutes)
+    windows = merged.windows
+    print(
+        f"{args.input}: {loaded.rows} row(s), {merged.readings_stored} aggregated "
+        f"({merged.readings_replaced} given before), rejected: {describe(loaded)}; "
+        f"{len(windows)} window(s) of {args.window_minutes} min written "
+        f"({windows[TS].min()} .. {windows[TS].max()}; {merged.windows_replaced} replaced)"
     )
     return 0

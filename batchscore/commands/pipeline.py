@@ -19,8 +19,6 @@ from scoring.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="pipeline_action", metavar="<action>")
@@ -111,11 +109,10 @@ def run(args: argparse.Namespace) -> int:
             "--out DIR`)"
         )
     from batchscore.aml import export
-    from batchscore.aml.settings import PipelineSettings, PipelineTarget, SettingsError
+    from batchscore.aml.settings import PipelineTarget, SettingsError, stack_settings
 
-    project_dir = args.project_dir or _find_project_dir()
+    settings = stack_settings(args.stack, args.project_dir)
     try:
-        settings = PipelineSettings.from_stack(args.stack, project_dir)
         target = PipelineTarget(**_target_overrides(args))
     except SettingsError as exc:
         raise UsageError(str(exc).replace("\n ", "")) from exc
@@ -283,12 +280,3 @@ def _target_overrides(args: argparse.Namespace) -> dict[str, str]:
         "predictions_datastore": "predictions_datastore",
     }
     return {field: getattr(args, flag) for flag, field in names.items() if getattr(args, flag)}
-
-
-def _find_project_dir() -> Path:
-    """The folder holding Pulumi.yaml: the current folder or one above it, else the repo."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "Pulumi.yaml").is_file():
-            return folder
-    return REPO_ROOT

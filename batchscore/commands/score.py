@@ -13,7 +13,13 @@ The flags are the Azure ML v2 parallel job's knobs under local names:
 ``--max-retries`` / ``--timeout``    ``retry_settings`` (local default timeout 300 s, not 60)
 ``--append-rows`` / ``--summary-only``  ``append_row_to`` set / unset
 ``--log-level``                      ``logging_level`` of the workers
+``--stack``                          every knob above from that stack's config, as the
+                                     scheduled pipeline gets them; explicit flags win
 ==================================  =================================================
+
+Without ``--stack`` the knobs take local defaults (:data:`LOCAL_DEFAULTS`), which differ
+from the pipeline's in ``--mini-batch-error-threshold`` (-1 here, 5 there) and ``--workers``
+(cores here, instances x concurrency there): ``--stack dev`` reproduces a cluster run.
 
 Everything after ``--`` is passed to the script as its program arguments. The default
 entry script is the product's ``scoring/steps/score.py``, which needs ``--models DIR``.
@@ -25,6 +31,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from scoring.data.schema import PREDICTION_SCHEMA
 from scoring.errors import UsageError
 from scoring.runner import (
     DEFAULT_MAX_RETRIES,
@@ -43,10 +50,21 @@ EPILOG = """\
 outputs (in --output DIR):
   predictions.parquet|csv  every returned row, exactly once, sorted by Device, Sensor, TS
                            (file input: in mini-batch order); replaced atomically on a
-                           re-run; not published when the run fails
+                           re-run; when a run fails or is interrupted
+                           nothing is published and the last good file stays
   summary.json             status, counts, thresholds, failed mini-batches with reasons,
-                           captured warnings, timings (always written)
-exit codes: 0 succeeded, 1 a threshold was exceeded or init() failed, 2 bad usage
+                           captured warnings, timings (always written; a
+                           failed run's says "published": false and names the
+                           kept predictions)
+  .batchscore.lock         while a run is at work (its pid): a second run on the
+                           same folder is refused; a dead run's is taken over
+exit codes:
+  0  succeeded
+  1  a threshold was exceeded or init() failed
+  2  bad usage
+  3  empty window: the input holds no rows (summary.json "status": "empty_window"; the
+     predictions file has the declared columns and no rows), so a schedule shows an
+     ingestion outage instead of a green run
 """
 
 
@@ -72,57 +90,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="script with init()/run()/shutdown() (default: the package's score.py)",
     )
     parser.add_argument(
+        "--stack",
+        help="take every knob below that is not given from this Pulumi stack's config "
+        "(Pulumi.yaml defaults, then Pulumi.<stack>.yaml), as the scheduled pipeline does",
+    )
+    knobs = parser.add_argument_group(
+        "parallel-job knobs (default: the local default shown, or the --stack config key)"
+    )
+    knobs.add_argument(
         "--workers",
         type=int,
-        default=default_workers(),
-        help="worker processes (default: number of cores, here %(default)s)",
+        help=f"worker processes (local: number of cores, here {default_workers()}; stack: "
+        "scoringInstanceCount x maxConcurrencyPerInstance)",
     )
-    parser.add_argument(
+    knobs.add_argument(
         "--mini-batch-size",
-        default=DEFAULT_MINI_BATCH_SIZE,
         help="for a folder of files: files per mini-batch (10) or a size (10kb, 1mb); "
-        "ignored for tabular input, which is one mini-batch per partition (default: %(default)s)",
+        "ignored for tabular input, which is one mini-batch per partition (local: "
+        f"{DEFAULT_MINI_BATCH_SIZE}; stack: miniBatchSize)",
     )
-    parser.add_argument(
+    knobs.add_argument(
         "--error-threshold",
         type=int,
-        default=-1,
-        help="failed items tolerated before the run fails; -1 ignores them (default: -1)",
+        help="failed items tolerated before the run fails; -1 ignores them (local: -1; "
+        "stack: errorThreshold)",
     )
-    parser.add_argument(
+    knobs.add_argument(
         "--mini-batch-error-threshold",
         type=int,
-        default=-1,
-        help="failed mini-batches tolerated before the run fails; -1 ignores them (default: -1)",
+        help="failed mini-batches tolerated before the run fails; -1 ignores them (local: -1; "
+        "stack: miniBatchErrorThreshold, 5 by default)",
     )
-    parser.add_argument(
+    knobs.add_argument(
         "--max-retries",
         type=int,
-        default=DEFAULT_MAX_RETRIES,
         help="retries of a mini-batch that raises, times out, returns short or whose worker "
-        "dies (default: %(default)s)",
+        f"dies (local: {DEFAULT_MAX_RETRIES}; stack: maxRetries)",
     )
-    parser.add_argument(
+    knobs.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_SECONDS,
         help="seconds one mini-batch may take before its worker is killed and it is retried "
-        "(default: %(default)g; Azure ML's 60 s causes retry storms on cold workers); a "
-        "worker's start-up (import + init()) may take the larger of this and 60 s",
+        f"(local: {DEFAULT_TIMEOUT_SECONDS:g}; Azure ML's 60 s causes retry storms on cold "
+        "workers; stack: miniBatchTimeoutSeconds); a worker's start-up (import + init()) may "
+        "take the larger of this and 60 s",
     )
-    rows = parser.add_mutually_exclusive_group()
+    rows = knobs.add_mutually_exclusive_group()
     rows.add_argument(
         "--append-rows",
         dest="append_rows",
         action="store_true",
-        default=True,
-        help="write every returned row to DIR/predictions.<format> (default)",
+        default=None,
+        help="write every returned row to DIR/predictions.<format> (local default; stack: "
+        "appendRows)",
     )
     rows.add_argument(
         "--summary-only",
         dest="append_rows",
         action="store_false",
         help="write only DIR/summary.json",
+    )
+    knobs.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=None,
+        help="logging level inside the workers (local: the global --log-level; stack: "
+        "scoringLoggingLevel)",
     )
     parser.add_argument(
         "--output-format",
@@ -131,17 +164,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="format of the predictions file (default: %(default)s)",
     )
     parser.add_argument(
-        "--log-level",
-        choices=LOG_LEVELS,
-        default=None,
-        help="logging level inside the workers (default: the global --log-level)",
-    )
-    parser.add_argument(
         "script_arguments",
         nargs="*",
         metavar="-- ARG",
         help="arguments after -- are passed to the entry script",
     )
+
+
+#: the knobs' defaults without ``--stack`` (``workers`` and ``log_level`` are filled in per
+#: run: the cores, the global ``--log-level``)
+LOCAL_DEFAULTS: dict[str, object] = {
+    "workers": None,
+    "mini_batch_size": DEFAULT_MINI_BATCH_SIZE,
+    "error_threshold": -1,
+    "mini_batch_error_threshold": -1,
+    "max_retries": DEFAULT_MAX_RETRIES,
+    "timeout": DEFAULT_TIMEOUT_SECONDS,
+    "append_rows": True,
+    "log_level": None,
+}
+
+
+def stack_defaults(stack: str) -> dict[str, object]:
+    """The knobs as the stack's scheduled pipeline runs with them."""
+    from batchscore.aml.settings import stack_settings
+
+    settings = stack_settings(stack)
+    return {
+        "workers": settings.instance_count * settings.max_concurrency_per_instance,
+        "mini_batch_size": settings.mini_batch_size,
+        "error_threshold": settings.error_threshold,
+        "mini_batch_error_threshold": settings.mini_batch_error_threshold,
+        "max_retries": settings.max_retries,
+        "timeout": float(settings.timeout_seconds),
+        "append_rows": settings.append_rows,
+        "log_level": settings.logging_level,
+    }
+
+
+def resolve_knobs(args: argparse.Namespace) -> dict[str, object]:
+    """Each knob: the flag if given, else the stack's value (``--stack``), else the local
+    default."""
+    if args.stack:
+        defaults = stack_defaults(args.stack)
+    else:
+        defaults = {
+            **LOCAL_DEFAULTS,
+            "workers": default_workers(),
+            "log_level": getattr(args, "global_log_level", "INFO"),
+        }
+    given = {name: getattr(args, name, None) for name in defaults}
+    return {name: defaults[name] if given[name] is None else given[name] for name in defaults}
 
 
 def build_settings(args: argparse.Namespace) -> RunSettings:
@@ -163,30 +236,33 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
         )
     if not entry_script.is_file():
         raise UsageError(f"--entry-script {entry_script}: no such file")
+    knobs = resolve_knobs(args)
     return RunSettings(
         input_path=args.input,
         output_dir=args.output,
         entry_script=entry_script,
         program_arguments=program_arguments,
-        workers=args.workers,
-        mini_batch_size=args.mini_batch_size,
-        error_threshold=args.error_threshold,
-        mini_batch_error_threshold=args.mini_batch_error_threshold,
-        max_retries=args.max_retries,
-        timeout_seconds=args.timeout,
-        append_rows=args.append_rows,
+        workers=knobs["workers"],
+        mini_batch_size=knobs["mini_batch_size"],
+        error_threshold=knobs["error_threshold"],
+        mini_batch_error_threshold=knobs["mini_batch_error_threshold"],
+        max_retries=knobs["max_retries"],
+        timeout_seconds=knobs["timeout"],
+        append_rows=knobs["append_rows"],
         output_format=args.output_format,
-        log_level=args.log_level or getattr(args, "global_log_level", "INFO"),
+        log_level=knobs["log_level"],
+        output_schema=PREDICTION_SCHEMA if uses_default_script else None,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     logging.getLogger("scoring.runner").info(
-        "scoring %s with %s on %d worker(s)",
+        "scoring %s with %s on %d worker(s)%s",
         settings.input_path,
         settings.entry_script,
         settings.workers,
+        f", knobs from stack {args.stack}" if args.stack else "",
     )
     summary = run_parallel(settings)
     print(format_summary(summary))

@@ -27,7 +27,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import URL, Engine, make_url
 
-from scoring.data.schema import COUNT, DEVICE, MAX_VALUE, MIN_VALUE, SENSOR, SQL_COLUMNS, TS, VALUE
+from scoring.data.schema import (
+    COUNT,
+    DEVICE,
+    MAX_VALUE,
+    MIN_VALUE,
+    READING_COLUMNS,
+    SENSOR,
+    SQL_COLUMNS,
+    TS,
+    VALUE,
+)
 from scoring.data.sql_token import AZURE_SQL_SCOPE, SQL_COPT_SS_ACCESS_TOKEN, access_token_struct
 from scoring.errors import UsageError
 from scoring.progress import progress_bar
@@ -36,21 +46,35 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DB_URL = "sqlite:///sensors.db"
 TABLE_NAME = "SensorReadings"
+#: every reading ``aggregate`` was given, so a window is always recomputed from all of them
+RAW_TABLE_NAME = "SensorReadingsRaw"
 KEY_LENGTH = 128  # Device/Sensor are key columns: SQL Server needs a bounded length
 
 metadata = sa.MetaData()
-sensor_readings = sa.Table(
+
+
+def _readings_table(name: str, *extra: sa.Column) -> sa.Table:
+    """A table of readings keyed by (Device, Sensor, TS): TS, Device, Sensor, Value, then
+    ``extra`` columns."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(TS, sa.DateTime().with_variant(mssql.DATETIME2(), "mssql"), nullable=False),
+        sa.Column(DEVICE, sa.String(KEY_LENGTH), nullable=False),
+        sa.Column(SENSOR, sa.String(KEY_LENGTH), nullable=False),
+        sa.Column(VALUE, sa.Float, nullable=False),
+        *extra,
+        sa.PrimaryKeyConstraint(DEVICE, SENSOR, TS, name=f"PK_{name}"),
+    )
+
+
+sensor_readings = _readings_table(
     TABLE_NAME,
-    metadata,
-    sa.Column(TS, sa.DateTime().with_variant(mssql.DATETIME2(), "mssql"), nullable=False),
-    sa.Column(DEVICE, sa.String(KEY_LENGTH), nullable=False),
-    sa.Column(SENSOR, sa.String(KEY_LENGTH), nullable=False),
-    sa.Column(VALUE, sa.Float, nullable=False),
     sa.Column(MIN_VALUE, sa.Float),
     sa.Column(MAX_VALUE, sa.Float),
     sa.Column(COUNT, sa.Integer),
-    sa.PrimaryKeyConstraint(DEVICE, SENSOR, TS, name=f"PK_{TABLE_NAME}"),
 )
+raw_readings = _readings_table(RAW_TABLE_NAME)
 
 
 class DatabaseError(UsageError, ValueError):
@@ -164,8 +188,9 @@ def database(
 
 
 def ensure_table(engine: Engine) -> None:
-    """Create ``SensorReadings`` if it does not exist (Azure SQL: the deploy creates it)."""
-    metadata.create_all(engine, tables=[sensor_readings], checkfirst=True)
+    """Create ``SensorReadings`` (Azure SQL: the deploy creates it) and ``aggregate``'s
+    ``SensorReadingsRaw`` where they do not exist."""
+    metadata.create_all(engine, tables=[sensor_readings, raw_readings], checkfirst=True)
 
 
 def require_table(engine: Engine) -> None:
@@ -175,60 +200,100 @@ def require_table(engine: Engine) -> None:
         )
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as plain Python values (drivers do not all accept numpy scalars)."""
-    out = []
-    for ts, device, sensor, value, low, high, count in frame[list(SQL_COLUMNS)].itertuples(
-        index=False, name=None
-    ):
-        out.append(
-            {
-                TS: pd.Timestamp(ts).to_pydatetime(),
-                DEVICE: str(device),
-                SENSOR: str(sensor),
-                VALUE: float(value),
-                MIN_VALUE: float(low),
-                MAX_VALUE: float(high),
-                COUNT: int(count),
-            }
-        )
-    return out
+def _python_values(values: pd.Series, name: str) -> list:
+    """A column as plain Python values (drivers do not all accept numpy scalars)."""
+    if name == TS:
+        return list(pd.to_datetime(values).dt.to_pydatetime())
+    return values.astype(_DTYPES[name]).tolist()
 
 
-def replace_windows(engine: Engine, windows: pd.DataFrame, chunk_rows: int = 10_000) -> int:
-    """Write aggregated windows so that re-aggregating a period replaces, never duplicates.
+def _records(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[dict]:
+    """Rows as parameter dicts, converted column by column."""
+    values = [_python_values(frame[name], name) for name in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
-    In one transaction: for every (Device, Sensor) in ``windows`` delete its rows with
-    TS between that pair's first and last window, then insert ``windows``.
-    Returns the number of rows deleted.
-    """
-    spans = windows.groupby([DEVICE, SENSOR], sort=True)[TS].agg(["min", "max"]).reset_index()
-    table = sensor_readings
-    delete = table.delete().where(
+
+def _key_params(frame: pd.DataFrame) -> list[dict]:
+    values = [_python_values(frame[name], name) for name in (DEVICE, SENSOR, TS)]
+    return [{"d": d, "s": s, "ts": ts} for d, s, ts in zip(*values, strict=True)]
+
+
+def _delete_by_key(table: sa.Table) -> sa.Delete:
+    return table.delete().where(
         table.c[DEVICE] == sa.bindparam("d"),
         table.c[SENSOR] == sa.bindparam("s"),
-        table.c[TS] >= sa.bindparam("first"),
-        table.c[TS] <= sa.bindparam("last"),
+        table.c[TS] == sa.bindparam("ts"),
     )
-    params = [
-        {
-            "d": str(d),
-            "s": str(s),
-            "first": pd.Timestamp(lo).to_pydatetime(),
-            "last": pd.Timestamp(hi).to_pydatetime(),
-        }
-        for d, s, lo, hi in spans.itertuples(index=False, name=None)
-    ]
-    with engine.begin() as conn:
-        deleted = conn.execute(delete, params).rowcount if params else 0
-        with progress_bar(
-            total=len(windows), desc="writing windows", unit="row", logger=log
-        ) as bar:
-            for first in range(0, len(windows), chunk_rows):
-                chunk = windows.iloc[first : first + chunk_rows]
-                conn.execute(table.insert(), _records(chunk))
+
+
+class ReadingsTransaction:
+    """``aggregate``'s statements, all inside one transaction (:func:`readings_transaction`)."""
+
+    def __init__(self, conn: sa.Connection, chunk_rows: int = 10_000) -> None:
+        self.conn = conn
+        self.chunk_rows = chunk_rows
+
+    def _replace_rows(self, table: sa.Table, frame: pd.DataFrame, desc: str) -> int:
+        """Rows of ``frame`` into ``table``, replacing rows with the same (Device, Sensor,
+        TS); returns how many were replaced. Delete and insert, portable to every dialect;
+        the database compares the keys (its collation decides), but only rows within the
+        time span the table already holds are looked for, so new data costs no delete."""
+        held = self._held_span(table, frame[TS].min(), frame[TS].max())
+        maybe_held = frame.iloc[:0] if held is None else frame[frame[TS].between(*held)]
+        replaced = 0
+        delete = _delete_by_key(table)
+        for first in range(0, len(maybe_held), self.chunk_rows):
+            chunk = maybe_held.iloc[first : first + self.chunk_rows]
+            replaced += max(0, self.conn.execute(delete, _key_params(chunk)).rowcount or 0)
+        columns = tuple(table.c.keys())
+        with progress_bar(total=len(frame), desc=desc, unit="row", logger=log) as bar:
+            for first in range(0, len(frame), self.chunk_rows):
+                chunk = frame.iloc[first : first + self.chunk_rows]
+                self.conn.execute(table.insert(), _records(chunk, columns))
                 bar.update(len(chunk))
-    return max(0, deleted or 0)
+        return replaced
+
+    def _held_span(self, table: sa.Table, first, last) -> tuple[datetime, datetime] | None:
+        """The first and last TS ``table`` holds within [first, last]; None if none."""
+        ts = table.c[TS]
+        query = sa.select(sa.func.min(ts), sa.func.max(ts)).where(
+            ts >= pd.Timestamp(first).to_pydatetime(), ts <= pd.Timestamp(last).to_pydatetime()
+        )
+        low, high = self.conn.execute(query).one()
+        return None if low is None else (pd.Timestamp(low), pd.Timestamp(high))
+
+    def store_readings(self, readings: pd.DataFrame) -> int:
+        """Keep ``readings`` (unique per key); a reading given before is replaced. Returns
+        how many were given before."""
+        return self._replace_rows(raw_readings, readings, "storing readings")
+
+    def stored_readings(self, after: datetime, until: datetime) -> pd.DataFrame:
+        """Every stored reading with TS in (after, until]."""
+        table = raw_readings
+        query = sa.select(*(table.c[name] for name in READING_COLUMNS)).where(
+            table.c[TS] > pd.Timestamp(after).to_pydatetime(),
+            table.c[TS] <= pd.Timestamp(until).to_pydatetime(),
+        )
+        return _typed(self.conn.execute(query).all(), READING_COLUMNS)
+
+    def replace_windows(self, windows: pd.DataFrame) -> int:
+        """Write window rows, replacing those with the same (Device, Sensor, TS); returns how
+        many existed."""
+        return self._replace_rows(sensor_readings, windows, "writing windows")
+
+
+@contextlib.contextmanager
+def readings_transaction(engine: Engine) -> Iterator[ReadingsTransaction]:
+    """One transaction for ``aggregate``'s statements: all of them or none."""
+    with engine.begin() as conn:
+        yield ReadingsTransaction(conn)
+
+
+def replace_windows(engine: Engine, windows: pd.DataFrame) -> int:
+    """Write aggregated windows in one transaction, replacing rows with the same key, never
+    duplicating them. Returns the number of rows replaced."""
+    with readings_transaction(engine) as transaction:
+        return transaction.replace_windows(windows)
 
 
 def iter_pair_readings(
@@ -277,21 +342,28 @@ def _pair(frame: pd.DataFrame, first: int, stop: int) -> tuple[str, str, pd.Data
     return str(rows[DEVICE].iat[0]), str(rows[SENSOR].iat[0]), rows
 
 
-def _typed(rows) -> pd.DataFrame:
-    """Database rows -> a frame with the contract's dtypes (one conversion per chunk)."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SQL_COLUMNS)
-    data = dict(zip(SQL_COLUMNS, columns, strict=True))
-    return pd.DataFrame(
-        {
-            TS: pd.to_datetime(pd.Series(data[TS], dtype=object)).astype("datetime64[us]"),
-            DEVICE: pd.Series(data[DEVICE], dtype="str"),
-            SENSOR: pd.Series(data[SENSOR], dtype="str"),
-            VALUE: pd.Series(data[VALUE], dtype="float64"),
-            MIN_VALUE: pd.Series(data[MIN_VALUE], dtype="float64"),
-            MAX_VALUE: pd.Series(data[MAX_VALUE], dtype="float64"),
-            COUNT: pd.Series(data[COUNT], dtype="int64"),
-        }
-    )
+_DTYPES = {
+    DEVICE: "str",
+    SENSOR: "str",
+    VALUE: "float64",
+    MIN_VALUE: "float64",
+    MAX_VALUE: "float64",
+    COUNT: "int64",
+}
+
+
+def _typed(rows, columns: tuple[str, ...] = SQL_COLUMNS) -> pd.DataFrame:
+    """Database rows of ``columns`` -> a frame with the contract's dtypes (one conversion per
+    chunk)."""
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    frame = {}
+    for name, column in zip(columns, values, strict=True):
+        if name == TS:
+            series = pd.to_datetime(pd.Series(column, dtype=object)).astype("datetime64[us]")
+        else:
+            series = pd.Series(column, dtype=_DTYPES[name])
+        frame[name] = series
+    return pd.DataFrame(frame)
 
 
 def read_readings(engine: Engine, columns: tuple[str, ...]) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +70,31 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise
 
 
+#: the names :func:`temporary_sibling` gives
+TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+
+
+def temporary_sibling(path: str | Path) -> Path:
+    """A new, unused name beside ``path`` (``.<name>.<random>.tmp``) to write it under before
+    it is swapped in. Not ``mkstemp``: its files are 0600, while a file created under a
+    plain new name gets the umask's permissions like every other output."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def remove_temporaries(folder: str | Path, names: re.Pattern = TEMPORARY_NAME) -> list[Path]:
+    """Delete the temporary files (named like :func:`temporary_sibling`'s, or matching
+    ``names``) a killed writer left in ``folder``; the files removed. Only for a folder no
+    other writer is at work in (e.g. one whose lock the caller holds): a live writer's
+    temporary file would go too."""
+    removed = []
+    for path in Path(folder).iterdir():
+        if names.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return sorted(removed)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; on success it replaces ``path`` atomically.
@@ -77,8 +103,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its files are 0600; a plain new name keeps the umask's permissions.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = temporary_sibling(path)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -53,7 +53,7 @@ __all__ = [
     "read_table",
     "write_table",
     "normalize_readings",
-    "drop_invalid_readings",
+    "invalid_reading_reasons",
     "to_naive_utc",
     "encode_partition_value",
     "decode_partition_value",
@@ -166,7 +166,7 @@ def normalize_readings(
     * extra columns are kept untouched;
     * ``TS`` becomes naive UTC ``datetime64``, ``Device``/``Sensor`` strings, numeric
       columns float; values that do not parse become NaT/NaN rather than raising, so
-      one bad row never sinks a batch (see :func:`drop_invalid_readings`).
+      one bad row never sinks a batch (see :func:`invalid_reading_reasons`).
 
     Raises ``ValueError`` naming ``source`` and the missing columns.
     """
@@ -191,16 +191,19 @@ def normalize_readings(
     return out
 
 
-def drop_invalid_readings(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, int]:
-    """Drop rows whose TS, Device, Sensor or Value is missing or did not parse.
-
-    Returns the clean frame and the number of rows dropped; the caller logs it.
-    Infinite values count as invalid (a mean over them is meaningless).
-    """
+def invalid_reading_reasons(df: pd.DataFrame) -> pd.Series:
+    """Per row, :data:`STATUS_OK` or why the reading cannot be used (``missing_ts``,
+    ``missing_key`` or ``invalid_value`` of :data:`ROW_STATUSES`; the first that applies).
+    Infinite values count as invalid (a mean over them is meaningless)."""
     finite = np.isfinite(df[VALUE].to_numpy(dtype="float64", na_value=np.nan))
-    bad = df[TS].isna() | df[DEVICE].isna() | df[SENSOR].isna() | ~finite
-    dropped = int(bad.sum())
-    return (df.loc[~bad].reset_index(drop=True) if dropped else df), dropped
+    no_key = (df[DEVICE].isna() | df[SENSOR].isna()).to_numpy()
+    no_ts = df[TS].isna().to_numpy()
+    reasons = np.where(
+        no_ts,
+        "missing_ts",
+        np.where(no_key, "missing_key", np.where(finite, STATUS_OK, "invalid_value")),
+    )
+    return pd.Series(reasons, index=df.index, dtype=object)
 
 
 # Partition folder values must survive both Azure ML's partition-format parser (its

@@ -15,11 +15,19 @@ Behaviour worth knowing (and where it differs from Azure ML on purpose):
   worst mini-batches.
 * Default timeout 300 s (Azure: 60 s, which makes cold workers retry in storms). A
   worker's start-up (import + ``init()``) may take the larger of the timeout and 60 s; an
-  ``init()`` that raises or hangs fails the run at once with its reason.
+  ``init()`` that raises or hangs fails the run at once with its reason. A worker killed
+  during ``init()`` (e.g. by the OOM killer) is replaced; the third such death fails the run.
 * Output: ``predictions.parquet`` (or ``.csv`` with a header), written to a temporary file
   in the output folder and published with one ``os.replace``: a re-run replaces, never
-  duplicates. A failed run publishes no predictions (and removes an earlier run's), so a
-  complete-looking file is never wrong; ``summary.json`` always tells what happened.
+  duplicates. A failed or interrupted run publishes nothing and leaves the last good
+  predictions in place; ``summary.json`` always tells what happened (``"published": false``
+  and the kept file named, with the run that published it).
+* One run at a time per output folder: a lock file holds the owner's pid; a second run is
+  refused in one line, the lock of a run that died is taken over and the temporary files
+  it left are removed (:mod:`scoring.runner.output_folder`).
+* Tabular input without a single row is an empty window: status ``empty_window``, exit code
+  3 (:data:`scoring.errors.EXIT_EMPTY`), and the predictions file has the declared columns
+  (``RunSettings.output_schema``) and no rows.
 * Rows are delivered exactly once and in mini-batch order: tabular rows sorted by
   Device, Sensor, TS; file-mode rows in the order ``run`` returned them, mini-batches in
   sorted-path order. The result does not depend on ``workers``.

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from scoring.errors import UsageError
 
 #: Azure ML's default per-mini-batch timeout is 60 s, which makes cold workers (model
@@ -102,6 +104,10 @@ class RunSettings:
     #: how long a worker's import + ``init()`` may take; None: the larger of the
     #: mini-batch timeout and 60 s (cold imports and model loading are slow on a busy machine)
     init_timeout_seconds: float | None = None
+    #: the columns and types of the rows ``run()`` returns, when the entry script declares
+    #: them (the product's: the prediction contract); an empty result is written with them.
+    #: None: the types of the first rows returned (or the contract's, for its columns)
+    output_schema: pa.Schema | None = None
 
     def __post_init__(self) -> None:
         self.input_path = Path(self.input_path)

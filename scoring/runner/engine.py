@@ -8,7 +8,9 @@ exceed ``error_threshold`` or whose failed mini-batches exceed
 
 Differences from Azure, on purpose: the default timeout is 300 s (not 60 s); ``init()``
 that raises or hangs fails the whole run at once with its reason (instead of retry storms
-and "SystemExit: 42"); rows are delivered exactly once, in mini-batch order.
+and "SystemExit: 42"), while a worker killed during ``init()`` is replaced up to
+:data:`INIT_DEATHS_FAILING_THE_RUN` deaths; rows are delivered exactly once, in mini-batch
+order.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from scoring.data.files import write_json
 from scoring.progress import progress_bar
+from scoring.runner import output_folder
 from scoring.runner.contract import RunSettings
 from scoring.runner.inputs import (
     KIND_PARTITION,
@@ -36,11 +39,14 @@ from scoring.runner.output import (
     SUMMARY_FILE,
     OrderedRowSpool,
     SchemaMismatchError,
+    kept_predictions,
     predictions_path,
     remove_stale_predictions,
 )
+from scoring.runner.output_folder import HeldFolder
 from scoring.runner.processes import start_method, worker_context
 from scoring.runner.summary import (
+    EMPTY_WINDOW,
     FAILED,
     SUCCEEDED,
     MiniBatchRecord,
@@ -66,6 +72,9 @@ MAX_TASKS_PER_MESSAGE = 32
 #: longest wait in the event loop, so progress and deadlines stay fresh
 POLL_SECONDS = 0.5
 MAX_KEPT_WARNINGS = 5
+#: workers that may die during init() (killed: e.g. the OOM killer; an init() that raises
+#: fails the run at once) before the run fails; each death before this is replaced
+INIT_DEATHS_FAILING_THE_RUN = 3
 
 
 def run_parallel(settings: RunSettings) -> RunSummary:
@@ -73,32 +82,36 @@ def run_parallel(settings: RunSettings) -> RunSummary:
 
     Raises :class:`~scoring.runner.contract.InvalidSettingsError` for bad settings or input
     (before any worker starts). A run that fails a threshold returns a summary with
-    ``status == "failed"`` (``exit_code == 1``) and publishes no predictions.
+    ``status == "failed"`` (``exit_code == 1``), publishes nothing and leaves the last good
+    predictions in place; a folder another run holds or that cannot be written raises
+    :class:`~scoring.runner.contract.InvalidSettingsError` too.
     """
     started_at = datetime.now(UTC)
     wall_start = time.perf_counter()
     size = settings.validate()
     settings = replace(settings, entry_script=settings.entry_script.resolve())
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    plan = plan_input(settings.input_path, size)
-    enumerate_seconds = time.perf_counter() - wall_start
-    for note in plan.notes:
-        log.warning(note)
-    run = _Run(settings, plan)
-    run.timings["enumerate"] = enumerate_seconds
-    interrupted = False
-    try:
-        run.execute()
-    except KeyboardInterrupt:
-        interrupted = True
-        run.failure = run.failure or "interrupted"
-    except BaseException:
-        if run.spool is not None:  # a bug, not a verdict: leave no temporary files behind
-            run.spool.discard()
-        raise
-    finally:
-        run.close_workers()
-    summary = run.finish(started_at, wall_start)
+    with output_folder.hold(settings.output_dir, SUMMARY_FILE) as held:
+        for note in held.notes:
+            log.warning(note)
+        plan = plan_input(settings.input_path, size)
+        enumerate_seconds = time.perf_counter() - wall_start
+        for note in plan.notes:
+            log.warning(note)
+        run = _Run(settings, plan, held)
+        run.timings["enumerate"] = enumerate_seconds
+        interrupted = False
+        try:
+            run.execute()
+        except KeyboardInterrupt:
+            interrupted = True
+            run.failure = run.failure or "interrupted"
+        except BaseException:
+            if run.spool is not None:  # a bug, not a verdict: leave no temporary files behind
+                run.spool.discard()
+            raise
+        finally:
+            run.close_workers()
+        summary = run.finish(started_at, wall_start)
     log.info("summary written to %s", settings.output_dir / SUMMARY_FILE)
     if interrupted:
         raise KeyboardInterrupt
@@ -108,9 +121,10 @@ def run_parallel(settings: RunSettings) -> RunSummary:
 class _Run:
     """State of one run: queues, workers, records, output spool."""
 
-    def __init__(self, settings: RunSettings, plan: InputPlan) -> None:
+    def __init__(self, settings: RunSettings, plan: InputPlan, held: HeldFolder) -> None:
         self.settings = settings
         self.plan = plan
+        self.held = held
         self.tasks = {task.index: task for task in plan.tasks}
         self.records = {
             task.index: MiniBatchRecord(task.index, task.label, items_in=task.items or 0)
@@ -120,8 +134,13 @@ class _Run:
         self.retries: deque[MiniBatchTask] = deque()
         self.workers: list[WorkerHandle] = []
         self.worker_starts = 0
+        self.init_deaths = 0
         self.context = worker_context()
-        self.spool = OrderedRowSpool(settings.output_dir) if settings.append_rows else None
+        self.spool = (
+            OrderedRowSpool(settings.output_dir, schema=settings.output_schema)
+            if settings.append_rows
+            else None
+        )
         self.error_threshold = Threshold("error_threshold", settings.error_threshold)
         self.mini_batch_error_threshold = Threshold(
             "mini_batch_error_threshold", settings.mini_batch_error_threshold
@@ -129,7 +148,7 @@ class _Run:
         self.error_threshold.count = plan.unassigned_items
         self.failure: str | None = None
         self.cpu_start = time.process_time()
-        self.notes: list[str] = list(plan.notes)
+        self.notes: list[str] = [*held.notes, *plan.notes]
         self.shutdown_errors: list[str] = []
         self.timings: dict[str, float] = dict.fromkeys(
             ("enumerate", "init", "read", "run", "write", "scoring_wall", "total"), 0.0
@@ -269,15 +288,30 @@ class _Run:
         if worker.state == WorkerState.STOPPED:
             return
         if worker.state == WorkerState.STARTING:
-            self.failure = (
-                f"a worker exited during init() of {self.settings.entry_script.name}: {description}"
-            )
+            self._on_death_in_init(worker, description)
             return
         if worker.state == WorkerState.STOPPING:
             self.shutdown_errors.append(f"worker {worker.worker_id}: {description} in shutdown()")
             return
         log.warning("worker %d: %s", worker.worker_id, description)
         self._lose_assigned(worker, description)
+
+    def _on_death_in_init(self, worker: WorkerHandle, description: str) -> None:
+        """A worker died before it was ready (it held no mini-batch): replace it, up to a
+        bound, since a machine short of memory may kill a worker that loads models."""
+        self.init_deaths += 1
+        script = self.settings.entry_script.name
+        if self.init_deaths >= INIT_DEATHS_FAILING_THE_RUN:
+            self.failure = (
+                f"{self.init_deaths} workers died during init() of {script}, the last "
+                f"(worker {worker.worker_id}): {description}"
+            )
+            return
+        note = f"worker {worker.worker_id} died during init() of {script} ({description})"
+        log.warning("%s; starting another", note)
+        self.notes.append(f"{note}: replaced")
+        if self._queued():
+            self._start_worker()
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -408,22 +442,28 @@ class _Run:
     def finish(self, started_at: datetime, wall_start: float) -> RunSummary:
         settings = self.settings
         status = SUCCEEDED if self.failure is None else FAILED
+        items_in = sum(record.items_in for record in self.records.values())
+        if status == SUCCEEDED and self.plan.tabular and not items_in + self.plan.unassigned_items:
+            status = EMPTY_WINDOW
         predictions_file = None
         rows_written = 0
+        kept = None
         started = time.perf_counter()
-        if self.spool is not None and status == SUCCEEDED:
+        if status == FAILED:  # the last good output stays until a new one is complete
+            if self.spool is not None:
+                self.spool.discard()
+            kept = kept_predictions(settings.output_dir, self.held.previous_summary)
+            self.notes.append(_failed_run_note(kept))
+        elif self.spool is not None:
             destination = predictions_path(settings.output_dir, settings.output_format)
             rows_written = self.spool.publish(destination, settings.output_format)
             predictions_file = str(destination)
             stale = remove_stale_predictions(settings.output_dir, keep=destination)
-        else:
-            if self.spool is not None:
-                self.spool.discard()
+            self.notes.extend(f"removed {path.name} of an earlier run" for path in stale)
+        else:  # summary only: an earlier run's predictions must not pass for this run's
             stale = remove_stale_predictions(settings.output_dir)
+            self.notes.extend(f"removed {path.name} of an earlier run" for path in stale)
         self.timings["write"] += time.perf_counter() - started
-        self.notes.extend(f"removed {path.name} of an earlier run" for path in stale)
-        if status == FAILED and settings.append_rows:
-            self.notes.append("the run failed: no predictions file was published")
         self.timings["total"] = time.perf_counter() - wall_start
         self.cpu_seconds["parent"] = time.process_time() - self.cpu_start
         summary = RunSummary(
@@ -454,6 +494,7 @@ class _Run:
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
             notes=self.notes,
             shutdown_errors=self.shutdown_errors,
+            kept_predictions=kept,
         )
         write_json(summary.to_dict(), settings.output_dir / SUMMARY_FILE)
         if summary.status == FAILED:
@@ -461,6 +502,14 @@ class _Run:
             for record in summary.worst_offenders():
                 log.error("  %s", record.one_line())
         return summary
+
+
+def _failed_run_note(kept: dict | None) -> str:
+    if kept is None:
+        return "the run failed: no predictions file was published"
+    origin = kept.get("published_by_run_started_at")
+    by = f"the run started at {origin}" if origin else "an earlier run"
+    return f"the run failed: nothing was published; {kept['file']} of {by} is left in place"
 
 
 def _display_path(path: Path) -> Path:

@@ -6,18 +6,25 @@ mini-batch order: results that arrive early wait in a small buffer; if that buff
 past its budget (a slow or retried mini-batch holds the line) they are spilled as their own
 row groups and put back in order when the file is published. Publishing is one
 ``os.replace``: a failed or repeated run never leaves partial or duplicate rows.
+
+Column types: rows with the prediction contract's columns are written with its types
+(:data:`~scoring.data.schema.PREDICTION_SCHEMA`), so the output never depends on which
+mini-batch arrived first; other entry scripts' rows take the types of the first rows
+returned. A mini-batch whose rows do not convert fails alone, naming the column.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+
+from scoring.data.files import atomic_path, temporary_sibling
+from scoring.data.schema import PREDICTION_COLUMNS, PREDICTION_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +51,19 @@ def predictions_path(output_dir: Path, output_format: str) -> Path:
 class OrderedRowSpool:
     """Collects each mini-batch's rows (in any arrival order) into one file in index order."""
 
-    def __init__(self, output_dir: Path, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
+    def __init__(
+        self,
+        output_dir: Path,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        schema: pa.Schema | None = None,
+    ) -> None:
+        """``schema``: the declared columns and types (also of an empty result); None: taken
+        from the rows (see :meth:`conform`)."""
         self.output_dir = output_dir
         self.buffer_bytes = buffer_bytes
-        fd, name = tempfile.mkstemp(dir=output_dir, prefix=".predictions-", suffix=".spool")
-        os.close(fd)
-        self.spool_path = Path(name)
-        self.schema: pa.Schema | None = None
+        self.spool_path = temporary_sibling(output_dir / f"{PREDICTIONS_STEM}.spool")
+        self.schema = schema
+        self.declared = schema is not None
         self.rows = 0
         self.spilled = False
         self._writer: pq.ParquetWriter | None = None
@@ -63,24 +76,28 @@ class OrderedRowSpool:
         self._group_labels: list[int] = []  # first mini-batch index of each row group
 
     def conform(self, table: pa.Table) -> pa.Table:
-        """The table with the columns and types of the first rows returned, or an error."""
+        """The table with the run's columns and types, or a :class:`SchemaMismatchError`.
+
+        The run's schema is the declared one if any, else the prediction contract's when the
+        rows have its columns (so the product's output never depends on which mini-batch
+        arrived first), else that of the first rows returned (generic entry scripts).
+        """
         if self.schema is None:
-            self.schema = table.schema
-            return table
+            self.schema = contract_schema(table.column_names) or table.schema
         if table.schema.equals(self.schema):
             return table
-        if set(table.column_names) != set(self.schema.names):
+        origin = (
+            "the prediction contract"
+            if self.schema.equals(PREDICTION_SCHEMA)
+            else "the declared output"
+            if self.declared
+            else "the earlier mini-batches' rows"
+        )
+        if sorted(table.column_names) != sorted(self.schema.names):
             raise SchemaMismatchError(
-                f"returned columns {table.column_names} differ from the earlier "
-                f"mini-batches' {self.schema.names}"
+                f"returned columns {table.column_names} differ from {origin}'s {self.schema.names}"
             )
-        try:
-            return table.select(self.schema.names).cast(self.schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise SchemaMismatchError(
-                f"returned column types {table.schema.types} do not convert to the earlier "
-                f"mini-batches' {self.schema.types}: {exc}"
-            ) from exc
+        return cast_columns(table.select(self.schema.names), self.schema, origin)
 
     def add(self, index: int, table: pa.Table | None) -> None:
         """Record mini-batch ``index`` as done with these rows (None: no rows).
@@ -157,14 +174,10 @@ class OrderedRowSpool:
         if output_format == "parquet" and not self.spilled and self._group_labels:
             os.replace(self.spool_path, destination)
             return self.rows
-        fd, name = tempfile.mkstemp(dir=self.output_dir, prefix=".predictions-", suffix=".tmp")
-        os.close(fd)
-        temporary = Path(name)
         try:
-            self._rewrite_in_order(temporary, output_format)
-            os.replace(temporary, destination)
+            with atomic_path(destination) as temporary:
+                self._rewrite_in_order(temporary, output_format)
         finally:
-            temporary.unlink(missing_ok=True)
             self.discard()
         return self.rows
 
@@ -201,6 +214,32 @@ class OrderedRowSpool:
         self.spool_path.unlink(missing_ok=True)
 
 
+def contract_schema(names: list[str]) -> pa.Schema | None:
+    """:data:`PREDICTION_SCHEMA` when ``names`` are exactly the contract's prediction
+    columns (in any order), else None."""
+    if sorted(names) == sorted(PREDICTION_COLUMNS):
+        return PREDICTION_SCHEMA
+    return None
+
+
+def cast_columns(table: pa.Table, schema: pa.Schema, origin: str) -> pa.Table:
+    """``table`` (with ``schema``'s column names, in order) cast to ``schema``; a
+    :class:`SchemaMismatchError` names the first column that does not convert."""
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
+    for field, column in zip(schema, table.columns, strict=True):
+        try:
+            column.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise SchemaMismatchError(
+                f"returned column {field.name} as {column.type}, which does not convert to "
+                f"{field.type}, its type in {origin}: {exc}"
+            ) from exc
+    raise SchemaMismatchError(f"returned rows do not convert to the types of {origin}")
+
+
 def writer_options(schema: pa.Schema) -> dict:
     """Dictionary-encode only text columns: numbers rarely repeat, and trying them first
     makes writing several times slower (measured: ~600 vs ~160 ns per prediction row)."""
@@ -212,6 +251,28 @@ def writer_options(schema: pa.Schema) -> dict:
         or pa.types.is_dictionary(field.type)
     ]
     return {"use_dictionary": text or False}
+
+
+def kept_predictions(output_dir: Path, previous_summary: dict | None) -> dict | None:
+    """The predictions file an earlier run published, which a failed run leaves in place:
+    its name and, as the summary beside it tells, the run that published it and its rows
+    (None where that summary does not say). None when there is no predictions file."""
+    present = [
+        path
+        for path in (predictions_path(output_dir, fmt) for fmt in OUTPUT_FORMATS)
+        if path.is_file()
+    ]
+    if not present:
+        return None
+    name = present[0].name
+    kept = {"file": name, "published_by_run_started_at": None, "rows": None}
+    output = (previous_summary or {}).get("output") or {}
+    if Path(str(output.get("predictions_file") or "")).name == name:
+        kept["published_by_run_started_at"] = previous_summary.get("started_at")
+        kept["rows"] = output.get("rows_written")
+    elif (output.get("kept_predictions") or {}).get("file") == name:
+        kept = dict(output["kept_predictions"])  # the run before failed too: carried over
+    return kept
 
 
 def remove_stale_predictions(output_dir: Path, keep: Path | None = None) -> list[Path]:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from scoring.errors import EXIT_EMPTY, EXIT_FAILED, EXIT_OK
+
 MAX_LISTED_FAILURES = 1000
 MAX_LISTED_WARNINGS = 100
 WORST_OFFENDERS = 5
 
 SUCCEEDED, FAILED, PENDING = "succeeded", "failed", "pending"
+#: a run's status when its tabular input held no rows at all: an ingestion outage upstream
+#: should show, not pass as a green run
+EMPTY_WINDOW = "empty_window"
+EXIT_CODES = {SUCCEEDED: EXIT_OK, EMPTY_WINDOW: EXIT_EMPTY, FAILED: EXIT_FAILED}
 
 
 @dataclass
@@ -100,10 +106,12 @@ class RunSummary:
     finished_at: str
     notes: list[str] = field(default_factory=list)
     shutdown_errors: list[str] = field(default_factory=list)
+    #: the earlier run's predictions a failed run left in place (see output.kept_predictions)
+    kept_predictions: dict | None = None
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.status == SUCCEEDED else 1
+        return EXIT_CODES[self.status]
 
     @property
     def failed_records(self) -> list[MiniBatchRecord]:
@@ -143,8 +151,10 @@ class RunSummary:
                 "folder": self.output_dir,
                 "mode": "append_rows" if self.append_rows else "summary_only",
                 "format": self.output_format,
+                "published": self.predictions_file is not None,
                 "predictions_file": self.predictions_file,
                 "rows_written": self.rows_written,
+                "kept_predictions": self.kept_predictions,
             },
             "workers": {
                 "count": self.workers,
@@ -191,7 +201,10 @@ def format_summary(summary: RunSummary) -> str:
     """A short human-readable block (what the CLI prints)."""
     data = summary.to_dict()
     batches, items, timings = data["mini_batches"], data["items"], data["timings_seconds"]
-    headline = "succeeded" if summary.status == SUCCEEDED else f"FAILED: {summary.failure}"
+    headline = {
+        SUCCEEDED: "succeeded",
+        EMPTY_WINDOW: "found an EMPTY WINDOW: the input holds no rows (exit code 3)",
+    }.get(summary.status, f"FAILED: {summary.failure}")
     output = data["output"]["predictions_file"] or (
         "no predictions written" if summary.append_rows else "summary only"
     )

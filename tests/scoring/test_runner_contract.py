@@ -340,7 +340,7 @@ def test_spool_refuses_rows_whose_columns_do_not_fit(tmp_path):
     spool.add(1, reordered)  # same columns in another order: conformed
     with pytest.raises(SchemaMismatchError, match=r"returned columns \['other'\]"):
         spool.add(2, pa.table({"other": [1]}))
-    with pytest.raises(SchemaMismatchError, match="do not convert"):
+    with pytest.raises(SchemaMismatchError, match="column batch as string, which does not conv"):
         spool.add(2, pa.table({"batch": ["x"], "row": [1]}))
     spool.add(2, None)
     assert spool.publish(tmp_path / "p.parquet", "parquet") == 3

@@ -266,6 +266,27 @@ def test_init_failure_fails_the_run_at_once_with_its_reason(tmp_path):
     assert data["mini_batches"]["not_run"] == 6
 
 
+def test_workers_killed_during_init_are_replaced_and_the_run_succeeds(tmp_path):
+    summary, data = _run(tmp_path, "init_killed.py", "--deaths", "2", workers=1)
+    assert summary.status == "succeeded"
+    assert _attempts(tmp_path, "init") == 3
+    assert data["workers"]["processes_started"] == 3
+    assert data["items"] == {"in": 30, "returned": 30, "failed": 0, "unassigned": 0}
+    death = "died during init() of init_killed.py (worker died with signal SIGKILL): replaced"
+    assert data["notes"] == [f"worker 1 {death}", f"worker 2 {death}"]
+
+
+def test_the_third_worker_killed_during_init_fails_the_run_naming_the_cause(tmp_path):
+    summary, data = _run(tmp_path, "init_killed.py", "--deaths", "99", workers=1)
+    assert summary.status == "failed"
+    assert summary.failure == (
+        "3 workers died during init() of init_killed.py, the last (worker 3): "
+        "worker died with signal SIGKILL"
+    )
+    assert data["workers"]["processes_started"] == 3 and _attempts(tmp_path, "init") == 3
+    assert data["mini_batches"]["not_run"] == 6
+
+
 def test_a_hanging_init_fails_the_run_after_the_start_up_timeout(tmp_path):
     summary, data = _run(tmp_path, "init_hangs.py", init_timeout_seconds=1, workers=1)
     assert summary.status == "failed"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
+from scoring.data.schema import PREDICTION_SCHEMA
 from scoring.runner import RunSettings, run_parallel
 from tests.fixtures.toy_data import write_extract, write_readings_file
 
@@ -87,22 +91,47 @@ def test_summary_only_writes_no_rows_but_counts_them(extract, tmp_path):
     assert data["items"]["returned"] == 84
 
 
-def test_a_failed_run_leaves_only_its_summary(extract, tmp_path):
-    out = tmp_path / "out"
-    _run(extract, out)
-    summary = _run(
-        extract,
+def _fail(source: Path, out: Path):
+    """A run that exceeds its threshold (dev-003 raises)."""
+    return _run(
+        source,
         out,
         "raise_for_partition.py",
-        "--fail-device",
-        "dev-003",
+        *("--fail-device", "dev-003"),
         max_retries=0,
         mini_batch_error_threshold=0,
     )
-    assert summary.status == "failed"
+
+
+def test_a_failed_rerun_keeps_the_last_good_predictions_and_says_so(extract, tmp_path):
+    out = tmp_path / "out"
+    good = _run(extract, out)
+    published = (out / "predictions.parquet").read_bytes()
+    for _ in range(2):  # a second failure still names the run that published them
+        summary = _fail(extract, out)
+        assert summary.status == "failed"
+        assert sorted(p.name for p in out.iterdir()) == ["predictions.parquet", "summary.json"]
+        assert (out / "predictions.parquet").read_bytes() == published
+        data = json.loads((out / "summary.json").read_text())
+        assert data["status"] == "failed" and data["output"]["published"] is False
+        assert data["output"]["predictions_file"] is None
+        assert data["output"]["kept_predictions"] == {
+            "file": "predictions.parquet",
+            "published_by_run_started_at": good.started_at,
+            "rows": 84,
+        }
+        assert (
+            "the run failed: nothing was published; predictions.parquet of the run started at "
+            f"{good.started_at} is left in place"
+        ) in data["notes"]
+
+
+def test_a_failed_first_run_leaves_only_its_summary(extract, tmp_path):
+    out = tmp_path / "out"
+    summary = _fail(extract, out)
     assert [p.name for p in out.iterdir()] == ["summary.json"]
     data = json.loads((out / "summary.json").read_text())
-    assert data["status"] == "failed"
+    assert data["output"]["kept_predictions"] is None and summary.status == "failed"
     assert "the run failed: no predictions file was published" in data["notes"]
 
 
@@ -134,3 +163,40 @@ def test_one_readings_file_is_scored_per_pair(tmp_path):
     assert len(predictions) == 24
     assert "Site" in predictions.columns  # extra columns are kept
     assert pd.api.types.is_datetime64_any_dtype(predictions["TS"])
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "csv"])
+def test_outputs_get_the_umasks_permissions_like_every_other_file(extract, tmp_path, output_format):
+    previous = os.umask(0o027)
+    try:
+        out = tmp_path / "out"
+        summary = _run(extract, out, output_format=output_format)
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in out.iterdir()}
+    assert modes == {Path(summary.predictions_file).name: 0o640, "summary.json": 0o640}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_contract_columns_take_the_contracts_types_whatever_arrives_first(
+    extract, tmp_path, workers
+):
+    # dev-000 comes first and answers Score as text: it fails alone, naming the column
+    summary = _run(
+        extract,
+        tmp_path / "out",
+        "contract_rows.py",
+        *("--text-score-device", "dev-000"),
+        workers=workers,
+    )
+    assert summary.status == "succeeded"
+    table = pq.read_table(tmp_path / "out" / "predictions.parquet")
+    assert table.schema.equals(PREDICTION_SCHEMA)
+    assert table.num_rows == 5 * 2 * 7 and "dev-000" not in table.column("Device").to_pylist()
+    failed = {record.label: record for record in summary.failed_records}
+    assert set(failed) == {"Device=dev-000/Sensor=temp", "Device=dev-000/Sensor=vib"}
+    reason = failed["Device=dev-000/Sensor=temp"].reasons[-1]
+    assert reason.startswith(
+        "returned column Score as large_string, which does not convert to double, its type in "
+        "the prediction contract: Failed to parse string: 'n/a'"
+    )

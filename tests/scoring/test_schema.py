@@ -16,8 +16,8 @@ from scoring.data.schema import (
     TS,
     VALUE,
     decode_partition_value,
-    drop_invalid_readings,
     encode_partition_value,
+    invalid_reading_reasons,
     normalize_readings,
 )
 from scoring.progress import progress, progress_bar
@@ -76,7 +76,7 @@ def test_normalize_converts_aware_timestamps_to_naive_utc():
     ]
 
 
-def test_drop_invalid_readings_counts_every_kind_of_bad_row():
+def test_invalid_reading_reasons_name_every_kind_of_bad_row():
     df = pd.DataFrame(
         {
             "TS": ["2024-01-01 10:00", "not a time", "2024-01-01 10:02", "2024-01-01 10:03"] * 2,
@@ -85,10 +85,17 @@ def test_drop_invalid_readings_counts_every_kind_of_bad_row():
             "Value": ["1.5", "2", "3", "abc", None, "inf", "7", "8"],
         }
     )
-    clean, dropped = drop_invalid_readings(normalize_readings(df, "bad.csv"), "bad.csv")
-    # bad: unparseable TS, empty device, 'abc', None, inf, None device
-    assert dropped == 6
-    assert clean[VALUE].tolist() == [1.5, 7.0]
+    reasons = invalid_reading_reasons(normalize_readings(df, "bad.csv"))
+    assert reasons.tolist() == [
+        "ok",
+        "missing_ts",
+        "missing_key",
+        "invalid_value",  # 'abc'
+        "invalid_value",  # None
+        "missing_ts",  # unparseable TS (and an infinite value: the first reason counts)
+        "ok",
+        "missing_key",
+    ]
 
 
 # ------------------------------------------------------------------ table I/O

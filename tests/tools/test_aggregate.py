@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import struct
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -104,7 +105,7 @@ def test_replace_windows_is_one_transaction(url, monkeypatch):
     )
     db.replace_windows(engine, good)
 
-    def broken(_chunk):
+    def broken(_chunk, _columns):
         raise RuntimeError("insert failed")
 
     monkeypatch.setattr(db, "_records", broken)
@@ -114,7 +115,7 @@ def test_replace_windows_is_one_transaction(url, monkeypatch):
     engine.dispose()
 
 
-def test_bad_rows_are_dropped_with_one_warning(tmp_path, url, caplog):
+def test_bad_rows_are_rejected_with_a_warning_per_reason(tmp_path, url, caplog, capsys):
     raw = _raw(
         [
             ("2024-01-01 00:01", "d", "s", "1.5"),
@@ -129,7 +130,10 @@ def test_bad_rows_are_dropped_with_one_warning(tmp_path, url, caplog):
     caplog.set_level(logging.WARNING)
     assert main(["aggregate", "--input", str(path), "--db", url]) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "dropped 3 of 5" in warnings[0] and str(path) in warnings[0]
+    assert len(warnings) == 2 and all(str(path) in w for w in warnings)
+    assert "rejected 1 of 5 row(s): missing_ts" in warnings[0]
+    assert "rejected 2 of 5 row(s): invalid_value" in warnings[1]
+    assert "rejected: 1 missing_ts, 2 invalid_value;" in capsys.readouterr().out
     table = _table(url)
     assert table[[VALUE, COUNT]].iloc[0].tolist() == [2.0, 2]
 
@@ -219,3 +223,117 @@ def test_token_hook_sets_the_odbc_access_token_and_drops_windows_auth():
     token = cparams["attrs_before"][1256]
     length = struct.unpack("<I", token[:4])[0]
     assert token[4:].decode("utf-16-le") == "abc" and length == 6
+
+
+# --- files one after the other: every reading counts exactly once --------------------------
+
+
+def _hourly(start: str, hours: int, device: str = "d1", value=lambda i: float(i)) -> pd.DataFrame:
+    """A reading every minute in (start, start + hours], as hourly files cut them: the reading
+    at the full hour is the file's last."""
+    first = pd.Timestamp(start)
+    times = [first + pd.Timedelta(minutes=i) for i in range(1, 60 * hours + 1)]
+    return _raw([(t.isoformat(), device, "s1", value(i)) for i, t in enumerate(times)])
+
+
+def _aggregate(tmp_path, url, frame: pd.DataFrame, name: str) -> None:
+    write_table(frame, tmp_path / name)
+    assert main(["aggregate", "--input", str(tmp_path / name), "--db", url]) == 0
+
+
+def test_consecutive_files_give_what_the_same_readings_give_at_once(tmp_path):
+    # a reading every minute from 00:00:00: the one at 01:00:00 opens the second file, yet
+    # it belongs to the window (00:55, 01:00] whose other four readings came in the first
+    readings = _raw(
+        [
+            ((pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=i)).isoformat(), "d", "s", i)
+            for i in range(0, 121)
+        ]
+    )
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    split = f"sqlite:///{tmp_path / 'split.db'}"
+    _aggregate(tmp_path, whole, readings, "all.csv")
+    times = pd.to_datetime(readings["TS"])
+    for hour, (lo, hi) in enumerate([("2023", "2024-01-01 01:00"), ("2024-01-01 01:00", "2025")]):
+        part = readings[(times >= pd.Timestamp(lo)) & (times < pd.Timestamp(hi))]
+        _aggregate(tmp_path, split, part, f"hour-{hour}.csv")
+    expected, got = _table(whole), _table(split)
+    pd.testing.assert_frame_equal(got, expected)
+    boundary = got[got[TS] == pd.Timestamp("2024-01-01 01:00")]
+    assert boundary[[COUNT, MIN_VALUE, MAX_VALUE]].iloc[0].tolist() == [5, 56.0, 60.0]
+
+
+def test_the_same_file_twice_counts_once(tmp_path, url):
+    readings = _hourly("2024-01-01", 2)
+    _aggregate(tmp_path, url, readings, "a.csv")
+    once = _table(url)
+    _aggregate(tmp_path, url, readings, "a.csv")
+    pd.testing.assert_frame_equal(_table(url), once)
+    assert once[COUNT].sum() == 120
+
+
+def test_overlapping_files_give_their_union(tmp_path, url):
+    readings = _hourly("2024-01-01", 3)
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    _aggregate(tmp_path, whole, readings, "all.csv")
+    _aggregate(tmp_path, url, readings.iloc[:130], "first.csv")  # 00:01 .. 02:10
+    _aggregate(tmp_path, url, readings.iloc[52:], "second.csv")  # 00:53 .. 03:00: splits a window
+    pd.testing.assert_frame_equal(_table(url), _table(whole))
+
+
+def test_a_reading_given_again_with_another_value_replaces_it(tmp_path, url):
+    _aggregate(tmp_path, url, _hourly("2024-01-01", 1, value=lambda i: 1.0), "a.csv")
+    correction = _raw([("2024-01-01T00:05:00", "d1", "s1", 11.0)])
+    _aggregate(tmp_path, url, correction, "fix.csv")
+    first = _table(url).iloc[0]
+    assert first[TS] == pd.Timestamp("2024-01-01 00:05")
+    assert (first[COUNT], first[VALUE], first[MAX_VALUE]) == (5, 3.0, 11.0)
+
+
+# --- readings no window can hold -----------------------------------------------------------
+
+
+def test_readings_that_would_overflow_or_have_no_window_are_rejected_alone(
+    tmp_path, url, capsys, caplog
+):
+    raw = _raw(
+        [
+            ("2024-01-01 00:01", "d", "s", 1e308),
+            ("2024-01-01 00:02", "d", "s", 1e308),
+            ("2024-01-01 00:03", "d", "s", 2.0),
+            ("9999-12-31 23:59:00", "d", "s", 1.0),
+            ("2024-01-01 00:04", "d", "s2", 4.0),
+        ]
+    )
+    path = tmp_path / "extreme.csv"
+    write_table(raw, path)
+    caplog.set_level(logging.WARNING)
+    assert main(["aggregate", "--input", str(path), "--db", url]) == 0
+    out = capsys.readouterr().out
+    assert "5 row(s), 2 aggregated" in out
+    assert "rejected: 2 value_out_of_range, 1 ts_out_of_range;" in out
+    warnings = " ".join(r.getMessage() for r in caplog.records)
+    assert "rejected 2 of 5 row(s): value_out_of_range (|Value| above 1e+150)" in warnings
+    table = _table(url)
+    assert table[[SENSOR, VALUE, COUNT]].values.tolist() == [["s", 2.0, 1], ["s2", 4.0, 1]]
+    assert np.isfinite(table[[VALUE, MIN_VALUE, MAX_VALUE]].to_numpy()).all()
+
+
+def test_repeated_rows_of_one_file_count_once_and_are_reported(tmp_path, url, capsys):
+    raw = _raw([("2024-01-01 00:01", "d", "s", 1.0), ("2024-01-01 00:01", "d", "s", 3.0)])
+    _aggregate(tmp_path, url, raw, "twice.csv")
+    assert "rejected: 1 repeated_reading;" in capsys.readouterr().out
+    assert _table(url)[[VALUE, COUNT]].iloc[0].tolist() == [3.0, 1]  # the last one counts
+
+
+def test_the_tables_and_statements_render_for_azure_sql():
+    statements = []
+    engine = sa.create_mock_engine(
+        "mssql+pyodbc://", lambda sql, *a, **k: statements.append(str(sql.compile(engine)))
+    )
+    db.metadata.create_all(engine, checkfirst=False)
+    ddl = "\n".join(statements)
+    assert "CREATE TABLE [SensorReadingsRaw]" in ddl and "[TS] DATETIME2 NOT NULL" in ddl
+    assert "PRIMARY KEY ([Device], [Sensor], [TS])" in ddl
+    delete = db._delete_by_key(db.raw_readings).compile(dialect=engine.dialect)
+    assert str(delete).startswith("DELETE FROM [SensorReadingsRaw] WHERE")

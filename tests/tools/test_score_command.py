@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from batchscore.cli import main
-from tests.fixtures.toy_data import write_extract, write_files
+from scoring.data.schema import PREDICTION_COLUMNS, PREDICTION_SCHEMA
+from scoring.errors import EXIT_EMPTY
+from tests.fixtures.toy_data import write_extract, write_files, write_model_store
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "entry_scripts"
@@ -139,3 +142,114 @@ def test_runs_as_a_real_subprocess(extract, tmp_path):
     assert "scoring run succeeded" in completed.stdout
     assert len(pd.read_csv(out / "predictions.csv")) == 12
     assert json.loads((out / "summary.json").read_text())["status"] == "succeeded"
+
+
+def _empty_window_extract(tmp_path: Path) -> Path:
+    """An extract of a window without readings, made by aggregate and extract themselves."""
+    readings = tmp_path / "readings.csv"
+    readings.write_text("TS,Device,Sensor,Value\n2024-01-01T00:01:00,dev-000,temp,1.0\n")
+    url = f"sqlite:///{tmp_path / 'sensors.db'}"
+    assert main(["aggregate", "--input", str(readings), "--db", url]) == 0
+    extract = tmp_path / "empty-extract"
+    argv = ["extract", "--db", url, "--end", "2023-06-01T00:00:00", "--output", str(extract)]
+    assert main(argv) == 0
+    return extract
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "csv"])
+def test_an_empty_window_exits_3_with_its_status_and_the_declared_columns(
+    tmp_path, capsys, output_format
+):
+    extract = _empty_window_extract(tmp_path)
+    models = write_model_store(tmp_path / "models", devices=1, sensors=("temp",))
+    out = tmp_path / "out"
+    code = _score(
+        *("--input", str(extract), "--models", str(models), "--output", str(out)),
+        *("--workers", "1", "--output-format", output_format),
+    )
+    assert code == EXIT_EMPTY == 3
+    assert "EMPTY WINDOW" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "empty_window" and summary["items"]["in"] == 0
+    if output_format == "parquet":
+        table = pq.read_table(out / "predictions.parquet")
+        assert table.schema.equals(PREDICTION_SCHEMA) and table.num_rows == 0
+    else:
+        header = (out / "predictions.csv").read_text().splitlines()
+        assert header == [",".join(f'"{name}"' for name in PREDICTION_COLUMNS)]
+
+
+def test_exit_code_3_is_documented_in_help(capsys):
+    assert main(["score", "--help"]) == 0
+    assert "3  empty window" in capsys.readouterr().out
+
+
+def _project(folder: Path, stack: str, config: dict[str, object]) -> Path:
+    """A Pulumi project folder: the repository's Pulumi.yaml and a stack file with ``config``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    lines = [f"  batchscore:{key}: {value}" for key, value in config.items()]
+    (folder / f"Pulumi.{stack}.yaml").write_text("config:\n" + "\n".join(lines) + "\n")
+    return folder
+
+
+def test_stack_takes_every_knob_from_the_stacks_config_and_flags_win(
+    extract, tmp_path, monkeypatch, capsys
+):
+    project = _project(
+        tmp_path / "project",
+        "lab",
+        {
+            "scoringInstanceCount": 1,
+            "maxConcurrencyPerInstance": 3,
+            "errorThreshold": 7,
+            "miniBatchErrorThreshold": 0,
+            "maxRetries": 0,
+            "miniBatchTimeoutSeconds": 45,
+            "scoringLoggingLevel": "WARNING",
+            "appendRows": "false",
+        },
+    )
+    monkeypatch.chdir(project)
+    out = tmp_path / "out"
+    code = _score(
+        *("--input", str(extract), "--output", str(out), "--stack", "lab"),
+        *("--entry-script", str(SCRIPTS / "echo.py"), "--max-retries", "1"),
+    )
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["workers"]["count"] == 3  # 1 instance x 3 per instance (4 mini-batches)
+    assert summary["thresholds"]["error_threshold"]["value"] == 7
+    assert summary["thresholds"]["mini_batch_error_threshold"]["value"] == 0
+    assert summary["settings"] == {
+        "mini_batch_size": "10",
+        "timeout_seconds": 45.0,
+        "max_retries": 1,  # the flag wins over the stack's 0
+    }
+    assert summary["output"]["mode"] == "summary_only"
+
+
+def test_stack_dev_gives_the_pipelines_thresholds(extract, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "out"
+    argv = ["--input", str(extract), "--output", str(out), "--stack", "dev"]
+    assert _score(*argv, "--entry-script", str(SCRIPTS / "echo.py")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["thresholds"]["mini_batch_error_threshold"]["value"] == 5
+    assert summary["thresholds"]["error_threshold"]["value"] == -1
+    assert summary["workers"]["count"] == 2 and summary["output"]["mode"] == "append_rows"
+    assert summary["settings"] == {
+        "mini_batch_size": "10",
+        "timeout_seconds": 300.0,
+        "max_retries": 2,
+    }
+
+
+def test_an_unknown_stack_is_one_line_and_exit_2(extract, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    argv = ["--input", str(extract), "--output", str(tmp_path / "out"), "--stack", "nope"]
+    assert _score(*argv, "--entry-script", str(SCRIPTS / "echo.py")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: stack 'nope': no stack file Pulumi.nope.yaml") and (
+        len(err.splitlines()) == 1
+    )
