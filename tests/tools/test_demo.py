@@ -82,6 +82,24 @@ def test_report_recall_and_precision_against_the_injected_truth(demo_dir):
 
 
 @pytest.mark.slow
+def test_the_report_explains_its_chart_and_its_false_positives(demo_dir, capsys):
+    report = json.loads((demo_dir / "report.json").read_text())
+    predictions = pd.read_parquet(demo_dir / "predictions" / "predictions.parquet")
+    flags = predictions[predictions[IS_ANOMALY] == 1].groupby([DEVICE, SENSOR]).size()
+    most = flags.sort_values(ascending=False).index[0]
+    charted = [(p["device"], p["sensor"]) for p in report["most_flagged_pairs"]]
+    assert tuple(most) in charted, "the chart shows the pair flagged most"
+    assert charted[0] == tuple(most) or flags[charted[0]] == flags[most]
+    assert sum(p["false"] for p in report["most_flagged_pairs"]) <= report["false_positives"]
+    assert "Red x" in report["chart_caption"] and "grey band" in report["chart_caption"]
+    places = report["false_positives_by_place"]
+    assert sum(places.values()) == report["false_positives"]
+    explanation = report["false_positive_explanation"]
+    assert f"{report['false_positives']} normal windows were flagged" in explanation
+    assert "retrain" in explanation and "--gamma" in explanation
+
+
+@pytest.mark.slow
 def test_report_matches_an_independent_recount(demo_dir):
     """Recount from the raw file with plain pandas: a reading at exactly a window end
     belongs to that window; windows are (end - 5 min, end]."""
