@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from scoring.errors import UsageError
 
 PROJECT = "batchscore"
@@ -214,43 +212,19 @@ def stack_settings(stack: str | None, project_dir: Path | None = None) -> Pipeli
 
 
 def read_stack_config(stack: str | None, project_dir: str | Path) -> dict[str, Any]:
-    """``{key: value}`` from Pulumi.yaml defaults, then ``Pulumi.<stack>.yaml`` overrides.
+    """``{key: typed value}``: Pulumi.yaml defaults, then ``Pulumi.<stack>.yaml`` overrides,
+    read by the project's one stack-file reader (:mod:`components.stack_files`). Raises
+    SettingsError naming the file."""
+    from components.stack_files import StackFileError
+    from components.stack_files import read_stack_config as read
 
-    Keys are returned without the project namespace. Raises SettingsError naming the file
-    when a file is missing or not valid YAML.
-    """
     root = Path(project_dir)
-    project = _load_yaml(root / "Pulumi.yaml")
-    values: dict[str, Any] = {}
-    for key, spec in (project.get("config") or {}).items():
-        namespace, _, name = str(key).rpartition(":")
-        if namespace not in ("", PROJECT):
-            continue  # another provider's key (e.g. azure-native:location)
-        if isinstance(spec, Mapping) and "default" in spec:
-            values[name] = spec["default"]
-        elif not isinstance(spec, Mapping):
-            values[name] = spec
-    if stack:
-        stack_file = root / f"Pulumi.{stack}.yaml"
-        if not stack_file.is_file():
-            raise SettingsError(f"stack {stack!r}: no stack file {stack_file.name} in {root}")
-        for key, value in (_load_yaml(stack_file).get("config") or {}).items():
-            namespace, _, name = str(key).rpartition(":")
-            if namespace in ("", PROJECT) and not isinstance(value, Mapping):
-                values[name] = value
-    return values
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SettingsError(f"{path.name}: not found in {path.parent}")
+    if stack and not (root / f"Pulumi.{stack}.yaml").is_file():
+        raise SettingsError(f"stack {stack!r}: no stack file Pulumi.{stack}.yaml in {root}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{path.name}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path.name}: expected a mapping at the top level")
-    return data
+        return read(stack, root)
+    except StackFileError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def _coerce(value: Any, kind: Any) -> Any:
