@@ -2,7 +2,8 @@
 (:mod:`components.providers.sql_bootstrap_script`) in the sensor database at deploy time.
 
 How it connects: Entra only. The deployer's ``DefaultAzureCredential`` token for Azure SQL is
-handed to the driver as an access token (``SQL_COPT_SS_ACCESS_TOKEN``, 1256). The driver is
+handed to the driver as an access token, packed by :mod:`scoring.data.sql_token` (the one
+packing the extract step uses too). The driver is
 ``mssql-python`` (Microsoft's own; pinned in requirements.txt): it ships the ODBC Driver 18
 inside its wheel, so a deployer needs no apt repository or unixODBC set-up (only the common
 ``libltdl7``), unlike pyodbc. It is imported inside the method that connects, so tests and
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -38,11 +38,14 @@ from components.providers.sql_bootstrap_script import (
     script_hash,
     validate_name,
 )
+from scoring.data.sql_token import (
+    AZURE_SQL_SCOPE,
+    SQL_COPT_SS_ACCESS_TOKEN,
+    access_token_struct,
+)
 
 log = logging.getLogger(__name__)
 
-SQL_TOKEN_SCOPE = "https://database.windows.net/.default"
-SQL_COPT_SS_ACCESS_TOKEN = 1256
 INPUT_KEYS = ("serverFqdn", "database", "jobIdentityName", "clusterIdentityName")
 _FQDN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
@@ -126,12 +129,6 @@ def _is_transient(exc: BaseException) -> bool:
     )
 
 
-def _token_struct(token: str) -> bytes:
-    """The access-token attribute value the ODBC driver expects: length + UTF-16-LE bytes."""
-    raw = token.encode("utf-16-le")
-    return struct.pack(f"<I{len(raw)}s", len(raw), raw)
-
-
 def connection_string(server_fqdn: str, database: str) -> str:
     if not _FQDN.match(server_fqdn):
         raise SqlBootstrapError(f"serverFqdn {server_fqdn!r} is not a host name")
@@ -156,14 +153,14 @@ def open_connection(
     try:
         for attempt in range(1, CONNECT_ATTEMPTS + 1):
             try:
-                token = credential.get_token(SQL_TOKEN_SCOPE).token
+                token = credential.get_token(AZURE_SQL_SCOPE).token
             except Exception as exc:
                 raise explain(exc, action="get an Entra token for Azure SQL", target=where) from exc
             try:
                 return mssql_python.connect(
                     conn_str,
                     autocommit=True,
-                    attrs_before={SQL_COPT_SS_ACCESS_TOKEN: _token_struct(token)},
+                    attrs_before={SQL_COPT_SS_ACCESS_TOKEN: access_token_struct(token)},
                     timeout=30,
                 )
             except Exception as exc:
