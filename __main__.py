@@ -180,7 +180,9 @@ bootstrap = SqlBootstrap(
         server_fqdn=database.server_fqdn,
         database=database.database_name,
         job_identity_name=stream.job_name,
+        job_identity_client_id=stream.client_id,
         cluster_identity_name=ml.cluster_identity_name,
+        cluster_identity_client_id=ml.cluster_identity_client_id,
     ),
     pulumi.ResourceOptions(depends_on=[database, stream, ml]),
 )

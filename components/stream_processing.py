@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import streamanalytics
 
+from components.providers.system_identity import SystemIdentity
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.hashing import stable_hash
 from components.shared.placement import Placement, child_options
@@ -44,14 +45,16 @@ class StreamProcessing(pulumi.ComponentResource):
     """The job (compat 1.2, system-assigned identity), its input, output and query.
 
     Deploying does not start the job: it must start after dbo.SensorReadings and the job's
-    contained database user exist (the post-deploy steps), so `job_name`, `job_id` and
-    `principal_id` are exposed for them. `config_hash` changes exactly when the query, the
+    contained database user exist (the post-deploy steps), so `job_name`, `job_id`,
+    `principal_id` and `client_id` (its identity's application id, the user's SID) are
+    exposed for them. `config_hash` changes exactly when the query, the
     input or the output changes: the job-start step restarts the job on it.
     """
 
     job_name: pulumi.Output[str]
     job_id: pulumi.Output[str]
     principal_id: pulumi.Output[str]
+    client_id: pulumi.Output[str]
     query: str
     config_hash: pulumi.Output[str]
 
@@ -94,6 +97,9 @@ class StreamProcessing(pulumi.ComponentResource):
         self.job_name = self.job.name
         self.job_id = self.job.id
         self.principal_id = self.job.identity.apply(lambda i: i.principal_id if i else None)
+        self.client_id = SystemIdentity(
+            f"{name}-job-identity", self.job.id, self.principal_id, child_options(self)
+        ).clientId
 
         receiver = assign_role(
             f"{name}-eventhub-receiver",

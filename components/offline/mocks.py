@@ -125,6 +125,8 @@ ARM_TYPES: dict[str, tuple[str, str]] = {
     ),
 }
 
+SYSTEM_IDENTITY_TYPE = "pulumi-python:dynamic/batchscore:SystemIdentity"
+
 # Resources whose provider gives a GUID when no name is set.
 _GUID_NAMED = {"azure-native:authorization:RoleAssignment"}
 
@@ -177,7 +179,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
         if typ == "docker-build:index:Image":
             return self._image(logical, inputs)
         if typ.startswith("pulumi-python:dynamic/"):
-            return self._dynamic(logical, inputs)
+            return self._dynamic(typ, logical, inputs)
         if typ not in ARM_TYPES:
             return f"{logical}-id", inputs
         name_key, template = ARM_TYPES[typ]
@@ -236,13 +238,16 @@ class OfflineMocks(pulumi_mocks.Mocks):
             return {"properties": properties}
         return {}
 
-    def _dynamic(self, logical: str, inputs: dict):
+    def _dynamic(self, typ: str, logical: str, inputs: dict):
         """What a dynamic provider's check() fills in before create (its auto-names), made
-        deterministic: the real check draws a random suffix, which a plan snapshot cannot hold."""
+        deterministic: the real check draws a random suffix, which a plan snapshot cannot hold.
+        The system-identity lookup answers with a client id, as Managed Identity would."""
         state = dict(inputs)
         if "scheduleNamePrefix" in inputs and not inputs.get("scheduleName"):
             suffix = _digest(self.project, self.stack, logical)[:8]
             state["scheduleName"] = f"{inputs['scheduleNamePrefix']}-{suffix}"
+        if typ == SYSTEM_IDENTITY_TYPE:
+            state["clientId"] = self._guid(inputs.get("resourceId"), "client")
         return f"{logical}-{_digest(self.project, self.stack, logical, 'id')[:12]}", state
 
     def _random_string(self, logical: str, inputs: dict):

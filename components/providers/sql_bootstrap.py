@@ -10,8 +10,9 @@ inside its wheel, so a deployer needs no apt repository or unixODBC set-up (only
 ``pulumi preview`` need no driver at all.
 
 The deployer must be the server's Entra admin (or in the admin group): only it may create
-the first contained users. When the deployer is a service principal, the server's identity
-also needs Microsoft Graph read access (Directory Readers) to resolve the names.
+the first contained users. The users are created from the identities' client ids
+(``WITH SID ... TYPE = E``, see :mod:`components.providers.sql_bootstrap_script`), so neither
+the deployer nor the server needs Microsoft Graph rights, whoever deploys.
 
 Deleting the resource keeps the table, its rows and the users (the database itself goes
 with its own resource); data is never dropped by a deployment.
@@ -33,9 +34,11 @@ from components.providers.azure_errors import explain
 from components.providers.common import default_credential, diff_result, pickled_as
 from components.providers.sql_bootstrap_script import (
     TABLE,
+    DatabaseUser,
     Step,
     bootstrap_steps,
     script_hash,
+    validate_client_id,
     validate_name,
 )
 from scoring.data.sql_token import (
@@ -46,7 +49,14 @@ from scoring.data.sql_token import (
 
 log = logging.getLogger(__name__)
 
-INPUT_KEYS = ("serverFqdn", "database", "jobIdentityName", "clusterIdentityName")
+INPUT_KEYS = (
+    "serverFqdn",
+    "database",
+    "jobIdentityName",
+    "jobIdentityClientId",
+    "clusterIdentityName",
+    "clusterIdentityClientId",
+)
 _FQDN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 # Connection attempts while the database wakes up (serverless auto-pause) or the network blips.
@@ -93,11 +103,10 @@ def _advice(exc: BaseException) -> str:
             "the server's firewall refused this machine's address: add it to the stack config "
             "sqlFirewallIpRanges, or deploy from an allowed network."
         )
-    elif "could not be found" in lowered or "33130" in text or "duplicate display name" in lowered:
+    elif "already exists" in lowered or "15023" in text or "15063" in text:
         hint = (
-            "Entra could not resolve the identity name: it must be the managed identity's exact "
-            "name (the job name for a system-assigned identity), unique in the tenant; when "
-            "the deployer is a service principal the server identity needs Directory Readers."
+            "a database user with this name or SID already exists for another principal: drop "
+            "it (DROP USER [name]) as the Entra admin, then run the deployment again."
         )
     elif "permission" in lowered:
         hint = (
@@ -179,11 +188,24 @@ def open_connection(
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
+def users_of(props: Mapping[str, Any]) -> tuple[DatabaseUser, DatabaseUser]:
+    """The job's and the cluster's database users (ValueError naming a bad input)."""
+    return (
+        DatabaseUser.checked(
+            props.get("jobIdentityName"), props.get("jobIdentityClientId"), "jobIdentity"
+        ),
+        DatabaseUser.checked(
+            props.get("clusterIdentityName"),
+            props.get("clusterIdentityClientId"),
+            "clusterIdentity",
+        ),
+    )
+
+
 def apply_bootstrap(props: Mapping[str, Any], retired_names: Iterable[str] = ()) -> str:
     """Connect and run the script for ``props``; returns the script hash."""
-    steps = bootstrap_steps(
-        props["jobIdentityName"], props["clusterIdentityName"], retired_names=retired_names
-    )
+    job, cluster = users_of(props)
+    steps = bootstrap_steps(job, cluster, retired_names=retired_names)
     where = f"database {props['database']} on {props['serverFqdn']}"
     # Looked up through the module at call time so tests can swap in a fake connection.
     connection = open_connection(props["serverFqdn"], props["database"])
@@ -191,7 +213,7 @@ def apply_bootstrap(props: Mapping[str, Any], retired_names: Iterable[str] = ())
         run_steps(connection, steps, where)
     finally:
         connection.close()
-    return script_hash(props["jobIdentityName"], props["clusterIdentityName"])
+    return script_hash(job, cluster)
 
 
 # ----------------------------------------------------------------------- the provider
@@ -212,6 +234,8 @@ class SqlBootstrapProvider(dynamic.ResourceProvider):
             try:
                 if key == "serverFqdn":
                     connection_string(str(value), "probe")
+                elif key.endswith("ClientId"):
+                    validate_client_id(value, key)
                 else:
                     validate_name(value, key)
             except (ValueError, SqlBootstrapError) as exc:
@@ -257,7 +281,7 @@ def _outputs(props: Mapping[str, Any], applied_hash: str) -> dict[str, Any]:
 
 def _hash_or_none(props: Mapping[str, Any]) -> str | None:
     try:
-        return script_hash(props.get("jobIdentityName"), props.get("clusterIdentityName"))
+        return script_hash(*users_of(props))
     except ValueError:
         return None
 

@@ -356,6 +356,22 @@ def test_the_sql_bootstrap_creates_users_for_the_job_and_the_cluster(plan: PlanV
     )
 
 
+SYSTEM_IDENTITY = "pulumi-python:dynamic/batchscore:SystemIdentity"
+
+
+def test_the_sql_users_get_the_identities_client_ids_as_sids(plan: PlanView) -> None:
+    """No Microsoft Graph: the users are created from client ids the stack itself knows."""
+    mocks = OfflineMocks("batchscore", plan.stack)
+    bootstrap, job, identity = plan.one(SQL_BOOTSTRAP), plan.one(JOB), plan.one(UAI)
+    lookup = plan.one(SYSTEM_IDENTITY)
+    assert lookup.get("resourceId") == job.id, f"{lookup.name} looks up another resource"
+    assert lookup.get("principalId") == principal(plan, JOB, job.name)
+    # What Managed Identity answers for the job (the mocks), and the UAI's own client id.
+    assert bootstrap.get("jobIdentityClientId") == mocks._guid(job.id, "client")
+    assert bootstrap.get("clusterIdentityClientId") == mocks._guid(UAI, identity.name, "client")
+    assert bootstrap.get("jobIdentityClientId") != bootstrap.get("clusterIdentityClientId")
+
+
 def test_the_stream_job_start_names_the_job(plan: PlanView) -> None:
     start = plan.one(JOB_START)
     assert start.get("jobName") == _name_of(plan.one(JOB).id), f"{start.name} starts another job"
