@@ -214,6 +214,8 @@ def test_sql_admin_defaults_to_the_deploying_identity(plan: PlanView) -> None:
     admins = plan.one(SQL_SERVER).get("administrators")
     assert admins["sid"] == "33333333-3333-4333-8333-333333333333"  # the mocks' deployer
     assert admins["tenantId"] == "22222222-2222-4222-8222-222222222222"
+    assert admins["principalType"] == config_of(plan.stack).sql_admin_principal_type
+    assert admins["principalType"] == "Application", "CI's service principal deploys dev and prod"
 
 
 # --- image, workspace and cluster --------------------------------------------------------------
