@@ -4,7 +4,9 @@
 (ARM ids, host names, identities, a digest for the image), derived only from the stack,
 the resource's type, logical name and inputs, so every run gives the same values.
 `RecordingMonitor` keeps what the engine would receive: type, logical name, parent,
-`protect` and the inputs (camelCase), with secrets and unknowns replaced by markers.
+`protect`, the inputs (camelCase), with secrets and unknowns replaced by markers, and the
+explicit dependencies (`depends_on` beyond what the inputs already imply; a component in
+`depends_on` stands for all its resources, as the SDK expands it).
 """
 
 from __future__ import annotations
@@ -296,6 +298,7 @@ class Registration:
     protect: bool
     inputs: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    depends_on: list[str] = field(default_factory=list)
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -315,11 +318,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent_urn=request.parent,
             protect=bool(request.protect),
             inputs=_plain(json_format.MessageToDict(request.object)),
+            depends_on=_explicit_dependencies(request),
         )
         self.registrations.append(registration)
         response = super().RegisterResource(request)
         registration.id = response.id if request.custom else None
         return response
+
+
+def _explicit_dependencies(request) -> list[str]:
+    """Logical names of the resources `request` depends on beyond those its inputs refer to."""
+    implied = {urn for deps in request.propertyDependencies.values() for urn in deps.urns}
+    return sorted({urn.rsplit("::", 1)[-1] for urn in set(request.dependencies) - implied})
 
 
 def install(project: str, stack: str, config: dict[str, str]) -> RecordingMonitor:

@@ -8,8 +8,9 @@
 The stack's config is what `pulumi up` would see: the defaults of `Pulumi.yaml` overlaid
 with `Pulumi.<stack>.yaml` (and any `--set`). The plan JSON is `{"stack", "project",
 "resources": [...], "outputs"}`; each resource is `{"type", "name", "parent", "protect",
-"id", "inputs"}` with inputs exactly as the engine receives them (camelCase), secrets and
-unknowns as markers, and `id` the mocks' ARM id (None for components). Random values and
+"id", "inputs"}` (plus `"dependsOn"`, the logical names of explicit dependencies, when there
+are any) with inputs exactly as the engine receives them (camelCase), secrets and unknowns as
+markers, and `id` the mocks' ARM id (None for components). Random values and
 ids come from deterministic mocks and resources are sorted by logical name and type, so
 the snapshot in tests/snapshots/ diffs cleanly in a pull request.
 
@@ -111,8 +112,9 @@ PROVIDER_KEY = "__provider"
 
 def _resources(monitor) -> list[dict[str, Any]]:
     names = {r.urn: r.name for r in monitor.registrations}
-    resources = [
-        {
+    resources = []
+    for r in monitor.registrations:
+        resource = {
             "type": r.type,
             "name": r.name,
             "parent": names.get(r.parent_urn),
@@ -120,8 +122,9 @@ def _resources(monitor) -> list[dict[str, Any]]:
             "id": r.id,
             "inputs": _readable_inputs(r.inputs),
         }
-        for r in monitor.registrations
-    ]
+        if r.depends_on:
+            resource["dependsOn"] = r.depends_on
+        resources.append(resource)
     return sorted(resources, key=lambda r: (r["name"], r["type"]))
 
 

@@ -32,6 +32,7 @@ class PlannedResource:
     protect: bool
     inputs: Mapping[str, Any]
     id: str | None = None
+    depends_on: tuple[str, ...] = ()
 
     def get(self, path: str, default: Any = None) -> Any:
         return lookup(self.inputs, path, default)
@@ -48,7 +49,13 @@ class PlanView:
         self.outputs: Mapping[str, Any] = plan.get("outputs", {})
         self.resources = [
             PlannedResource(
-                r["type"], r["name"], r["parent"], r.get("protect", False), r["inputs"], r.get("id")
+                r["type"],
+                r["name"],
+                r["parent"],
+                r.get("protect", False),
+                r["inputs"],
+                r.get("id"),
+                tuple(r.get("dependsOn", ())),
             )
             for r in plan["resources"]
         ]

@@ -289,6 +289,15 @@ def test_cluster_identity_holds_each_role_on_the_right_scope(plan: PlanView) -> 
         ), f"{role}: role definition id"
 
 
+def test_explicit_dependencies_order_what_inputs_alone_would_not(plan: PlanView) -> None:
+    """The plan records `depends_on` beyond the inputs: what `pulumi up` waits for."""
+    cluster_roles = {r.name for r in plan.of_type(ROLE) if r.name.startswith("ml-cluster-")}
+    assert cluster_roles <= set(plan.one(COMPUTE).depends_on), "nodes start before their roles"
+    assert "stream-eventhub-receiver" in plan.one(SA_INPUT).depends_on
+    assert "sql-bootstrap-tsql" in plan.one(JOB_START).depends_on, "job starts before its table"
+    assert not plan.one(STORAGE).depends_on
+
+
 def test_datastores_point_at_models_and_predictions_without_credentials(plan: PlanView) -> None:
     account = plan.one(STORAGE).get("accountName")
     datastores = {d.get("name"): d for d in plan.of_type(DATASTORE)}
