@@ -39,7 +39,15 @@ def offline_runtime():
 def test_storage_exposes_names_ids_and_container_urls():
     storage = Storage(
         "storage",
-        StorageArgs(PLACE, "stbatchscoreunit1a2b3c", "Standard_LRS", 7, LOGS),
+        StorageArgs(
+            PLACE,
+            "stbatchscoreunit1a2b3c",
+            "Standard_LRS",
+            7,
+            LOGS,
+            subscription_id=mocks.SUBSCRIPTION_ID,
+            deployer_object_id=mocks.DEPLOYER_OBJECT_ID,
+        ),
     )
 
     def check(values):

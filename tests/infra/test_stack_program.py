@@ -124,10 +124,9 @@ def test_hub_partitions_retention_and_capture_to_raw_as_namespace_identity(plan:
     namespace = plan.one(NAMESPACE)
     assert namespace.get("identity.type") == "SystemAssigned"
     assert namespace.get("sku.capacity") == config.event_hubs_capacity
-    raw = plan.one(CONTAINER, "storage-raw")
     granted = role_ids(plan, principal(plan, NAMESPACE, namespace.name))
-    assert granted == {"ba92f5b4-2d11-453d-a403-e96b0029c9fe": raw.id}, (
-        "the namespace identity needs Storage Blob Data Contributor on the raw container only"
+    assert granted == {"ba92f5b4-2d11-453d-a403-e96b0029c9fe": plan.one(STORAGE).id}, (
+        "Capture's identity needs Storage Blob Data Contributor on the account (the docs' scope)"
     )
 
 
@@ -287,6 +286,36 @@ def test_cluster_identity_holds_each_role_on_the_right_scope(plan: PlanView) -> 
             "/subscriptions/11111111-1111-4111-8111-111111111111/providers/"
             "Microsoft.Authorization/roleDefinitions/"
         ), f"{role}: role definition id"
+
+
+DATA_ACCESS_WAIT = "pulumi-python:dynamic/batchscore:DataAccessWait"
+BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+DEPLOYER = "33333333-3333-4333-8333-333333333333"  # the mocks' deploying identity
+
+
+def test_the_deployer_holds_blob_data_contributor_on_the_stack_account(plan: PlanView) -> None:
+    account = plan.one(STORAGE)
+    (grant,) = [r for r in plan.of_type(ROLE) if r.get("principalId") == DEPLOYER]
+    assert grant.get("roleDefinitionId").endswith(BLOB_DATA_CONTRIBUTOR), f"{grant}: role"
+    assert grant.get("scope") == account.id, f"{grant}: scope {grant.get('scope')}"
+    assert grant.get("principalType") == config_of(plan.stack).deployer_principal_type
+    wait = plan.one(DATA_ACCESS_WAIT)
+    assert wait.get("assignmentId") == grant.id, f"{wait.name} waits for another assignment"
+    assert (wait.get("accountName"), wait.get("scope")) == (account.get("accountName"), account.id)
+
+
+def test_what_acts_as_the_deployer_on_storage_waits_for_its_role(plan: PlanView) -> None:
+    """Component upload (the scoring pipeline) and Capture's linked access check (the hub)."""
+    wait = plan.one(DATA_ACCESS_WAIT).name
+    assert wait in plan.one("batchscore:index:ScoringPipeline").depends_on
+    assert wait in plan.one(HUB).depends_on
+    assert "ingestion-capture-writer" in plan.one(HUB).depends_on
+
+
+def test_datastores_are_created_after_their_containers(plan: PlanView) -> None:
+    for name in ("models", "predictions"):
+        datastore = plan.one(DATASTORE, f"ml-{name}-datastore")
+        assert f"storage-{name}" in datastore.depends_on, f"{datastore} before its container"
 
 
 def test_explicit_dependencies_order_what_inputs_alone_would_not(plan: PlanView) -> None:
