@@ -215,6 +215,7 @@ scoring = ScoringPipeline(
         sql_database=database.database_name,
         models_datastore=ml.datastore_names["models"],
         predictions_datastore=ml.datastore_names["predictions"],
+        storage_account_name=storage.account_name,
         settings=pipeline_settings,
     ),
     # Registering the components uploads their code to the storage account as the deployer.

@@ -101,6 +101,14 @@ def is_throttled(exc: BaseException) -> bool:
     return status_of(exc) in THROTTLED_STATUSES
 
 
+def is_storage_forbidden(exc: BaseException) -> bool:
+    """True when Azure Storage refused the caller's data access (its 403 error codes), anywhere
+    in the chain: the caller lacks a blob data role on the account, or it has not applied yet."""
+    return any(
+        getattr(error, "error_code", None) in STORAGE_FORBIDDEN_CODES for error in causes(exc)
+    )
+
+
 def retry_after_seconds(exc: BaseException, *, now: float | None = None) -> float | None:
     """Seconds the service asked us to wait, from the response headers, or None.
 

@@ -161,13 +161,15 @@ def retry_while_forbidden(
     action: str,
     target: str,
     wait: PropagationWait = ROLE_PROPAGATION,
+    refused: Callable[[BaseException], bool] = is_forbidden,
 ) -> T:
     """``fn()``, retried while Azure answers 403, for at most ``wait.seconds``.
 
     For steps that use a role this very deployment assigned (``role`` on ``scope``): a 403
     right after the assignment usually means it has not propagated yet. Any other failure is
     raised at once; a 403 that outlasts the wait becomes an AzureCallError naming the role and
-    the scope, and how to check the assignment.
+    the scope, and how to check the assignment. ``refused`` narrows which 403s mean "this role"
+    (e.g. only storage's, when the same call can also be refused by the workspace).
     """
     started = wait.clock()
     attempt = 0
@@ -176,7 +178,7 @@ def retry_while_forbidden(
         try:
             return fn()
         except Exception as exc:
-            if not is_forbidden(exc):
+            if not refused(exc):
                 raise
             waited = wait.clock() - started
             if waited + wait.interval > wait.seconds:
