@@ -198,7 +198,7 @@ stream_start = StreamJobStart(
         resource_group_name=group.name,
         job_name=stream.job_name,
         config_hash=stream.config_hash,
-        start_after=[bootstrap],
+        start_after=[bootstrap, stream],
     ),
 )
 

@@ -6,7 +6,9 @@ the resource's type, logical name and inputs, so every run gives the same values
 `RecordingMonitor` keeps what the engine would receive: type, logical name, parent,
 `protect`, the inputs (camelCase), with secrets and unknowns replaced by markers, and the
 explicit dependencies (`depends_on` beyond what the inputs already imply; a component in
-`depends_on` stands for all its resources, as the SDK expands it).
+`depends_on` stands for all its resources, as the SDK expands it) and the names of the
+resource hooks bound to it. Mocks see which hooks a resource carries; they never run one (the
+engine calls hooks around real create/update/delete steps, which mocks do not have).
 """
 
 from __future__ import annotations
@@ -299,6 +301,7 @@ class Registration:
     inputs: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
     depends_on: list[str] = field(default_factory=list)
+    hooks: dict[str, list[str]] = field(default_factory=dict)
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -319,6 +322,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             protect=bool(request.protect),
             inputs=_plain(json_format.MessageToDict(request.object)),
             depends_on=_explicit_dependencies(request),
+            hooks=_hook_names(request),
         )
         self.registrations.append(registration)
         response = super().RegisterResource(request)
@@ -330,6 +334,24 @@ def _explicit_dependencies(request) -> list[str]:
     """Logical names of the resources `request` depends on beyond those its inputs refer to."""
     implied = {urn for deps in request.propertyDependencies.values() for urn in deps.urns}
     return sorted({urn.rsplit("::", 1)[-1] for urn in set(request.dependencies) - implied})
+
+
+_HOOK_KINDS = {
+    "before_create": "beforeCreate",
+    "after_create": "afterCreate",
+    "before_update": "beforeUpdate",
+    "after_update": "afterUpdate",
+    "before_delete": "beforeDelete",
+    "after_delete": "afterDelete",
+}
+
+
+def _hook_names(request) -> dict[str, list[str]]:
+    """`{"beforeUpdate": [hook names], ...}` of the hooks bound to the resource."""
+    if not request.HasField("hooks"):
+        return {}
+    bound = {kind: list(getattr(request.hooks, field)) for field, kind in _HOOK_KINDS.items()}
+    return {kind: names for kind, names in bound.items() if names}
 
 
 def install(project: str, stack: str, config: dict[str, str]) -> RecordingMonitor:

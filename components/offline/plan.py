@@ -8,11 +8,12 @@
 The stack's config is what `pulumi up` would see: the defaults of `Pulumi.yaml` overlaid
 with `Pulumi.<stack>.yaml` (and any `--set`). The plan JSON is `{"stack", "project",
 "resources": [...], "outputs"}`; each resource is `{"type", "name", "parent", "protect",
-"id", "inputs"}` (plus `"dependsOn"`, the logical names of explicit dependencies, when there
-are any) with inputs exactly as the engine receives them (camelCase), secrets and unknowns as
-markers, and `id` the mocks' ARM id (None for components). Random values and
-ids come from deterministic mocks and resources are sorted by logical name and type, so
-the snapshot in tests/snapshots/ diffs cleanly in a pull request.
+"id", "inputs"}` (plus `"dependsOn"`, the logical names of explicit dependencies, and
+`"hooks"`, the names of bound resource hooks by kind, when there are any) with inputs
+exactly as the engine receives them (camelCase), secrets and unknowns as markers, and `id`
+the mocks' ARM id (None for components). Random values and ids come from deterministic mocks
+and resources are sorted by logical name and type, so the snapshot in tests/snapshots/ diffs
+cleanly in a pull request.
 
 Exit codes: 0 plan written, 2 bad usage or invalid stack config (nothing declared),
 1 the program failed under mocks.
@@ -124,6 +125,8 @@ def _resources(monitor) -> list[dict[str, Any]]:
         }
         if r.depends_on:
             resource["dependsOn"] = r.depends_on
+        if r.hooks:
+            resource["hooks"] = r.hooks
         resources.append(resource)
     return sorted(resources, key=lambda r: (r["name"], r["type"]))
 
@@ -209,38 +212,45 @@ def plan_json(plan: dict[str, Any]) -> str:
     return json.dumps(plan, indent=2, sort_keys=True) + "\n"
 
 
-_RUNNING: dict[str, subprocess.Popen] = {}
-_FINISHED: dict[str, tuple[int, str, str]] = {}
+_Key = tuple[str, tuple[tuple[str, str], ...]]
+_RUNNING: dict[_Key, subprocess.Popen] = {}
+_FINISHED: dict[_Key, tuple[int, str, str]] = {}
 
 
-def _launch(stack: str) -> subprocess.Popen:
-    if stack not in _RUNNING:
-        _RUNNING[stack] = subprocess.Popen(
-            [sys.executable, "-m", "components.offline.plan", "--stack", stack, "--json-only"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+def _launch(key: _Key) -> subprocess.Popen:
+    if key not in _RUNNING:
+        stack, sets = key
+        command = [sys.executable, "-m", "components.offline.plan", "--stack", stack, "--json-only"]
+        for name, value in sets:
+            command += ["--set", f"{name}={value}"]
+        _RUNNING[key] = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-    return _RUNNING[stack]
+    return _RUNNING[key]
 
 
-def plan_in_subprocess(stack: str, prefetch: tuple[str, ...] = ("dev", "prod")) -> dict[str, Any]:
-    """The plan of `stack` from a fresh interpreter (the mock runtime is process-global).
+def plan_in_subprocess(
+    stack: str,
+    prefetch: tuple[str, ...] = ("dev", "prod"),
+    overrides: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The plan of `stack` (with `--set` `overrides`) from a fresh interpreter (the mock
+    runtime is process-global).
 
-    Runs once per process and stack; the stacks in `prefetch` start at the same time, so a
-    test session waits for them once.
+    Runs once per process, stack and overrides; the stacks in `prefetch` start at the same
+    time, so a test session waits for them once.
     """
-    if stack not in _FINISHED:
+    key: _Key = (stack, tuple(sorted((overrides or {}).items())))
+    if key not in _FINISHED:
         for other in (stack, *prefetch):
             if (ROOT / f"Pulumi.{other}.yaml").exists():
-                _launch(other)
-        process = _launch(stack)
+                _launch((other, ()))
+        process = _launch(key)
         stdout, stderr = process.communicate()
-        _FINISHED[stack] = (process.returncode, stdout, stderr)
-    code, stdout, stderr = _FINISHED[stack]
+        _FINISHED[key] = (process.returncode, stdout, stderr)
+    code, stdout, stderr = _FINISHED[key]
     if code != 0:
-        raise RuntimeError(f"plan of stack {stack} failed (exit {code}):\n{stderr}")
+        raise RuntimeError(f"plan of stack {stack} {dict(key[1])} failed (exit {code}):\n{stderr}")
     return json.loads(stdout)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _MISSING = object()
@@ -33,6 +33,7 @@ class PlannedResource:
     inputs: Mapping[str, Any]
     id: str | None = None
     depends_on: tuple[str, ...] = ()
+    hooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def get(self, path: str, default: Any = None) -> Any:
         return lookup(self.inputs, path, default)
@@ -56,6 +57,7 @@ class PlanView:
                 r["inputs"],
                 r.get("id"),
                 tuple(r.get("dependsOn", ())),
+                {kind: tuple(names) for kind, names in r.get("hooks", {}).items()},
             )
             for r in plan["resources"]
         ]
