@@ -42,6 +42,8 @@ lint: venv
 	else echo "hadolint: no docker/Dockerfile, skipped"; fi
 	$(VENV)/bin/actionlint -shellcheck $(VENV)/bin/shellcheck
 
+# Offline, under Pulumi mocks: the resource tree, build/plan-$(STACK).json and the T-SQL the
+# deployment runs in the database, build/post-deploy-$(STACK).sql.
 plan: venv
 	$(PY) -m components.offline.plan --stack $(STACK)
 

@@ -1,6 +1,7 @@
 """Offline plan: run the Pulumi program under mocks for one stack and show what it declares.
 
     python -m components.offline.plan --stack dev                    # tree + build/plan-dev.json
+                                                                     # + build/post-deploy-dev.sql
     python -m components.offline.plan --stack dev --json-only        # JSON on stdout only
     python -m components.offline.plan --stack dev --update-snapshot  # also tests/snapshots/
     python -m components.offline.plan --stack dev --set clusterMaxNodes=4
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from components import stack_files
+from components.offline import post_deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = ROOT / "tests" / "snapshots"
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--update-snapshot",
         action="store_true",
-        help="also write tests/snapshots/plan-<stack>.json",
+        help="also write tests/snapshots/plan-<stack>.json and post-deploy-<stack>.sql",
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
@@ -290,12 +292,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
         return 0
     print(render_tree(plan))
-    targets = [args.out or BUILD / f"plan-{args.stack}.json"]
+    plan_file = args.out or BUILD / f"plan-{args.stack}.json"
+    sql_name = f"post-deploy-{args.stack}.sql"
+    writes = [(plan_file, text), (plan_file.with_name(sql_name), post_deploy.render(plan))]
     if args.update_snapshot:
-        targets.append(SNAPSHOTS / f"plan-{args.stack}.json")
-    for target in targets:
+        writes += [
+            (SNAPSHOTS / f"plan-{args.stack}.json", text),
+            (SNAPSHOTS / sql_name, writes[1][1]),
+        ]
+    for target, content in writes:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        target.write_text(content, encoding="utf-8")
         print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
     return 0
 

@@ -91,7 +91,8 @@ def test_pull_request_runs_offline_checks_plan_diff_and_previews() -> None:
     plan_script = "\n".join(str(s.get("run", "")) for s in jobs["plan-diff"]["steps"])
     for stack in STACKS:
         assert f"make plan STACK={stack}" in plan_script
-    assert "tests/snapshots/plan-${stack}.json" in plan_script
+    assert 'for file in "plan-${stack}.json" "post-deploy-${stack}.sql"' in plan_script
+    assert "tests/snapshots/${file}" in plan_script
 
     preview = jobs["preview"]
     assert preview["strategy"]["matrix"]["stack"] == STACKS
