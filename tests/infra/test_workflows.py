@@ -139,6 +139,28 @@ def test_drift_check_is_scheduled_and_fails_on_any_change() -> None:
     assert job["permissions"]["issues"] == "write"
 
 
+# --- the stack's secrets (the registry token kept in the state) ----------------------------------
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
+def test_every_pulumi_run_uses_the_secrets_provider_recorded_for_the_stack(name: str) -> None:
+    """Pulumi.<stack>.yaml has no secretsprovider line, so without this the CLI would fall
+    back to a passphrase provider and fail on the registry token (pulumi/pulumi#17236)."""
+    text = (WORKFLOWS / name).read_text()
+    assert "PULUMI_CONFIG_PASSPHRASE" not in text, f"{name}: no passphrase secrets provider"
+    for job_name, job in load(name)["jobs"].items():
+        if steps_using(job, "pulumi/actions"):
+            env = job.get("env", {})
+            assert env.get("PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER") == "true", (
+                f"{name}:{job_name} may pick a default secrets provider"
+            )
+
+
+def test_a_stack_ci_creates_gets_the_key_vault_secrets_provider() -> None:
+    for job_name in ("up-dev", "up-prod"):
+        pulumi = one_step(load("deploy.yml")["jobs"][job_name], "pulumi/actions")["with"]
+        assert pulumi["upsert"] is True, f"{job_name}: the first up must create the stack"
+        assert pulumi["secrets-provider"] == "${{ vars.PULUMI_SECRETS_PROVIDER }}", job_name
+
+
 # --- security, across every workflow ----------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
 def test_azure_login_is_oidc_only(name: str) -> None:
