@@ -154,6 +154,19 @@ def test_every_pulumi_run_uses_the_secrets_provider_recorded_for_the_stack(name:
             )
 
 
+def test_each_deploy_runs_the_preflight_after_login_and_before_up() -> None:
+    for job_name in ("up-dev", "up-prod"):
+        steps = load("deploy.yml")["jobs"][job_name]["steps"]
+        order = [
+            "login" if str(s.get("uses", "")).startswith("azure/login")
+            else "preflight" if 'make preflight STACK="$STACK"' in str(s.get("run", ""))
+            else "up" if str(s.get("uses", "")).startswith("pulumi/actions")
+            else None
+            for s in steps
+        ]  # fmt: skip
+        assert [o for o in order if o] == ["login", "preflight", "up"], f"{job_name}: {order}"
+
+
 def test_a_stack_ci_creates_gets_the_key_vault_secrets_provider() -> None:
     for job_name in ("up-dev", "up-prod"):
         pulumi = one_step(load("deploy.yml")["jobs"][job_name], "pulumi/actions")["with"]
