@@ -21,13 +21,9 @@ from components.shared.placement import Placement
 from components.shared.stream_query import render_query
 from components.storage import Storage, StorageArgs
 from components.stream_processing import StreamProcessing, StreamProcessingArgs
+from tests.infra.stream_args import LOGS, PLACE, stream_args
 
 CONFIG = {"batchscore:clusterMaxNodes": "6", "batchscore:sqlFirewallIpRanges": '["203.0.113.7"]'}
-
-PLACE = Placement("rg-unit", "westeurope", {"project": "batchscore", "environment": "unit"})
-LOGS = (
-    "/subscriptions/s/resourceGroups/rg-unit/providers/Microsoft.OperationalInsights/workspaces/l"
-)
 
 
 @pytest.fixture(autouse=True)
@@ -73,28 +69,6 @@ def test_storage_exposes_names_ids_and_container_urls():
         pulumi.Output.all(**storage.container_urls),
         storage.container_ids["raw"],
     ).apply(check)
-
-
-def stream_args(**changes) -> StreamProcessingArgs:
-    values = dict(
-        placement=PLACE,
-        window_minutes=15,
-        streaming_units=3,
-        events_out_of_order_policy="Adjust",
-        events_out_of_order_max_delay_seconds=5,
-        events_late_arrival_max_delay_seconds=60,
-        output_error_policy="Stop",
-        event_hubs_namespace_name="evhns-x",
-        event_hub_name="sensor-readings",
-        event_hub_id="/hub-id",
-        consumer_group_name="stream-analytics",
-        sql_server_fqdn="sql-x.database.windows.net",
-        sql_database_name="sensors",
-        subscription_id=mocks.SUBSCRIPTION_ID,
-        log_analytics_workspace_id=LOGS,
-    )
-    values.update(changes)
-    return StreamProcessingArgs(**values)
 
 
 def _definition_hash(args: StreamProcessingArgs) -> str:

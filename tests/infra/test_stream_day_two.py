@@ -25,9 +25,9 @@ from components.offline.plan_view import PlanView
 from components.providers import common
 from components.providers import stream_job as sj
 from components.providers.azure_errors import AzureCallError
-from components.shared.placement import Placement
-from components.stream_processing import StreamProcessing, StreamProcessingArgs
+from components.stream_processing import StreamProcessing
 from tests.infra.fake_stream_analytics import FakeStreamingJobs
+from tests.infra.stream_args import stream_args
 
 STACK = "dev"
 CHANGE = {"streamWindowMinutes": "10", "streamingUnits": "3"}
@@ -120,26 +120,7 @@ def bound_hook() -> pulumi.ResourceHook:
     """The hook StreamProcessing itself binds (built in-process under the offline mocks)."""
     mocks.install("batchscore", "unit", {})
     try:
-        stream = StreamProcessing(
-            "stream",
-            StreamProcessingArgs(
-                Placement("rg-dev", "westeurope", {}),
-                window_minutes=10,
-                streaming_units=3,
-                events_out_of_order_policy="Adjust",
-                events_out_of_order_max_delay_seconds=10,
-                events_late_arrival_max_delay_seconds=60,
-                output_error_policy="Drop",
-                event_hubs_namespace_name="evhns-dev",
-                event_hub_name="sensor-readings",
-                event_hub_id="/hub",
-                consumer_group_name="stream-analytics",
-                sql_server_fqdn="sql-dev.database.windows.net",
-                sql_database_name="sensors",
-                subscription_id=mocks.SUBSCRIPTION_ID,
-                log_analytics_workspace_id="/logs",
-            ),
-        )
+        stream = StreamProcessing("stream", stream_args(window_minutes=10))
         return stream.stop_hook
     finally:
         pulumi.runtime.set_all_config({})
