@@ -7,7 +7,7 @@ STACK  ?= dev
 
 NPM    ?= npm
 
-.PHONY: venv node_modules demo test lint plan clean
+.PHONY: venv node_modules demo test lint plan preflight clean
 
 $(VENV)/.installed: requirements.txt scoring/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,15 @@ lint: venv
 	else echo "hadolint: no docker/Dockerfile, skipped"; fi
 	$(VENV)/bin/actionlint -shellcheck $(VENV)/bin/shellcheck
 
+# Offline, under Pulumi mocks: the resource tree, build/plan-$(STACK).json and the T-SQL the
+# deployment runs in the database, build/post-deploy-$(STACK).sql.
 plan: venv
 	$(PY) -m components.offline.plan --stack $(STACK)
+
+# Before `pulumi up`, with the deployer's Azure login: what would stop the deployment, each
+# with its fix (exit 0 all passed, 1 something to fix, 2 bad usage).
+preflight: venv
+	$(PY) -m batchscore preflight --stack $(STACK)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache node_modules

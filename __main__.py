@@ -61,6 +61,9 @@ storage = Storage(
         sku=config.storage_sku,
         soft_delete_days=config.blob_soft_delete_days,
         log_analytics_workspace_id=logs,
+        subscription_id=client.subscription_id,
+        deployer_object_id=client.object_id,
+        deployer_principal_type=config.deployer_principal_type,
         protect=protect,
     ),
 )
@@ -78,9 +81,9 @@ ingestion = Ingestion(
         capture_size_limit_bytes=config.capture_size_limit_bytes,
         storage_account_id=storage.account_id,
         raw_container_name=storage.container_names["raw"],
-        raw_container_id=storage.container_ids["raw"],
         subscription_id=client.subscription_id,
         log_analytics_workspace_id=logs,
+        capture_depends_on=[storage.deployer_data_access],
         protect=protect,
     ),
 )
@@ -161,6 +164,7 @@ ml = MlWorkspace(
         storage_account_id=storage.account_id,
         storage_account_name=storage.account_name,
         datastore_containers={"models": "models", "predictions": "predictions"},
+        containers=storage.containers,
         registry_id=image.registry_id,
         key_vault_soft_delete_days=config.key_vault_soft_delete_days,
         vm_size=config.cluster_vm_size,
@@ -180,7 +184,9 @@ bootstrap = SqlBootstrap(
         server_fqdn=database.server_fqdn,
         database=database.database_name,
         job_identity_name=stream.job_name,
+        job_identity_client_id=stream.client_id,
         cluster_identity_name=ml.cluster_identity_name,
+        cluster_identity_client_id=ml.cluster_identity_client_id,
     ),
     pulumi.ResourceOptions(depends_on=[database, stream, ml]),
 )
@@ -192,7 +198,7 @@ stream_start = StreamJobStart(
         resource_group_name=group.name,
         job_name=stream.job_name,
         config_hash=stream.config_hash,
-        start_after=[bootstrap],
+        start_after=[bootstrap, stream],
     ),
 )
 
@@ -209,9 +215,11 @@ scoring = ScoringPipeline(
         sql_database=database.database_name,
         models_datastore=ml.datastore_names["models"],
         predictions_datastore=ml.datastore_names["predictions"],
+        storage_account_name=storage.account_name,
         settings=pipeline_settings,
     ),
-    pulumi.ResourceOptions(depends_on=[ml, bootstrap]),
+    # Registering the components uploads their code to the storage account as the deployer.
+    pulumi.ResourceOptions(depends_on=[ml, bootstrap, storage.deployer_data_access]),
 )
 
 export_stack_outputs(

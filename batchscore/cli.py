@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("batchscore.commands.models", "manage a model store (upload to Blob storage)"),
     "pipeline": ("batchscore.commands.pipeline", "Azure ML pipeline definitions (export as YAML)"),
     "bench": ("batchscore.commands.bench", "benchmark scoring strategies side by side"),
+    "preflight": (
+        "batchscore.commands.preflight",
+        "before `pulumi up`: providers, region, roles, ML quota and SQL admin, as the deployer",
+    ),
 }
 
 

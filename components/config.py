@@ -164,6 +164,17 @@ class StackConfig:
         return not self.sql_admin_object_id
 
     @property
+    def deployer_principal_type(self) -> str | None:
+        """The ARM principal type of the identity running `pulumi up`, when the config says it
+        (the deployer is the SQL admin, of kind User or Application), else None: ARM then
+        looks the principal up itself."""
+        if not self.sql_admin_from_deployer:
+            return None
+        return {"User": "User", "Application": "ServicePrincipal"}.get(
+            self.sql_admin_principal_type
+        )
+
+    @property
     def sql_firewall_ranges(self) -> list[tuple[str, str]]:
         return [parse_ip_range(text) for text in self.sql_firewall_ip_ranges]
 
@@ -329,6 +340,12 @@ def _sql(c: StackConfig) -> list[str]:
         problems.append(f"sqlAdminObjectId: {c.sql_admin_object_id!r} is not a GUID")
     if c.sql_admin_tenant_id and not _is_guid(c.sql_admin_tenant_id):
         problems.append(f"sqlAdminTenantId: {c.sql_admin_tenant_id!r} is not a GUID")
+    if not c.sql_admin_object_id and c.sql_admin_principal_type == "Group":
+        problems.append(
+            "sqlAdminPrincipalType: Group needs sqlAdminObjectId (the group); without it the "
+            "identity running `pulumi up` is the admin: User for a person, Application for a "
+            "service principal or managed identity"
+        )
     if bool(c.sql_admin_login) != bool(c.sql_admin_object_id):
         problems.append(
             "sqlAdminLogin: set both sqlAdminLogin and sqlAdminObjectId (an Entra user, group "

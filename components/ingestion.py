@@ -1,9 +1,21 @@
 """Ingestion: Event Hubs namespace (Entra only), the `sensor-readings` hub with Capture of
-raw events into the `raw` container, and the consumer group Stream Analytics reads with."""
+raw events into the `raw` container, and the consumer group Stream Analytics reads with.
+
+Capture writes as the namespace's system-assigned identity, which holds Storage Blob Data
+Contributor on the storage account: the scope "Authenticate modes for capturing events to
+destinations in Azure Event Hubs" (learn.microsoft.com) gives ("On the target Azure Storage
+... account, ... add this managed identity to the Storage Blob Data Contributor role").
+Switching Capture on also checks the *deploying* identity's data access to the account
+(Azure/azure-sdk-for-js#30204), so the hub waits for the stack's `deployer_data_access`
+(`capture_depends_on`). The capture agent itself writes on a timer and tries again at the
+next interval, so a few minutes of propagation of its own role lose no event (the hub keeps
+them for `eventHubRetentionHours`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import pulumi
@@ -31,9 +43,10 @@ class IngestionArgs:
     capture_size_limit_bytes: int
     storage_account_id: pulumi.Input[str]
     raw_container_name: str
-    raw_container_id: pulumi.Input[str]
     subscription_id: pulumi.Input[str]
     log_analytics_workspace_id: pulumi.Input[str]
+    # What must be in effect before Capture is switched on (the deployer's data access).
+    capture_depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
     protect: bool = False
 
 
@@ -77,7 +90,7 @@ class Ingestion(pulumi.ComponentResource):
             f"{name}-capture-writer",
             role="Storage Blob Data Contributor",
             principal_id=self.namespace.identity.apply(lambda i: i.principal_id),
-            scope=args.raw_container_id,
+            scope=args.storage_account_id,
             subscription_id=args.subscription_id,
             parent=self,
         )
@@ -104,8 +117,8 @@ class Ingestion(pulumi.ComponentResource):
                     identity=eventhub.CaptureIdentityArgs(type="SystemAssigned"),
                 ),
             ),
-            # Capture checks its access to the container when it is switched on.
-            opts=child_options(self, depends_on=[capture_writer]),
+            # Switching Capture on checks the deployer's access to the account (module docstring).
+            opts=child_options(self, depends_on=[capture_writer, *args.capture_depends_on]),
         )
         self.hub_name = self.hub.name
         self.hub_id = self.hub.id

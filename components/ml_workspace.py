@@ -3,7 +3,8 @@ datastores, the autoscaling AmlCompute cluster and the roles its identity needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_azure_native import (
@@ -48,6 +49,8 @@ class MlWorkspaceArgs:
     min_nodes: int
     max_nodes: int
     idle_time_before_scale_down: str
+    # Container name -> the container resource: a datastore is created after its container.
+    containers: Mapping[str, pulumi.Resource] = field(default_factory=dict)
     protect: bool = False
 
 
@@ -249,7 +252,10 @@ class MlWorkspace(pulumi.ComponentResource):
                     service_data_access_auth_identity="None",
                     description=f"The {container} container, identity-based access.",
                 ),
-                opts=child_options(self),
+                opts=child_options(
+                    self,
+                    depends_on=[args.containers[c] for c in (container,) if c in args.containers],
+                ),
             )
         return datastores
 

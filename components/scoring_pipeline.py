@@ -49,6 +49,8 @@ class ScoringPipelineArgs:
     settings: PipelineSettings
     models_datastore: pulumi.Input[str] = "models"
     predictions_datastore: pulumi.Input[str] = "predictions"
+    # The workspace's storage account (where component code is uploaded), for error messages.
+    storage_account_name: pulumi.Input[str] | None = None
     schedule_name: str | None = None
 
 
@@ -85,6 +87,7 @@ class ScoringPipeline(pulumi.ComponentResource):
             "sqlDatabase": args.sql_database,
             "computeName": args.compute_name,
             "identityClientId": args.identity_client_id,
+            "storageAccountName": args.storage_account_name,
         }
         self.pipeline = ScoringPipelineResource(
             f"{name}-schedule", props, pulumi.ResourceOptions(parent=self)

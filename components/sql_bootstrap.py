@@ -24,12 +24,15 @@ class SqlBootstrapArgs:
 
     ``job_identity_name`` is the Stream Analytics job's name (its system-assigned identity
     carries it); ``cluster_identity_name`` the name of the cluster's user-assigned identity.
+    The client ids are those identities' application ids: each user's SID.
     """
 
     server_fqdn: pulumi.Input[str]
     database: pulumi.Input[str]
     job_identity_name: pulumi.Input[str]
+    job_identity_client_id: pulumi.Input[str]
     cluster_identity_name: pulumi.Input[str]
+    cluster_identity_client_id: pulumi.Input[str]
 
 
 class SqlBootstrap(pulumi.ComponentResource):
@@ -51,7 +54,9 @@ class SqlBootstrap(pulumi.ComponentResource):
                 "serverFqdn": args.server_fqdn,
                 "database": args.database,
                 "jobIdentityName": args.job_identity_name,
+                "jobIdentityClientId": args.job_identity_client_id,
                 "clusterIdentityName": args.cluster_identity_name,
+                "clusterIdentityClientId": args.cluster_identity_client_id,
             },
             pulumi.ResourceOptions(parent=self),
         )

@@ -1,5 +1,12 @@
 """Storage: the account (Entra-only, TLS 1.2, private blobs) and the raw/models/predictions
-containers. It is also the AML workspace's default storage."""
+containers. It is also the AML workspace's default storage.
+
+The identity running `pulumi up` gets Storage Blob Data Contributor on the account: the same
+deployment switches on Event Hubs Capture into it and uploads the scoring components' code to
+it, both as that identity (shared keys are off, so there is no other way in), and it pushes
+models there afterwards. `deployer_data_access` exists once the role is in effect
+(:mod:`components.providers.data_access`): resources that need it depend on it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,13 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import storage
 
+from components.providers.data_access import DataAccessWait
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
+from components.shared.roles import assign_role
 
 CONTAINERS = ("raw", "models", "predictions")
+DEPLOYER_ROLE = "Storage Blob Data Contributor"
 
 
 @dataclass
@@ -21,6 +31,10 @@ class StorageArgs:
     sku: str
     soft_delete_days: int
     log_analytics_workspace_id: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    deployer_object_id: pulumi.Input[str]
+    # User or ServicePrincipal when the config knows it; None lets ARM look the principal up.
+    deployer_principal_type: str | None = None
     protect: bool = False
 
 
@@ -33,6 +47,7 @@ class Storage(pulumi.ComponentResource):
     container_names: dict[str, str]
     container_ids: dict[str, pulumi.Output[str]]
     container_urls: dict[str, pulumi.Output[str]]
+    deployer_data_access: pulumi.Resource
 
     def __init__(
         self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None
@@ -93,6 +108,8 @@ class Storage(pulumi.ComponentResource):
             for c in CONTAINERS
         }
 
+        self.deployer_data_access = self._deployer_access(name, args)
+
         # The account exposes metrics only; the blob service has the logs. Storage calls its
         # exportable metrics `Transaction` (it has no `AllMetrics` category).
         send_to_log_analytics(
@@ -116,4 +133,28 @@ class Storage(pulumi.ComponentResource):
                 "accountId": self.account_id,
                 "containerUrls": self.container_urls,
             }
+        )
+
+    def _deployer_access(self, name: str, args: StorageArgs) -> pulumi.Resource:
+        """Storage Blob Data Contributor on the account for whoever runs `pulumi up`, and the
+        wait until it is in effect (probed on the raw container)."""
+        grant = assign_role(
+            f"{name}-deployer-blob-data",
+            role=DEPLOYER_ROLE,
+            principal_id=args.deployer_object_id,
+            principal_type=args.deployer_principal_type,
+            scope=self.account.id,
+            subscription_id=args.subscription_id,
+            parent=self,
+        )
+        return DataAccessWait(
+            f"{name}-deployer-access-ready",
+            {
+                "accountName": self.account.name,
+                "containerName": self.containers["raw"].name,
+                "role": DEPLOYER_ROLE,
+                "scope": self.account.id,
+                "assignmentId": grant.id,
+            },
+            pulumi.ResourceOptions(parent=self, depends_on=[grant, self.containers["raw"]]),
         )

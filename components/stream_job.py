@@ -25,9 +25,10 @@ __all__ = ["StreamJobStart", "StreamJobStartArgs", "StreamJobStartProvider"]
 class StreamJobStartArgs:
     """Which job to run, and what must exist before it starts.
 
-    ``config_hash`` must change exactly when the job's query, input or output definitions
-    change (e.g. ``stable_hash`` of them); a change restarts the job. ``start_after`` lists
-    resources the first start waits for: the SqlBootstrap component at least.
+    ``config_hash`` must change exactly when anything the job, its input or its output is
+    declared with changes (``StreamProcessing.config_hash``); a change restarts the job.
+    ``start_after`` lists what the start waits for: the SqlBootstrap component at least, and
+    the StreamProcessing component so a restart follows every update of the job.
     """
 
     subscription_id: pulumi.Input[str]

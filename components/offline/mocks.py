@@ -4,7 +4,11 @@
 (ARM ids, host names, identities, a digest for the image), derived only from the stack,
 the resource's type, logical name and inputs, so every run gives the same values.
 `RecordingMonitor` keeps what the engine would receive: type, logical name, parent,
-`protect` and the inputs (camelCase), with secrets and unknowns replaced by markers.
+`protect`, the inputs (camelCase), with secrets and unknowns replaced by markers, and the
+explicit dependencies (`depends_on` beyond what the inputs already imply; a component in
+`depends_on` stands for all its resources, as the SDK expands it) and the names of the
+resource hooks bound to it. Mocks see which hooks a resource carries; they never run one (the
+engine calls hooks around real create/update/delete steps, which mocks do not have).
 """
 
 from __future__ import annotations
@@ -125,6 +129,8 @@ ARM_TYPES: dict[str, tuple[str, str]] = {
     ),
 }
 
+SYSTEM_IDENTITY_TYPE = "pulumi-python:dynamic/batchscore:SystemIdentity"
+
 # Resources whose provider gives a GUID when no name is set.
 _GUID_NAMED = {"azure-native:authorization:RoleAssignment"}
 
@@ -177,7 +183,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
         if typ == "docker-build:index:Image":
             return self._image(logical, inputs)
         if typ.startswith("pulumi-python:dynamic/"):
-            return self._dynamic(logical, inputs)
+            return self._dynamic(typ, logical, inputs)
         if typ not in ARM_TYPES:
             return f"{logical}-id", inputs
         name_key, template = ARM_TYPES[typ]
@@ -236,13 +242,16 @@ class OfflineMocks(pulumi_mocks.Mocks):
             return {"properties": properties}
         return {}
 
-    def _dynamic(self, logical: str, inputs: dict):
+    def _dynamic(self, typ: str, logical: str, inputs: dict):
         """What a dynamic provider's check() fills in before create (its auto-names), made
-        deterministic: the real check draws a random suffix, which a plan snapshot cannot hold."""
+        deterministic: the real check draws a random suffix, which a plan snapshot cannot hold.
+        The system-identity lookup answers with a client id, as Managed Identity would."""
         state = dict(inputs)
         if "scheduleNamePrefix" in inputs and not inputs.get("scheduleName"):
             suffix = _digest(self.project, self.stack, logical)[:8]
             state["scheduleName"] = f"{inputs['scheduleNamePrefix']}-{suffix}"
+        if typ == SYSTEM_IDENTITY_TYPE:
+            state["clientId"] = self._guid(inputs.get("resourceId"), "client")
         return f"{logical}-{_digest(self.project, self.stack, logical, 'id')[:12]}", state
 
     def _random_string(self, logical: str, inputs: dict):
@@ -291,6 +300,8 @@ class Registration:
     protect: bool
     inputs: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+    hooks: dict[str, list[str]] = field(default_factory=dict)
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -310,11 +321,37 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent_urn=request.parent,
             protect=bool(request.protect),
             inputs=_plain(json_format.MessageToDict(request.object)),
+            depends_on=_explicit_dependencies(request),
+            hooks=_hook_names(request),
         )
         self.registrations.append(registration)
         response = super().RegisterResource(request)
         registration.id = response.id if request.custom else None
         return response
+
+
+def _explicit_dependencies(request) -> list[str]:
+    """Logical names of the resources `request` depends on beyond those its inputs refer to."""
+    implied = {urn for deps in request.propertyDependencies.values() for urn in deps.urns}
+    return sorted({urn.rsplit("::", 1)[-1] for urn in set(request.dependencies) - implied})
+
+
+_HOOK_KINDS = {
+    "before_create": "beforeCreate",
+    "after_create": "afterCreate",
+    "before_update": "beforeUpdate",
+    "after_update": "afterUpdate",
+    "before_delete": "beforeDelete",
+    "after_delete": "afterDelete",
+}
+
+
+def _hook_names(request) -> dict[str, list[str]]:
+    """`{"beforeUpdate": [hook names], ...}` of the hooks bound to the resource."""
+    if not request.HasField("hooks"):
+        return {}
+    bound = {kind: list(getattr(request.hooks, field)) for field, kind in _HOOK_KINDS.items()}
+    return {kind: names for kind, names in bound.items() if names}
 
 
 def install(project: str, stack: str, config: dict[str, str]) -> RecordingMonitor:

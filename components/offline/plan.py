@@ -1,6 +1,7 @@
 """Offline plan: run the Pulumi program under mocks for one stack and show what it declares.
 
     python -m components.offline.plan --stack dev                    # tree + build/plan-dev.json
+                                                                     # + build/post-deploy-dev.sql
     python -m components.offline.plan --stack dev --json-only        # JSON on stdout only
     python -m components.offline.plan --stack dev --update-snapshot  # also tests/snapshots/
     python -m components.offline.plan --stack dev --set clusterMaxNodes=4
@@ -8,10 +9,12 @@
 The stack's config is what `pulumi up` would see: the defaults of `Pulumi.yaml` overlaid
 with `Pulumi.<stack>.yaml` (and any `--set`). The plan JSON is `{"stack", "project",
 "resources": [...], "outputs"}`; each resource is `{"type", "name", "parent", "protect",
-"id", "inputs"}` with inputs exactly as the engine receives them (camelCase), secrets and
-unknowns as markers, and `id` the mocks' ARM id (None for components). Random values and
-ids come from deterministic mocks and resources are sorted by logical name and type, so
-the snapshot in tests/snapshots/ diffs cleanly in a pull request.
+"id", "inputs"}` (plus `"dependsOn"`, the logical names of explicit dependencies, and
+`"hooks"`, the names of bound resource hooks by kind, when there are any) with inputs
+exactly as the engine receives them (camelCase), secrets and unknowns as markers, and `id`
+the mocks' ARM id (None for components). Random values and ids come from deterministic mocks
+and resources are sorted by logical name and type, so the snapshot in tests/snapshots/ diffs
+cleanly in a pull request.
 
 Exit codes: 0 plan written, 2 bad usage or invalid stack config (nothing declared),
 1 the program failed under mocks.
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from components import stack_files
+from components.offline import post_deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = ROOT / "tests" / "snapshots"
@@ -111,8 +115,9 @@ PROVIDER_KEY = "__provider"
 
 def _resources(monitor) -> list[dict[str, Any]]:
     names = {r.urn: r.name for r in monitor.registrations}
-    resources = [
-        {
+    resources = []
+    for r in monitor.registrations:
+        resource = {
             "type": r.type,
             "name": r.name,
             "parent": names.get(r.parent_urn),
@@ -120,8 +125,11 @@ def _resources(monitor) -> list[dict[str, Any]]:
             "id": r.id,
             "inputs": _readable_inputs(r.inputs),
         }
-        for r in monitor.registrations
-    ]
+        if r.depends_on:
+            resource["dependsOn"] = r.depends_on
+        if r.hooks:
+            resource["hooks"] = r.hooks
+        resources.append(resource)
     return sorted(resources, key=lambda r: (r["name"], r["type"]))
 
 
@@ -206,38 +214,45 @@ def plan_json(plan: dict[str, Any]) -> str:
     return json.dumps(plan, indent=2, sort_keys=True) + "\n"
 
 
-_RUNNING: dict[str, subprocess.Popen] = {}
-_FINISHED: dict[str, tuple[int, str, str]] = {}
+_Key = tuple[str, tuple[tuple[str, str], ...]]
+_RUNNING: dict[_Key, subprocess.Popen] = {}
+_FINISHED: dict[_Key, tuple[int, str, str]] = {}
 
 
-def _launch(stack: str) -> subprocess.Popen:
-    if stack not in _RUNNING:
-        _RUNNING[stack] = subprocess.Popen(
-            [sys.executable, "-m", "components.offline.plan", "--stack", stack, "--json-only"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+def _launch(key: _Key) -> subprocess.Popen:
+    if key not in _RUNNING:
+        stack, sets = key
+        command = [sys.executable, "-m", "components.offline.plan", "--stack", stack, "--json-only"]
+        for name, value in sets:
+            command += ["--set", f"{name}={value}"]
+        _RUNNING[key] = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-    return _RUNNING[stack]
+    return _RUNNING[key]
 
 
-def plan_in_subprocess(stack: str, prefetch: tuple[str, ...] = ("dev", "prod")) -> dict[str, Any]:
-    """The plan of `stack` from a fresh interpreter (the mock runtime is process-global).
+def plan_in_subprocess(
+    stack: str,
+    prefetch: tuple[str, ...] = ("dev", "prod"),
+    overrides: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The plan of `stack` (with `--set` `overrides`) from a fresh interpreter (the mock
+    runtime is process-global).
 
-    Runs once per process and stack; the stacks in `prefetch` start at the same time, so a
-    test session waits for them once.
+    Runs once per process, stack and overrides; the stacks in `prefetch` start at the same
+    time, so a test session waits for them once.
     """
-    if stack not in _FINISHED:
+    key: _Key = (stack, tuple(sorted((overrides or {}).items())))
+    if key not in _FINISHED:
         for other in (stack, *prefetch):
             if (ROOT / f"Pulumi.{other}.yaml").exists():
-                _launch(other)
-        process = _launch(stack)
+                _launch((other, ()))
+        process = _launch(key)
         stdout, stderr = process.communicate()
-        _FINISHED[stack] = (process.returncode, stdout, stderr)
-    code, stdout, stderr = _FINISHED[stack]
+        _FINISHED[key] = (process.returncode, stdout, stderr)
+    code, stdout, stderr = _FINISHED[key]
     if code != 0:
-        raise RuntimeError(f"plan of stack {stack} failed (exit {code}):\n{stderr}")
+        raise RuntimeError(f"plan of stack {stack} {dict(key[1])} failed (exit {code}):\n{stderr}")
     return json.loads(stdout)
 
 
@@ -261,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--update-snapshot",
         action="store_true",
-        help="also write tests/snapshots/plan-<stack>.json",
+        help="also write tests/snapshots/plan-<stack>.json and post-deploy-<stack>.sql",
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
@@ -277,12 +292,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
         return 0
     print(render_tree(plan))
-    targets = [args.out or BUILD / f"plan-{args.stack}.json"]
+    plan_file = args.out or BUILD / f"plan-{args.stack}.json"
+    sql_name = f"post-deploy-{args.stack}.sql"
+    writes = [(plan_file, text), (plan_file.with_name(sql_name), post_deploy.render(plan))]
     if args.update_snapshot:
-        targets.append(SNAPSHOTS / f"plan-{args.stack}.json")
-    for target in targets:
+        writes += [
+            (SNAPSHOTS / f"plan-{args.stack}.json", text),
+            (SNAPSHOTS / sql_name, writes[1][1]),
+        ]
+    for target, content in writes:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        target.write_text(content, encoding="utf-8")
         print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
     return 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _MISSING = object()
@@ -32,6 +32,8 @@ class PlannedResource:
     protect: bool
     inputs: Mapping[str, Any]
     id: str | None = None
+    depends_on: tuple[str, ...] = ()
+    hooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def get(self, path: str, default: Any = None) -> Any:
         return lookup(self.inputs, path, default)
@@ -48,7 +50,14 @@ class PlanView:
         self.outputs: Mapping[str, Any] = plan.get("outputs", {})
         self.resources = [
             PlannedResource(
-                r["type"], r["name"], r["parent"], r.get("protect", False), r["inputs"], r.get("id")
+                r["type"],
+                r["name"],
+                r["parent"],
+                r.get("protect", False),
+                r["inputs"],
+                r.get("id"),
+                tuple(r.get("dependsOn", ())),
+                {kind: tuple(names) for kind, names in r.get("hooks", {}).items()},
             )
             for r in plan["resources"]
         ]

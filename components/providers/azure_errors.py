@@ -49,8 +49,25 @@ class AzureCallError(Exception):
         self.target = target
 
 
-def status_of(exc: BaseException) -> int | None:
-    """The HTTP status of an azure-core exception (None for network or credential errors)."""
+# Storage's error codes for "authenticated, but no data role here" (HTTP 403).
+STORAGE_FORBIDDEN_CODES = frozenset({"AuthorizationPermissionMismatch", "AuthorizationFailure"})
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from, outermost first (bounded).
+
+    SDKs re-raise HTTP failures as their own exceptions (azure-ai-ml turns a storage 403 into
+    a ``ValidationException`` raised ``from`` it); the HTTP status is on the cause.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _own_status(exc: BaseException) -> int | None:
     status = getattr(exc, "status_code", None)
     if status is None:
         response = getattr(exc, "response", None)
@@ -58,9 +75,38 @@ def status_of(exc: BaseException) -> int | None:
     return int(status) if isinstance(status, int) else None
 
 
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of an azure-core exception, or of the one it was raised from (None for
+    network or credential errors)."""
+    for error in causes(exc):
+        status = _own_status(error)
+        if status is not None:
+            return status
+    return None
+
+
+def is_forbidden(exc: BaseException) -> bool:
+    """True when Azure refused the caller's authorization (HTTP 403, or storage's
+    ``AuthorizationPermissionMismatch``), anywhere in the exception's chain."""
+    if isinstance(exc, AzureCallError):
+        return exc.kind == "forbidden"
+    return any(
+        _own_status(error) == 403 or getattr(error, "error_code", None) in STORAGE_FORBIDDEN_CODES
+        for error in causes(exc)
+    )
+
+
 def is_throttled(exc: BaseException) -> bool:
     """True when Azure asked us to retry later (HTTP 429 or 503)."""
     return status_of(exc) in THROTTLED_STATUSES
+
+
+def is_storage_forbidden(exc: BaseException) -> bool:
+    """True when Azure Storage refused the caller's data access (its 403 error codes), anywhere
+    in the chain: the caller lacks a blob data role on the account, or it has not applied yet."""
+    return any(
+        getattr(error, "error_code", None) in STORAGE_FORBIDDEN_CODES for error in causes(exc)
+    )
 
 
 def retry_after_seconds(exc: BaseException, *, now: float | None = None) -> float | None:
@@ -125,7 +171,7 @@ def _classify(
     name = type(exc).__name__
     if status == 404 or name == "ResourceNotFoundError":
         return "not_found", "it was not found (check the name, resource group and subscription)."
-    if status == 403:
+    if status == 403 or is_forbidden(exc):
         role = required_role or "a role that allows this action"
         return "forbidden", f"the deploying identity lacks the role {role}."
     if status == 401 or name in ("ClientAuthenticationError", "CredentialUnavailableError"):

@@ -4,6 +4,8 @@
   with bounded exponential backoff that honors ``Retry-After``, and turns any other failure
   into an :class:`~components.providers.azure_errors.AzureCallError` with a clear message.
 * :func:`wait_for` waits for a long-running operation (an azure-core ``LROPoller``), bounded.
+* :func:`retry_while_forbidden` retries a call refused with HTTP 403 while a role assignment
+  this deployment just made takes effect, for a bounded time, then names the role and scope.
 * :func:`changed_keys` / :func:`diff_result` build a ``DiffResult`` that says exactly which
   inputs changed and replaces only for the keys that truly need it.
 * :func:`default_credential` builds ``DefaultAzureCredential`` lazily.
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 from components.providers.azure_errors import (
     AzureCallError,
     explain,
+    is_forbidden,
     is_throttled,
     retry_after_seconds,
 )
@@ -130,6 +133,76 @@ def wait_for(
             target=target,
         )
     return result
+
+
+@dataclass(frozen=True)
+class PropagationWait:
+    """How long a step keeps retrying HTTP 403 while a new role assignment takes effect.
+
+    Azure RBAC: a new role assignment "can take up to 10 minutes" to be effective ("Troubleshoot
+    Azure RBAC", learn.microsoft.com/azure/role-based-access-control/troubleshooting), so the
+    default waits 10 minutes in 15-second steps. ``sleep`` and ``clock`` are injectable.
+    """
+
+    seconds: float = 600.0
+    interval: float = 15.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+
+ROLE_PROPAGATION = PropagationWait()
+
+
+def retry_while_forbidden(
+    fn: Callable[[], T],
+    *,
+    role: str,
+    scope: str,
+    action: str,
+    target: str,
+    wait: PropagationWait = ROLE_PROPAGATION,
+    refused: Callable[[BaseException], bool] = is_forbidden,
+) -> T:
+    """``fn()``, retried while Azure answers 403, for at most ``wait.seconds``.
+
+    For steps that use a role this very deployment assigned (``role`` on ``scope``): a 403
+    right after the assignment usually means it has not propagated yet. Any other failure is
+    raised at once; a 403 that outlasts the wait becomes an AzureCallError naming the role and
+    the scope, and how to check the assignment. ``refused`` narrows which 403s mean "this role"
+    (e.g. only storage's, when the same call can also be refused by the workspace).
+    """
+    started = wait.clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            waited = wait.clock() - started
+            if waited + wait.interval > wait.seconds:
+                raise AzureCallError(
+                    f"{action} on {target} was still refused (HTTP 403) after {waited:.0f} s and "
+                    f"{attempt} attempts: it needs the role {role} on {scope}, which this "
+                    "deployment assigns; Azure applies a new assignment within about 10 minutes. "
+                    f'Check it with `az role assignment list --scope {scope} --role "{role}"`, '
+                    "then run the deployment again.",
+                    status=403,
+                    kind="forbidden",
+                    action=action,
+                    target=target,
+                ) from exc
+            log.warning(
+                "%s on %s refused (HTTP 403): waiting for %s on %s to take effect (%.0f of %.0f s)",
+                action,
+                target,
+                role,
+                scope,
+                waited,
+                wait.seconds,
+            )
+            wait.sleep(wait.interval)
 
 
 def changed_keys(

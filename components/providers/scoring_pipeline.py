@@ -18,6 +18,12 @@ and schedules that resolves local code and pipelines the way the SDK does):
   edited outside Pulumi comes back with the cloud's cron, time zone and enabled state, so the
   next ``pulumi up`` shows the difference and puts the declared values back.
 
+Registering a component uploads its code to the workspace's default (identity-based) datastore
+*as the deploying identity* (azure-ai-ml ``_artifacts/_artifact_utilities.py``), which needs
+Storage Blob Data Contributor on the storage account (``storageAccountName``). The stack
+grants it in the same deployment, so a storage 403 there is retried for a bounded time while
+the assignment takes effect (:func:`~components.providers.common.retry_while_forbidden`).
+
 Credentials: ``DefaultAzureCredential`` is created inside every method by ``CLIENT_FACTORY``,
 never taken from inputs or kept in state. Azure errors become one clear message (not found,
 forbidden naming the role ``AzureML Data Scientist on workspace <name>``); throttling
@@ -44,7 +50,8 @@ import pulumi.dynamic as dynamic
 from pulumi.runtime.rpc import UNKNOWN  # a value known only after the deployment
 
 from batchscore.aml.settings import PipelineSettings, PipelineTarget, SettingsError
-from components.providers.azure_errors import AzureCallError
+from components.providers import common
+from components.providers.azure_errors import AzureCallError, is_storage_forbidden
 from components.providers.common import (
     DEFAULT_RETRY,
     RetryPolicy,
@@ -74,6 +81,7 @@ INPUT_KEYS = (
     "sqlDatabase",
     "computeName",
     "identityClientId",
+    "storageAccountName",
 )
 # A schedule lives in one workspace under one name: moving it means a new one.
 REPLACE_KEYS = ("subscriptionId", "resourceGroupName", "workspaceName", "scheduleName")
@@ -104,6 +112,17 @@ def required_role(props: Mapping[str, Any]) -> str:
         f"AzureML Data Scientist on workspace {props.get('workspaceName')} "
         f"(resource group {props.get('resourceGroupName')})"
     )
+
+
+UPLOAD_ROLE = "Storage Blob Data Contributor"
+
+
+def upload_scope(props: Mapping[str, Any]) -> str:
+    """Where the component code goes: the workspace's storage account."""
+    account = props.get("storageAccountName")
+    if account:
+        return f"storage account {account}"
+    return f"the storage account of workspace {props.get('workspaceName')}"
 
 
 def schedule_id(props: Mapping[str, Any]) -> str:
@@ -267,10 +286,18 @@ def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
     where = _where(props)
     role = required_role(props)
     built = build_components(settings, target, code_dir=SCORING_DIR, code_hash=props["codeHash"])
-    registered = {
-        comps.component_of(item).name: _ensure_component(client, item, where, role)
-        for item in built.all()
-    }
+    registered = {}
+    for item in built.all():
+        component_name = comps.component_of(item).name
+        registered[component_name] = common.retry_while_forbidden(
+            lambda item=item: _ensure_component(client, item, where, role),
+            role=UPLOAD_ROLE,
+            scope=upload_scope(props),
+            action=f"upload the code of component {component_name}",
+            target=where,
+            wait=common.ROLE_PROPAGATION,
+            refused=is_storage_forbidden,
+        )
     versions = {name: c.version for name, c in registered.items()}
     # The schedule's job points at the registered versions (by id), never re-uploading code.
     from_registry = ScoringComponents(

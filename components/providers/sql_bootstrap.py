@@ -2,15 +2,17 @@
 (:mod:`components.providers.sql_bootstrap_script`) in the sensor database at deploy time.
 
 How it connects: Entra only. The deployer's ``DefaultAzureCredential`` token for Azure SQL is
-handed to the driver as an access token (``SQL_COPT_SS_ACCESS_TOKEN``, 1256). The driver is
+handed to the driver as an access token, packed by :mod:`scoring.data.sql_token` (the one
+packing the extract step uses too). The driver is
 ``mssql-python`` (Microsoft's own; pinned in requirements.txt): it ships the ODBC Driver 18
 inside its wheel, so a deployer needs no apt repository or unixODBC set-up (only the common
 ``libltdl7``), unlike pyodbc. It is imported inside the method that connects, so tests and
 ``pulumi preview`` need no driver at all.
 
 The deployer must be the server's Entra admin (or in the admin group): only it may create
-the first contained users. When the deployer is a service principal, the server's identity
-also needs Microsoft Graph read access (Directory Readers) to resolve the names.
+the first contained users. The users are created from the identities' client ids
+(``WITH SID ... TYPE = E``, see :mod:`components.providers.sql_bootstrap_script`), so neither
+the deployer nor the server needs Microsoft Graph rights, whoever deploys.
 
 Deleting the resource keeps the table, its rows and the users (the database itself goes
 with its own resource); data is never dropped by a deployment.
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import re
-import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -33,17 +34,29 @@ from components.providers.azure_errors import explain
 from components.providers.common import default_credential, diff_result, pickled_as
 from components.providers.sql_bootstrap_script import (
     TABLE,
+    DatabaseUser,
     Step,
     bootstrap_steps,
     script_hash,
+    validate_client_id,
     validate_name,
+)
+from scoring.data.sql_token import (
+    AZURE_SQL_SCOPE,
+    SQL_COPT_SS_ACCESS_TOKEN,
+    access_token_struct,
 )
 
 log = logging.getLogger(__name__)
 
-SQL_TOKEN_SCOPE = "https://database.windows.net/.default"
-SQL_COPT_SS_ACCESS_TOKEN = 1256
-INPUT_KEYS = ("serverFqdn", "database", "jobIdentityName", "clusterIdentityName")
+INPUT_KEYS = (
+    "serverFqdn",
+    "database",
+    "jobIdentityName",
+    "jobIdentityClientId",
+    "clusterIdentityName",
+    "clusterIdentityClientId",
+)
 _FQDN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 # Connection attempts while the database wakes up (serverless auto-pause) or the network blips.
@@ -90,11 +103,10 @@ def _advice(exc: BaseException) -> str:
             "the server's firewall refused this machine's address: add it to the stack config "
             "sqlFirewallIpRanges, or deploy from an allowed network."
         )
-    elif "could not be found" in lowered or "33130" in text or "duplicate display name" in lowered:
+    elif "already exists" in lowered or "15023" in text or "15063" in text:
         hint = (
-            "Entra could not resolve the identity name: it must be the managed identity's exact "
-            "name (the job name for a system-assigned identity), unique in the tenant; when "
-            "the deployer is a service principal the server identity needs Directory Readers."
+            "a database user with this name or SID already exists for another principal: drop "
+            "it (DROP USER [name]) as the Entra admin, then run the deployment again."
         )
     elif "permission" in lowered:
         hint = (
@@ -126,12 +138,6 @@ def _is_transient(exc: BaseException) -> bool:
     )
 
 
-def _token_struct(token: str) -> bytes:
-    """The access-token attribute value the ODBC driver expects: length + UTF-16-LE bytes."""
-    raw = token.encode("utf-16-le")
-    return struct.pack(f"<I{len(raw)}s", len(raw), raw)
-
-
 def connection_string(server_fqdn: str, database: str) -> str:
     if not _FQDN.match(server_fqdn):
         raise SqlBootstrapError(f"serverFqdn {server_fqdn!r} is not a host name")
@@ -156,14 +162,14 @@ def open_connection(
     try:
         for attempt in range(1, CONNECT_ATTEMPTS + 1):
             try:
-                token = credential.get_token(SQL_TOKEN_SCOPE).token
+                token = credential.get_token(AZURE_SQL_SCOPE).token
             except Exception as exc:
                 raise explain(exc, action="get an Entra token for Azure SQL", target=where) from exc
             try:
                 return mssql_python.connect(
                     conn_str,
                     autocommit=True,
-                    attrs_before={SQL_COPT_SS_ACCESS_TOKEN: _token_struct(token)},
+                    attrs_before={SQL_COPT_SS_ACCESS_TOKEN: access_token_struct(token)},
                     timeout=30,
                 )
             except Exception as exc:
@@ -182,11 +188,24 @@ def open_connection(
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
+def users_of(props: Mapping[str, Any]) -> tuple[DatabaseUser, DatabaseUser]:
+    """The job's and the cluster's database users (ValueError naming a bad input)."""
+    return (
+        DatabaseUser.checked(
+            props.get("jobIdentityName"), props.get("jobIdentityClientId"), "jobIdentity"
+        ),
+        DatabaseUser.checked(
+            props.get("clusterIdentityName"),
+            props.get("clusterIdentityClientId"),
+            "clusterIdentity",
+        ),
+    )
+
+
 def apply_bootstrap(props: Mapping[str, Any], retired_names: Iterable[str] = ()) -> str:
     """Connect and run the script for ``props``; returns the script hash."""
-    steps = bootstrap_steps(
-        props["jobIdentityName"], props["clusterIdentityName"], retired_names=retired_names
-    )
+    job, cluster = users_of(props)
+    steps = bootstrap_steps(job, cluster, retired_names=retired_names)
     where = f"database {props['database']} on {props['serverFqdn']}"
     # Looked up through the module at call time so tests can swap in a fake connection.
     connection = open_connection(props["serverFqdn"], props["database"])
@@ -194,7 +213,7 @@ def apply_bootstrap(props: Mapping[str, Any], retired_names: Iterable[str] = ())
         run_steps(connection, steps, where)
     finally:
         connection.close()
-    return script_hash(props["jobIdentityName"], props["clusterIdentityName"])
+    return script_hash(job, cluster)
 
 
 # ----------------------------------------------------------------------- the provider
@@ -215,6 +234,8 @@ class SqlBootstrapProvider(dynamic.ResourceProvider):
             try:
                 if key == "serverFqdn":
                     connection_string(str(value), "probe")
+                elif key.endswith("ClientId"):
+                    validate_client_id(value, key)
                 else:
                     validate_name(value, key)
             except (ValueError, SqlBootstrapError) as exc:
@@ -260,7 +281,7 @@ def _outputs(props: Mapping[str, Any], applied_hash: str) -> dict[str, Any]:
 
 def _hash_or_none(props: Mapping[str, Any]) -> str | None:
     try:
-        return script_hash(props.get("jobIdentityName"), props.get("clusterIdentityName"))
+        return script_hash(*users_of(props))
     except ValueError:
         return None
 

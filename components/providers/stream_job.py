@@ -8,13 +8,19 @@ SqlBootstrap). The dynamic provider, using ``azure-mgmt-streamanalytics``:
 * create: starts the job (``output_start_mode`` from the args, ``JobStartTime`` by default);
   a job that is already running is left alone, so the step is idempotent.
 * update: restarts the job (stop, then start from ``LastOutputEventTime`` so no window is
-  lost or written twice) only when ``config_hash`` changed, i.e. the query, input or output
-  definitions changed; otherwise it only makes sure the job runs.
+  lost or written twice) when ``config_hash`` changed, i.e. anything the job, its input or
+  its output is declared with changed; otherwise it only makes sure the job runs (again from
+  ``LastOutputEventTime``: a job stopped outside Pulumi resumes where its output ended).
+* read (``pulumi refresh``): records the job's real state, so a job stopped or failed
+  outside Pulumi shows: ``diff`` reports a change for any recorded state that is not
+  running, the drift check's ``preview --refresh --expect-no-changes`` fails on it, and the
+  next ``pulumi up`` starts the job. A deleted job drops the resource from the state.
 * delete: stops the job (a job already gone or stopped is fine).
 
-Azure refuses to change a running job's query, so the resources whose updates need a stopped
-job (the job, its input and output) should carry :func:`stop_before_update_hook`; the same
-change alters ``config_hash``, and this resource starts the job again afterwards.
+Azure refuses to update a running job, input or output (pulumi-azure-native#785), so those
+three resources carry :func:`stop_before_update_hook` (a Pulumi ``before_update`` resource
+hook, run by the engine in the program's process, never in a preview); the same change alters
+``config_hash``, and this resource, which runs after them, starts the job again.
 
 Credentials: ``DefaultAzureCredential`` built inside each method, never an input or state.
 The deploying identity needs the start/stop actions on the job (Contributor on it, or a
@@ -245,7 +251,12 @@ class StreamJobStartProvider(dynamic.ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         # Another job (or the same name elsewhere) is another resource: start it, stop the old.
-        return diff_result(olds, news, keys=INPUT_KEYS, replace_keys=IDENTITY_KEYS)
+        result = diff_result(olds, news, keys=INPUT_KEYS, replace_keys=IDENTITY_KEYS)
+        recorded = olds.get("jobState")
+        if not result.changes and recorded is not None and recorded not in RUNNING_STATES:
+            # refresh found the job stopped or failed: an update starts it again
+            return dynamic.DiffResult(changes=True, replaces=[])
+        return result
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         job = JobRef.from_props(props)
@@ -260,12 +271,25 @@ class StreamJobStartProvider(dynamic.ResourceProvider):
         job = JobRef.from_props(news)
         client = management_client(job.subscription_id)
         if olds.get("configHash") != news.get("configHash"):
-            log.info("%s: query or input/output definitions changed; restarting", job.target)
+            log.info("%s: its job, input or output definition changed; restarting", job.target)
             ensure_stopped(client, job)
-            state = ensure_running(client, job, "LastOutputEventTime")
-        else:
-            state = ensure_running(client, job, news["startMode"])
+        # A job that ran before resumes where its output ended (ensure_running falls back to
+        # JobStartTime for a job that never wrote output).
+        state = ensure_running(client, job, "LastOutputEventTime")
         return dynamic.UpdateResult(_outputs(news, state))
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        job = JobRef.from_props(props)
+        try:
+            state = job_state(management_client(job.subscription_id), job)
+        except AzureCallError as exc:
+            if exc.kind == "not_found":
+                return dynamic.ReadResult("", {})  # the job is gone: so is its start
+            raise
+        if state not in RUNNING_STATES:
+            log.warning("%s is %s, not running: the next `pulumi up` starts it", job.target, state)
+        inputs = {k: props[k] for k in INPUT_KEYS if k in props}
+        return dynamic.ReadResult(id_, _outputs(props, state), inputs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         job = JobRef.from_props(props)

@@ -27,12 +27,17 @@ def child_options(
     *,
     protect: bool = False,
     depends_on: Sequence[pulumi.Resource] | None = None,
+    hooks: pulumi.ResourceHookBinding | None = None,
 ) -> pulumi.ResourceOptions:
     """Options of a component's child: parented to the component, optionally protected.
 
     `protect` goes on data-holding resources in stacks that set `protectData` (prod):
-    `pulumi destroy` or a replacing change then stops instead of deleting data.
+    `pulumi destroy` or a replacing change then stops instead of deleting data. `hooks` binds
+    resource hooks (e.g. stop a Stream Analytics job before its update).
     """
     return pulumi.ResourceOptions(
-        parent=parent, protect=protect, depends_on=list(depends_on) if depends_on else None
+        parent=parent,
+        protect=protect,
+        depends_on=list(depends_on) if depends_on else None,
+        hooks=hooks,
     )

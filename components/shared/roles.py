@@ -1,13 +1,20 @@
-"""Azure RBAC: built-in role ids and one helper that grants a role to a managed identity."""
+"""Azure RBAC: built-in role ids and one helper that grants a role to a managed identity.
+
+The id table is also what the preflight (:mod:`batchscore.preflight`) compares the deployer's
+role assignments with, so the Pulumi SDK is imported only where a role is assigned.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pulumi
-from pulumi_azure_native import authorization
 
 from components.shared.placement import child_options
+
+if TYPE_CHECKING:
+    from pulumi_azure_native import authorization
 
 # Built-in role definition ids (the same in every tenant).
 ROLE_IDS: dict[str, str] = {
@@ -22,6 +29,11 @@ ROLE_IDS: dict[str, str] = {
     "Azure Event Hubs Data Sender": "2b629674-e913-4c01-ae53-ef4638d8f975",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
+    # What the deployer needs to create the stack and its role assignments.
+    "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "User Access Administrator": "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+    "Role Based Access Control Administrator": "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
 }
 
 
@@ -54,6 +66,8 @@ def assign_role(
     lookup that fails right after an identity is created; pass None when the principal
     may be a user or a service principal (the deployer).
     """
+    from pulumi_azure_native import authorization
+
     return authorization.RoleAssignment(
         name,
         principal_id=principal_id,

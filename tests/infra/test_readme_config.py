@@ -158,6 +158,9 @@ def test_runbook_and_troubleshooting_sections_exist_and_link_the_outputs() -> No
     for step in ("pulumi stack init", "pulumi up", "models upload", "pulumi destroy"):
         assert step in runbook, f"runbook lacks {step!r}"
     assert "(#azure-deployment)" in runbook, "runbook must link the outputs reference"
+    preflight, up = runbook.find("make preflight STACK=<env>"), runbook.find("pulumi up --stack")
+    assert 0 <= preflight < up, "the runbook must run the preflight before `pulumi up`"
+    assert "post-deploy steps itself" in runbook, "the post-deploy steps are no manual step"
     for pain in ("job_error", "disable", "systemDatastoresAuthMode"):
         assert pain in trouble, f"troubleshooting lacks {pain!r}"
 

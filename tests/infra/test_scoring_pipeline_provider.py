@@ -160,6 +160,8 @@ def test_hash_folder_changes_with_content_only(tmp_path):
 
 with warnings.catch_warnings():  # azure-ai-ml's schemas warn about marshmallow 4 on import
     warnings.simplefilter("ignore", DeprecationWarning)
+    from azure.ai.ml.exceptions import ValidationException
+
     from batchscore.aml.settings import PipelineSettings
     from components import scoring_pipeline as sp_component
     from components.providers import scoring_pipeline as sp
@@ -226,6 +228,7 @@ class FakeComponents:
     def create_or_update(self, component):
         self.client.record("components.create_or_update", component.name, component.version)
         self.client.maybe_fail("components.create_or_update")
+        self.client.upload_as_caller()
         self.store[(component.name, component.version)] = component
         return component
 
@@ -280,6 +283,24 @@ class FakeMLClient:
         self.failures: dict[str, list[Exception]] = {}
         self.components = FakeComponents(self)
         self.schedules = FakeSchedules(self)
+        # Component code goes to the identity-based datastore as the caller: refused (as
+        # azure-ai-ml reports it) until the caller's blob data role has propagated.
+        self.clock = lambda: 0.0
+        self.blob_role_effective_at: float | None = 0.0
+
+    def upload_as_caller(self):
+        effective = self.blob_role_effective_at
+        if effective is None or self.clock() < effective:
+            self.record("upload refused")
+            storage_error = http_error(403, "AuthorizationPermissionMismatch", "not authorized")
+            storage_error.error_code = "AuthorizationPermissionMismatch"
+            try:
+                raise storage_error
+            except HttpResponseError as exc:
+                raise ValidationException(
+                    message="You don't have permission to alter this storage account.",
+                    no_personal_data_message="no permission",
+                ) from exc
 
     def record(self, *call):
         self.calls.append(call)
@@ -445,6 +466,59 @@ def test_forbidden_names_the_missing_role_on_the_workspace(fake, provider):
     assert "batchscore_extract" in text and "HTTP 403" in text
 
 
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_upload_waits_for_the_new_blob_role_then_registers(fake, provider, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(
+        common, "ROLE_PROPAGATION", common.PropagationWait(sleep=clock.sleep, clock=clock)
+    )
+    fake.clock, fake.blob_role_effective_at = clock, 40.0
+    result = provider.create(props(storageAccountName="stdev1a2b3c"))
+    assert len(fake.named("upload refused")) == 3  # at 0, 15 and 30 s
+    assert result.outs["componentVersions"], "nothing was registered"
+    assert clock.now == 45.0
+
+
+def test_upload_refused_past_the_wait_names_the_blob_role_and_account(fake, provider, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(
+        common,
+        "ROLE_PROPAGATION",
+        common.PropagationWait(seconds=120, sleep=clock.sleep, clock=clock),
+    )
+    fake.clock, fake.blob_role_effective_at = clock, None
+    with pytest.raises(AzureCallError) as info:
+        provider.create(props(storageAccountName="stdev1a2b3c"))
+    text = str(info.value)
+    assert "Storage Blob Data Contributor on storage account stdev1a2b3c" in text
+    assert "upload the code of component batchscore_extract" in text
+    assert clock.now <= 120
+    assert fake.named("schedules.begin_create_or_update") == [], "scheduled without components"
+
+
+def test_a_workspace_403_is_not_mistaken_for_propagation(fake, provider, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(
+        common, "ROLE_PROPAGATION", common.PropagationWait(sleep=clock.sleep, clock=clock)
+    )
+    fake.failures["components.create_or_update"] = [
+        http_error(403, "AuthorizationFailed", "no workspace write")
+    ]
+    with pytest.raises(AzureCallError, match="AzureML Data Scientist on workspace mlw-dev"):
+        provider.create(props())
+    assert clock.now == 0.0, "waited for a role this deployment does not assign"
+
+
 def test_credentials_never_come_from_inputs(fake, provider):
     provider.create(props())
     for args in fake.factory_args:
@@ -491,6 +565,7 @@ def _args(**overrides):
         image=IMAGE,
         sql_server="sql-dev.database.windows.net",
         sql_database="sensors",
+        storage_account_name="stdev1a2b3c",
         settings=PipelineSettings(schedule_cron="30 * * * *", instance_count=2),
     )
     values.update(overrides)
@@ -511,6 +586,7 @@ def test_component_declares_the_dynamic_resource_with_its_inputs_and_no_secrets(
         assert inputs["computeName"] == "cpu-cluster"
         assert inputs["modelsDatastore"] == "models"
         assert inputs["predictionsDatastore"] == "predictions"
+        assert inputs["storageAccountName"] == "stdev1a2b3c"
         assert inputs["settings"]["scheduleCron"] == "30 * * * *"
         assert inputs["settings"]["scoringInstanceCount"] == 2
         assert inputs["scheduleNamePrefix"] == "scoring-test"

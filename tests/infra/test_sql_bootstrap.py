@@ -7,7 +7,6 @@ import re
 import struct
 import sys
 import types
-from dataclasses import dataclass, field
 
 import pulumi
 import pytest
@@ -15,119 +14,24 @@ import pytest
 from components import sql_bootstrap as sb_component
 from components.providers import sql_bootstrap as sb
 from components.providers import sql_bootstrap_script as script
+from tests.infra.fake_sql import FakeDatabase
 
 JOB = "asa-batchscore-dev"
 CLUSTER = "id-cluster-dev"
-
-_IDENT = r"\[((?:[^\]]|\]\])*)\]"
-_LITERAL = r"N'((?:[^']|'')*)'"
-
-
-# The statement shapes the fake database understands (guard + action, nothing else).
-CREATE_TABLE = rf"IF OBJECT_ID\({_LITERAL}, N'U'\) IS NULL\nCREATE TABLE (\S+) \(.*"
-ADD_KEY = (
-    r"IF NOT EXISTS \(SELECT 1 FROM sys.key_constraints WHERE parent_object_id = "
-    rf"OBJECT_ID\({_LITERAL}\) AND type = N'PK'\)\n"
-    r"ALTER TABLE (\S+) ADD CONSTRAINT PK_SensorReadings PRIMARY KEY \(Device, Sensor, TS\);"
-)
-CREATE_INDEX = (
-    r"IF NOT EXISTS \(SELECT 1 FROM sys.indexes WHERE object_id = "
-    rf"OBJECT_ID\({_LITERAL}\) AND name = {_LITERAL}\)\n"
-    r"CREATE INDEX (\S+) ON (\S+) \(TS\) INCLUDE \(.*\);"
-)
-CREATE_USER = (
-    rf"IF NOT EXISTS \(SELECT 1 FROM sys.database_principals WHERE name = {_LITERAL}\)\n"
-    rf"CREATE USER {_IDENT} FROM EXTERNAL PROVIDER;"
-)
-DROP_USER = (
-    rf"IF EXISTS \(SELECT 1 FROM sys.database_principals WHERE name = {_LITERAL}\)\n"
-    rf"DROP USER {_IDENT};"
-)
-GRANT = rf"GRANT ([A-Z, ]+) ON OBJECT::(\S+) TO {_IDENT};"
+JOB_CLIENT_ID = "00112233-4455-6677-8899-aabbccddeeff"
+CLUSTER_CLIENT_ID = "8c4f7b1e-2d3a-4e5f-9a6b-7c8d9e0f1a2b"
+# What SQL Server answers to SELECT CAST(CAST('<id>' AS uniqueidentifier) AS varbinary(16)):
+# the first three groups byte-reversed, the last two as written (the uniqueidentifier layout).
+JOB_SID = "0x33221100554477668899AABBCCDDEEFF"
+CLUSTER_SID = "0x1E7B4F8C3A2D5F4E9A6B7C8D9E0F1A2B"
 
 
-def _ident(text: str) -> str:
-    return text.replace("]]", "]")
+def users(job=JOB, cluster=CLUSTER, job_client=JOB_CLIENT_ID, cluster_client=CLUSTER_CLIENT_ID):
+    return script.DatabaseUser(job, job_client), script.DatabaseUser(cluster, cluster_client)
 
 
-def _literal(text: str) -> str:
-    return text.replace("''", "'")
-
-
-@dataclass
-class FakeDatabase:
-    """Interprets exactly the statement shapes the bootstrap uses, like SQL Server would.
-
-    Unguarded creates of existing objects fail, grants need the table and the user, and any
-    statement it does not recognise fails loudly.
-    """
-
-    tables: set[str] = field(default_factory=set)
-    keys: set[str] = field(default_factory=set)
-    indexes: set[str] = field(default_factory=set)
-    users: set[str] = field(default_factory=set)
-    grants: dict[str, set[str]] = field(default_factory=dict)
-    executed: list[str] = field(default_factory=list)
-    fail_with: Exception | None = None
-    closed: bool = False
-
-    def execute(self, sql: str) -> None:
-        self.executed.append(sql)
-        if self.fail_with is not None:
-            raise self.fail_with
-        if m := re.fullmatch(CREATE_TABLE, sql, re.S):
-            assert _literal(m.group(1)) == m.group(2), "guard and CREATE name different tables"
-            if m.group(2) not in self.tables:
-                self.tables.add(m.group(2))
-                if "PRIMARY KEY (Device, Sensor, TS)" in sql:
-                    self.keys.add(m.group(2))
-        elif m := re.fullmatch(ADD_KEY, sql):
-            assert _literal(m.group(1)) == m.group(2)
-            self._need_table(m.group(2))
-            self.keys.add(m.group(2))
-        elif m := re.fullmatch(CREATE_INDEX, sql):
-            assert _literal(m.group(2)) == m.group(3) and _literal(m.group(1)) == m.group(4)
-            self._need_table(m.group(4))
-            self.indexes.add(m.group(3))
-        elif m := re.fullmatch(CREATE_USER, sql):
-            guarded, created = _literal(m.group(1)), _ident(m.group(2))
-            assert guarded == created, f"guard checks {guarded!r} but creates {created!r}"
-            self.users.add(created)
-        elif m := re.fullmatch(DROP_USER, sql):
-            assert _literal(m.group(1)) == _ident(m.group(2))
-            self.users.discard(_ident(m.group(2)))
-            self.grants.pop(_ident(m.group(2)), None)
-        elif m := re.fullmatch(GRANT, sql):
-            self._need_table(m.group(2))
-            user = _ident(m.group(3))
-            if user not in self.users:
-                raise RuntimeError(f"Cannot find the user '{user}'")
-            perms = {p.strip() for p in m.group(1).split(",")}
-            self.grants.setdefault(user, set()).update(f"{p} ON {m.group(2)}" for p in perms)
-        else:
-            raise RuntimeError(f"FakeDatabase does not understand: {sql!r}")
-
-    def _need_table(self, name: str) -> None:
-        if name not in self.tables:
-            raise RuntimeError(f"Cannot find the object '{name}'")
-
-    # DB-API surface
-    def cursor(self):
-        return FakeCursor(self)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class FakeCursor:
-    def __init__(self, db: FakeDatabase):
-        self.db = db
-
-    def execute(self, sql: str):
-        self.db.execute(sql)
-
-    def close(self):
-        pass
+def steps_for(retired_names=(), **user_changes):
+    return script.bootstrap_steps(*users(**user_changes), retired_names=retired_names)
 
 
 @pytest.fixture
@@ -145,12 +49,14 @@ def fake_db(monkeypatch) -> FakeDatabase:
     return db
 
 
-def _props(job=JOB, cluster=CLUSTER):
+def _props(job=JOB, cluster=CLUSTER, job_client=JOB_CLIENT_ID, cluster_client=CLUSTER_CLIENT_ID):
     return {
         "serverFqdn": "sql-dev.database.windows.net",
         "database": "sensors",
         "jobIdentityName": job,
+        "jobIdentityClientId": job_client,
         "clusterIdentityName": cluster,
+        "clusterIdentityClientId": cluster_client,
     }
 
 
@@ -158,7 +64,7 @@ def _props(job=JOB, cluster=CLUSTER):
 
 
 def test_every_create_alter_and_drop_is_guarded():
-    for step in script.bootstrap_steps(JOB, CLUSTER, retired_names=["old-identity"]):
+    for step in steps_for(retired_names=["old-identity"]):
         body = step.sql.upper()
         if re.search(r"\b(CREATE|ALTER|DROP)\b", body):
             assert body.startswith(("IF OBJECT_ID(", "IF NOT EXISTS (", "IF EXISTS (")), (
@@ -167,7 +73,7 @@ def test_every_create_alter_and_drop_is_guarded():
 
 
 def test_table_matches_the_column_contract():
-    create = script.bootstrap_steps(JOB, CLUSTER)[0].sql
+    create = steps_for()[0].sql
     for column in (
         "TS datetime2 NOT NULL",
         "Device nvarchar(64) NOT NULL",
@@ -182,12 +88,12 @@ def test_table_matches_the_column_contract():
 
 
 def test_grants_are_least_privilege_on_the_table_only():
-    grants = [s.sql for s in script.bootstrap_steps(JOB, CLUSTER) if s.sql.startswith("GRANT")]
+    grants = [s.sql for s in steps_for() if s.sql.startswith("GRANT")]
     assert grants == [
         f"GRANT SELECT, INSERT ON OBJECT::dbo.SensorReadings TO [{JOB}];",
         f"GRANT SELECT ON OBJECT::dbo.SensorReadings TO [{CLUSTER}];",
     ]
-    text = script.script_text(script.bootstrap_steps(JOB, CLUSTER)).upper()
+    text = script.script_text(steps_for()).upper()
     for broad in ("ALTER ROLE", "DB_OWNER", "DB_DATAWRITER", "CONTROL", "ON DATABASE", "SCHEMA::"):
         assert broad not in text, f"script grants something broad: {broad}"
 
@@ -198,8 +104,8 @@ def test_grants_are_least_privilege_on_the_table_only():
 )
 def test_hostile_names_stay_one_identifier_and_one_literal(name):
     db = FakeDatabase()
-    sb.run_steps(db, script.bootstrap_steps(name, CLUSTER), "test")
-    assert db.users == {name, CLUSTER}
+    sb.run_steps(db, steps_for(job=name), "test")
+    assert db.users == {name: JOB_SID, CLUSTER: CLUSTER_SID}
     assert db.grants[name] == {"SELECT ON dbo.SensorReadings", "INSERT ON dbo.SensorReadings"}
     assert db.tables == {"dbo.SensorReadings"}
 
@@ -210,17 +116,45 @@ def test_quoting_doubles_the_closing_characters():
 
 
 @pytest.mark.parametrize(
-    ("job", "cluster", "message"),
+    ("changes", "message"),
     [
-        ("", CLUSTER, "jobIdentityName must be a non-empty name"),
-        (JOB, "   ", "clusterIdentityName must be a non-empty name"),
-        (JOB, "x" * 129, "clusterIdentityName 'xxx"),
-        ("bad\nname", CLUSTER, "jobIdentityName 'bad\\nname' contains control characters"),
+        ({"job": ""}, "jobIdentityName must be a non-empty name"),
+        ({"cluster": "   "}, "clusterIdentityName must be a non-empty name"),
+        ({"cluster": "x" * 129}, "clusterIdentityName 'xxx"),
+        ({"job": "bad\nname"}, "jobIdentityName 'bad\\nname' contains control characters"),
+        ({"job_client": "asa-dev"}, "jobIdentityClientId must be a client id (a GUID)"),
+        ({"cluster_client": None}, "clusterIdentityClientId must be a client id (a GUID)"),
     ],
 )
-def test_bad_names_are_refused_naming_the_input(job, cluster, message):
+def test_bad_users_are_refused_naming_the_input(changes, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        script.bootstrap_steps(job, cluster)
+        sb.users_of(_props(**changes))
+
+
+# --- users from client ids, without Microsoft Graph -----------------------------------------
+
+
+def test_sid_is_the_client_id_in_sql_servers_uniqueidentifier_byte_order():
+    assert script.sid_literal(JOB_CLIENT_ID) == JOB_SID
+    assert script.sid_literal(CLUSTER_CLIENT_ID) == CLUSTER_SID
+    assert script.sid_literal(JOB_CLIENT_ID.upper()) == JOB_SID
+
+
+def test_users_are_created_with_their_sid_and_type_e_never_from_the_directory():
+    text = script.script_text(steps_for())
+    assert "FROM EXTERNAL PROVIDER" not in text
+    creates = re.findall(r"CREATE USER (\[[^\]]+\]) WITH SID = (0x[0-9A-F]{32}), TYPE = E;", text)
+    assert creates == [(f"[{JOB}]", JOB_SID), (f"[{CLUSTER}]", CLUSTER_SID)]
+
+
+def test_a_user_left_by_a_recreated_identity_of_the_same_name_is_replaced():
+    db = FakeDatabase()
+    sb.run_steps(db, steps_for(), "test")
+    new_client = "99999999-8888-4777-8666-555544443333"
+    sb.run_steps(db, steps_for(job_client=new_client), "test")
+    assert db.users[JOB] == script.sid_literal(new_client)
+    assert db.grants[JOB] == {"SELECT ON dbo.SensorReadings", "INSERT ON dbo.SensorReadings"}
+    assert db.users[CLUSTER] == CLUSTER_SID
 
 
 # --- running it -----------------------------------------------------------------------------
@@ -228,7 +162,7 @@ def test_bad_names_are_refused_naming_the_input(job, cluster, message):
 
 def test_runs_table_then_users_then_grants():
     db = FakeDatabase()
-    sb.run_steps(db, script.bootstrap_steps(JOB, CLUSTER), "test")
+    sb.run_steps(db, steps_for(), "test")
 
     def first(pattern):
         return next(i for i, sql in enumerate(db.executed) if re.search(pattern, sql))
@@ -247,15 +181,15 @@ def test_runs_table_then_users_then_grants():
 
 def test_rerun_is_safe_and_changes_nothing():
     db = FakeDatabase()
-    steps = script.bootstrap_steps(JOB, CLUSTER)
+    steps = steps_for()
     sb.run_steps(db, steps, "test")
-    state = (set(db.tables), set(db.users), {k: set(v) for k, v in db.grants.items()})
+    state = db.state()
     sb.run_steps(db, steps, "test")
-    assert (db.tables, db.users, db.grants) == state
+    assert db.state() == state
 
 
 def test_same_identity_for_job_and_cluster_is_created_once():
-    steps = script.bootstrap_steps(JOB, JOB)
+    steps = steps_for(cluster=JOB, cluster_client=JOB_CLIENT_ID)
     assert sum("CREATE USER" in s.sql for s in steps) == 1
 
 
@@ -268,8 +202,8 @@ def test_same_identity_for_job_and_cluster_is_created_once():
             "must be the SQL server's Entra admin or a member of the Entra admin group",
         ),
         (
-            "Principal 'asa-x' could not be found or this principal type is not supported. (33130)",
-            "exact name",
+            "User, group, or role 'asa-x' already exists in the current database. (15023)",
+            "DROP USER [name]",
         ),
         (
             "Cannot open server requested by the login. Client with IP address '1.2.3.4' is not "
@@ -282,7 +216,7 @@ def test_same_identity_for_job_and_cluster_is_created_once():
 def test_errors_name_the_step_and_what_to_do(driver_error, expected):
     db = FakeDatabase(fail_with=RuntimeError(driver_error))
     with pytest.raises(sb.SqlBootstrapError) as info:
-        sb.run_steps(db, script.bootstrap_steps(JOB, CLUSTER), "database sensors on srv")
+        sb.run_steps(db, steps_for(), "database sensors on srv")
     message = str(info.value)
     assert "step 'create table' on database sensors on srv failed" in message
     assert expected in message
@@ -295,8 +229,8 @@ def test_errors_name_the_step_and_what_to_do(driver_error, expected):
 def test_create_applies_the_script_and_outputs_its_hash(fake_db):
     result = sb.SqlBootstrapProvider().create(_props())
     assert result.id == "sql-dev.database.windows.net/sensors"
-    assert result.outs["scriptHash"] == script.script_hash(JOB, CLUSTER)
-    assert fake_db.users == {JOB, CLUSTER}
+    assert result.outs["scriptHash"] == script.script_hash(*users())
+    assert fake_db.users == {JOB: JOB_SID, CLUSTER: CLUSTER_SID}
     assert fake_db.closed, "the connection was left open"
     assert fake_db.opened == [("sql-dev.database.windows.net", "sensors")]
 
@@ -304,14 +238,25 @@ def test_create_applies_the_script_and_outputs_its_hash(fake_db):
 def test_update_with_a_new_cluster_identity_retires_the_old_user(fake_db):
     provider = sb.SqlBootstrapProvider()
     olds = provider.create(_props()).outs
-    news = _props(cluster="id-cluster-new")
+    new_client = "77777777-6666-4555-8444-333322221111"
+    news = _props(cluster="id-cluster-new", cluster_client=new_client)
 
     assert provider.diff("id", olds, news).changes
     outs = provider.update("id", olds, news).outs
 
-    assert fake_db.users == {JOB, "id-cluster-new"}
+    assert fake_db.users == {JOB: JOB_SID, "id-cluster-new": script.sid_literal(new_client)}
     assert CLUSTER not in fake_db.grants
-    assert outs["scriptHash"] == script.script_hash(JOB, "id-cluster-new")
+    assert outs["scriptHash"] == script.script_hash(
+        *users(cluster="id-cluster-new", cluster_client=new_client)
+    )
+
+
+def test_a_renamed_identity_keeping_its_client_id_moves_its_user(fake_db):
+    """The retired user goes first: a SID belongs to one user of the database at a time."""
+    provider = sb.SqlBootstrapProvider()
+    olds = provider.create(_props()).outs
+    provider.update("id", olds, _props(cluster="id-cluster-renamed"))
+    assert fake_db.users == {JOB: JOB_SID, "id-cluster-renamed": CLUSTER_SID}
 
 
 def test_diff_is_quiet_when_nothing_changed_and_notices_a_new_script(fake_db):
@@ -329,10 +274,11 @@ def test_delete_keeps_the_data(fake_db):
 
 def test_check_reports_bad_inputs_and_waits_for_unknowns():
     provider = sb.SqlBootstrapProvider()
-    bad = {**_props(job=""), "serverFqdn": "not a host;x=1"}
+    bad = {**_props(job="", cluster_client="id-cluster"), "serverFqdn": "not a host;x=1"}
     failures = {f.property: f.reason for f in provider.check({}, bad).failures}
-    assert set(failures) == {"jobIdentityName", "serverFqdn"}
+    assert set(failures) == {"jobIdentityName", "clusterIdentityClientId", "serverFqdn"}
     assert "non-empty" in failures["jobIdentityName"]
+    assert "a GUID" in failures["clusterIdentityClientId"]
     unknown = {**_props(), "clusterIdentityName": sb.UNKNOWN}
     assert provider.check({}, unknown).failures == []
 
@@ -445,7 +391,9 @@ def test_component_wraps_one_dynamic_resource_named_from_it(mocks):
             server_fqdn="sql-dev.database.windows.net",
             database="sensors",
             job_identity_name=JOB,
+            job_identity_client_id=JOB_CLIENT_ID,
             cluster_identity_name=CLUSTER,
+            cluster_identity_client_id=CLUSTER_CLIENT_ID,
         ),
     )
 
@@ -468,7 +416,8 @@ def test_component_type_token_and_parenting(mocks):
         "boot",
         sb_component.SqlBootstrapArgs(
             server_fqdn="srv.example", database="db", job_identity_name=JOB,
-            cluster_identity_name=CLUSTER,
+            job_identity_client_id=JOB_CLIENT_ID, cluster_identity_name=CLUSTER,
+            cluster_identity_client_id=CLUSTER_CLIENT_ID,
         ),
     )  # fmt: skip
 

@@ -7,6 +7,7 @@ set is cleared afterwards so it cannot leak into other modules.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pulumi
@@ -15,17 +16,14 @@ import pytest
 from components.config import ConfigError, StackConfig
 from components.offline import mocks
 from components.shared import registry_auth
+from components.shared.hashing import stable_hash
 from components.shared.placement import Placement
 from components.shared.stream_query import render_query
 from components.storage import Storage, StorageArgs
 from components.stream_processing import StreamProcessing, StreamProcessingArgs
+from tests.infra.stream_args import LOGS, PLACE, stream_args
 
 CONFIG = {"batchscore:clusterMaxNodes": "6", "batchscore:sqlFirewallIpRanges": '["203.0.113.7"]'}
-
-PLACE = Placement("rg-unit", "westeurope", {"project": "batchscore", "environment": "unit"})
-LOGS = (
-    "/subscriptions/s/resourceGroups/rg-unit/providers/Microsoft.OperationalInsights/workspaces/l"
-)
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +37,15 @@ def offline_runtime():
 def test_storage_exposes_names_ids_and_container_urls():
     storage = Storage(
         "storage",
-        StorageArgs(PLACE, "stbatchscoreunit1a2b3c", "Standard_LRS", 7, LOGS),
+        StorageArgs(
+            PLACE,
+            "stbatchscoreunit1a2b3c",
+            "Standard_LRS",
+            7,
+            LOGS,
+            subscription_id=mocks.SUBSCRIPTION_ID,
+            deployer_object_id=mocks.DEPLOYER_OBJECT_ID,
+        ),
     )
 
     def check(values):
@@ -65,34 +71,62 @@ def test_storage_exposes_names_ids_and_container_urls():
     ).apply(check)
 
 
+def _definition_hash(args: StreamProcessingArgs) -> str:
+    query = render_query(
+        window_minutes=args.window_minutes,
+        input_name="sensor-readings",
+        output_name="sensor-database",
+        timestamp_field="EventTime",
+    )
+    return stable_hash(StreamProcessing.definition(args, query))
+
+
+# Every knob that reaches the job, its input or its output (a change updates one of them).
+DEFINITION_KNOBS = {
+    "window_minutes": 30,
+    "streaming_units": 6,
+    "events_out_of_order_policy": "Drop",
+    "events_out_of_order_max_delay_seconds": 9,
+    "events_late_arrival_max_delay_seconds": 120,
+    "output_error_policy": "Drop",
+    "event_hubs_namespace_name": "evhns-y",
+    "event_hub_name": "other-hub",
+    "consumer_group_name": "other-group",
+    "sql_server_fqdn": "sql-y.database.windows.net",
+    "sql_database_name": "other",
+    "placement": Placement("rg-unit", "westeurope", {"environment": "other"}),
+}
+
+
+@pytest.mark.parametrize("knob", sorted(DEFINITION_KNOBS))
+def test_every_definition_knob_changes_the_restart_hash(knob):
+    assert _definition_hash(stream_args(**{knob: DEFINITION_KNOBS[knob]})) != _definition_hash(
+        stream_args()
+    ), f"changing {knob} would update the job but not restart it"
+
+
+def test_every_stream_argument_is_classified_for_the_restart_hash():
+    """A new argument must join DEFINITION_KNOBS or be shown to reach no stream resource."""
+    outside = {"event_hub_id", "subscription_id", "log_analytics_workspace_id"}
+    fields = {f.name for f in dataclasses.fields(StreamProcessingArgs)}
+    assert fields == set(DEFINITION_KNOBS) | outside
+
+
+def test_what_reaches_no_stream_resource_leaves_the_hash_alone():
+    assert _definition_hash(
+        stream_args(event_hub_id="/other", log_analytics_workspace_id="/l2")
+    ) == (_definition_hash(stream_args()))
+
+
 @pulumi.runtime.test
 def test_stream_processing_exposes_what_the_post_deploy_steps_need():
-    stream = StreamProcessing(
-        "stream",
-        StreamProcessingArgs(
-            PLACE,
-            window_minutes=15,
-            streaming_units=3,
-            events_out_of_order_policy="Adjust",
-            events_out_of_order_max_delay_seconds=5,
-            events_late_arrival_max_delay_seconds=60,
-            output_error_policy="Stop",
-            event_hubs_namespace_name="evhns-x",
-            event_hub_name="sensor-readings",
-            event_hub_id="/hub-id",
-            consumer_group_name="stream-analytics",
-            sql_server_fqdn="sql-x.database.windows.net",
-            sql_database_name="sensors",
-            subscription_id=mocks.SUBSCRIPTION_ID,
-            log_analytics_workspace_id=LOGS,
-        ),
-    )
+    stream = StreamProcessing("stream", stream_args())
     assert "TumblingWindow(minute, 15)" in stream.query
     assert stream.table_name == "SensorReadings"
 
     def check(values):
         name, job_id, principal, config_hash = values
-        assert len(config_hash) == 16 and int(config_hash, 16) >= 0
+        assert config_hash == _definition_hash(stream_args()), "the hash is not the definition's"
         assert name.startswith("stream-job")
         assert job_id.endswith(f"/streamingjobs/{name}")
         expected = mocks.OfflineMocks("batchscore", "unit").principal_id(

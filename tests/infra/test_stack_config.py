@@ -101,6 +101,7 @@ BAD_VALUES = [
     ({"sqlAdminObjectId": "not-a-guid", "sqlAdminLogin": "x"}, "sqlAdminObjectId", "GUID"),
     ({"sqlAdminLogin": "dba-group"}, "sqlAdminLogin", "both"),
     ({"sqlAdminPrincipalType": "Robot"}, "sqlAdminPrincipalType", "Group"),
+    ({"sqlAdminPrincipalType": "Group"}, "sqlAdminPrincipalType", "needs sqlAdminObjectId"),
     ({"sqlFirewallIpRanges": ["10.0.0.300"]}, "sqlFirewallIpRanges[0]", "IPv4"),
     ({"sqlFirewallIpRanges": ["10.0.0.9-10.0.0.1"]}, "sqlFirewallIpRanges[0]", "below"),
     ({"sqlFirewallIpRanges": "10.0.0.1"}, "sqlFirewallIpRanges", "list of strings"),
@@ -186,3 +187,30 @@ def test_sql_sku_maps_to_the_arm_sku_object() -> None:
         "capacity": 2,
     }
     assert sql_sku_parts("BC_Gen5_4")["tier"] == "BusinessCritical"
+
+
+# --- who deploys -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, "User"),
+        ({"sqlAdminPrincipalType": "Application"}, "ServicePrincipal"),
+        # An admin named in the config says nothing about the deployer: ARM looks it up.
+        (
+            {
+                "sqlAdminLogin": "dba",
+                "sqlAdminObjectId": "5a5a5a5a-1111-4222-8333-444455556666",
+                "sqlAdminPrincipalType": "Group",
+            },
+            None,
+        ),
+    ],
+)
+def test_the_deployers_principal_type_follows_the_sql_admin_setting(values, expected) -> None:
+    assert StackConfig.from_mapping(values).deployer_principal_type == expected
+
+
+def test_the_ci_deployed_stacks_say_their_deployer_is_an_application() -> None:
+    for stack in ("dev", "prod"):
+        config = stack_config(stack)
+        assert config.sql_admin_from_deployer and config.sql_admin_principal_type == "Application"

@@ -124,10 +124,9 @@ def test_hub_partitions_retention_and_capture_to_raw_as_namespace_identity(plan:
     namespace = plan.one(NAMESPACE)
     assert namespace.get("identity.type") == "SystemAssigned"
     assert namespace.get("sku.capacity") == config.event_hubs_capacity
-    raw = plan.one(CONTAINER, "storage-raw")
     granted = role_ids(plan, principal(plan, NAMESPACE, namespace.name))
-    assert granted == {"ba92f5b4-2d11-453d-a403-e96b0029c9fe": raw.id}, (
-        "the namespace identity needs Storage Blob Data Contributor on the raw container only"
+    assert granted == {"ba92f5b4-2d11-453d-a403-e96b0029c9fe": plan.one(STORAGE).id}, (
+        "Capture's identity needs Storage Blob Data Contributor on the account (the docs' scope)"
     )
 
 
@@ -214,6 +213,8 @@ def test_sql_admin_defaults_to_the_deploying_identity(plan: PlanView) -> None:
     admins = plan.one(SQL_SERVER).get("administrators")
     assert admins["sid"] == "33333333-3333-4333-8333-333333333333"  # the mocks' deployer
     assert admins["tenantId"] == "22222222-2222-4222-8222-222222222222"
+    assert admins["principalType"] == config_of(plan.stack).sql_admin_principal_type
+    assert admins["principalType"] == "Application", "CI's service principal deploys dev and prod"
 
 
 # --- image, workspace and cluster --------------------------------------------------------------
@@ -287,6 +288,45 @@ def test_cluster_identity_holds_each_role_on_the_right_scope(plan: PlanView) -> 
         ), f"{role}: role definition id"
 
 
+DATA_ACCESS_WAIT = "pulumi-python:dynamic/batchscore:DataAccessWait"
+BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+DEPLOYER = "33333333-3333-4333-8333-333333333333"  # the mocks' deploying identity
+
+
+def test_the_deployer_holds_blob_data_contributor_on_the_stack_account(plan: PlanView) -> None:
+    account = plan.one(STORAGE)
+    (grant,) = [r for r in plan.of_type(ROLE) if r.get("principalId") == DEPLOYER]
+    assert grant.get("roleDefinitionId").endswith(BLOB_DATA_CONTRIBUTOR), f"{grant}: role"
+    assert grant.get("scope") == account.id, f"{grant}: scope {grant.get('scope')}"
+    assert grant.get("principalType") == config_of(plan.stack).deployer_principal_type
+    wait = plan.one(DATA_ACCESS_WAIT)
+    assert wait.get("assignmentId") == grant.id, f"{wait.name} waits for another assignment"
+    assert (wait.get("accountName"), wait.get("scope")) == (account.get("accountName"), account.id)
+
+
+def test_what_acts_as_the_deployer_on_storage_waits_for_its_role(plan: PlanView) -> None:
+    """Component upload (the scoring pipeline) and Capture's linked access check (the hub)."""
+    wait = plan.one(DATA_ACCESS_WAIT).name
+    assert wait in plan.one("batchscore:index:ScoringPipeline").depends_on
+    assert wait in plan.one(HUB).depends_on
+    assert "ingestion-capture-writer" in plan.one(HUB).depends_on
+
+
+def test_datastores_are_created_after_their_containers(plan: PlanView) -> None:
+    for name in ("models", "predictions"):
+        datastore = plan.one(DATASTORE, f"ml-{name}-datastore")
+        assert f"storage-{name}" in datastore.depends_on, f"{datastore} before its container"
+
+
+def test_explicit_dependencies_order_what_inputs_alone_would_not(plan: PlanView) -> None:
+    """The plan records `depends_on` beyond the inputs: what `pulumi up` waits for."""
+    cluster_roles = {r.name for r in plan.of_type(ROLE) if r.name.startswith("ml-cluster-")}
+    assert cluster_roles <= set(plan.one(COMPUTE).depends_on), "nodes start before their roles"
+    assert "stream-eventhub-receiver" in plan.one(SA_INPUT).depends_on
+    assert "sql-bootstrap-tsql" in plan.one(JOB_START).depends_on, "job starts before its table"
+    assert not plan.one(STORAGE).depends_on
+
+
 def test_datastores_point_at_models_and_predictions_without_credentials(plan: PlanView) -> None:
     account = plan.one(STORAGE).get("accountName")
     datastores = {d.get("name"): d for d in plan.of_type(DATASTORE)}
@@ -354,6 +394,22 @@ def test_the_sql_bootstrap_creates_users_for_the_job_and_the_cluster(plan: PlanV
     assert bootstrap.get("clusterIdentityName") == _name_of(plan.one(UAI).id), (
         f"{bootstrap.name}: the cluster's contained user must carry its identity's name"
     )
+
+
+SYSTEM_IDENTITY = "pulumi-python:dynamic/batchscore:SystemIdentity"
+
+
+def test_the_sql_users_get_the_identities_client_ids_as_sids(plan: PlanView) -> None:
+    """No Microsoft Graph: the users are created from client ids the stack itself knows."""
+    mocks = OfflineMocks("batchscore", plan.stack)
+    bootstrap, job, identity = plan.one(SQL_BOOTSTRAP), plan.one(JOB), plan.one(UAI)
+    lookup = plan.one(SYSTEM_IDENTITY)
+    assert lookup.get("resourceId") == job.id, f"{lookup.name} looks up another resource"
+    assert lookup.get("principalId") == principal(plan, JOB, job.name)
+    # What Managed Identity answers for the job (the mocks), and the UAI's own client id.
+    assert bootstrap.get("jobIdentityClientId") == mocks._guid(job.id, "client")
+    assert bootstrap.get("clusterIdentityClientId") == mocks._guid(UAI, identity.name, "client")
+    assert bootstrap.get("jobIdentityClientId") != bootstrap.get("clusterIdentityClientId")
 
 
 def test_the_stream_job_start_names_the_job(plan: PlanView) -> None:

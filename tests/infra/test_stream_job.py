@@ -13,84 +13,12 @@ from components import stream_job as sj_component
 from components.providers import common
 from components.providers import stream_job as sj
 from components.providers.azure_errors import AzureCallError
+from tests.infra.fake_stream_analytics import FakeResponse, FakeStreamingJobs
 from tests.infra.recording_mocks import RecordingMocks
 
 SUB = "11111111-1111-4111-8111-111111111111"
 RG = "rg-batchscore-dev"
 JOB = "asa-batchscore-dev"
-
-
-class FakePoller:
-    def __init__(self, on_done):
-        self._on_done = on_done
-        self._finished = False
-
-    def result(self, timeout=None):
-        self._on_done()
-        self._finished = True
-
-    def done(self):
-        return self._finished
-
-
-class FakeResponse:
-    def __init__(self, status, headers=None):
-        self.status_code = status
-        self.reason = "Error"
-        self.headers = headers or {}
-
-    def text(self):
-        return ""
-
-
-class FakeStreamingJobs:
-    """Keeps one job's state like the service does and records every call."""
-
-    def __init__(self, state="Created", last_output=None):
-        self.state = state
-        self.last_output = last_output
-        self.calls: list[tuple] = []
-        self.fail: dict[str, list[Exception]] = {}
-        self.stopping_polls = 0
-
-    def _maybe_fail(self, op):
-        errors = self.fail.get(op)
-        if errors:
-            raise errors.pop(0)
-
-    def get(self, resource_group, job_name, **_):
-        self.calls.append(("get", resource_group, job_name))
-        self._maybe_fail("get")
-        if self.state == "Stopping":
-            self.stopping_polls -= 1
-            if self.stopping_polls < 0:
-                self.state = "Stopped"
-                return SimpleNamespace(job_state="Stopping", last_output_event_time=None)
-        return SimpleNamespace(job_state=self.state, last_output_event_time=self.last_output)
-
-    def begin_start(self, resource_group, job_name, start_job_parameters=None, **_):
-        mode = start_job_parameters.output_start_mode
-        self.calls.append(("start", resource_group, job_name, mode))
-        self._maybe_fail("start")
-        assert self.state in sj.STOPPED_STATES, f"start called while {self.state}"
-
-        def finish():
-            self.state = "Running"
-
-        return FakePoller(finish)
-
-    def begin_stop(self, resource_group, job_name, **_):
-        self.calls.append(("stop", resource_group, job_name))
-        self._maybe_fail("stop")
-        assert self.state in sj.RUNNING_STATES, f"stop called while {self.state}"
-
-        def finish():
-            self.state = "Stopped"
-
-        return FakePoller(finish)
-
-    def actions(self):
-        return [c for c in self.calls if c[0] != "get"]
 
 
 @pytest.fixture
@@ -167,6 +95,36 @@ def test_restart_after_the_hook_already_stopped_the_job_does_not_stop_twice(jobs
     jobs.state = "Stopped"
     sj.StreamJobStartProvider().update("id", _props(), _props(configHash="hash-2"))
     assert jobs.actions() == [("start", RG, JOB, "JobStartTime")]
+
+
+def test_refresh_records_a_job_stopped_outside_pulumi_and_the_next_up_starts_it(jobs):
+    provider = sj.StreamJobStartProvider()
+    jobs.state = "Running"
+    jobs.last_output = "2024-05-01T12:00:00Z"
+    olds = provider.create(_props()).outs
+    jobs.state = "Stopped"  # stopped in the portal
+    refreshed = provider.read("id", olds)
+    assert refreshed.outs["jobState"] == "Stopped"
+    assert refreshed.inputs == {k: olds[k] for k in sj.INPUT_KEYS}
+    assert provider.diff("id", refreshed.outs, _props()).changes, "drift went unnoticed"
+    provider.update("id", refreshed.outs, _props())
+    assert jobs.actions()[-1] == ("start", RG, JOB, "LastOutputEventTime")
+
+
+def test_refresh_of_a_failed_job_reports_it_and_a_running_one_shows_no_change(jobs):
+    provider = sj.StreamJobStartProvider()
+    jobs.state = "Failed"
+    failed = provider.read("id", _props(jobState="Running")).outs
+    assert failed["jobState"] == "Failed"
+    assert provider.diff("id", failed, _props()).changes
+    jobs.state = "Running"
+    running = provider.read("id", _props(jobState="Running")).outs
+    assert not provider.diff("id", running, _props()).changes
+
+
+def test_refresh_of_a_deleted_job_drops_the_start(jobs):
+    jobs.fail["get"] = [ResourceNotFoundError("job not found")]
+    assert sj.StreamJobStartProvider().read("id", _props()).id == ""
 
 
 def test_delete_stops_a_running_job_and_tolerates_a_gone_one(jobs):

@@ -91,7 +91,8 @@ def test_pull_request_runs_offline_checks_plan_diff_and_previews() -> None:
     plan_script = "\n".join(str(s.get("run", "")) for s in jobs["plan-diff"]["steps"])
     for stack in STACKS:
         assert f"make plan STACK={stack}" in plan_script
-    assert "tests/snapshots/plan-${stack}.json" in plan_script
+    assert 'for file in "plan-${stack}.json" "post-deploy-${stack}.sql"' in plan_script
+    assert "tests/snapshots/${file}" in plan_script
 
     preview = jobs["preview"]
     assert preview["strategy"]["matrix"]["stack"] == STACKS
@@ -136,6 +137,41 @@ def test_drift_check_is_scheduled_and_fails_on_any_change() -> None:
     assert alarm["if"] == "failure()"
     assert "core.setFailed" in alarm["with"]["script"]
     assert job["permissions"]["issues"] == "write"
+
+
+# --- the stack's secrets (the registry token kept in the state) ----------------------------------
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
+def test_every_pulumi_run_uses_the_secrets_provider_recorded_for_the_stack(name: str) -> None:
+    """Pulumi.<stack>.yaml has no secretsprovider line, so without this the CLI would fall
+    back to a passphrase provider and fail on the registry token (pulumi/pulumi#17236)."""
+    text = (WORKFLOWS / name).read_text()
+    assert "PULUMI_CONFIG_PASSPHRASE" not in text, f"{name}: no passphrase secrets provider"
+    for job_name, job in load(name)["jobs"].items():
+        if steps_using(job, "pulumi/actions"):
+            env = job.get("env", {})
+            assert env.get("PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER") == "true", (
+                f"{name}:{job_name} may pick a default secrets provider"
+            )
+
+
+def test_each_deploy_runs_the_preflight_after_login_and_before_up() -> None:
+    for job_name in ("up-dev", "up-prod"):
+        steps = load("deploy.yml")["jobs"][job_name]["steps"]
+        order = [
+            "login" if str(s.get("uses", "")).startswith("azure/login")
+            else "preflight" if 'make preflight STACK="$STACK"' in str(s.get("run", ""))
+            else "up" if str(s.get("uses", "")).startswith("pulumi/actions")
+            else None
+            for s in steps
+        ]  # fmt: skip
+        assert [o for o in order if o] == ["login", "preflight", "up"], f"{job_name}: {order}"
+
+
+def test_a_stack_ci_creates_gets_the_key_vault_secrets_provider() -> None:
+    for job_name in ("up-dev", "up-prod"):
+        pulumi = one_step(load("deploy.yml")["jobs"][job_name], "pulumi/actions")["with"]
+        assert pulumi["upsert"] is True, f"{job_name}: the first up must create the stack"
+        assert pulumi["secrets-provider"] == "${{ vars.PULUMI_SECRETS_PROVIDER }}", job_name
 
 
 # --- security, across every workflow ----------------------------------------------------------

@@ -1,0 +1,384 @@
+"""Preflight: what would stop `pulumi up` of a stack, checked before it runs, as the deployer.
+
+Each check reads Azure Resource Manager as the identity that will run `pulumi up` and ends
+``ok`` or ``failed`` with the commands that fix it:
+
+* **resource providers**: every namespace the stack creates resources in is ``Registered`` in
+  the subscription (``GET /subscriptions/{id}/providers``).
+* **region**: the stack's ``location`` offers every resource type the stack creates (the same
+  list: each type's ``locations``).
+* **role assignments**: the deployer may create role assignments where the stack creates them:
+  Owner, or Contributor plus Role Based Access Control Administrator or User Access
+  Administrator, at the subscription (or above), or on the stack's resource group when it
+  already exists (``roleAssignments?$filter=assignedTo('{object id}')``, group memberships
+  included).
+* **ML quota**: the cluster's VM size exists in the region for Azure ML, and its family's
+  dedicated vCPU quota (with the regional total), or the regional low-priority quota for a
+  ``LowPriority`` cluster, has room for ``clusterMaxNodes`` x the size's vCPUs (Azure ML
+  ``locations/{region}/vmSizes`` and ``/usages``).
+* **SQL admin**: when the deployer becomes the SQL server's Entra admin (no
+  ``sqlAdminObjectId``), ``sqlAdminPrincipalType`` matches its kind: ``User`` for a person,
+  ``Application`` for a service principal or managed identity.
+
+Who the deployer is comes from its own ARM access token (object id ``oid``; kind from
+``idtyp``, or a delegated token's ``scp``). The token is never printed or kept; object ids and
+the subscription id are not secrets. Nothing here writes to Azure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.config import StackConfig
+from components.providers.arm_rest import ArmGetter, get_all
+from components.providers.azure_errors import AzureCallError, explain
+from components.shared.roles import ROLE_IDS
+
+PROVIDERS_API = "2021-04-01"
+ROLE_ASSIGNMENTS_API = "2022-04-01"
+ML_API = "2024-04-01"
+
+# namespace -> the resource types of it the stack creates (their region must offer them)
+RESOURCE_TYPES: dict[str, tuple[str, ...]] = {
+    "Microsoft.MachineLearningServices": ("workspaces",),
+    "Microsoft.StreamAnalytics": ("streamingjobs",),
+    "Microsoft.EventHub": ("namespaces",),
+    "Microsoft.Sql": ("servers",),
+    "Microsoft.ContainerRegistry": ("registries",),
+    "Microsoft.KeyVault": ("vaults",),
+    "Microsoft.Insights": ("components",),
+    "Microsoft.OperationalInsights": ("workspaces",),
+    "Microsoft.ManagedIdentity": ("userAssignedIdentities",),
+    "Microsoft.Storage": ("storageAccounts",),
+}
+ROLE_WRITERS = ("User Access Administrator", "Role Based Access Control Administrator")
+
+
+class PreflightError(Exception):
+    """The preflight cannot run at all (no credential, unreadable token): one line."""
+
+
+@dataclass(frozen=True)
+class Deployer:
+    """The identity running `pulumi up`: Entra object id, tenant, ``user`` or ``app``."""
+
+    object_id: str
+    tenant_id: str
+    kind: str
+
+    @property
+    def principal_type(self) -> str:
+        return "User" if self.kind == "user" else "ServicePrincipal"
+
+    @property
+    def sql_admin_type(self) -> str:
+        return "User" if self.kind == "user" else "Application"
+
+
+def deployer_from_token(token: str) -> Deployer:
+    """The deployer described by its ARM access token's claims (the signature is ARM's
+    business; only our own token's claims are read)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError) as exc:
+        raise PreflightError(
+            "the Azure access token is not a JWT; cannot tell who deploys"
+        ) from exc
+    if not claims.get("oid"):
+        raise PreflightError("the Azure access token names no object id (oid claim)")
+    kind = claims.get("idtyp")
+    if kind not in ("user", "app"):
+        # App-only tokens carry no delegated scopes (scp); tokens of a person do.
+        kind = "user" if claims.get("scp") else "app"
+    return Deployer(str(claims["oid"]), str(claims.get("tid", "")), kind)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the stack needs, where."""
+
+    stack: str
+    subscription_id: str
+    config: StackConfig
+    resource_group: str | None = None
+
+    @property
+    def subscription_scope(self) -> str:
+        return f"/subscriptions/{self.subscription_id}"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fixes: list[str] = field(default_factory=list)
+
+
+def _norm(location: str) -> str:
+    return location.replace(" ", "").lower()
+
+
+# --- the checks (each takes what it reads, so each is testable against a fake) -------------
+
+
+def check_providers(providers: Sequence[Mapping[str, Any]], target: Target) -> Check:
+    state = {p.get("namespace", "").lower(): p.get("registrationState") for p in providers}
+    missing = [ns for ns in RESOURCE_TYPES if state.get(ns.lower()) != "Registered"]
+    if not missing:
+        return Check("resource providers", True, f"all {len(RESOURCE_TYPES)} registered")
+    return Check(
+        "resource providers",
+        False,
+        "not registered: "
+        + ", ".join(f"{ns} ({state.get(ns.lower(), 'unknown')})" for ns in missing),
+        [
+            f"az provider register --namespace {ns} --subscription {target.subscription_id}"
+            for ns in missing
+        ],
+    )
+
+
+def check_region(providers: Sequence[Mapping[str, Any]], target: Target) -> Check:
+    region = target.config.location
+    offered: dict[str, set[str] | None] = {}
+    for provider in providers:
+        namespace = provider.get("namespace", "")
+        wanted = RESOURCE_TYPES.get(namespace) or next(
+            (v for k, v in RESOURCE_TYPES.items() if k.lower() == namespace.lower()), ()
+        )
+        for entry in provider.get("resourceTypes") or []:
+            if entry.get("resourceType") in wanted:
+                locations = entry.get("locations") or []
+                key = f"{namespace}/{entry['resourceType']}"
+                offered[key] = {_norm(x) for x in locations} if locations else None  # None: global
+    needed = [f"{ns}/{t}" for ns, types in RESOURCE_TYPES.items() for t in types]
+    unknown = [k for k in needed if k.lower() not in {o.lower() for o in offered}]
+    lacking = [
+        k for k in needed if k in offered and offered[k] is not None and region not in offered[k]
+    ]
+    if not unknown and not lacking:
+        return Check(f"region {region}", True, "offers every service of the stack")
+    everywhere = [v for k, v in offered.items() if v is not None and k in needed]
+    regions = sorted(set.intersection(*everywhere)) if everywhere and not unknown else []
+    problems = [f"{k} is not offered" for k in lacking] + [f"{k} is unknown" for k in unknown]
+    hint = f" (regions offering all: {', '.join(regions[:8])})" if regions else ""
+    return Check(
+        f"region {region}",
+        False,
+        "; ".join(problems),
+        [f"pulumi config set location <region> --stack {target.stack}{hint}"],
+    )
+
+
+def check_role_writer(
+    assignments: Sequence[Mapping[str, Any]], target: Target, deployer: Deployer
+) -> Check:
+    by_id = {v: k for k, v in ROLE_IDS.items()}
+    covering = {target.subscription_scope.lower(), "/"}
+    if target.resource_group:
+        covering.add(f"{target.subscription_scope}/resourceGroups/{target.resource_group}".lower())
+    held: dict[str, str] = {}  # role name -> condition ("" when unconditional)
+    for assignment in assignments:
+        properties = assignment.get("properties") or {}
+        scope = str(properties.get("scope", "")).rstrip("/").lower() or "/"
+        applies = scope in covering or scope.startswith("/providers/microsoft.management/")
+        role = by_id.get(str(properties.get("roleDefinitionId", "")).rsplit("/", 1)[-1])
+        if applies and role:
+            held.setdefault(role, properties.get("condition") or "")
+    where = "the subscription" + (
+        f" or resource group {target.resource_group}" if target.resource_group else ""
+    )
+    if "Owner" in held:
+        return Check("role assignments", True, f"Owner on {where}")
+    writers = [r for r in ROLE_WRITERS if r in held]
+    if "Contributor" in held and writers:
+        detail = f"Contributor + {writers[0]} on {where}"
+        if held[writers[0]]:
+            detail += (
+                " (with a condition: it must allow the roles the stack assigns: Storage Blob, "
+                "Queue and Table Data Contributor, AcrPull, Azure Event Hubs Data Receiver)"
+            )
+        return Check("role assignments", True, detail)
+    need = [r for r in ("Contributor",) if r not in held] + ([] if writers else [ROLE_WRITERS[1]])
+    scope = target.subscription_scope
+    return Check(
+        "role assignments",
+        False,
+        f"the deployer holds {', '.join(sorted(held)) or 'no role'} on {where}; it needs Owner, "
+        "or Contributor + Role Based Access Control Administrator (or User Access Administrator)",
+        [
+            f"az role assignment create --assignee-object-id {deployer.object_id} "
+            f'--assignee-principal-type {deployer.principal_type} --role "{role}" --scope {scope}'
+            for role in need
+        ],
+    )
+
+
+def _family_key(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+@dataclass(frozen=True)
+class _Quota:
+    """One quota the cluster draws on: how the usages name it, how Microsoft.Quota does."""
+
+    usage_key: str  # _family_key of the usage's name.value
+    label: str
+    quota_resource: str
+
+
+def _quotas_for(config: StackConfig, family: str) -> list[_Quota]:
+    """Regional total and, for dedicated nodes, the VM family (Azure ML usages, 2024-04-01:
+    'Total Cluster Dedicated Regional vCPUs', 'Standard DSv2 Family Cluster Dedicated vCPUs',
+    'Total Cluster LowPriority Regional vCPUs'; low-priority families report no limit)."""
+    if config.cluster_vm_priority == "LowPriority":
+        label = "Total Cluster LowPriority Regional vCPUs"
+        return [_Quota(_family_key(label), label, "TotalLowPriorityCores")]
+    total = "Total Cluster Dedicated Regional vCPUs"
+    return [
+        _Quota(_family_key(total), total, "TotalDedicatedCores"),
+        _Quota(_family_key(family) + "clusterdedicatedvcpus", f"{family} dedicated vCPUs", family),
+    ]
+
+
+def check_ml_quota(
+    vm_sizes: Sequence[Mapping[str, Any]], usages: Sequence[Mapping[str, Any]], target: Target
+) -> Check:
+    config, region = target.config, target.config.location
+    name = (
+        f"ML quota ({config.cluster_max_nodes} x {config.cluster_vm_size}, "
+        f"{config.cluster_vm_priority})"
+    )
+    wanted = config.cluster_vm_size.lower()
+    size = next((s for s in vm_sizes if str(s.get("name", "")).lower() == wanted), None)
+    if size is None:
+        offered = ", ".join(sorted(str(s.get("name", "")) for s in vm_sizes)[:8])
+        return Check(
+            name,
+            False,
+            f"{config.cluster_vm_size} is not an Azure ML VM size in {region}",
+            [f"pulumi config set clusterVmSize <size> --stack {target.stack} (e.g. {offered})"],
+        )
+    needed = config.cluster_max_nodes * int(size.get("vCPUs") or 0)
+    family = str(size.get("family", ""))
+    # The subscription's quotas in the region (workspace and compute shares are left out).
+    regional = {
+        _family_key(str((u.get("name") or {}).get("value", ""))): u
+        for u in usages
+        if "/workspaces/" not in str(u.get("id", ""))
+    }
+    short: list[tuple[_Quota, str]] = []
+    for quota in _quotas_for(config, family):
+        usage = regional.get(quota.usage_key)
+        if usage is None:
+            short.append((quota, f"{quota.label}: not reported in {region}"))
+            continue
+        limit, current = int(usage.get("limit", 0)), int(usage.get("currentValue", 0))
+        if 0 <= limit and limit - current < needed:
+            short.append((quota, f"{quota.label}: {current} of {limit} used, {needed} needed"))
+    if not short:
+        return Check(name, True, f"{needed} vCPUs fit the {region} quota ({family})")
+    provider = "providers/Microsoft.MachineLearningServices"
+    scope = f"{target.subscription_scope}/{provider}/locations/{region}"
+    fixes = [
+        f"az quota update --resource-name {quota.quota_resource} --scope {scope} "
+        "--limit-object value=<new limit>   (or Azure portal > Azure Machine Learning > Quotas)"
+        for quota, _ in short
+    ]
+    fixes.append(f"or fewer nodes: pulumi config set clusterMaxNodes <n> --stack {target.stack}")
+    return Check(name, False, "; ".join(text for _, text in short), fixes)
+
+
+def check_sql_admin(target: Target, deployer: Deployer) -> Check:
+    config = target.config
+    if not config.sql_admin_from_deployer:
+        return Check(
+            "SQL admin",
+            True,
+            f"{config.sql_admin_login} ({config.sql_admin_principal_type}) is the admin: the "
+            "deployer must be it or a member for the SQL bootstrap",
+        )
+    expected = deployer.sql_admin_type
+    if config.sql_admin_principal_type == expected:
+        return Check(
+            "SQL admin", True, f"the deployer ({deployer.kind}) becomes the {expected} admin"
+        )
+    return Check(
+        "SQL admin",
+        False,
+        f"the deployer is a {'person' if deployer.kind == 'user' else 'service principal'} and "
+        f"becomes the SQL admin, but sqlAdminPrincipalType is {config.sql_admin_principal_type}",
+        [f"pulumi config set sqlAdminPrincipalType {expected} --stack {target.stack}"],
+    )
+
+
+# --- running them ----------------------------------------------------------------------------
+
+
+def _read(arm: ArmGetter, path: str, api: str, params: Mapping[str, str] | None = None) -> list:
+    try:
+        return get_all(arm, path, api, params)
+    except Exception as exc:  # one unreadable list fails its checks, not the whole preflight
+        raise explain(
+            exc, action="read", target=path.split("?")[0], required_role="Reader"
+        ) from exc
+
+
+def run_checks(arm: ArmGetter, target: Target, deployer: Deployer) -> list[Check]:
+    """Every check, in the order a deployment meets them. A list that cannot be read fails the
+    checks that need it, with Azure's reason, and the others still run."""
+    sub, region = target.subscription_scope, target.config.location
+    ml = f"{sub}/providers/Microsoft.MachineLearningServices/locations/{region}"
+
+    def providers() -> list[Check]:
+        listed = _read(arm, f"{sub}/providers", PROVIDERS_API)
+        return [check_providers(listed, target), check_region(listed, target)]
+
+    def role_writer() -> list[Check]:
+        assignments = _read(
+            arm,
+            f"{sub}/providers/Microsoft.Authorization/roleAssignments",
+            ROLE_ASSIGNMENTS_API,
+            {"$filter": f"assignedTo('{deployer.object_id}')"},
+        )
+        return [check_role_writer(assignments, target, deployer)]
+
+    def ml_quota() -> list[Check]:
+        sizes = _read(arm, f"{ml}/vmSizes", ML_API)
+        return [check_ml_quota(sizes, _read(arm, f"{ml}/usages", ML_API), target)]
+
+    checks: list[Check] = []
+    for name, step in (
+        ("resource providers and region", providers),
+        ("role assignments", role_writer),
+        ("ML quota", ml_quota),
+    ):
+        try:
+            checks += step()
+        except AzureCallError as exc:
+            checks.append(Check(name, False, str(exc), ["az login as the identity that deploys"]))
+    checks.append(check_sql_admin(target, deployer))
+    return checks
+
+
+def report(checks: Sequence[Check], target: Target, deployer: Deployer) -> str:
+    lines = [
+        f"preflight of stack {target.stack} in subscription {target.subscription_id} "
+        f"({target.config.location}), as {deployer.kind} {deployer.object_id}:"
+    ]
+    for check in checks:
+        lines.append(f"  {'ok    ' if check.ok else 'FAILED'}  {check.name}: {check.detail}")
+        lines += [f"          fix: {fix}" for fix in check.fixes]
+    failed = [c for c in checks if not c.ok]
+    lines.append(
+        f"{len(failed)} of {len(checks)} checks failed: fix them before `pulumi up`."
+        if failed
+        else f"all {len(checks)} checks passed: `pulumi up --stack {target.stack}` may go ahead."
+    )
+    return "\n".join(lines)
