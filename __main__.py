@@ -210,6 +210,7 @@ scoring = ScoringPipeline(
         models_datastore=ml.datastore_names["models"],
         predictions_datastore=ml.datastore_names["predictions"],
         settings=pipeline_settings,
+        telemetry_connection_string=ml.app_insights_connection_string,
     ),
     pulumi.ResourceOptions(depends_on=[ml, bootstrap]),
 )

@@ -36,6 +36,8 @@ class ScoringPipelineArgs:
     ``identity_client_id`` the client id of the cluster's user-assigned identity;
     ``sql_server`` the server's FQDN. ``settings`` come from the stack config
     (:func:`pipeline_settings_from_config`). ``schedule_name`` None = auto-named.
+    ``telemetry_connection_string``: Application Insights, where the publish step sends each
+    run's summary (not a credential, see :class:`batchscore.aml.settings.PipelineTarget`).
     """
 
     subscription_id: pulumi.Input[str]
@@ -50,6 +52,7 @@ class ScoringPipelineArgs:
     models_datastore: pulumi.Input[str] = "models"
     predictions_datastore: pulumi.Input[str] = "predictions"
     schedule_name: str | None = None
+    telemetry_connection_string: pulumi.Input[str] = ""
 
 
 def pipeline_settings_from_config(config: pulumi.Config | None = None) -> PipelineSettings:
@@ -85,6 +88,7 @@ class ScoringPipeline(pulumi.ComponentResource):
             "sqlDatabase": args.sql_database,
             "computeName": args.compute_name,
             "identityClientId": args.identity_client_id,
+            "telemetryConnectionString": args.telemetry_connection_string,
         }
         self.pipeline = ScoringPipelineResource(
             f"{name}-schedule", props, pulumi.ResourceOptions(parent=self)

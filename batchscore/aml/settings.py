@@ -121,6 +121,9 @@ class PipelineTarget:
     ``image`` must be a reference by digest (``registry/repo@sha256:<64 hex>``) so a
     component version always means the same bits. ``identity_client_id`` is the client id
     of the cluster's user-assigned identity: the steps run as it (SQL, datastores).
+    ``telemetry_connection_string`` is the Application Insights connection string the publish
+    step sends the run's summary with (empty: no telemetry). It names the resource, not a
+    credential: ingestion takes the identity's Entra token (:mod:`scoring.telemetry`).
     """
 
     image: str = PLACEHOLDER_IMAGE
@@ -132,9 +135,16 @@ class PipelineTarget:
     sql_server: str = f"{PLACEHOLDER}-sql-server"
     sql_database: str = f"{PLACEHOLDER}-database"
     identity_client_id: str = "00000000-0000-0000-0000-000000000000"
+    telemetry_connection_string: str = ""
 
     def __post_init__(self) -> None:
         problems = []
+        telemetry = self.telemetry_connection_string
+        if telemetry and "InstrumentationKey=" not in telemetry:
+            problems.append(
+                "telemetry_connection_string: an Application Insights connection string "
+                "names its InstrumentationKey= and IngestionEndpoint= (got something else)"
+            )
         if not _DIGEST_REF.match(self.image or ""):
             problems.append(
                 f"image: must be a reference by digest like registry/repo@sha256:<64 hex> "

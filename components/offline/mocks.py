@@ -230,6 +230,14 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 "clientId": self._guid(typ, logical, "client"),
                 "tenantId": TENANT_ID,
             }
+        if typ == "azure-native:applicationinsights:Component":
+            key = self._guid(typ, logical, "instrumentation-key")
+            region = inputs.get("location", "westeurope")
+            return {
+                "instrumentationKey": key,
+                "connectionString": f"InstrumentationKey={key};IngestionEndpoint="
+                f"https://{region}-0.in.applicationinsights.azure.com/",
+            }
         if typ == "azure-native:keyvault:Vault":
             properties = dict(inputs.get("properties") or {})
             properties["vaultUri"] = f"https://{name}.vault.azure.net/"

@@ -22,6 +22,9 @@ ROLE_IDS: dict[str, str] = {
     "Azure Event Hubs Data Sender": "2b629674-e913-4c01-ae53-ef4638d8f975",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
+    # Publishes all telemetry to Application Insights with an Entra token, not only metrics
+    # (learn.microsoft.com/azure/azure-monitor/app/azure-ad-authentication).
+    "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
 
 
