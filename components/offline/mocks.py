@@ -123,6 +123,26 @@ ARM_TYPES: dict[str, tuple[str, str]] = {
         "name",
         "{resourceUri}/providers/Microsoft.Insights/diagnosticSettings/{name}",
     ),
+    "azure-native:monitor:ActionGroup": (
+        "actionGroupName",
+        _RG + "Microsoft.Insights/actionGroups/{name}",
+    ),
+    "azure-native:monitor:ScheduledQueryRule": (
+        "ruleName",
+        _RG + "Microsoft.Insights/scheduledQueryRules/{name}",
+    ),
+    "azure-native:monitor:MetricAlert": (
+        "ruleName",
+        _RG + "Microsoft.Insights/metricAlerts/{name}",
+    ),
+    "azure-native:monitor:ActivityLogAlert": (
+        "activityLogAlertName",
+        _RG + "Microsoft.Insights/activityLogAlerts/{name}",
+    ),
+    "azure-native:applicationinsights:Workbook": (
+        "resourceName",
+        _RG + "Microsoft.Insights/workbooks/{name}",
+    ),
 }
 
 # Resources whose provider gives a GUID when no name is set.

@@ -59,6 +59,7 @@ COMPONENTS = {
     "SqlBootstrap",
     "StreamJobStart",
     "ScoringPipeline",
+    "Alerting",
 }
 
 
