@@ -10,6 +10,7 @@ from components.ingestion import Ingestion, IngestionArgs
 from components.ml_workspace import MlWorkspace, MlWorkspaceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import GlobalNames, random_suffix
+from components.operations_workbook import OperationsWorkbook, OperationsWorkbookArgs
 from components.scoring_image import ScoringImage, ScoringImageArgs
 from components.scoring_pipeline import (
     ScoringPipeline,
@@ -237,6 +238,7 @@ Alerting(
         else None,
     ),
 )
+OperationsWorkbook("operations", OperationsWorkbookArgs(place, logs, query_scope=query_scope))
 
 export_stack_outputs(
     {

@@ -60,6 +60,7 @@ COMPONENTS = {
     "StreamJobStart",
     "ScoringPipeline",
     "Alerting",
+    "OperationsWorkbook",
 }
 
 
