@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "scoring.steps.publish",
         "a scored window's predictions and run summary into window=<end>/ (as on Azure)",
     ),
+    "runs": ("batchscore.commands.runs", "the run history: list, show or chart the run summaries"),
     "demo": ("batchscore.commands.demo", "everything above on a small fleet, with a report"),
     "example": ("batchscore.commands.example", "a worked batch-inference example (digits images)"),
     "models": ("batchscore.commands.models", "manage a model store (upload to Blob storage)"),

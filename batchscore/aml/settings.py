@@ -32,6 +32,8 @@ PLACEHOLDER_IMAGE = (
     "PLACEHOLDER-registry.azurecr.io/batchscore-scoring@sha256:" + "0" * 64
 )  # marked placeholder: `pipeline export --image REF` or the stack's image replaces it
 PLACEHOLDER = "PLACEHOLDER"
+#: the folder of the predictions datastore under which each run writes its window folder
+PREDICTIONS_PATH = "scored"
 
 _MINI_BATCH_SIZE = re.compile(r"^\s*\d+\s*$|^\s*\d+(\.\d+)?\s*(kb|mb|gb)\s*$", re.IGNORECASE)
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
@@ -197,7 +199,7 @@ class PipelineTarget:
 
     def predictions_uri(self) -> str:
         """Root under which the publish step writes one ``window=<end>/`` folder per run."""
-        return f"azureml://datastores/{self.predictions_datastore}/paths/scored/"
+        return f"azureml://datastores/{self.predictions_datastore}/paths/{PREDICTIONS_PATH}/"
 
 
 #: the repository root, where Pulumi.yaml lives beside the batchscore package
