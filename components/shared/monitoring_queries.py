@@ -120,26 +120,21 @@ FAILED_PAIRS = Query(
     Pairs, PairsFailed, FailedPairs = tostring(Properties.failed_pairs_sample)
 """,
 )
+
+
+def _stream_total(name: str, metric: str) -> Query:
+    """How many `metric` the Stream Analytics job counted in the window: one row, 0 if none."""
+    return Query(
+        name,
+        "AzureMetrics",
+        _STREAM_METRIC + f'| where MetricName == "{metric}"\n| summarize {metric} = sum(Total)\n',
+    )
+
+
 # Input events the Stream Analytics job read in the window (0 also when it is stopped).
-STREAM_NO_INPUT = Query(
-    "stream-no-input",
-    "AzureMetrics",
-    _STREAM_METRIC
-    + """\
-| where MetricName == "InputEvents"
-| summarize InputEvents = sum(Total)
-""",
-)
+STREAM_NO_INPUT = _stream_total("stream-no-input", "InputEvents")
 # Rows the job wrote to its only output, dbo.SensorReadings: one per pair and window.
-INGESTION_STALLED = Query(
-    "ingestion-stalled",
-    "AzureMetrics",
-    _STREAM_METRIC
-    + """\
-| where MetricName == "OutputEvents"
-| summarize OutputEvents = sum(Total)
-""",
-)
+INGESTION_STALLED = _stream_total("ingestion-stalled", "OutputEvents")
 # The cluster reported an error while creating or resizing (quota, allocation, ...).
 CLUSTER_CANNOT_SCALE = Query(
     "cluster-cannot-scale",
