@@ -36,9 +36,7 @@ try:  # validated before any resource is declared
             f"scoringInstanceCount {pipeline_settings.instance_count}: a scoring run cannot use "
             f"more nodes than the cluster has (clusterMaxNodes {config.cluster_max_nodes})"
         )
-    alert_settings = AlertSettings.from_config(
-        config, pipeline_settings.schedule_cron, pipeline_settings.schedule_enabled
-    )
+    alert_settings = AlertSettings.from_config(config, pipeline_settings)
 except (ConfigError, SettingsError) as error:
     raise pulumi.RunError(str(error)) from None
 

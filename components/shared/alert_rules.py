@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from batchscore.aml.settings import PipelineSettings
 from components.config import (
     ALERT_FREQUENCY_MINUTES_MAX,
     ALERT_WINDOW_MINUTES_MAX,
@@ -49,6 +50,8 @@ class AlertSettings:
     watch_schedule: bool = True
     #: why the missed-run rule is off although the schedule runs (the component warns)
     schedule_unwatched: str | None = None
+    #: runs publish a summary (appendRows: true); without, the rules that read it are off
+    run_summaries: bool = True
     failed_pairs_percent: int = 5
     no_input_minutes: int = 30
     ingestion_stall_minutes: int = 30
@@ -58,13 +61,12 @@ class AlertSettings:
     severity_cluster: int = 2
 
     @classmethod
-    def from_config(
-        cls, config: StackConfig, schedule_cron: str, schedule_enabled: bool = True
-    ) -> AlertSettings:
-        """The settings from the stack config and the scoring schedule's cron (the missed-run
-        window is its longest gap plus ``alertRunGraceMinutes``). A gap no log alert can look
-        across (more than 2 days, e.g. a weekdays-only schedule) leaves that one rule off,
-        with the reason in ``schedule_unwatched``: the schedule itself is fine."""
+    def from_config(cls, config: StackConfig, pipeline: PipelineSettings) -> AlertSettings:
+        """The settings from the stack config and the scoring pipeline's (the missed-run
+        window is the cron's longest gap plus ``alertRunGraceMinutes``). A gap no log alert
+        can look across (more than 2 days, e.g. a weekdays-only schedule) leaves that one rule
+        off, with the reason in ``schedule_unwatched``: the schedule itself is fine."""
+        schedule_cron, schedule_enabled = pipeline.schedule_cron, pipeline.schedule_enabled
         gap = longest_cron_gap_minutes(schedule_cron)
         window = gap + config.alert_run_grace_minutes
         unwatched = None
@@ -81,6 +83,7 @@ class AlertSettings:
             missed_run_window_minutes=min(window, ALERT_WINDOW_MINUTES_MAX),
             watch_schedule=schedule_enabled and unwatched is None,
             schedule_unwatched=unwatched,
+            run_summaries=pipeline.append_rows,
             failed_pairs_percent=config.alert_failed_pairs_percent,
             no_input_minutes=config.alert_no_input_minutes,
             ingestion_stall_minutes=config.alert_ingestion_stall_minutes,
@@ -219,6 +222,7 @@ def alert_rules(s: AlertSettings) -> AlertRules:
             every,
             "GreaterThan",
             0,
+            enabled=s.run_summaries,
         ),
         LogAlertRule(
             "scoring-failed-pairs",
@@ -232,6 +236,7 @@ def alert_rules(s: AlertSettings) -> AlertRules:
             "GreaterThan",
             0,
             values={"failed_pairs_percent": s.failed_pairs_percent},
+            enabled=s.run_summaries,
         ),
         LogAlertRule(
             "stream-no-input",

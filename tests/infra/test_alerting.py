@@ -46,9 +46,7 @@ def engine_values(stack: str, overrides: dict[str, str] | None = None) -> dict[s
 def settings_of(stack: str, overrides: dict[str, str] | None = None) -> AlertSettings:
     values = engine_values(stack, overrides)
     pipeline = PipelineSettings.from_mapping(values)
-    return AlertSettings.from_config(
-        StackConfig.from_mapping(values), pipeline.schedule_cron, pipeline.schedule_enabled
-    )
+    return AlertSettings.from_config(StackConfig.from_mapping(values), pipeline)
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -186,14 +184,21 @@ def test_the_longest_gap_between_scheduled_runs(cron: str, gap: int) -> None:
 
 def test_the_missed_run_window_is_the_gap_plus_grace_or_off_beyond_two_days() -> None:
     config = StackConfig(alert_run_grace_minutes=30)
-    hourly = AlertSettings.from_config(config, "0 * * * *")
+    hourly = AlertSettings.from_config(config, PipelineSettings(schedule_cron="0 * * * *"))
     assert (hourly.missed_run_window_minutes, hourly.watch_schedule) == (90, True)
     assert hourly.schedule_unwatched is None
-    weekdays = AlertSettings.from_config(config, "0 6 * * 1-5")
+    weekdays = AlertSettings.from_config(config, PipelineSettings(schedule_cron="0 6 * * 1-5"))
     assert weekdays.watch_schedule is False
     assert "alertRunGraceMinutes (30) is 4350 minutes" in weekdays.schedule_unwatched
-    off = AlertSettings.from_config(config, "0 * * * *", schedule_enabled=False)
+    off = AlertSettings.from_config(config, PipelineSettings(schedule_enabled=False))
     assert off.watch_schedule is False and off.schedule_unwatched is None
+
+
+def test_without_run_summaries_the_rules_that_read_them_are_off() -> None:
+    settings = AlertSettings.from_config(StackConfig(), PipelineSettings(append_rows=False))
+    enabled = {rule.key: rule.enabled for rule in alert_rules(settings).log}
+    assert enabled["scoring-empty-window"] is enabled["scoring-failed-pairs"] is False
+    assert enabled["scoring-run-failed"] is enabled["stream-no-input"] is True
 
 
 @pytest.mark.parametrize(
