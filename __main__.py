@@ -4,11 +4,13 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from batchscore.aml.settings import SettingsError
+from components.alerting import Alerting, AlertingArgs
 from components.config import ConfigError, StackConfig
 from components.ingestion import Ingestion, IngestionArgs
 from components.ml_workspace import MlWorkspace, MlWorkspaceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import GlobalNames, random_suffix
+from components.operations_workbook import OperationsWorkbook, OperationsWorkbookArgs
 from components.scoring_image import ScoringImage, ScoringImageArgs
 from components.scoring_pipeline import (
     ScoringPipeline,
@@ -16,6 +18,8 @@ from components.scoring_pipeline import (
     pipeline_settings_from_config,
 )
 from components.sensor_database import EntraAdmin, SensorDatabase, SensorDatabaseArgs
+from components.shared.alert_rules import AlertSettings
+from components.shared.monitoring_queries import QueryScope
 from components.shared.placement import Placement, standard_tags
 from components.shared.registry_auth import ACR_AUDIENCE
 from components.shared.stack_outputs import export_stack_outputs
@@ -32,6 +36,7 @@ try:  # validated before any resource is declared
             f"scoringInstanceCount {pipeline_settings.instance_count}: a scoring run cannot use "
             f"more nodes than the cluster has (clusterMaxNodes {config.cluster_max_nodes})"
         )
+    alert_settings = AlertSettings.from_config(config, pipeline_settings)
 except (ConfigError, SettingsError) as error:
     raise pulumi.RunError(str(error)) from None
 
@@ -217,10 +222,29 @@ scoring = ScoringPipeline(
         predictions_datastore=ml.datastore_names["predictions"],
         storage_account_name=storage.account_name,
         settings=pipeline_settings,
+        telemetry_connection_string=ml.app_insights_connection_string,
     ),
     # Registering the components uploads their code to the storage account as the deployer.
     pulumi.ResourceOptions(depends_on=[ml, bootstrap, storage.deployer_data_access]),
 )
+
+# Operators see failed or missing runs, empty windows, the stream job and ingestion.
+query_scope = QueryScope.of(ml.workspace_id, ml.app_insights_id, stream.job_id, ml.cluster_name)
+Alerting(
+    "alerting",
+    AlertingArgs(
+        place,
+        alert_settings,
+        log_analytics_workspace_id=logs,
+        query_scope=query_scope,
+        stream_job_id=stream.job_id,
+        # Read as a secret (config validation refuses a webhook stored in plain text).
+        webhook_url=pulumi.Config().get_secret("alertWebhookUrl")
+        if config.alert_webhook_url
+        else None,
+    ),
+)
+OperationsWorkbook("operations", OperationsWorkbookArgs(place, logs, query_scope=query_scope))
 
 export_stack_outputs(
     {

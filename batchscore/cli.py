@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("batchscore.commands.train", "train one anomaly model per (Device, Sensor)"),
     "extract": ("scoring.steps.extract", "readings of one window as partitioned Parquet + MLTable"),
     "score": ("batchscore.commands.score", "run an entry script under the local parallel runner"),
+    "publish": (
+        "scoring.steps.publish",
+        "a scored window's predictions and run summary into window=<end>/ (as on Azure)",
+    ),
+    "runs": ("batchscore.commands.runs", "the run history: list, show or chart the run summaries"),
     "demo": ("batchscore.commands.demo", "everything above on a small fleet, with a report"),
     "example": ("batchscore.commands.example", "a worked batch-inference example (digits images)"),
     "models": ("batchscore.commands.models", "manage a model store (upload to Blob storage)"),

@@ -8,6 +8,9 @@ Stages (each is the real command, run in-process through ``batchscore.cli.main``
                  (the first 36 h) -> ``models/``
 4. ``extract``   the scoring period (the last 12 h) -> ``extract/`` (MLTable + partitions)
 5. ``score``     the entry script under the local parallel runner -> ``predictions/``
+                 (and one Parquet part per mini-batch -> ``scored/``, as on Azure ML)
+6. ``publish``   the parts into ``runs/window=<end>/``: the predictions and the run's summary,
+                 as the pipeline's publish step writes them (``batchscore runs list``)
 
 Then it compares the predictions with the injected anomalies. Ground truth per
 window: a window (TS - W, TS] is *truly anomalous* when at least one raw reading
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import textwrap
 import time
 from dataclasses import asdict, dataclass, field
@@ -108,6 +112,8 @@ class DemoReport:
                 f"  time             {stages}",
                 f"  report           {self.files.get('report', '')}",
                 f"  chart            {self.files.get('chart', '')}",
+                f"  run history      batchscore runs list --predictions "
+                f"{self.files.get('runs', '')}",
                 "",
                 textwrap.fill(f"Chart: {self.chart_caption}", width=92, subsequent_indent="  "),
                 "",
@@ -351,10 +357,19 @@ def run_demo(config: DemoConfig, workdir: Path) -> DemoReport:
          "--lookback-minutes", str(config.score_hours * 60), "--output", str(extract_dir)],
         timings,
     )  # fmt: skip
+    scored_dir, runs_dir = workdir / "scored", workdir / "runs"
+    shutil.rmtree(scored_dir, ignore_errors=True)  # parts of an earlier demo are not this run's
     _stage(
         "score",
         ["score", "--input", str(extract_dir), "--models", str(models),
-         "--output", str(predictions_dir), "--workers", str(config.workers)],
+         "--output", str(predictions_dir), "--workers", str(config.workers),
+         "--", "--predictions-dir", str(scored_dir)],
+        timings,
+    )  # fmt: skip
+    _stage(
+        "publish",
+        ["publish", "--scored", str(scored_dir), "--extract", str(extract_dir),
+         "--out", str(runs_dir)],
         timings,
     )  # fmt: skip
 
@@ -382,6 +397,7 @@ def run_demo(config: DemoConfig, workdir: Path) -> DemoReport:
         "models": str(models),
         "extract": str(extract_dir),
         "predictions": str(predictions_dir / "predictions.parquet"),
+        "runs": str(runs_dir),
         "chart": str(chart),
         "report": str(workdir / "report.json"),
     }

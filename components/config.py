@@ -9,6 +9,9 @@ test keeps the two in step). `StackConfig.from_pulumi()` is the thin engine adap
 
 The scoring-pipeline keys (scheduleCron ... appendRows) live in the same namespace but are
 validated by the pipeline's own module; unknown keys are ignored here for that reason.
+
+Some rules depend on the stack: a production stack (:data:`PRODUCTION_STACKS`) must name an
+alert receiver. `from_mapping(values, stack=...)` applies them; without a stack they are skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 PROJECT = "batchscore"
 
@@ -47,8 +51,19 @@ OUTPUT_ERROR_POLICIES = ("Drop", "Stop")
 VM_PRIORITIES = ("Dedicated", "LowPriority")
 # Stream Analytics streaming units: 1, 3, 6 and multiples of 6.
 STREAMING_UNITS = (1, 3, 6, *range(12, 397, 6))
+# Stacks whose alerts must reach someone (the policy pack's always-on stacks, the same name).
+PRODUCTION_STACKS = ("prod",)
+# Azure Monitor alert severities: 0 critical .. 4 verbose.
+ALERT_SEVERITIES = (0, 1, 2, 3, 4)
+# Log search alert rules: evaluated every 1 minute to 1 day, and a stateful (auto-resolving)
+# rule at most every 12 hours; a query looks back at most 2 days. Source: "Create or edit a
+# log search alert rule" (learn.microsoft.com/azure/azure-monitor/alerts/
+# alerts-create-log-alert-rule), "Frequency of evaluation", "Automatically resolve alerts" and
+# "Override query time range". Five minutes is the shortest window the rules here use.
+ALERT_MINUTES_MIN, ALERT_FREQUENCY_MINUTES_MAX, ALERT_WINDOW_MINUTES_MAX = 5, 720, 2880
 
 _LOCATION = re.compile(r"^[a-z][a-z0-9]{2,39}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _VM_SIZE = re.compile(r"^Standard_[A-Z][A-Za-z0-9_]*$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _DURATION = re.compile(
@@ -152,6 +167,18 @@ class StackConfig:
     cluster_min_nodes: int = 0
     cluster_max_nodes: int = 2
     cluster_idle_time_before_scale_down: str = "PT120S"
+    # --- alerting (components/alerting.py)
+    alert_emails: tuple[str, ...] = ()
+    alert_webhook_url: str = ""
+    alert_evaluation_minutes: int = 15
+    alert_run_grace_minutes: int = 30
+    alert_failed_pairs_percent: int = 5
+    alert_no_input_minutes: int = 30
+    alert_ingestion_stall_minutes: int = 30
+    alert_severity_run_failed: int = 1
+    alert_severity_run_quality: int = 2
+    alert_severity_stream: int = 1
+    alert_severity_cluster: int = 2
 
     # --- derived values the components use -------------------------------------------------
     @property
@@ -195,8 +222,18 @@ class StackConfig:
         return out
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> StackConfig:
-        """Validate `values` (camelCase keys; others ignored) or raise one `ConfigError`."""
+    def from_mapping(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        stack: str | None = None,
+        secret_keys: frozenset[str] | None = None,
+    ) -> StackConfig:
+        """Validate `values` (camelCase keys; others ignored) or raise one `ConfigError`.
+
+        `stack` adds the stack's own rules (a production stack names an alert receiver);
+        `secret_keys` (the keys the engine holds encrypted) adds the check that a webhook URL
+        is one of them."""
         problems: list[str] = []
         typed: dict[str, Any] = {}
         defaults = cls()
@@ -216,10 +253,11 @@ class StackConfig:
         # that key would judge the default, not the user's value, so they are left out.
         wrong_type = {p.split(":", 1)[0] for p in problems}
         reported = list(problems)
-        for check in _CHECKS:
-            for problem in check(config):
-                if problem and not any(key in problem for key in wrong_type):
-                    reported.append(problem)
+        found = [problem for check in _CHECKS for problem in check(config)]
+        found += _stack_rules(config, stack, secret_keys)
+        for problem in found:
+            if problem and not any(key in problem for key in wrong_type):
+                reported.append(problem)
         if reported:
             raise ConfigError(reported)
         return config
@@ -228,10 +266,16 @@ class StackConfig:
     def from_pulumi(cls) -> StackConfig:
         """Read the project's config namespace from the running Pulumi program."""
         import pulumi
+        from pulumi.runtime.config import is_config_secret
 
         config = pulumi.Config()
         raw = {key: config.get(key) for key in cls.keys()}
-        return cls.from_mapping({k: v for k, v in raw.items() if v is not None})
+        secret = frozenset(k for k in cls.keys() if is_config_secret(config.full_key(k)))
+        return cls.from_mapping(
+            {k: v for k, v in raw.items() if v is not None},
+            stack=pulumi.get_stack(),
+            secret_keys=secret,
+        )
 
 
 # --- coercion (engine strings or typed values) ---------------------------------------------
@@ -420,6 +464,69 @@ def _workspace(c: StackConfig) -> list[str]:
     return problems
 
 
+def _alerting(c: StackConfig) -> list[str]:
+    low, frequency_max, window_max = (
+        ALERT_MINUTES_MIN,
+        ALERT_FREQUENCY_MINUTES_MAX,
+        ALERT_WINDOW_MINUTES_MAX,
+    )
+    problems = [
+        _between("alertEvaluationMinutes", c.alert_evaluation_minutes, low, frequency_max),
+        _between("alertRunGraceMinutes", c.alert_run_grace_minutes, low, window_max, " minutes"),
+        _between("alertFailedPairsPercent", c.alert_failed_pairs_percent, 0, 100, " percent"),
+        _between("alertNoInputMinutes", c.alert_no_input_minutes, low, window_max, " minutes"),
+        _between("alertIngestionStallMinutes", c.alert_ingestion_stall_minutes, low, window_max),
+    ]
+    for key in (
+        "alertSeverityRunFailed",
+        "alertSeverityRunQuality",
+        "alertSeverityStream",
+        "alertSeverityCluster",
+    ):
+        value = getattr(c, _field_of(key))
+        problems.append(_one_of(key, value, ALERT_SEVERITIES, "severity (0 critical .. 4 verbose)"))
+    # A window shorter than two tumbling windows would alert between two healthy windows.
+    if c.alert_ingestion_stall_minutes < 2 * c.stream_window_minutes:
+        problems.append(
+            f"alertIngestionStallMinutes: {c.alert_ingestion_stall_minutes} is shorter than two "
+            f"Stream Analytics windows (streamWindowMinutes {c.stream_window_minutes}); "
+            f"allowed: at least {2 * c.stream_window_minutes}"
+        )
+    for index, address in enumerate(c.alert_emails):
+        if not _EMAIL.match(address):
+            problems.append(f"alertEmails[{index}]: {address!r} is not an email address")
+    if len(set(a.lower() for a in c.alert_emails)) != len(c.alert_emails):
+        problems.append("alertEmails: an address is listed twice")
+    url = c.alert_webhook_url
+    if url and (not url.startswith("https://") or not urlsplit(url).hostname):
+        problems.append(
+            "alertWebhookUrl: must be an https:// URL (the alert payload names resources)"
+        )
+    return problems
+
+
+def _field_of(key: str) -> str:
+    return StackConfig.keys()[key]
+
+
+def _stack_rules(
+    c: StackConfig, stack: str | None, secret_keys: frozenset[str] | None
+) -> list[str]:
+    """Rules that need the stack's name or the engine's view of its config."""
+    problems = []
+    if stack in PRODUCTION_STACKS and not (c.alert_emails or c.alert_webhook_url):
+        problems.append(
+            f"alertEmails: stack {stack!r} must name at least one alert receiver (an address "
+            "in alertEmails, or alertWebhookUrl), or its alerts reach nobody"
+        )
+    if secret_keys is not None and c.alert_webhook_url and "alertWebhookUrl" not in secret_keys:
+        problems.append(
+            "alertWebhookUrl: store it encrypted (`pulumi config set --secret alertWebhookUrl "
+            "<url>`): a webhook URL often carries its own access token"
+        )
+    return problems
+
+
 _CHECKS: tuple[Callable[[StackConfig], list[str]], ...] = (
     _general,
     _ingestion,
@@ -427,4 +534,5 @@ _CHECKS: tuple[Callable[[StackConfig], list[str]], ...] = (
     _sql,
     _storage_and_registry,
     _workspace,
+    _alerting,
 )

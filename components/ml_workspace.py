@@ -67,6 +67,8 @@ class MlWorkspace(pulumi.ComponentResource):
     cluster_identity_client_id: pulumi.Output[str]
     cluster_identity_principal_id: pulumi.Output[str]
     datastore_names: dict[str, pulumi.Output[str]]
+    app_insights_id: pulumi.Output[str]
+    app_insights_connection_string: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: MlWorkspaceArgs, opts: pulumi.ResourceOptions | None = None
@@ -76,6 +78,10 @@ class MlWorkspace(pulumi.ComponentResource):
         self.subscription_id = args.subscription_id
 
         self.app_insights = self._observability(name, args)
+        self.app_insights_id = self.app_insights.id
+        # Names the component and its ingestion endpoint; not a credential (local auth is off,
+        # ingestion takes an Entra token): see scoring/telemetry.py.
+        self.app_insights_connection_string = self.app_insights.connection_string
         self.key_vault, self.workspace = self._workspace(name, args)
         self.workspace_name = self.workspace.name
         self.workspace_id = self.workspace.id
@@ -101,6 +107,7 @@ class MlWorkspace(pulumi.ComponentResource):
                 "workspaceId": self.workspace_id,
                 "clusterName": self.cluster_name,
                 "clusterIdentityClientId": self.cluster_identity_client_id,
+                "appInsightsId": self.app_insights_id,
             }
         )
 
@@ -167,7 +174,8 @@ class MlWorkspace(pulumi.ComponentResource):
         self, name: str, args: MlWorkspaceArgs
     ) -> tuple[managedidentity.UserAssignedIdentity, list[authorization.RoleAssignment]]:
         """The cluster's user-assigned identity and its data-plane roles: blob, queue and table
-        data on the storage account, AcrPull on the registry."""
+        data on the storage account, AcrPull on the registry, telemetry to Application
+        Insights."""
         place = args.placement
         identity = managedidentity.UserAssignedIdentity(
             f"{name}-cluster-identity",
@@ -193,6 +201,17 @@ class MlWorkspace(pulumi.ComponentResource):
                 role="AcrPull",
                 principal_id=identity.principal_id,
                 scope=args.registry_id,
+                subscription_id=args.subscription_id,
+                parent=self,
+            )
+        )
+        # The publish step sends each run's summary to Application Insights as this identity.
+        grants.append(
+            assign_role(
+                f"{name}-cluster-telemetry-publisher",
+                role="Monitoring Metrics Publisher",
+                principal_id=identity.principal_id,
+                scope=self.app_insights.id,
                 subscription_id=args.subscription_id,
                 parent=self,
             )

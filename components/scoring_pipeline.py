@@ -36,6 +36,8 @@ class ScoringPipelineArgs:
     ``identity_client_id`` the client id of the cluster's user-assigned identity;
     ``sql_server`` the server's FQDN. ``settings`` come from the stack config
     (:func:`pipeline_settings_from_config`). ``schedule_name`` None = auto-named.
+    ``telemetry_connection_string``: Application Insights, where the publish step sends each
+    run's summary (not a credential, see :class:`batchscore.aml.settings.PipelineTarget`).
     """
 
     subscription_id: pulumi.Input[str]
@@ -52,6 +54,7 @@ class ScoringPipelineArgs:
     # The workspace's storage account (where component code is uploaded), for error messages.
     storage_account_name: pulumi.Input[str] | None = None
     schedule_name: str | None = None
+    telemetry_connection_string: pulumi.Input[str] = ""
 
 
 def pipeline_settings_from_config(config: pulumi.Config | None = None) -> PipelineSettings:
@@ -88,6 +91,7 @@ class ScoringPipeline(pulumi.ComponentResource):
             "computeName": args.compute_name,
             "identityClientId": args.identity_client_id,
             "storageAccountName": args.storage_account_name,
+            "telemetryConnectionString": args.telemetry_connection_string,
         }
         self.pipeline = ScoringPipelineResource(
             f"{name}-schedule", props, pulumi.ResourceOptions(parent=self)

@@ -53,6 +53,11 @@ TAGGABLE_TYPES: frozenset[str] = frozenset(
         ML_WORKSPACE,
         ML_COMPUTE,
         "azure-native:managedidentity:UserAssignedIdentity",
+        "azure-native:monitor:ActionGroup",
+        "azure-native:monitor:ScheduledQueryRule",
+        "azure-native:monitor:MetricAlert",
+        "azure-native:monitor:ActivityLogAlert",
+        "azure-native:applicationinsights:Workbook",
     }
 )
 

@@ -35,6 +35,7 @@ from azure.ai.ml.entities import CommandComponent, ManagedIdentityConfiguration,
 
 from batchscore.aml import components as comps
 from batchscore.aml.settings import PipelineSettings, PipelineTarget
+from scoring.telemetry import CONNECTION_STRING_ENV
 
 TRIGGER_TIME_MACRO = "${{creation_context.trigger_time}}"
 #: what a job started by hand (not by the schedule) scores: the window ending now
@@ -88,6 +89,15 @@ def step_environment_variables(target: PipelineTarget) -> dict[str, str]:
     }
 
 
+def publish_environment_variables(target: PipelineTarget) -> dict[str, str]:
+    """The publish step's: the identity's, plus where it sends the run's summary
+    (:mod:`scoring.telemetry`); only this step sends telemetry."""
+    env_vars = step_environment_variables(target)
+    if target.telemetry_connection_string:
+        env_vars[CONNECTION_STRING_ENV] = target.telemetry_connection_string
+    return env_vars
+
+
 def scoring_pipeline_job(
     settings: PipelineSettings,
     target: PipelineTarget,
@@ -117,7 +127,7 @@ def scoring_pipeline_job(
         if built.publish is None:
             return {}
         publish = built.publish(scored=score.outputs.scored, extract=extract.outputs.readings)
-        _run_as_cluster_identity(publish, env_vars)
+        _run_as_cluster_identity(publish, publish_environment_variables(target))
         return {"predictions": publish.outputs.published, "summary": publish.outputs.summary}
 
     job = scoring(

@@ -30,6 +30,8 @@ PLACEHOLDER_IMAGE = (
     "PLACEHOLDER-registry.azurecr.io/batchscore-scoring@sha256:" + "0" * 64
 )  # marked placeholder: `pipeline export --image REF` or the stack's image replaces it
 PLACEHOLDER = "PLACEHOLDER"
+#: the folder of the predictions datastore under which each run writes its window folder
+PREDICTIONS_PATH = "scored"
 
 _MINI_BATCH_SIZE = re.compile(r"^\s*\d+\s*$|^\s*\d+(\.\d+)?\s*(kb|mb|gb)\s*$", re.IGNORECASE)
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
@@ -119,6 +121,9 @@ class PipelineTarget:
     ``image`` must be a reference by digest (``registry/repo@sha256:<64 hex>``) so a
     component version always means the same bits. ``identity_client_id`` is the client id
     of the cluster's user-assigned identity: the steps run as it (SQL, datastores).
+    ``telemetry_connection_string`` is the Application Insights connection string the publish
+    step sends the run's summary with (empty: no telemetry). It names the resource, not a
+    credential: ingestion takes the identity's Entra token (:mod:`scoring.telemetry`).
     """
 
     image: str = PLACEHOLDER_IMAGE
@@ -130,9 +135,16 @@ class PipelineTarget:
     sql_server: str = f"{PLACEHOLDER}-sql-server"
     sql_database: str = f"{PLACEHOLDER}-database"
     identity_client_id: str = "00000000-0000-0000-0000-000000000000"
+    telemetry_connection_string: str = ""
 
     def __post_init__(self) -> None:
         problems = []
+        telemetry = self.telemetry_connection_string
+        if telemetry and "InstrumentationKey=" not in telemetry:
+            problems.append(
+                "telemetry_connection_string: an Application Insights connection string "
+                "names its InstrumentationKey= and IngestionEndpoint= (got something else)"
+            )
         if not _DIGEST_REF.match(self.image or ""):
             problems.append(
                 f"image: must be a reference by digest like registry/repo@sha256:<64 hex> "
@@ -185,7 +197,7 @@ class PipelineTarget:
 
     def predictions_uri(self) -> str:
         """Root under which the publish step writes one ``window=<end>/`` folder per run."""
-        return f"azureml://datastores/{self.predictions_datastore}/paths/scored/"
+        return f"azureml://datastores/{self.predictions_datastore}/paths/{PREDICTIONS_PATH}/"
 
 
 #: the repository root, where Pulumi.yaml lives beside the batchscore package

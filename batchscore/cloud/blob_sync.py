@@ -40,11 +40,11 @@ DEFAULT_WORKERS = 8
 #: the folder of the container the scoring pipeline reads the store from
 #: (batchscore.aml.settings.PipelineTarget.models_path)
 DEFAULT_PREFIX = "store"
-_STORE_CONTRIBUTOR = "Storage Blob Data Contributor"
+STORE_CONTRIBUTOR = "Storage Blob Data Contributor"
 
 
 class BlobSyncError(RunFailed):
-    """The upload failed; the message names the container and what to do."""
+    """A storage call failed; the message names the container and what to do."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,8 @@ def upload_store(
     """
     destination = safe_url(container.url) + (f"/{prefix.strip('/')}" if prefix.strip("/") else "")
     files, manifest = _local_files(store_root, prefix)
-    _guard(lambda: _ensure_container(container, create_container), "open", destination)
-    remote = _guard(lambda: _remote_hashes(container, prefix), "list", destination)
+    storage_call(lambda: _ensure_container(container, create_container), "open", destination)
+    remote = storage_call(lambda: _remote_hashes(container, prefix), "list", destination)
 
     changed = [f for f in files if remote.get(f.blob_name) != f.sha256]
     unchanged = len(files) - len(changed)
@@ -144,13 +144,13 @@ def upload_store(
             futures = {pool.submit(_upload, container, f): f for f in changed}
             for future in as_completed(futures):
                 item = futures[future]
-                _guard(future.result, f"upload {item.blob_name} to", destination)
+                storage_call(future.result, f"upload {item.blob_name} to", destination)
                 sent_bytes += len(item.data)
                 bar.update(1)
 
     manifest_changed = remote.get(manifest.blob_name) != manifest.sha256
     if manifest_changed:
-        _guard(lambda: _upload(container, manifest), "upload the manifest to", destination)
+        storage_call(lambda: _upload(container, manifest), "upload the manifest to", destination)
         sent_bytes += len(manifest.data)
     return UploadSummary(
         uploaded=len(changed),
@@ -263,8 +263,11 @@ def _upload(container: Any, item: _LocalFile) -> None:
     )
 
 
-def _guard(call: Callable[[], Any], action: str, destination: str) -> Any:
-    """Run ``call``; storage errors become one BlobSyncError sentence naming the destination."""
+def storage_call(
+    call: Callable[[], Any], action: str, destination: str, role: str = STORE_CONTRIBUTOR
+) -> Any:
+    """Run ``call``; storage errors become one BlobSyncError sentence naming the destination
+    and the role the identity needs for it."""
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,
@@ -278,12 +281,12 @@ def _guard(call: Callable[[], Any], action: str, destination: str) -> Any:
     except ClientAuthenticationError as exc:
         raise BlobSyncError(
             f"cannot {action} {destination}: no usable Azure credential ({_first_line(exc)}); "
-            f"run `az login` or use a managed identity that holds {_STORE_CONTRIBUTOR}"
+            f"run `az login` or use a managed identity that holds {role}"
         ) from exc
     except HttpResponseError as exc:
         status = getattr(exc, "status_code", None)
         if status == 403:
-            advice = f"the identity needs the role {_STORE_CONTRIBUTOR} on the account or container"
+            advice = f"the identity needs the role {role} on the account or container"
         elif status == 404:
             advice = "the container or account was not found"
         else:

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from batchscore.cloud import blob_sync
+from batchscore.commands.blob_source import add_blob_auth, open_container
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 log = logging.getLogger(__name__)
-
-CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 
 
 ACTIONS = ("pack", "upload", "verify")
@@ -65,25 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     upload.add_argument(
         "--models", required=True, type=Path, metavar="DIR", help="the local model store folder"
     )
-    auth = upload.add_mutually_exclusive_group(required=True)
-    auth.add_argument(
-        "--account-url",
-        metavar="URL",
-        help="https://<account>.blob.core.windows.net (Entra auth via DefaultAzureCredential)",
-    )
-    auth.add_argument(
-        "--connection-string",
-        metavar="CS",
-        help="a storage connection string (Azurite/dev only; never logged)",
-    )
-    auth.add_argument(
-        "--connection-string-env",
-        nargs="?",
-        const=CONNECTION_STRING_ENV,
-        metavar="VAR",
-        help=f"read the connection string from an environment variable "
-        f"(default {CONNECTION_STRING_ENV})",
-    )
+    add_blob_auth(upload.add_mutually_exclusive_group(required=True))
     upload.add_argument("--container", required=True, metavar="NAME", help="the Blob container")
     upload.add_argument(
         "--prefix",
@@ -147,31 +127,14 @@ def _pack(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from batchscore.cloud.blob_sync import BlobSyncError, container_client, upload_store
+    from batchscore.cloud.blob_sync import BlobSyncError, upload_store
     from scoring.models.store import ModelStoreError
 
     if not args.models.is_dir():
         raise UsageError(f"--models {args.models}: no such folder")
     if args.workers < 1:
         raise UsageError(f"--workers {args.workers}: must be at least 1")
-    connection_string = args.connection_string
-    if args.connection_string_env:
-        connection_string = os.environ.get(args.connection_string_env)
-        if not connection_string:
-            raise UsageError(
-                f"--connection-string-env: environment variable {args.connection_string_env} "
-                "is not set"
-            )
-    if args.account_url and not args.account_url.startswith(("https://", "http://")):
-        raise UsageError(f"--account-url {args.account_url}: expected https://<account>...")
-    try:
-        container = container_client(
-            args.container, account_url=args.account_url, connection_string=connection_string
-        )
-    except BlobSyncError as exc:
-        raise UsageError(f"--connection-string: {exc}") from None
-    except ValueError as exc:  # e.g. an invalid container name or URL
-        raise UsageError(f"--container {args.container} / --account-url: {exc}") from None
+    container = open_container(args, args.container)
     try:
         with container:
             summary = upload_store(

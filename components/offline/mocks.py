@@ -127,6 +127,26 @@ ARM_TYPES: dict[str, tuple[str, str]] = {
         "name",
         "{resourceUri}/providers/Microsoft.Insights/diagnosticSettings/{name}",
     ),
+    "azure-native:monitor:ActionGroup": (
+        "actionGroupName",
+        _RG + "Microsoft.Insights/actionGroups/{name}",
+    ),
+    "azure-native:monitor:ScheduledQueryRule": (
+        "ruleName",
+        _RG + "Microsoft.Insights/scheduledQueryRules/{name}",
+    ),
+    "azure-native:monitor:MetricAlert": (
+        "ruleName",
+        _RG + "Microsoft.Insights/metricAlerts/{name}",
+    ),
+    "azure-native:monitor:ActivityLogAlert": (
+        "activityLogAlertName",
+        _RG + "Microsoft.Insights/activityLogAlerts/{name}",
+    ),
+    "azure-native:applicationinsights:Workbook": (
+        "resourceName",
+        _RG + "Microsoft.Insights/workbooks/{name}",
+    ),
 }
 
 SYSTEM_IDENTITY_TYPE = "pulumi-python:dynamic/batchscore:SystemIdentity"
@@ -235,6 +255,14 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 "principalId": self.principal_id(typ, logical),
                 "clientId": self._guid(typ, logical, "client"),
                 "tenantId": TENANT_ID,
+            }
+        if typ == "azure-native:applicationinsights:Component":
+            key = self._guid(typ, logical, "instrumentation-key")
+            region = inputs.get("location", "westeurope")
+            return {
+                "instrumentationKey": key,
+                "connectionString": f"InstrumentationKey={key};IngestionEndpoint="
+                f"https://{region}-0.in.applicationinsights.azure.com/",
             }
         if typ == "azure-native:keyvault:Vault":
             properties = dict(inputs.get("properties") or {})

@@ -82,6 +82,7 @@ INPUT_KEYS = (
     "computeName",
     "identityClientId",
     "storageAccountName",
+    "telemetryConnectionString",
 )
 # A schedule lives in one workspace under one name: moving it means a new one.
 REPLACE_KEYS = ("subscriptionId", "resourceGroupName", "workspaceName", "scheduleName")
@@ -146,7 +147,15 @@ def target_of(props: Mapping[str, Any]) -> PipelineTarget:
         sql_server=props["sqlServer"],
         sql_database=props["sqlDatabase"],
         identity_client_id=props["identityClientId"],
+        telemetry_connection_string=_telemetry(props),
     )
+
+
+def _telemetry(props: Mapping[str, Any]) -> str:
+    """Stacks deployed before telemetry have no such input (no telemetry, as before); in a
+    preview the value may be unknown (checked when it is known)."""
+    value = props.get("telemetryConnectionString") or ""
+    return "" if value == UNKNOWN else str(value)
 
 
 @pickled_as("components.scoring_pipeline")  # re-exported there

@@ -34,6 +34,9 @@ ROLE_IDS: dict[str, str] = {
     "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
     "User Access Administrator": "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
     "Role Based Access Control Administrator": "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
+    # Publishes all telemetry to Application Insights with an Entra token, not only metrics
+    # (learn.microsoft.com/azure/azure-monitor/app/azure-ad-authentication).
+    "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
 
 

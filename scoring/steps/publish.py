@@ -12,7 +12,20 @@ extract step recorded (its window and row count), and writes
   window replaces it (written beside, then swapped in);
 * ``window=<end>/summary.json``: the window, rows extracted and published, rows per status,
   anomalies, the mini-batches that failed with their reasons, the pairs the extract could not
-  write, and the run's outcome.
+  write, the (Device, Sensor) pairs scored and failed with a reason per failed pair
+  (:mod:`scoring.data.pair_outcomes`), the newest model version scored, timings, and the run's
+  outcome. The same summary goes to Application Insights as one event
+  (:mod:`scoring.telemetry`; never failing the step), where the alert rules read it.
+
+Timings: ``publish_seconds`` (this step), ``scoring_seconds`` (from the extract's summary
+being written to the last predictions part: the score step with its queueing),
+``latency_seconds`` (from the window's end to this summary: how late the predictions land).
+The two file times come from the files' modification times (on Azure ML, the blobs' last
+modified times through the mounts).
+
+Model version: the publish step does not open the model store; ``model_version`` is the
+newest ``ModelVersion`` among the scored rows (versions begin with their training time, so
+the newest sorts last) and ``model_versions`` how many distinct versions scored.
 
 Outcomes: ``succeeded``; ``empty_window`` (the extract found no readings: an ingestion
 outage should show, not pass as green); ``failed`` (exit 1, nothing published) when the
@@ -25,9 +38,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -35,9 +52,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scoring.data import scored_parts
+from scoring.data.extract_folder import SUMMARY_FILE as EXTRACT_SUMMARY_FILE
 from scoring.data.extract_folder import read_summary
 from scoring.data.files import atomic_path, write_json
-from scoring.data.schema import DEVICE, IS_ANOMALY, PREDICTION_SCHEMA, SENSOR, STATUS, TS
+from scoring.data.pair_outcomes import pair_outcomes
+from scoring.data.schema import (
+    DEVICE,
+    IS_ANOMALY,
+    MODEL_VERSION,
+    PREDICTION_SCHEMA,
+    SENSOR,
+    STATUS,
+    STATUS_OK,
+    TS,
+)
 from scoring.errors import RunFailed, UsageError
 
 log = logging.getLogger("scoring.steps.publish")
@@ -46,6 +74,8 @@ PREDICTIONS_FILE = "predictions.parquet"
 SUMMARY_FILE = "summary.json"
 KEY_COLUMNS = [TS, DEVICE, SENSOR]
 SUCCEEDED, EMPTY_WINDOW, FAILED = "succeeded", "empty_window", "failed"
+#: the Azure ML job's run id, where the step runs as one
+RUN_ID_ENV = "AZUREML_RUN_ID"
 
 
 @dataclass
@@ -66,6 +96,21 @@ class PublishSummary:
     parts: int = 0
     failed_mini_batches: list[dict[str, object]] = field(default_factory=list)
     pairs_not_extracted: list[dict[str, object]] = field(default_factory=list)
+    pairs: int = 0
+    pairs_scored: int = 0
+    pairs_failed: int = 0
+    failed_pairs: list[dict[str, str]] = field(default_factory=list)
+    model_version: str | None = None
+    model_versions: int = 0
+    run_id: str | None = None
+    timings: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PublishSummary:
+        """A summary read back from ``summary.json`` (fields an older step did not write take
+        their defaults; unknown ones are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def window_folder(window_end: str) -> str:
@@ -107,6 +152,7 @@ def collect(scored: Path) -> tuple[pa.Table, int]:
 def publish(scored: Path, extract: Path, out: Path) -> PublishSummary:
     """Write ``out/window=<end>/`` from the score step's parts; raises :class:`RunFailed` (and
     publishes nothing) when no prediction came back for a window with readings."""
+    started = time.monotonic()
     extracted = read_summary(extract)
     end = str(extracted["window_end"])
     summary = PublishSummary(
@@ -116,6 +162,7 @@ def publish(scored: Path, extract: Path, out: Path) -> PublishSummary:
         rows_extracted=int(extracted.get("rows", 0)),
         pairs_not_extracted=list(extracted.get("skipped_pairs") or []),
         failed_mini_batches=scored_parts.read_failures(scored),
+        run_id=os.environ.get(RUN_ID_ENV) or None,
     )
     table, summary.duplicates_dropped = collect(scored)
     summary.parts = len(list(scored.glob(f"{scored_parts.PART_PREFIX}*.parquet")))
@@ -124,6 +171,8 @@ def publish(scored: Path, extract: Path, out: Path) -> PublishSummary:
     statuses = Counter(table.column(STATUS).to_pylist())
     summary.rows_by_status = dict(sorted(statuses.items()))
     summary.anomalies = int(pc.sum(table.column(IS_ANOMALY)).as_py() or 0)
+    _count_pairs(summary, extract, table)
+    _model_versions(summary, table)
     if summary.rows_extracted and not table.num_rows:
         summary.status = FAILED
         summary.failure = (
@@ -142,8 +191,50 @@ def publish(scored: Path, extract: Path, out: Path) -> PublishSummary:
     if summary.status != FAILED:
         with atomic_path(target / PREDICTIONS_FILE) as tmp:
             pq.write_table(table, tmp)
+    summary.timings = _timings(summary.window_end, extract, scored, started)
     write_json(asdict(summary), target / SUMMARY_FILE)
     return summary
+
+
+def _count_pairs(summary: PublishSummary, extract: Path, table: pa.Table) -> None:
+    outcomes = pair_outcomes(
+        extract, table, summary.failed_mini_batches, summary.pairs_not_extracted
+    )
+    summary.pairs, summary.pairs_scored = outcomes.pairs, outcomes.scored
+    summary.pairs_failed = len(outcomes.failed)
+    summary.failed_pairs = outcomes.listed()
+
+
+def _model_versions(summary: PublishSummary, table: pa.Table) -> None:
+    scored = table.filter(pc.equal(table.column(STATUS), STATUS_OK)).column(MODEL_VERSION)
+    versions = [v for v in pc.unique(scored).to_pylist() if v]
+    summary.model_versions = len(versions)
+    summary.model_version = max(versions) if versions else None
+
+
+def _timings(window_end: str, extract: Path, scored: Path, started: float) -> dict[str, object]:
+    """See the module docstring; a time that cannot be known is None."""
+    now = datetime.now(UTC)
+    extracted_at = _modified(extract / EXTRACT_SUMMARY_FILE)
+    parts = [_modified(p) for p in scored.glob(f"{scored_parts.PART_PREFIX}*.parquet")]
+    last_part = max((t for t in parts if t is not None), default=None)
+    end = pd.Timestamp(window_end)
+    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    return {
+        "published_at": now.isoformat(timespec="seconds"),
+        "publish_seconds": round(time.monotonic() - started, 3),
+        "scoring_seconds": round(last_part - extracted_at, 3)
+        if last_part is not None and extracted_at is not None
+        else None,
+        "latency_seconds": round(now.timestamp() - end.timestamp(), 3),
+    }
+
+
+def _modified(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,11 +247,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scoring.telemetry import emit_run_summary
+
     if not args.scored.is_dir():
         raise UsageError(f"--scored {args.scored}: not a folder")
     summary = publish(args.scored, args.extract, args.out)
     if args.summary_out is not None:
         write_json(asdict(summary), args.summary_out / SUMMARY_FILE)
+    emit_run_summary(asdict(summary))  # never raises: telemetry cannot fail the run
     line = json.dumps(asdict(summary), default=str)
     if summary.status == FAILED:
         raise RunFailed(f"publish of {summary.window} failed: {summary.failure}; summary: {line}")

@@ -33,6 +33,10 @@ AUTO_NAMED = {
     "azure-native:managedidentity:UserAssignedIdentity",
     "azure-native:streamanalytics:StreamingJob",
     "azure-native:authorization:RoleAssignment",  # a GUID the provider generates
+    "azure-native:monitor:ActionGroup",
+    "azure-native:monitor:ScheduledQueryRule",
+    "azure-native:monitor:MetricAlert",
+    "azure-native:monitor:ActivityLogAlert",
 }
 SCOPED = {
     "azure-native:storage:BlobServiceProperties",
@@ -46,6 +50,8 @@ SCOPED = {
     "azure-native:machinelearningservices:Compute",
     "azure-native:machinelearningservices:Datastore",
     "azure-native:monitor:DiagnosticSetting",
+    # Named by a GUID of project and stack (Azure wants a GUID), in the stack's resource group.
+    "azure-native:applicationinsights:Workbook",
 }
 
 

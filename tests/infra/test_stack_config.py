@@ -118,6 +118,19 @@ BAD_VALUES = [
     ({"imageRepository": "Scoring Image"}, "imageRepository", "lowercase"),
     ({"eventHubsCapacity": "two"}, "eventHubsCapacity", "must be an integer"),
     ({"protectData": "yes"}, "protectData", "true or false"),
+    ({"alertEmails": ["ops.example.com"]}, "alertEmails[0]", "not an email address"),
+    ({"alertEmails": ["a@x.org", "A@x.org"]}, "alertEmails", "listed twice"),
+    ({"alertEmails": "ops@example.com"}, "alertEmails", "list of strings"),
+    ({"alertWebhookUrl": "http://hooks.example.com/x"}, "alertWebhookUrl", "https://"),
+    ({"alertEvaluationMinutes": 1}, "alertEvaluationMinutes", "5..720"),
+    ({"alertFailedPairsPercent": 101}, "alertFailedPairsPercent", "0..100"),
+    ({"alertNoInputMinutes": 3000}, "alertNoInputMinutes", "5..2880"),
+    (
+        {"alertIngestionStallMinutes": 15, "streamWindowMinutes": 10},
+        "alertIngestionStallMinutes",
+        "at least 20",
+    ),
+    ({"alertSeverityStream": 5}, "alertSeverityStream", "0, 1, 2, 3, 4"),
 ]
 
 
@@ -214,3 +227,33 @@ def test_the_ci_deployed_stacks_say_their_deployer_is_an_application() -> None:
     for stack in ("dev", "prod"):
         config = stack_config(stack)
         assert config.sql_admin_from_deployer and config.sql_admin_principal_type == "Application"
+
+
+# --- alert receivers: dev may have none, a production stack must name one ---------------------
+def test_dev_may_have_no_alert_receiver_but_prod_names_one() -> None:
+    assert StackConfig.from_mapping(stack_values("dev"), stack="dev").alert_emails == ()
+    prod = StackConfig.from_mapping(stack_values("prod"), stack="prod")
+    assert prod.alert_emails, "Pulumi.prod.yaml must name an alert receiver"
+
+
+@pytest.mark.parametrize(
+    "receivers",
+    [{"alertEmails": []}, {"alertEmails": [], "alertWebhookUrl": ""}],
+    ids=["no-email", "no-email-no-webhook"],
+)
+def test_prod_without_a_receiver_is_rejected_naming_the_key(receivers: dict) -> None:
+    values = {**stack_values("prod"), **receivers}
+    with pytest.raises(ConfigError) as caught:
+        StackConfig.from_mapping(values, stack="prod")
+    (line,) = caught.value.problems
+    assert line.startswith("alertEmails: stack 'prod' must name at least one alert receiver")
+
+
+def test_a_webhook_alone_is_a_receiver_if_the_engine_holds_it_encrypted() -> None:
+    values = {**stack_values("prod"), "alertEmails": [], "alertWebhookUrl": "https://h.io/x"}
+    config = StackConfig.from_mapping(
+        values, stack="prod", secret_keys=frozenset({"alertWebhookUrl"})
+    )
+    assert config.alert_webhook_url == "https://h.io/x"
+    with pytest.raises(ConfigError, match=r"alertWebhookUrl: store it encrypted .*--secret"):
+        StackConfig.from_mapping(values, stack="prod", secret_keys=frozenset())

@@ -35,6 +35,17 @@ def test_invalid_config_fails_before_any_resource_naming_each_key() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_prod_without_an_alert_receiver_or_with_a_bad_one_is_refused_naming_the_key() -> None:
+    nobody = run_plan("--stack", "prod", "--json-only", "--set", "alertEmails=[]")
+    assert nobody.returncode == 2 and nobody.stdout == ""
+    assert "alertEmails: stack 'prod' must name at least one alert receiver" in nobody.stderr
+    assert "(0 resources declared)" in nobody.stderr
+    typo = run_plan("--stack", "dev", "--json-only", "--set", 'alertEmails=["ops(at)corp"]')
+    assert typo.returncode == 2
+    assert "alertEmails[0]: 'ops(at)corp' is not an email address" in typo.stderr
+    assert "Traceback" not in nobody.stderr + typo.stderr
+
+
 def test_unknown_stack_and_unknown_key_are_usage_errors() -> None:
     missing = run_plan("--stack", "staging")
     assert missing.returncode == 2 and "no stack file Pulumi.staging.yaml" in missing.stderr

@@ -59,6 +59,8 @@ COMPONENTS = {
     "SqlBootstrap",
     "StreamJobStart",
     "ScoringPipeline",
+    "Alerting",
+    "OperationsWorkbook",
 }
 
 
@@ -280,6 +282,7 @@ def test_cluster_identity_holds_each_role_on_the_right_scope(plan: PlanView) -> 
         "974c5e8b-45b9-4653-ba55-5f855dd0fb88": account,  # Storage Queue Data Contributor
         "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": account,  # Storage Table Data Contributor
         "7f951dda-4ed3-4680-a7ca-43fe172d538d": registry,  # AcrPull
+        "3913510d-42f4-4e42-8a64-420c390055eb": plan.one(INSIGHTS).id,  # Monitoring Metrics Pub.
     }
     for role in plan.of_type(ROLE):
         assert role.get("roleDefinitionId").startswith(
@@ -430,3 +433,14 @@ def test_the_scoring_pipeline_runs_the_stack_image_on_the_cluster(plan: PlanView
     )
     assert scoring.get("settings")["lookbackMinutes"] > 0
     assert "password" not in str(scoring.inputs).lower(), f"{scoring.name} carries a secret"
+
+
+def test_the_publish_step_sends_run_summaries_to_the_stacks_application_insights(
+    plan: PlanView,
+) -> None:
+    telemetry = plan.one(SCORING).get("telemetryConnectionString")
+    key = OfflineMocks("batchscore", plan.stack)._guid(
+        INSIGHTS, "ml-insights", "instrumentation-key"
+    )
+    assert telemetry.startswith(f"InstrumentationKey={key};IngestionEndpoint=https://"), telemetry
+    assert plan.one(INSIGHTS).get("disableLocalAuth") is True, "ingestion must need a token"

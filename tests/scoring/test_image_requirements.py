@@ -83,6 +83,30 @@ def test_the_image_set_resolves_with_the_parallel_runtime(fresh_venv):
     assert _run([str(fresh_venv), "-c", probe], timeout=120).stdout.strip() == "1.61.0"
 
 
+TELEMETRY_PROBE = """
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+from azure.monitor.opentelemetry.exporter.export.logs._exporter import _convert_log_to_envelope
+from scoring import telemetry
+exporter = InMemoryLogRecordExporter()
+assert telemetry.emit_run_summary({"status": "empty_window", "pairs": 0}, exporter=exporter)
+(record,) = exporter.get_finished_logs()
+built = telemetry.exporter_from_environment({
+    telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+    "IngestionEndpoint=http://127.0.0.1:9/",
+    "DEFAULT_IDENTITY_CLIENT_ID": "11111111-1111-1111-1111-111111111111",
+})
+print(_convert_log_to_envelope(record).data.base_type, type(built._credential).__name__)
+"""
+
+
+@pytest.mark.slow
+def test_the_publish_steps_telemetry_runs_in_the_image_set(fresh_venv, tmp_path):
+    app = build_app_layout(tmp_path / "app")
+    env = {"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin"}
+    done = _run([str(fresh_venv), "-c", TELEMETRY_PROBE], env=env, cwd=tmp_path, timeout=120)
+    assert done.stdout.split() == ["EventData", "ManagedIdentityCredential"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("loaded_as", ["package", "snapshot file"])
 def test_mltable_reads_our_extract_and_the_entry_script_answers_every_row(

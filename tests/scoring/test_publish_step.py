@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-from scoring.data import db
+from scoring.data import db, scored_parts
 from scoring.data.schema import PREDICTION_COLUMNS, PREDICTION_SCHEMA
 from scoring.errors import UsageError
 from scoring.models.store import ModelStore
@@ -164,3 +164,137 @@ def test_window_folder_is_utc_basic_iso():
     assert publish.window_folder("2025-03-01 10:00") == "window=20250301T100000Z"
     with pytest.raises(UsageError, match="window end"):
         publish.window_folder("yesterday-ish")
+
+
+# --- pairs, model version, timings: what the run reports about itself -------------------------
+def test_the_summary_counts_pairs_names_each_failed_one_and_times_the_run(
+    extract, store, tmp_path, layout
+):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    summary = publish.publish(scored, extract, tmp_path / "out")
+    assert (summary.pairs, summary.pairs_scored, summary.pairs_failed) == (3, 2, 1)
+    (failed,) = summary.failed_pairs
+    assert (failed["device"], failed["sensor"]) == ("dev-3", "hum")
+    if layout == "pair":  # the pair's own mini-batch failed, with the entry script's reason
+        assert failed["reason"].startswith("mini-batch failed: ")
+        assert "no model for Device='dev-3' Sensor='hum'" in failed["reason"]
+    else:  # in a shard the pair's rows came back, none scored
+        assert failed["reason"] == "no row scored (no_model: 12)"
+    assert summary.model_versions == 2
+    models = ModelStore(store)
+    assert summary.model_version == max(models.entry(*pair)["version"] for pair in models.keys())
+    timings = summary.timings
+    assert set(timings) == {"published_at", "publish_seconds", "scoring_seconds", "latency_seconds"}
+    assert 0 <= timings["publish_seconds"] < 60 and timings["scoring_seconds"] >= 0
+    assert timings["latency_seconds"] > 365 * 86400, "the 2024 window ended long ago"
+    on_disk = json.loads((tmp_path / "out" / summary.window / "summary.json").read_text())
+    assert publish.PublishSummary.from_dict(on_disk) == summary
+
+
+def test_a_failed_shard_fails_every_pair_it_held_with_its_reason(tmp_path):
+    engine = db.open_database(f"sqlite:///{tmp_path / 's.db'}", create=True)
+    db.ensure_table(engine)
+    rows = [(END, device, sensor, 20.0, 19.0, 22.0, 5) for device, sensor in PAIRS]
+    db.replace_windows(engine, pd.DataFrame(rows, columns=list(db.SQL_COLUMNS)))
+    extract_window(engine, END, 60, tmp_path / "extract", layout="shard", shard_rows=100)
+    engine.dispose()
+    scored = tmp_path / "scored"
+    scored_parts.write_failure(
+        scored, "k", {"keys": {"Shard": "00000"}, "rows": 3}, "MemoryError: worker killed"
+    )
+    summary = publish.publish(scored, tmp_path / "extract", tmp_path / "out")
+    assert summary.status == "failed" and summary.pairs_failed == summary.pairs == 3
+    assert {(p["device"], p["sensor"]) for p in summary.failed_pairs} == set(PAIRS)
+    assert {p["reason"] for p in summary.failed_pairs} == {
+        "mini-batch failed: MemoryError: worker killed"
+    }
+
+
+def test_an_empty_window_has_no_pairs_and_no_model_version(tmp_path):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'e.db'}", create=True)
+    db.ensure_table(engine)
+    extract_window(engine, END, 60, tmp_path / "extract", layout="pair")
+    engine.dispose()
+    (tmp_path / "scored").mkdir()
+    summary = publish.publish(tmp_path / "scored", tmp_path / "extract", tmp_path / "out")
+    assert (summary.status, summary.pairs, summary.pairs_failed) == ("empty_window", 0, 0)
+    assert summary.model_version is None and summary.timings["scoring_seconds"] is None
+
+
+def test_an_older_summary_reads_back_with_defaults_for_the_new_fields():
+    old = {"window": "window=20240101T010000Z", "window_start": "a", "window_end": "b",
+           "status": "succeeded", "rows_extracted": 5, "someday": "ignored"}  # fmt: skip
+    summary = publish.PublishSummary.from_dict(old)
+    assert summary.rows_extracted == 5 and summary.pairs == 0 and summary.timings == {}
+
+
+# --- the step sends its summary to Application Insights (an in-memory exporter here) ----------
+@pytest.fixture
+def sent(monkeypatch):
+    """The events the publish step hands to its exporter."""
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+    from scoring import telemetry
+
+    exporter = InMemoryLogRecordExporter()
+    monkeypatch.setattr(telemetry, "exporter_from_environment", lambda environ=None: exporter)
+
+    def events() -> list[tuple[dict, dict]]:
+        out = []
+        for record in exporter.get_finished_logs():
+            attributes = dict(record.log_record.attributes)
+            measurements = json.loads(attributes.pop("microsoft.custom_measurements"))
+            out.append((attributes, measurements))
+        return out
+
+    return events
+
+
+def _publish_main(scored, extract, out) -> int:
+    return publish.main(["--scored", str(scored), "--extract", str(extract), "--out", str(out)])
+
+
+def test_a_run_with_a_failed_pair_reports_it_to_application_insights(
+    extract, store, tmp_path, sent
+):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    assert _publish_main(scored, extract, tmp_path / "out") == 0
+    ((properties, measurements),) = sent()
+    assert properties["microsoft.custom_event.name"] == "ScoringRunSummary"
+    assert properties["status"] == "succeeded"
+    assert properties["window"] == "window=20240101T010000Z"
+    assert (measurements["pairs"], measurements["pairs_failed"]) == (3, 1)
+    assert json.loads(properties["failed_pairs_sample"])[0]["device"] == "dev-3"
+    assert measurements["rows_extracted"] == 36 and "latency_seconds" in measurements
+
+
+def test_an_empty_window_is_reported_as_such(tmp_path, sent):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'e.db'}", create=True)
+    db.ensure_table(engine)
+    extract_window(engine, END, 60, tmp_path / "extract")
+    engine.dispose()
+    (tmp_path / "scored").mkdir()
+    assert _publish_main(tmp_path / "scored", tmp_path / "extract", tmp_path / "out") == 0
+    ((properties, measurements),) = sent()
+    assert properties["status"] == "empty_window"
+    assert measurements["rows_extracted"] == 0 and measurements["pairs"] == 0
+
+
+def test_a_failed_publish_still_reports_before_it_fails(extract, tmp_path, sent):
+    (tmp_path / "scored").mkdir()
+    assert _publish_main(tmp_path / "scored", extract, tmp_path / "out") == 1
+    ((properties, measurements),) = sent()
+    assert properties["status"] == "failed" and "no prediction came back" in properties["failure"]
+    assert measurements["pairs_failed"] == measurements["pairs"] == 3
+
+
+def test_telemetry_that_fails_never_fails_the_publish(extract, store, tmp_path, monkeypatch):
+    from scoring import telemetry
+
+    def unreachable(environ=None):
+        raise OSError("no route to the ingestion endpoint")
+
+    monkeypatch.setattr(telemetry, "exporter_from_environment", unreachable)
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    assert _publish_main(scored, extract, tmp_path / "out") == 0
+    assert (tmp_path / "out" / "window=20240101T010000Z" / "predictions.parquet").is_file()

@@ -122,6 +122,29 @@ def test_pipeline_takes_the_trigger_time_and_runs_as_the_cluster_identity(job):
     assert "summary" in job.outputs
 
 
+TELEMETRY = (
+    "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+    "IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/"
+)
+
+
+def test_only_the_publish_step_is_told_where_to_send_the_run_summary(built):
+    job = scoring_pipeline_job(
+        SETTINGS, replace(TARGET, telemetry_connection_string=TELEMETRY), built
+    )
+    env = {name: node.environment_variables for name, node in job.jobs.items()}
+    assert env["publish"]["APPLICATIONINSIGHTS_CONNECTION_STRING"] == TELEMETRY
+    assert env["publish"]["DEFAULT_IDENTITY_CLIENT_ID"] == TARGET.identity_client_id
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" not in env["extract"]
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" not in env["score"]
+    without = scoring_pipeline_job(SETTINGS, TARGET, built)
+    assert (
+        "APPLICATIONINSIGHTS_CONNECTION_STRING" not in without.jobs["publish"].environment_variables
+    )
+    with pytest.raises(ValueError, match="telemetry_connection_string: an Application Insights"):
+        replace(TARGET, telemetry_connection_string="https://not-a-connection-string")
+
+
 def test_the_model_store_path_passes_the_sdks_own_datastore_parser():
     from azure.ai.ml._utils._storage_utils import AzureMLDatastorePathUri
 

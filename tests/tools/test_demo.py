@@ -157,3 +157,15 @@ def test_bad_demo_options_exit_2(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["demo", "--workdir", str(tmp_path / "file")]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_demo_publishes_its_window_like_the_pipeline_and_runs_lists_it(demo_dir, capsys):
+    (summary,) = (demo_dir / "runs").glob("window=*/summary.json")
+    values = json.loads(summary.read_text())
+    rows = DEVICES * SENSORS * SCORE_HOURS * 60 // WINDOW
+    assert (values["status"], values["rows_published"]) == ("succeeded", rows)
+    assert values["pairs"] == DEVICES * SENSORS and values["pairs_failed"] == 0
+    capsys.readouterr()
+    assert main(["runs", "list", "--predictions", str(demo_dir / "runs")]) == 0
+    assert "1 run (succeeded 1)" in capsys.readouterr().out
