@@ -9,10 +9,12 @@ NPM    ?= npm
 
 .PHONY: venv node_modules demo test lint plan clean
 
-$(VENV)/.installed: requirements.txt scoring/requirements.txt
+# The package itself goes in editable (pip install -e .): the `batchscore` command, and
+# `python -m scoring`, work from any folder and always run this checkout's code.
+$(VENV)/.installed: requirements.txt scoring/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -e .
 	touch $@
 
 venv: $(VENV)/.installed
