@@ -18,7 +18,7 @@ stdout, ``report.json``) holds rows scored, anomalies found, precision, recall,
 recall per anomaly kind and the time of every stage; ``anomalies.png`` charts the
 sensors with the most injected anomalies, flagged windows marked.
 
-Everything lands in ``--workdir`` (default ``.demo`` in the current folder); a
+Everything lands in ``--workdir`` (default ``.batchscore/demo`` in the current folder); a
 re-run replaces the previous results.
 """
 
@@ -46,10 +46,11 @@ from scoring.data.schema import (
     normalize_readings,
 )
 from scoring.errors import RunFailed
+from scoring.work_folder import DEMO_FOLDER
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WORKDIR = Path(".demo")
+DEFAULT_WORKDIR = DEMO_FOLDER
 TRUE_ANOMALY = "TrueAnomaly"
 KIND_ORDER = ("stuck", "spike", "dip")
 

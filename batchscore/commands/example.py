@@ -13,13 +13,13 @@ import argparse
 import importlib.util
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from scoring.data.files import write_json
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
+from scoring.work_folder import DIGITS_FOLDER
 
 LOG = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=None,
-        help="where the model, images and predictions go (default: a new temporary folder)",
+        default=DIGITS_FOLDER,
+        help=f"where the model, images and predictions go (default: {DIGITS_FOLDER}/)",
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
     parser.add_argument(
@@ -94,11 +94,8 @@ def run_digits(workdir: Path, *, workers: int, mini_batch_size: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workdir is None:
-        workdir = Path(tempfile.mkdtemp(prefix="batchscore-digits-"))
-    else:
-        workdir = args.workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+    workdir = args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
     report = run_digits(workdir, workers=args.workers, mini_batch_size=args.mini_batch_size)
     if "accuracy" not in report:
         print(f"digits example failed: {report['status']} (see {workdir / 'predictions'})")

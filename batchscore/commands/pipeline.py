@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from scoring.errors import UsageError
+from scoring.work_folder import AML_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the Azure ML YAML (components, pipeline job, schedule) and validate it",
         description="Write the Azure ML YAML and validate it offline with azure-ai-ml.",
     )
-    export.add_argument("--out", required=True, type=Path, help="folder to write into")
+    export.add_argument(
+        "--out", type=Path, default=AML_FOLDER, help=f"folder to write into (default: {AML_FOLDER})"
+    )
     export.add_argument("--stack", help="read Pulumi.<stack>.yaml over the Pulumi.yaml defaults")
     export.add_argument(
         "--project-dir", type=Path, default=None, help="folder of Pulumi.yaml (default: repo)"

@@ -22,7 +22,8 @@ from the pipeline's in ``--mini-batch-error-threshold`` (-1 here, 5 there) and `
 (cores here, instances x concurrency there): ``--stack dev`` reproduces a cluster run.
 
 Everything after ``--`` is passed to the script as its program arguments. The default
-entry script is the product's ``scoring/steps/score.py``, which needs ``--models DIR``.
+entry script is the product's ``scoring/steps/score.py``, which reads the model store in
+``--models DIR`` (default ``.batchscore/models``, where ``train`` writes).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from scoring import work_folder
 from scoring.data.schema import PREDICTION_SCHEMA
 from scoring.errors import UsageError
 from scoring.runner import (
@@ -42,6 +44,7 @@ from scoring.runner import (
 )
 from scoring.runner.contract import DEFAULT_MINI_BATCH_SIZE, LOG_LEVELS, default_workers
 from scoring.steps import ENTRY_SCRIPT
+from scoring.work_folder import EXTRACT_FOLDER, MODELS_FOLDER, PREDICTIONS_FOLDER
 
 DEFAULT_ENTRY_SCRIPT = ENTRY_SCRIPT
 
@@ -69,20 +72,29 @@ exit codes:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.usage = "%(prog)s --input PATH --output DIR [options] [-- script arguments ...]"
+    parser.usage = "%(prog)s [--input PATH] [--output DIR] [options] [-- script arguments ...]"
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument(
         "--input",
-        required=True,
         type=Path,
+        default=EXTRACT_FOLDER,
         help="an extract folder (MLTable + Device=/Sensor= partitions), one CSV/Parquet file "
-        "of readings, or a folder of files (each run() gets a list of paths)",
+        "of readings, or a folder of files (each run() gets a list of paths) (default: "
+        f"{EXTRACT_FOLDER}, where extract writes)",
     )
     parser.add_argument(
-        "--models", type=Path, help="model store folder (required by the default entry script)"
+        "--models",
+        type=Path,
+        help=f"model store folder (the default entry script needs one; default for it: "
+        f"{MODELS_FOLDER}, where train writes)",
     )
-    parser.add_argument("--output", required=True, type=Path, help="folder for the outputs")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=PREDICTIONS_FOLDER,
+        help=f"folder for the outputs (default: {PREDICTIONS_FOLDER})",
+    )
     parser.add_argument(
         "--entry-script",
         type=Path,
@@ -220,20 +232,19 @@ def resolve_knobs(args: argparse.Namespace) -> dict[str, object]:
 def build_settings(args: argparse.Namespace) -> RunSettings:
     """The runner settings from the parsed flags; bad usage raises ``UsageError``."""
     if not args.input.exists():
-        raise UsageError(f"--input {args.input}: no such file or folder")
+        raise UsageError(work_folder.missing("--input", args.input))
     entry_script = args.entry_script or DEFAULT_ENTRY_SCRIPT
     program_arguments = list(args.script_arguments)
     uses_default_script = args.entry_script is None or (
         args.entry_script.resolve() == DEFAULT_ENTRY_SCRIPT
     )
-    if args.models is not None:
-        if not args.models.is_dir():
-            raise UsageError(f"--models {args.models}: no such folder")
-        program_arguments = ["--models", str(args.models), *program_arguments]
-    elif uses_default_script:
-        raise UsageError(
-            "--models DIR is required with the default entry script scoring/steps/score.py"
-        )
+    models = args.models
+    if models is None and uses_default_script:
+        models = MODELS_FOLDER
+    if models is not None:
+        if not models.is_dir():
+            raise UsageError(work_folder.missing("--models", models, "no such folder"))
+        program_arguments = ["--models", str(models), *program_arguments]
     if not entry_script.is_file():
         raise UsageError(f"--entry-script {entry_script}: no such file")
     knobs = resolve_knobs(args)

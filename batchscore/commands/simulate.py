@@ -13,6 +13,7 @@ from batchscore.simulate import DEFAULT_START, SimulationConfig, simulate_readin
 from scoring.data.files import TableFormatError, table_kind, write_table
 from scoring.data.schema import DEVICE, INJECTED_ANOMALY, SENSOR, TS, VALUE
 from scoring.errors import UsageError
+from scoring.work_folder import READINGS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"time of the first reading, ISO 8601, naive = UTC ({DEFAULT_START})",
     )
     parser.add_argument(
-        "--output", type=Path, help="where to write the readings (.csv or .parquet)"
+        "--output",
+        type=Path,
+        help=f"where to write the readings, .csv or .parquet (default: {READINGS_FILE}, "
+        "unless they go to Event Hubs)",
     )
     parser.add_argument(
         "--eventhub-namespace", help="Event Hubs namespace FQDN (e.g. ns.servicebus.windows.net)"
@@ -90,9 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if to_eventhub and not (args.eventhub_namespace and args.eventhub):
         raise UsageError("--eventhub-namespace and --eventhub must be given together")
     if args.output is None and not to_eventhub:
-        raise UsageError(
-            "give --output FILE (.csv/.parquet) and/or --eventhub-namespace/--eventhub"
-        )
+        args.output = READINGS_FILE
     if args.output is not None:
         try:
             table_kind(args.output)

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import URL, Engine, make_url
 
+from scoring import work_folder
 from scoring.data.schema import (
     COUNT,
     DEVICE,
@@ -44,7 +45,8 @@ from scoring.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DB_URL = "sqlite:///sensors.db"
+#: ``aggregate``'s database, the one ``train`` and ``extract`` read unless given another
+DEFAULT_DB_URL = work_folder.DATABASE_URL
 TABLE_NAME = "SensorReadings"
 #: every reading ``aggregate`` was given, so a window is always recomputed from all of them
 RAW_TABLE_NAME = "SensorReadingsRaw"
@@ -128,8 +130,9 @@ def _attach_entra_token(engine: Engine, credential=None) -> None:
 def open_database(url: str, create: bool = False, credential=None) -> Engine:
     """An engine for ``url``, checked by connecting once.
 
-    ``create``: a missing SQLite file may be created (its folder must exist);
-    without it a missing SQLite file is an error rather than a new empty database.
+    ``create``: a missing SQLite file may be created (its folder must exist; the command
+    line's work folder is created here); without it a missing SQLite file is an error rather
+    than a new empty database.
     Raises :class:`DatabaseError` naming the redacted URL.
     """
     shown = redact_url(url)
@@ -139,10 +142,13 @@ def open_database(url: str, create: bool = False, credential=None) -> Engine:
         raise DatabaseError(f"{shown}: not a database URL (e.g. {DEFAULT_DB_URL})") from exc
     sqlite_file = _sqlite_file(parsed)
     if sqlite_file is not None:
+        if not create and not sqlite_file.is_file():
+            raise DatabaseError(
+                f"{shown}: no such database file {sqlite_file} (`batchscore aggregate` creates it)"
+            )
+        work_folder.ensure_folder_of(sqlite_file)
         if not sqlite_file.parent.is_dir():
             raise DatabaseError(f"{shown}: folder {sqlite_file.parent} does not exist")
-        if not create and not sqlite_file.is_file():
-            raise DatabaseError(f"{shown}: no such database file {sqlite_file}")
     try:
         engine = sa.create_engine(parsed)
     except sa.exc.NoSuchModuleError as exc:

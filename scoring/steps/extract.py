@@ -39,6 +39,7 @@ from scoring.data.extract_folder import (
 )
 from scoring.errors import UsageError
 from scoring.progress import progress
+from scoring.work_folder import EXTRACT_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"window length: TS in (end - lookback, end] (default {DEFAULT_LOOKBACK_MINUTES})",
     )
     parser.add_argument(
-        "--output", type=Path, required=True, help="extract folder (replaced as a whole)"
+        "--output",
+        type=Path,
+        default=EXTRACT_FOLDER,
+        help=f"extract folder, replaced as a whole (default: {EXTRACT_FOLDER})",
     )
     parser.add_argument(
         "--partitioning",

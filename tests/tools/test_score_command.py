@@ -110,10 +110,12 @@ def test_bad_usage_is_one_line_and_exit_2(extract, tmp_path, capsys, argv, messa
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-def test_the_default_entry_script_needs_models(extract, tmp_path, capsys):
+def test_the_default_entry_script_needs_models(extract, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no .batchscore/models here: train has not run
     code = _score("--input", str(extract), "--output", str(tmp_path / "out"))
     assert code == 2
-    assert "--models DIR is required with the default entry script" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--models .batchscore/models: no such folder (`batchscore train` writes it)" in err
 
 
 def test_append_rows_and_summary_only_exclude_each_other(extract, tmp_path, capsys):
