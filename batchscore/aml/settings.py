@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from scoring.errors import UsageError
+from scoring.log_config import LOG_LEVELS
 
 PROJECT = "batchscore"
-LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PARTITIONINGS = ("shard", "pair")  # scoring.data.extract_folder.LAYOUTS
 PLACEHOLDER_IMAGE = (
     "PLACEHOLDER-registry.azurecr.io/batchscore-scoring@sha256:" + "0" * 64
@@ -321,10 +321,9 @@ def _check_settings(s: PipelineSettings) -> list[str]:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             allowed = "-1 (ignore) or more" if minimum == -1 else f"an integer >= {minimum}"
             problems.append(f"{key}: must be {allowed} (got {value!r})")
-    if s.logging_level not in LOGGING_LEVELS:
+    if s.logging_level not in LOG_LEVELS:
         problems.append(
-            f"scoringLoggingLevel: must be one of {', '.join(LOGGING_LEVELS)} "
-            f"(got {s.logging_level!r})"
+            f"scoringLoggingLevel: must be one of {', '.join(LOG_LEVELS)} (got {s.logging_level!r})"
         )
     if not _MINI_BATCH_SIZE.match(str(s.mini_batch_size)):
         problems.append(

@@ -12,7 +12,9 @@ The flags are the Azure ML v2 parallel job's knobs under local names:
 ``--mini-batch-error-threshold``     failed mini-batches tolerated (-1 ignores)
 ``--max-retries`` / ``--timeout``    ``retry_settings`` (local default timeout 300 s, not 60)
 ``--append-rows`` / ``--summary-only``  ``append_row_to`` set / unset
-``--log-level``                      ``logging_level`` of the workers
+``--log-level``                      ``logging_level``: the command's and its workers'
+                                     (every command takes it; stack default for the
+                                     workers: ``scoringLoggingLevel``)
 ``--stack``                          every knob above from that stack's config, as the
                                      scheduled pipeline gets them; explicit flags win
 ==================================  =================================================
@@ -42,7 +44,7 @@ from scoring.runner import (
     format_summary,
     run_parallel,
 )
-from scoring.runner.contract import DEFAULT_MINI_BATCH_SIZE, LOG_LEVELS, default_workers
+from scoring.runner.contract import DEFAULT_MINI_BATCH_SIZE, default_workers
 from scoring.steps import ENTRY_SCRIPT
 from scoring.work_folder import EXTRACT_FOLDER, MODELS_FOLDER, PREDICTIONS_FOLDER
 
@@ -162,13 +164,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="write only DIR/summary.json",
     )
-    knobs.add_argument(
-        "--log-level",
-        choices=LOG_LEVELS,
-        default=None,
-        help="logging level inside the workers (local: the global --log-level; stack: "
-        "scoringLoggingLevel)",
-    )
     parser.add_argument(
         "--output-format",
         choices=("parquet", "csv"),
@@ -183,8 +178,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: the knobs' defaults without ``--stack`` (``workers`` and ``log_level`` are filled in per
-#: run: the cores, the global ``--log-level``)
+#: the knobs' defaults without ``--stack`` (``workers`` is filled in per run: the cores;
+#: ``log_level`` is the command line's ``--log-level``, shared by the parent and the workers)
 LOCAL_DEFAULTS: dict[str, object] = {
     "workers": None,
     "mini_batch_size": DEFAULT_MINI_BATCH_SIZE,
@@ -193,7 +188,7 @@ LOCAL_DEFAULTS: dict[str, object] = {
     "max_retries": DEFAULT_MAX_RETRIES,
     "timeout": DEFAULT_TIMEOUT_SECONDS,
     "append_rows": True,
-    "log_level": None,
+    "log_level": "INFO",
 }
 
 
@@ -220,11 +215,7 @@ def resolve_knobs(args: argparse.Namespace) -> dict[str, object]:
     if args.stack:
         defaults = stack_defaults(args.stack)
     else:
-        defaults = {
-            **LOCAL_DEFAULTS,
-            "workers": default_workers(),
-            "log_level": getattr(args, "global_log_level", "INFO"),
-        }
+        defaults = {**LOCAL_DEFAULTS, "workers": default_workers()}
     given = {name: getattr(args, name, None) for name in defaults}
     return {name: defaults[name] if given[name] is None else given[name] for name in defaults}
 

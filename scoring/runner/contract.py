@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from scoring.errors import UsageError
+from scoring.log_config import LOG_LEVELS
 
 #: Azure ML's default per-mini-batch timeout is 60 s, which makes cold workers (model
 #: loading, first imports) time out and retry in storms. Locally we default to 300 s.
@@ -27,7 +28,6 @@ DEFAULT_MAX_RETRIES = 2
 #: Azure ML's default for file inputs: 10 files per mini-batch.
 DEFAULT_MINI_BATCH_SIZE = "10"
 OUTPUT_FORMATS = ("parquet", "csv")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _SIZE_UNITS = {"": None, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 _SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([kmg]?b)?\s*$", re.IGNORECASE)
