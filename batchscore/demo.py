@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from batchscore.aggregate import window_end
+from batchscore.simulate import SimulationConfig
 from scoring.data.files import read_table, write_json
 from scoring.data.schema import (
     ANOMALY_KIND,
@@ -67,6 +68,17 @@ class DemoConfig:
     seed: int = 42
     workers: int = max(1, min(2, os.cpu_count() or 1))
     chart_sensors: int = 4
+
+    def simulation(self) -> SimulationConfig:
+        """What the simulate stage generates."""
+        return SimulationConfig(
+            devices=self.devices,
+            sensors=self.sensors,
+            hours=self.hours,
+            interval_seconds=self.interval_seconds,
+            anomaly_rate=self.anomaly_rate,
+            seed=self.seed,
+        )
 
 
 @dataclass

@@ -15,6 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
+from scoring.data.files import require_output_folder
 from scoring.errors import UsageError
 from scoring.work_folder import AML_FOLDER
 
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             "pipeline: choose an action: export or run (e.g. `batchscore pipeline export "
             "--out DIR`)"
         )
+    require_output_folder("--out", args.out)
     from batchscore.aml import export
     from batchscore.aml.settings import PipelineTarget, SettingsError, stack_settings
 

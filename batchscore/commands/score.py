@@ -259,6 +259,7 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
 
 def run(args: argparse.Namespace) -> int:
     settings = build_settings(args)
+    settings.validate()  # every refusal before the first line of output
     logging.getLogger("scoring.runner").info(
         "scoring %s with %s on %d worker(s)%s",
         settings.input_path,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from scoring.data.db import DEFAULT_DB_URL
-from scoring.data.files import TableFormatError, read_table
+from scoring.data.files import TableFormatError, read_table, require_output_folder
 from scoring.data.schema import DEVICE, SENSOR, TS
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 from scoring.models.store import ModelStore, ModelStoreError
@@ -126,13 +126,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--min-rows {args.min_rows}: must be at least 1")
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    models = Path(args.models)
+    require_output_folder("--models", models)
     if args.input:
         readings, source = read_readings_file(args.input), args.input
     else:
         readings, source = read_readings_db(args.db or DEFAULT_DB_URL), SQL_TABLE
-    models = Path(args.models)
-    if models.exists() and not models.is_dir():
-        raise UsageError(f"--models {models}: exists and is not a folder")
     store = ModelStore(models)
     try:
         report = train_models(

@@ -70,6 +70,42 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise
 
 
+def require_output_folder(flag: str, path: str | Path, error: type[UsageError] = UsageError):
+    """Refuse, before any work, an output folder that cannot be made: ``path``, or the nearest
+    existing folder above it, is a file or cannot be written. ``error`` names ``flag``."""
+    path = Path(path)
+    problem = _unwritable(path)
+    if problem:
+        raise error(f"{flag} {path}: {problem}")
+
+
+def require_output_file(flag: str, path: str | Path, error: type[UsageError] = UsageError):
+    """Refuse, before any work, an output file that cannot be written: ``path`` is a folder,
+    or its folder cannot be made (as :func:`require_output_folder`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{flag} {path}: is a folder; give a file name")
+    problem = _unwritable(path.parent, target=path)
+    if problem:
+        raise error(f"{flag} {path}: {problem}")
+
+
+def _unwritable(folder: Path, target: Path | None = None) -> str | None:
+    """Why ``folder`` cannot be made or written in (None when it can)."""
+    for candidate in (folder, *folder.parents):
+        if not candidate.exists():
+            continue
+        if not candidate.is_dir():
+            if candidate == folder and target is None:
+                return "exists and is not a folder"
+            return f"{candidate} is a file, not a folder"
+        if not os.access(candidate, os.W_OK | os.X_OK):
+            where = "there" if candidate == folder else f"in {candidate}"
+            return f"cannot write {where} (Permission denied)"
+        return None
+    return None
+
+
 #: the names :func:`temporary_sibling` gives
 TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from scoring.data.files import require_output_folder
 from scoring.errors import UsageError
 from scoring.log_config import LOG_LEVELS
 
@@ -122,7 +123,17 @@ class RunSettings:
         return max(self.timeout_seconds, 60.0)
 
     def validate(self) -> MiniBatchSize:
-        """Raise :class:`InvalidSettingsError` naming the first bad setting."""
+        """Raise :class:`InvalidSettingsError` naming the first bad setting or path."""
+        size = self.validate_knobs()
+        if not self.input_path.exists():
+            raise InvalidSettingsError(f"--input {self.input_path}: no such file or folder")
+        require_output_folder("--output", self.output_dir, InvalidSettingsError)
+        check_entry_script(self.entry_script)
+        return size
+
+    def validate_knobs(self) -> MiniBatchSize:
+        """Like :meth:`validate`, for the knobs alone (no path is looked at): what a caller
+        that makes the input itself checks before making it."""
         if self.workers < 1:
             raise InvalidSettingsError(f"--workers {self.workers}: must be at least 1")
         if self.max_retries < 0:
@@ -147,11 +158,6 @@ class RunSettings:
             raise InvalidSettingsError(
                 f"--log-level {self.log_level!r}: choose one of {', '.join(LOG_LEVELS)}"
             )
-        if not self.input_path.exists():
-            raise InvalidSettingsError(f"--input {self.input_path}: no such file or folder")
-        if self.output_dir.exists() and not self.output_dir.is_dir():
-            raise InvalidSettingsError(f"--output {self.output_dir}: exists and is not a folder")
-        check_entry_script(self.entry_script)
         return parse_mini_batch_size(self.mini_batch_size)
 
 

@@ -37,6 +37,7 @@ from scoring.data.extract_folder import (
     partition_format,
     write_partitions,
 )
+from scoring.data.files import require_output_folder
 from scoring.errors import UsageError
 from scoring.progress import progress
 from scoring.work_folder import EXTRACT_FOLDER
@@ -223,8 +224,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lookback_minutes < 1:
         raise UsageError("--lookback-minutes must be at least 1")
     output: Path = args.output
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"--output {output}: exists and is not a folder")
+    require_output_folder("--output", output)
     if output.is_dir() and any(output.iterdir()) and not looks_like_extract(output):
         raise UsageError(
             f"--output {output}: a non-empty folder that is not an extract; refusing to replace it"

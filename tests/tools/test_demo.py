@@ -139,3 +139,18 @@ def test_bad_demo_options_exit_2(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["demo", "--workdir", str(tmp_path / "file")]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--devices", "0"], "--devices must be at least 1"),
+        (["--anomaly-rate", "0.9"], "--anomaly-rate must be between 0 and 0.5"),
+        (["--workers", "0"], "--workers must be at least 1"),
+    ],
+)
+def test_the_simulated_fleet_is_checked_before_any_stage(tmp_path, capsys, flags, message):
+    assert main(["demo", "--workdir", str(tmp_path / "demo"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "demo").exists()
