@@ -120,13 +120,19 @@ def run(args: argparse.Namespace) -> int:
     return {"pack": _pack, "upload": _upload, "verify": _verify}[action](args)
 
 
+def _require_folder(flag: str, folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} {folder}: exists and is not a folder")
+    if not folder.is_dir():
+        raise UsageError(work_folder.missing(flag, folder, "no such folder"))
+
+
 def _existing_store(flag: str, folder: Path):
     """The model store in ``folder``; a folder that is missing or holds no manifest is a
     usage error naming ``flag``."""
     from scoring.models.store import ModelStore
 
-    if not folder.is_dir():
-        raise UsageError(work_folder.missing(flag, folder, "no such folder"))
+    _require_folder(flag, folder)
     store = ModelStore(folder)
     if not store.manifest_path.is_file():
         raise UsageError(f"{flag} {folder}: no manifest.json here (not a model store)")
@@ -165,8 +171,7 @@ def _upload(args: argparse.Namespace) -> int:
     from batchscore.cloud.blob_sync import BlobSyncError, container_client, upload_store
     from scoring.models.store import ModelStoreError
 
-    if not args.models.is_dir():
-        raise UsageError(work_folder.missing("--models", args.models, "no such folder"))
+    _require_folder("--models", args.models)
     if args.workers < 1:
         raise UsageError(f"--workers {args.workers}: must be at least 1")
     connection_string = args.connection_string

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import URL, Engine, make_url
 
 from scoring import work_folder
+from scoring.data.files import output_file_problem
 from scoring.data.schema import (
     COUNT,
     DEVICE,
@@ -146,7 +147,11 @@ def open_database(url: str, create: bool = False, credential=None) -> Engine:
             raise DatabaseError(
                 f"{shown}: no such database file {sqlite_file} (`batchscore aggregate` creates it)"
             )
-        work_folder.ensure_folder_of(sqlite_file)
+        if create:
+            problem = output_file_problem(sqlite_file)
+            if problem:
+                raise DatabaseError(f"{shown}: {problem}")
+            work_folder.ensure_folder_of(sqlite_file)
         if not sqlite_file.parent.is_dir():
             raise DatabaseError(f"{shown}: folder {sqlite_file.parent} does not exist")
     try:
