@@ -32,6 +32,7 @@ PLACEHOLDER_IMAGE = (
     "PLACEHOLDER-registry.azurecr.io/batchscore-scoring@sha256:" + "0" * 64
 )  # marked placeholder: `pipeline export --image REF` or the stack's image replaces it
 PLACEHOLDER = "PLACEHOLDER"
+PLACEHOLDER_CLIENT_ID = "00000000-0000-0000-0000-000000000000"
 
 _MINI_BATCH_SIZE = re.compile(r"^\s*\d+\s*$|^\s*\d+(\.\d+)?\s*(kb|mb|gb)\s*$", re.IGNORECASE)
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
@@ -131,7 +132,7 @@ class PipelineTarget:
     predictions_datastore: str = "predictions"
     sql_server: str = f"{PLACEHOLDER}-sql-server"
     sql_database: str = f"{PLACEHOLDER}-database"
-    identity_client_id: str = "00000000-0000-0000-0000-000000000000"
+    identity_client_id: str = PLACEHOLDER_CLIENT_ID
 
     def __post_init__(self) -> None:
         problems = []
@@ -157,9 +158,15 @@ class PipelineTarget:
         if problems:
             raise SettingsError("invalid scoring pipeline target:\n  " + "\n  ".join(problems))
 
-    @property
-    def is_placeholder(self) -> bool:
-        return PLACEHOLDER in self.image
+    def placeholders(self) -> dict[str, str]:
+        """``{field: value}`` of every field still holding its stand-in, which no deployment
+        runs with: the image, the cluster, the SQL server and database, the identity."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) == f.default
+            and (PLACEHOLDER in str(f.default) or f.default == PLACEHOLDER_CLIENT_ID)
+        }
 
     @property
     def sql_host(self) -> str:
