@@ -20,7 +20,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 THIRD_PARTY_LOGGERS = ("azure", "msal", "urllib3", "matplotlib", "PIL")
 #: loggers with nothing for a user below DEBUG (azure-ai-ml gives its loggers a handler of
 #: their own, so only their own level keeps them quiet)
-SILENCED_LOGGERS = ("azure.ai.ml._utils._experimental",)
+SILENCED_LOGGERS = (
+    "azure.ai.ml._utils._experimental",  # "This is an experimental class" per schema class
+    "azure.identity._credentials.chained",  # every credential tried, the command says what to do
+)
 #: modules whose deprecation warnings are about libraries we do not call ourselves
 SILENCED_WARNINGS_FROM = r"(azure|marshmallow)(\.|$)"
 

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -384,3 +385,54 @@ def test_a_stale_pack_is_not_uploaded(azurite, tmp_path, caplog):
         assert _upload_cli(store_root, azurite, container) == 0
     assert PACK_NAME not in _download_all(azurite, container, "store/")
     assert "stale" in caplog.text and PACK_NAME in caplog.text
+
+
+ACCOUNT = "https://nosuchaccount0.blob.core.windows.net"
+
+
+def test_without_a_credential_it_fails_at_the_first_token(tmp_path, capsys, monkeypatch):
+    from azure.identity import CredentialUnavailableError
+
+    asked: list[tuple[str, ...]] = []
+
+    class NoCredential:
+        def __init__(self, **_):
+            pass
+
+        def get_token(self, *scopes, **_):
+            asked.append(scopes)
+            raise CredentialUnavailableError("no credential on this machine")
+
+    monkeypatch.setattr("azure.identity.DefaultAzureCredential", NoCredential)
+    store = tmp_path / "store"
+    _make_store(store, pairs=PAIRS[:1])
+    code = main(["models", "upload", "--models", str(store), "--account-url", ACCOUNT,
+                 "--container", "models"])  # fmt: skip
+    assert code == 1
+    assert asked == [("https://storage.azure.com/.default",)], "asked once, never retried"
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: cannot sign in to {ACCOUNT}: no usable Azure credential (no credential on "
+        "this machine); run `az login` or use a managed identity that holds Storage Blob Data "
+        "Contributor\n"
+    )
+
+
+def test_without_a_credential_the_real_command_fails_in_seconds_in_one_line(tmp_path):
+    store = tmp_path / "store"
+    _make_store(store, pairs=PAIRS[:1])
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "MSI_"))
+    }
+    environment["AZURE_CONFIG_DIR"] = str(tmp_path / "no-az-login")  # an Azure CLI, if any,
+    started = time.monotonic()  # is signed in to nothing
+    done = subprocess.run(
+        [sys.executable, "-m", "batchscore", "models", "upload", "--models", str(store),
+         "--account-url", ACCOUNT, "--container", "models"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert elapsed < 30, f"{elapsed:.0f} s: the SDK's retries are back"
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "no usable Azure credential" in lines[0], done.stderr
