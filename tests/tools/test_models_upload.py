@@ -1,7 +1,8 @@
 """`python -m scoring models upload` against a real Blob endpoint: Azurite on 127.0.0.1.
 
 Azurite comes from npm (package.json devDependencies; `make node_modules`). Without it the
-tests are skipped on a laptop, but fail in CI (CI=true), where it must have been installed.
+tests are skipped on a laptop, naming the fix, but fail in CI (CI=true), where it must have
+been installed.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ PAIRS = [("dev-001", "temperature"), ("dev-001", "vibration"), ("dev 002/ä", "t
 @pytest.fixture(scope="module")
 def azurite(tmp_path_factory) -> Iterator[str]:
     """A running azurite-blob on a free port; yields its connection string."""
-    if not AZURITE.exists():
-        reason = f"{AZURITE.relative_to(ROOT)} is missing: run `make node_modules` (npm ci)"
+    reason = _azurite_missing()
+    if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"Azurite is required in CI: {reason}")
         pytest.skip(reason)
@@ -74,6 +75,15 @@ def azurite(tmp_path_factory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def _azurite_missing() -> str | None:
+    """Why Azurite cannot run here, as the fix (None when it can)."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        return "Azurite needs Node.js with npm: install Node.js 20.6+, then `make node_modules`"
+    if not AZURITE.exists():
+        return f"{AZURITE.relative_to(ROOT)} is missing: run `make node_modules` (npm ci)"
+    return None
 
 
 def _wait_for_endpoint(proc: subprocess.Popen, timeout: float) -> str:
@@ -348,9 +358,29 @@ def test_azurite_is_installed_by_the_makefile():
     lock = json.loads((ROOT / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/azurite"]["version"] == version
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^test:.*node_modules", makefile, re.M), "make test must install node tools"
+    test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "$(MAKE) --no-print-directory node_modules" in test_recipe, (
+        "with npm, make test installs"
+    )
     assert "$(NPM) ci" in makefile
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci.index("make node_modules") < ci.index("make test"), "CI installs Azurite first"
     assert shutil.which("npm") or os.environ.get("CI") != "true", "npm is needed in CI"
+
+
+def test_the_pinned_azurite_runs_on_this_node():
+    import json
+
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    wanted = lock["packages"]["node_modules/azurite"]["engines"]["node"]
+    minimum = re.fullmatch(r">=\s*(\d+)\.(\d+)\.(\d+)", wanted)
+    assert minimum, f"azurite's engines.node {wanted!r} is no longer a plain minimum"
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no Node.js here (CI has one: .ci/run installs node_modules)")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+    have = tuple(int(part) for part in version.strip().lstrip("v").split("."))
+    assert have >= tuple(int(part) for part in minimum.groups()), (version, wanted)
 
 
 def test_a_current_pack_travels_with_the_models_before_the_manifest(azurite, tmp_path, capsys):
