@@ -103,6 +103,17 @@ def _chosen_command(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    return run_reporting_errors(lambda: _flushed(_parse_and_run(argv)))
+
+
+def _flushed(code: int) -> int:
+    """``code``, once stdout is flushed: a reader gone away (``| head``) is found here, where
+    it is reported like every error, not by the interpreter at exit."""
+    sys.stdout.flush()
+    return code
+
+
+def _parse_and_run(argv: list[str]) -> int:
     command = _chosen_command(argv)
     try:
         parser = build_parser(only=command)
@@ -116,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     log_config.configure(args.log_level or "INFO")
     try:
-        return run_reporting_errors(lambda: _load(args.command).run(args))
+        return _load(args.command).run(args)
     except ModuleNotFoundError as exc:
         return _missing_package(args.command, exc)
 

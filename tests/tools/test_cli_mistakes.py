@@ -193,3 +193,16 @@ def test_a_mistake_is_one_line_and_exit_2(answers, path, kind):
     assert done.returncode == 2, shown
     assert len(lines) == 1, shown
     assert "error: " in lines[0] and fragment in lines[0], shown
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
+    """``batchscore ... | head -1`` where the reader is gone before the command writes."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchscore", "pipeline", "export", "--out", str(tmp_path),
+         "--no-validate"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    process.stdout.close()  # the reader is gone before the first byte
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert "Traceback" not in err and "Exception ignored" not in err, err
