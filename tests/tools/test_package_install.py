@@ -68,13 +68,34 @@ def _env(bin_dir: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_the_console_command_simulates_from_an_unrelated_folder(installed, elsewhere):
     done = _ok(
-        ["batchscore", "simulate", "--devices", "2", "--sensors", "3", "--hours", "1",
-         "--output", "readings.parquet"],
+        ["batchscore", "simulate", "--devices", "2", "--sensors", "3", "--hours", "1"],
         cwd=elsewhere, env=_env(installed), timeout=300,
     )  # fmt: skip
-    readings = pd.read_parquet(elsewhere / "readings.parquet")
+    readings = pd.read_parquet(elsewhere / ".batchscore" / "readings.parquet")
     assert len(readings) == 2 * 3 * 60, done.stderr
     assert set(readings.columns) >= {"TS", "Device", "Sensor", "Value"}
+    assert [p.name for p in elsewhere.iterdir()] == [".batchscore"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["example", "digits"], "come with a clone of the repository, not with an installed "
+                                "package: clone it and `pip install -e .` there"),
+        (["pipeline", "export"], "batchscore pipeline needs the module 'yaml', which this "
+                                 "environment lacks"),
+    ],
+    ids=["example without its files", "a platform command in the runtime set"],
+)  # fmt: skip
+def test_what_the_installed_package_cannot_do_is_one_line_naming_the_fix(
+    installed, elsewhere, argv, expected
+):
+    done = _run(["batchscore", *argv], cwd=elsewhere, env=_env(installed), timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1, done.stderr
+    assert expected in done.stderr
+    assert not (elsewhere / ".batchscore").exists(), "refused before writing anything"
 
 
 @pytest.mark.slow
