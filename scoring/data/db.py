@@ -128,6 +128,22 @@ def _attach_entra_token(engine: Engine, credential=None) -> None:
     sa.event.listen(engine, "do_connect", _token_hook(credential))
 
 
+ODBC_DRIVER_GUIDE = (
+    "https://learn.microsoft.com/sql/connect/odbc/linux-mac/"
+    "installing-the-microsoft-odbc-driver-for-sql-server"
+)
+
+
+def _odbc_hint(reason: str) -> str:
+    """What to install when Azure SQL fails for want of the ODBC layers on this machine."""
+    if "libodbc" in reason or "Can't open lib" in reason:
+        return (
+            "; Azure SQL from this machine needs unixODBC and Microsoft's ODBC Driver 18 for "
+            f"SQL Server: {ODBC_DRIVER_GUIDE}"
+        )
+    return ""
+
+
 def open_database(url: str, create: bool = False, credential=None) -> Engine:
     """An engine for ``url``, checked by connecting once.
 
@@ -159,7 +175,9 @@ def open_database(url: str, create: bool = False, credential=None) -> Engine:
     except sa.exc.NoSuchModuleError as exc:
         raise DatabaseError(f"{shown}: unknown database kind {parsed.drivername!r}") from exc
     except (ImportError, sa.exc.ArgumentError) as exc:
-        raise DatabaseError(f"{shown}: cannot use this database here ({exc})") from exc
+        raise DatabaseError(
+            f"{shown}: cannot use this database here ({exc}){_odbc_hint(str(exc))}"
+        ) from exc
     if _uses_entra_token(parsed):
         _attach_entra_token(engine, credential)
     try:
@@ -168,7 +186,7 @@ def open_database(url: str, create: bool = False, credential=None) -> Engine:
     except Exception as exc:  # driver errors vary by backend; all mean "cannot connect"
         engine.dispose()
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-        raise DatabaseError(f"{shown}: cannot connect ({reason})") from exc
+        raise DatabaseError(f"{shown}: cannot connect ({reason}){_odbc_hint(reason)}") from exc
     return engine
 
 
