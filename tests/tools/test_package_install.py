@@ -61,15 +61,16 @@ def elsewhere(tmp_path) -> Path:
     return folder
 
 
-def _env(bin_dir: Path) -> dict[str, str]:
-    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "SCORING_PROGRESS": "off", "HOME": "/tmp"}
+def _env(bin_dir: Path, home: Path) -> dict[str, str]:
+    """Only the fresh virtualenv and the system's own tools on PATH."""
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "SCORING_PROGRESS": "off", "HOME": str(home)}
 
 
 @pytest.mark.slow
 def test_the_console_command_simulates_from_an_unrelated_folder(installed, elsewhere):
     done = _ok(
         ["batchscore", "simulate", "--devices", "2", "--sensors", "3", "--hours", "1"],
-        cwd=elsewhere, env=_env(installed), timeout=300,
+        cwd=elsewhere, env=_env(installed, elsewhere.parent), timeout=300,
     )  # fmt: skip
     readings = pd.read_parquet(elsewhere / ".batchscore" / "readings.parquet")
     assert len(readings) == 2 * 3 * 60, done.stderr
@@ -91,7 +92,9 @@ def test_the_console_command_simulates_from_an_unrelated_folder(installed, elsew
 def test_what_the_installed_package_cannot_do_is_one_line_naming_the_fix(
     installed, elsewhere, argv, expected
 ):
-    done = _run(["batchscore", *argv], cwd=elsewhere, env=_env(installed), timeout=300)
+    done = _run(
+        ["batchscore", *argv], cwd=elsewhere, env=_env(installed, elsewhere.parent), timeout=300
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1, done.stderr
     assert expected in done.stderr
@@ -103,7 +106,7 @@ def test_what_the_installed_package_cannot_do_is_one_line_naming_the_fix(
 def test_python_dash_m_reaches_the_same_command_line(installed, elsewhere, module):
     done = _ok(
         [str(installed / "python"), "-m", module, "--help"],
-        cwd=elsewhere, env=_env(installed), timeout=120,
+        cwd=elsewhere, env=_env(installed, elsewhere.parent), timeout=120,
     )  # fmt: skip
     assert "simulate" in done.stdout and "usage: batchscore" in done.stdout
 
@@ -111,5 +114,9 @@ def test_python_dash_m_reaches_the_same_command_line(installed, elsewhere, modul
 @pytest.mark.slow
 def test_the_package_carries_what_the_code_reads_at_run_time(installed, elsewhere):
     probe = "from scoring import code_snapshot as c; print(c.RUNTIME_EXCLUDE_FILE.is_file())"
-    done = _ok([str(installed / "python"), "-c", probe], cwd=elsewhere, env=_env(installed))
+    done = _ok(
+        [str(installed / "python"), "-c", probe],
+        cwd=elsewhere,
+        env=_env(installed, elsewhere.parent),
+    )
     assert done.stdout.strip() == "True", "scoring/.dockerignore is package data"
