@@ -1,33 +1,50 @@
-# One entry point for people and CI. Every target sets up what it needs itself:
-# a virtualenv in .venv (pip upgraded first: the stock pip crashes on this set).
+# One entry point for people and CI. Every target sets up what it needs itself: a virtualenv
+# in .venv with the platform set (pip upgraded first: the stock pip crashes on this set), or,
+# for the demo alone, a lean one in .venv-demo with the scoring runtime and matplotlib.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+DEMO_VENV := .venv-demo
 STACK  ?= dev
 
 NPM    ?= npm
 
 .PHONY: venv node_modules demo test lint plan preflight clean
 
-$(VENV)/.installed: requirements.txt scoring/requirements.txt
+# The package itself goes in editable (pip install -e .): the `batchscore` command, and
+# `python -m scoring`, work from any folder and always run this checkout's code.
+$(VENV)/.installed: requirements.txt requirements-demo.txt scoring/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -e .
 	touch $@
 
 venv: $(VENV)/.installed
 
-# Node tools the tests use (Azurite, a local Blob endpoint), exactly as package-lock.json pins them.
+# Node tools the tests use (Azurite, a local Blob endpoint), exactly as package-lock.json pins them
+# (Azurite 3.35.0: its whole tree runs on Node 20.6 or later; 3.36 and up ask for Node 21/22).
 node_modules/.package-lock.json: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
 	touch $@
 
 node_modules: node_modules/.package-lock.json
 
-demo: venv
-	$(PY) -m scoring demo
+# The demo needs only the scoring runtime (requirements-demo.txt): installed with pip's own
+# progress, so the first run shows what it is doing.
+$(DEMO_VENV)/.installed: requirements-demo.txt scoring/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --upgrade pip
+	$(DEMO_VENV)/bin/python -m pip install -r requirements-demo.txt -e .
+	touch $@
 
-test: venv node_modules
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/batchscore demo
+
+# Without npm the tests still run; the Azurite ones skip, saying how to get them. CI installs
+# node_modules first (.ci/run), and there a missing Azurite fails the tests instead.
+test: venv
+	@if command -v $(NPM) >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules; \
+	else echo "npm not found: the Azurite tests will skip (install Node.js 20.6+ with npm to run them)"; fi
 	$(PY) -m pytest -q
 
 # Linters, all pinned in requirements.txt: ruff (lint and format), hadolint on the scoring
@@ -53,4 +70,4 @@ preflight: venv
 	$(PY) -m batchscore preflight --stack $(STACK)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache node_modules
+	rm -rf $(VENV) $(DEMO_VENV) build .pytest_cache node_modules

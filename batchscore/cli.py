@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
+from scoring import log_config
 from scoring.errors import EXIT_OK, EXIT_USAGE, run_reporting_errors
+from scoring.log_config import LOG_LEVELS
 
 # command name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -59,24 +60,46 @@ def _load(command: str):
     return importlib.import_module(module_name)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr (exit 2), pointing at ``--help``."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_log_level(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=default,
+        help="logging level of the command and of the processes it starts (default: INFO)",
+    )
+
+
+def _add_log_level_to_subcommands(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` after every command and sub-action too (``batchscore score
+    --log-level DEBUG``); given there, it overrides the one before the command."""
+    for action in parser._actions:  # argparse keeps its subparsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_log_level(sub, argparse.SUPPRESS)
+                _add_log_level_to_subcommands(sub)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="batchscore",
         description="Per-sensor batch scoring, locally exactly as on the Azure ML cluster.",
     )
-    parser.add_argument(
-        "--log-level",
-        dest="global_log_level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level of the command line (default: INFO)",
-    )
+    _add_log_level(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (_, help_text) in COMMANDS.items():
         cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
         # Only the chosen command's module is imported (the others only show help text).
         if only == name:
             _load(name).add_arguments(cmd_parser)
+    _add_log_level_to_subcommands(parser)
     return parser
 
 
@@ -89,17 +112,46 @@ def _chosen_command(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    return run_reporting_errors(lambda: _flushed(_parse_and_run(argv)))
+
+
+def _flushed(code: int) -> int:
+    """``code``, once stdout is flushed: a reader gone away (``| head``) is found here, where
+    it is reported like every error, not by the interpreter at exit."""
+    sys.stdout.flush()
+    return code
+
+
+def _parse_and_run(argv: list[str]) -> int:
     command = _chosen_command(argv)
-    parser = build_parser(only=command)
     try:
+        parser = build_parser(only=command)
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the one-line reason
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        return _missing_package(command, exc)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    logging.basicConfig(
-        level=getattr(logging, args.global_log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    log_config.configure(args.log_level or "INFO")
+    try:
+        return _load(args.command).run(args)
+    except ModuleNotFoundError as exc:
+        return _missing_package(args.command, exc)
+
+
+def _missing_package(command: str | None, exc: ModuleNotFoundError) -> int:
+    """A command whose third-party package is not installed here (e.g. ``pipeline`` in the
+    demo's lean virtualenv): one line naming the package and the fix. Our own modules
+    missing is a bug, and raises."""
+    missing = (exc.name or "").split(".")[0]
+    if not missing or missing in ("scoring", "batchscore"):
+        raise exc
+    print(
+        f"error: batchscore {command} needs the module {missing!r}, which this environment "
+        "lacks: use the full one (`make venv`, then .venv/bin/batchscore), or "
+        "pip install -r requirements.txt",
+        file=sys.stderr,
     )
-    return run_reporting_errors(lambda: _load(args.command).run(args))
+    return EXIT_USAGE

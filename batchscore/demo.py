@@ -22,7 +22,7 @@ recall per anomaly kind, where the false positives come from (and what to do abo
 and the time of every stage; ``anomalies.png`` charts the pairs the model flagged most
 (true and false flags), the injected anomalies and the training range marked, with a caption.
 
-Everything lands in ``--workdir`` (default ``.demo`` in the current folder); a
+Everything lands in ``--workdir`` (default ``.batchscore/demo`` in the current folder); a
 re-run replaces the previous results.
 """
 
@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from batchscore.aggregate import window_end
+from batchscore.simulate import SimulationConfig
 from scoring.data.files import read_table, write_json
 from scoring.data.schema import (
     ANOMALY_KIND,
@@ -53,10 +54,11 @@ from scoring.data.schema import (
     normalize_readings,
 )
 from scoring.errors import RunFailed
+from scoring.work_folder import DEMO_FOLDER
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WORKDIR = Path(".demo")
+DEFAULT_WORKDIR = DEMO_FOLDER
 TRUE_ANOMALY = "TrueAnomaly"
 KIND_ORDER = ("stuck", "spike", "dip")
 
@@ -73,6 +75,17 @@ class DemoConfig:
     seed: int = 42
     workers: int = max(1, min(2, os.cpu_count() or 1))
     chart_sensors: int = 4
+
+    def simulation(self) -> SimulationConfig:
+        """What the simulate stage generates."""
+        return SimulationConfig(
+            devices=self.devices,
+            sensors=self.sensors,
+            hours=self.hours,
+            interval_seconds=self.interval_seconds,
+            anomaly_rate=self.anomaly_rate,
+            seed=self.seed,
+        )
 
 
 @dataclass

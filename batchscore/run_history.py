@@ -71,12 +71,18 @@ class History:
     def find(self, window: str) -> Run:
         """The run of a window, named as its folder (``window=20240101T010000Z``) or by any
         ISO 8601 time of its end; the latest summary wins if a window ran twice."""
-        wanted = window if WINDOW_FOLDER.match(window) else window_folder(window)
+        wanted = window_key(window)
         found = [r for r in self.runs if r.summary.window == wanted]
         if not found:
             known = ", ".join(r.summary.window for r in self.runs[-5:]) or "none"
             raise RunHistoryError(f"no run for {wanted}; the latest windows: {known}")
         return found[-1]
+
+
+def window_key(window: str) -> str:
+    """A window as its folder name: given so (``window=20240101T010000Z``) or as any ISO 8601
+    time of its end; anything else raises :class:`UsageError` naming it."""
+    return window if WINDOW_FOLDER.match(window) else window_folder(window)
 
 
 def read_folder(root: Path) -> History:

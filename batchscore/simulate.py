@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.data.schema import ANOMALY_KIND, DEVICE, INJECTED_ANOMALY, SENSOR, TS, VALUE
+from scoring.errors import UsageError
 from scoring.progress import progress
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,22 @@ class SimulationConfig:
     @property
     def readings_per_pair(self) -> int:
         return int(self.hours * 3600 // self.interval_seconds)
+
+    def validate(self) -> SimulationConfig:
+        """This config, or a :class:`UsageError` naming the first flag out of range."""
+        checks = [
+            (self.devices >= 1, "--devices must be at least 1"),
+            (self.sensors >= 1, "--sensors must be at least 1"),
+            (self.hours > 0, "--hours must be positive"),
+            (self.interval_seconds >= 1, "--interval-seconds must be at least 1"),
+            (0.0 <= self.anomaly_rate <= 0.5, "--anomaly-rate must be between 0 and 0.5"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        if self.readings_per_pair < 1:
+            raise UsageError("--hours is shorter than one --interval-seconds: no readings")
+        return self
 
 
 def device_names(count: int) -> list[str]:

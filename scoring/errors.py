@@ -18,6 +18,7 @@ raises what it knows and never imports a command line; :func:`exit_code_of` (use
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -47,7 +48,8 @@ class RunFailed(BatchscoreError):
 
 def run_reporting_errors(action: Callable[[], int | None]) -> int:
     """``action()``'s exit code; a :class:`BatchscoreError` becomes one line on stderr and its
-    exit code, Ctrl-C exit 1 with "interrupted". The one mapping of errors to exit codes."""
+    exit code, Ctrl-C exit 1 with "interrupted", a reader that went away (``| head``) exit 1
+    without a word. The one mapping of errors to exit codes."""
     try:
         return int(action() or EXIT_OK)
     except BatchscoreError as exc:
@@ -55,4 +57,8 @@ def run_reporting_errors(action: Callable[[], int | None]) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # Python's own advice: point stdout at /dev/null, or flushing it at exit fails again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from scoring.errors import UsageError
+from scoring.log_config import LOG_LEVELS
 
 PROJECT = "batchscore"
-LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PARTITIONINGS = ("shard", "pair")  # scoring.data.extract_folder.LAYOUTS
 PLACEHOLDER_IMAGE = (
     "PLACEHOLDER-registry.azurecr.io/batchscore-scoring@sha256:" + "0" * 64
@@ -32,6 +32,7 @@ PLACEHOLDER_IMAGE = (
 PLACEHOLDER = "PLACEHOLDER"
 #: the folder of the predictions datastore under which each run writes its window folder
 PREDICTIONS_PATH = "scored"
+PLACEHOLDER_CLIENT_ID = "00000000-0000-0000-0000-000000000000"
 
 _MINI_BATCH_SIZE = re.compile(r"^\s*\d+\s*$|^\s*\d+(\.\d+)?\s*(kb|mb|gb)\s*$", re.IGNORECASE)
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
@@ -134,7 +135,7 @@ class PipelineTarget:
     predictions_datastore: str = "predictions"
     sql_server: str = f"{PLACEHOLDER}-sql-server"
     sql_database: str = f"{PLACEHOLDER}-database"
-    identity_client_id: str = "00000000-0000-0000-0000-000000000000"
+    identity_client_id: str = PLACEHOLDER_CLIENT_ID
     telemetry_connection_string: str = ""
 
     def __post_init__(self) -> None:
@@ -167,9 +168,15 @@ class PipelineTarget:
         if problems:
             raise SettingsError("invalid scoring pipeline target:\n  " + "\n  ".join(problems))
 
-    @property
-    def is_placeholder(self) -> bool:
-        return PLACEHOLDER in self.image
+    def placeholders(self) -> dict[str, str]:
+        """``{field: value}`` of every field still holding its stand-in, which no deployment
+        runs with: the image, the cluster, the SQL server and database, the identity."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) == f.default
+            and (PLACEHOLDER in str(f.default) or f.default == PLACEHOLDER_CLIENT_ID)
+        }
 
     @property
     def sql_host(self) -> str:
@@ -307,10 +314,9 @@ def _check_settings(s: PipelineSettings) -> list[str]:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             allowed = "-1 (ignore) or more" if minimum == -1 else f"an integer >= {minimum}"
             problems.append(f"{key}: must be {allowed} (got {value!r})")
-    if s.logging_level not in LOGGING_LEVELS:
+    if s.logging_level not in LOG_LEVELS:
         problems.append(
-            f"scoringLoggingLevel: must be one of {', '.join(LOGGING_LEVELS)} "
-            f"(got {s.logging_level!r})"
+            f"scoringLoggingLevel: must be one of {', '.join(LOG_LEVELS)} (got {s.logging_level!r})"
         )
     if not _MINI_BATCH_SIZE.match(str(s.mini_batch_size)):
         problems.append(

@@ -41,6 +41,8 @@ DEFAULT_WORKERS = 8
 #: (batchscore.aml.settings.PipelineTarget.models_path)
 DEFAULT_PREFIX = "store"
 STORE_CONTRIBUTOR = "Storage Blob Data Contributor"
+#: the token audience of Azure Storage
+STORAGE_SCOPE = "https://storage.azure.com/.default"
 
 
 class BlobSyncError(RunFailed):
@@ -82,7 +84,10 @@ def container_client(
 ) -> Any:
     """A ``ContainerClient`` with Entra auth (``account_url``) or a connection string.
 
-    ``client_kwargs`` go to the client (tests pass a ``raw_request_hook`` to count requests).
+    With Entra auth a token is asked for once, here: without a usable credential this fails
+    at once (a :class:`BlobSyncError` saying how to sign in) instead of after the client's
+    retries, a minute later. ``client_kwargs`` go to the client (tests pass a
+    ``raw_request_hook`` to count requests).
     """
     from azure.storage.blob import ContainerClient
 
@@ -102,6 +107,7 @@ def container_client(
     from azure.identity import DefaultAzureCredential
 
     credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+    storage_call(lambda: credential.get_token(STORAGE_SCOPE), "sign in to", safe_url(account_url))
     return ContainerClient(account_url, container, credential=credential, **client_kwargs)
 
 

@@ -9,13 +9,20 @@ import argparse
 from pathlib import Path
 
 from batchscore.aggregate import DEFAULT_WINDOW_MINUTES, describe, load_readings, merge_readings
+from scoring import work_folder
 from scoring.data.db import DEFAULT_DB_URL, database
 from scoring.data.schema import TS
 from scoring.errors import UsageError
+from scoring.work_folder import READINGS_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", type=Path, required=True, help="raw readings (.csv or .parquet)")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=READINGS_FILE,
+        help=f"raw readings, .csv or .parquet (default: {READINGS_FILE}, where simulate writes)",
+    )
     parser.add_argument(
         "--db",
         default=DEFAULT_DB_URL,
@@ -32,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.window_minutes < 1:
         raise UsageError("--window-minutes must be at least 1")
+    if not args.input.exists():
+        raise UsageError(work_folder.missing("--input", args.input, "no such file"))
     loaded = load_readings(args.input, args.window_minutes)
     with database(args.db, create=True) as engine:
         merged = merge_readings(engine, loaded.readings, args.window_minutes)

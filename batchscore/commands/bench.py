@@ -11,7 +11,7 @@ from pathlib import Path
 
 from batchscore import bench
 from batchscore.bench import DEFAULT_MODES, MODES, BenchContext, FleetSpec
-from scoring.data.files import write_json
+from scoring.data.files import require_output_file, require_output_folder, write_json
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -90,10 +90,12 @@ def _validate(args: argparse.Namespace) -> tuple[FleetSpec, tuple[str, ...]]:
     ):
         if value < low:
             raise UsageError(f"{flag} {value}: must be at least {low}")
-    if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
-        raise UsageError(f"--workdir {args.workdir}: must be empty or not exist yet")
-    if args.json is not None and args.json.is_dir():
-        raise UsageError(f"--json {args.json}: is a folder, give a file name")
+    if args.workdir is not None:
+        require_output_folder("--workdir", args.workdir)
+        if args.workdir.exists() and any(args.workdir.iterdir()):
+            raise UsageError(f"--workdir {args.workdir}: must be empty or not exist yet")
+    if args.json is not None:
+        require_output_file("--json", args.json)
     spec = FleetSpec(args.sensors, args.rows, args.seed, train_rows=args.train_rows)
     return spec, _parse_modes(args.modes)
 

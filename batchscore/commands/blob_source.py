@@ -66,6 +66,8 @@ def open_container(args: argparse.Namespace, container: str) -> Any:
             container, account_url=args.account_url, connection_string=connection_string
         )
     except BlobSyncError as exc:
+        if connection_string is None:
+            raise  # no usable Azure credential: one line, exit 1
         raise UsageError(f"--connection-string: {exc}") from None
     except ValueError as exc:  # e.g. an invalid container name or URL
         raise UsageError(f"--container {container} / --account-url: {exc}") from None

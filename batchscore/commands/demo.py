@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from batchscore.demo import DEFAULT_WORKDIR, DemoConfig, run_demo
+from scoring.data.files import require_output_folder
 from scoring.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--score-hours must be at least 1 and less than --hours")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    if args.workdir.exists() and not args.workdir.is_dir():
-        raise UsageError(f"--workdir {args.workdir}: exists and is not a folder")
+    require_output_folder("--workdir", args.workdir)
     config = DemoConfig(
         devices=args.devices,
         sensors=args.sensors,
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
     )
+    config.simulation().validate()  # --devices, --anomaly-rate ... before any stage runs
     report = run_demo(config, args.workdir)
     print(report.text())
     return 0

@@ -13,13 +13,14 @@ import argparse
 import importlib.util
 import logging
 import sys
-import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from scoring.data.files import write_json
+from scoring.data.files import require_output_folder, write_json
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
+from scoring.work_folder import DIGITS_FOLDER
 
 LOG = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -31,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=None,
-        help="where the model, images and predictions go (default: a new temporary folder)",
+        default=DIGITS_FOLDER,
+        help=f"where the model, images and predictions go (default: {DIGITS_FOLDER}/)",
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
     parser.add_argument(
@@ -57,24 +58,38 @@ def accuracy(predictions: pd.DataFrame, labels: pd.DataFrame) -> tuple[float, in
     return correct / len(labels), correct
 
 
+def example_folder(name: str) -> Path:
+    """The example's files (a source checkout's ``examples/<name>``; a package installed
+    without one has none: a usage error naming the fix)."""
+    folder = EXAMPLES_DIR / name
+    if not (folder / "prepare.py").is_file():
+        raise UsageError(
+            f"example {name}: its files (examples/{name}/) come with a clone of the repository, "
+            "not with an installed package: clone it and `pip install -e .` there (make venv)"
+        )
+    return folder
+
+
 def run_digits(workdir: Path, *, workers: int, mini_batch_size: str) -> dict:
-    """Prepare the example, score it with the local runner and measure accuracy."""
+    """Prepare the example, score it with the local runner and measure accuracy. Every
+    setting is checked before the model is trained."""
     from scoring.runner import RunSettings, format_summary, run_parallel
 
-    example_dir = EXAMPLES_DIR / "digits"
-    if not (example_dir / "score_digits.py").is_file():
-        raise UsageError(f"example folder {example_dir} is missing (run from a source checkout)")
+    example_dir = example_folder("digits")
+    require_output_folder("--workdir", workdir)
+    settings = RunSettings(
+        input_path=workdir / "images",  # made by prepare() below
+        output_dir=workdir / "predictions",
+        entry_script=example_dir / "score_digits.py",
+        workers=workers,
+        mini_batch_size=mini_batch_size,
+        output_format="csv",
+    )
+    settings.validate_knobs()
     example = _load_prepare_module(example_dir).prepare(workdir)
-    output_dir = workdir / "predictions"
     summary = run_parallel(
-        RunSettings(
-            input_path=example.images,
-            output_dir=output_dir,
-            entry_script=example_dir / "score_digits.py",
-            program_arguments=["--model", str(example.model)],
-            workers=workers,
-            mini_batch_size=mini_batch_size,
-            output_format="csv",
+        replace(
+            settings, input_path=example.images, program_arguments=["--model", str(example.model)]
         )
     )
     print(format_summary(summary))
@@ -94,11 +109,7 @@ def run_digits(workdir: Path, *, workers: int, mini_batch_size: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workdir is None:
-        workdir = Path(tempfile.mkdtemp(prefix="batchscore-digits-"))
-    else:
-        workdir = args.workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+    workdir = args.workdir
     report = run_digits(workdir, workers=args.workers, mini_batch_size=args.mini_batch_size)
     if "accuracy" not in report:
         print(f"digits example failed: {report['status']} (see {workdir / 'predictions'})")

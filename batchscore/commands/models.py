@@ -23,12 +23,23 @@ from pathlib import Path
 
 from batchscore.cloud import blob_sync
 from batchscore.commands.blob_source import add_blob_auth, open_container
+from scoring import work_folder
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
+from scoring.work_folder import MODELS_FOLDER
 
 log = logging.getLogger(__name__)
 
 
 ACTIONS = ("pack", "upload", "verify")
+
+
+def _store_folder() -> dict:
+    return {
+        "type": Path,
+        "metavar": "DIR",
+        "default": MODELS_FOLDER,
+        "help": f"the model store folder (default: {MODELS_FOLDER}, where train writes)",
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Build or refresh models.pack.arrow in a model store folder, so scoring "
         "serves its models without reading a skops file per model. Unchanged rows are reused.",
     )
-    pack.add_argument("models", type=Path, metavar="DIR", help="the model store folder")
+    pack.add_argument("models", nargs="?", **_store_folder())
     verify = actions.add_parser(
         "verify",
         help="check every model file against the manifest and every row of the pack",
@@ -48,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "any, was built from this manifest with every row intact. Scoring itself checks "
         "only what it uses (see the README): run this after copying or restoring a store.",
     )
-    verify.add_argument("models", type=Path, metavar="DIR", help="the model store folder")
+    verify.add_argument("models", nargs="?", **_store_folder())
     verify.add_argument(
         "--load",
         action="store_true",
@@ -60,9 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Push a local model store (manifest.json + skops files) to a Blob "
         "container. Models whose bytes are already there are skipped; the manifest goes last.",
     )
-    upload.add_argument(
-        "--models", required=True, type=Path, metavar="DIR", help="the local model store folder"
-    )
+    upload.add_argument("--models", **_store_folder())
     add_blob_auth(upload.add_mutually_exclusive_group(required=True))
     upload.add_argument("--container", required=True, metavar="NAME", help="the Blob container")
     upload.add_argument(
@@ -91,13 +100,29 @@ def run(args: argparse.Namespace) -> int:
     return {"pack": _pack, "upload": _upload, "verify": _verify}[action](args)
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from scoring.models.pack import verify_pack
+def _require_folder(flag: str, folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} {folder}: exists and is not a folder")
+    if not folder.is_dir():
+        raise UsageError(work_folder.missing(flag, folder, "no such folder"))
+
+
+def _existing_store(flag: str, folder: Path):
+    """The model store in ``folder``; a folder that is missing or holds no manifest is a
+    usage error naming ``flag``."""
     from scoring.models.store import ModelStore
 
-    store = ModelStore(args.models)
+    _require_folder(flag, folder)
+    store = ModelStore(folder)
     if not store.manifest_path.is_file():
-        raise UsageError(f"{args.models}: no manifest.json here (not a model store)")
+        raise UsageError(f"{flag} {folder}: no manifest.json here (not a model store)")
+    return store
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from scoring.models.pack import verify_pack
+
+    store = _existing_store("model store", args.models)
     problems = store.verify_files(load=args.load)
     rows, pack_problems = verify_pack(store)
     problems += pack_problems
@@ -113,12 +138,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     from scoring.models.pack import write_pack
-    from scoring.models.store import ModelStore
 
-    store = ModelStore(args.models)
-    if not store.manifest_path.is_file():
-        raise UsageError(f"{args.models}: no manifest.json here (not a model store)")
-    summary = write_pack(store)
+    summary = write_pack(_existing_store("model store", args.models))
     print(
         f"{summary.path}: {summary.packed} models packed ({summary.reused} unchanged), "
         f"{len(summary.not_compiled)} left to their files, {len(summary.failed)} failed"
@@ -130,8 +151,7 @@ def _upload(args: argparse.Namespace) -> int:
     from batchscore.cloud.blob_sync import BlobSyncError, upload_store
     from scoring.models.store import ModelStoreError
 
-    if not args.models.is_dir():
-        raise UsageError(f"--models {args.models}: no such folder")
+    _require_folder("--models", args.models)
     if args.workers < 1:
         raise UsageError(f"--workers {args.workers}: must be at least 1")
     container = open_container(args, args.container)

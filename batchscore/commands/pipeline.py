@@ -15,7 +15,9 @@ import logging
 import sys
 from pathlib import Path
 
+from scoring.data.files import require_output_folder
 from scoring.errors import UsageError
+from scoring.work_folder import AML_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the Azure ML YAML (components, pipeline job, schedule) and validate it",
         description="Write the Azure ML YAML and validate it offline with azure-ai-ml.",
     )
-    export.add_argument("--out", required=True, type=Path, help="folder to write into")
+    export.add_argument(
+        "--out", type=Path, default=AML_FOLDER, help=f"folder to write into (default: {AML_FOLDER})"
+    )
     export.add_argument("--stack", help="read Pulumi.<stack>.yaml over the Pulumi.yaml defaults")
     export.add_argument(
         "--project-dir", type=Path, default=None, help="folder of Pulumi.yaml (default: repo)"
@@ -108,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             "pipeline: choose an action: export or run (e.g. `batchscore pipeline export "
             "--out DIR`)"
         )
+    require_output_folder("--out", args.out)
     from batchscore.aml import export
     from batchscore.aml.settings import PipelineTarget, SettingsError, stack_settings
 
@@ -138,8 +143,7 @@ def run(args: argparse.Namespace) -> int:
     written = export.write(rendered, out_dir)
     for path in written:
         print(f"wrote {path}")
-    if target.is_placeholder:
-        log.warning("the image is a PLACEHOLDER: pass --image registry/repo@sha256:<digest>")
+    placeholders = _warn_of_placeholders(target, written)
     if args.no_validate:
         print("offline validation skipped (--no-validate)")
         return 0
@@ -148,8 +152,53 @@ def run(args: argparse.Namespace) -> int:
     except export.ExportValidationError as exc:
         print(f"validation failed: {exc}")
         return 1
-    print(f"validated {len(written)} file(s) offline with azure-ai-ml: ok")
+    verdict = "ok"
+    if placeholders:
+        verdict += f", but not deployable until {', '.join(placeholders)} replace the placeholders"
+    print(f"validated {len(written)} file(s) offline with azure-ai-ml: {verdict}")
     return 0
+
+
+#: PipelineTarget field -> the flag that gives it (the flag's dest is the field's name)
+TARGET_FLAGS = {
+    "image": "--image",
+    "compute": "--compute",
+    "sql_server": "--sql-server",
+    "sql_database": "--sql-database",
+    "identity_client_id": "--identity-client-id",
+    "models_datastore": "--models-datastore",
+    "predictions_datastore": "--predictions-datastore",
+}
+
+
+#: what each stand-in holds the place of, and where a deployed stack has the real value
+PLACEHOLDER_MEANING = {
+    "--image": "the scoring image by digest (stack output scoringImageRef)",
+    "--compute": "the AmlCompute cluster (stack output computeClusterName)",
+    "--sql-server": "the Azure SQL server (stack output sqlServerFqdn)",
+    "--sql-database": "the readings database (stack output sqlDatabaseName)",
+    "--identity-client-id": "the client id of the cluster's user-assigned identity",
+    "--input-path": "the data the job reads (azureml://datastores/<store>/paths/<folder>/)",
+}
+
+
+def _warn_of_placeholders(target, written: list[Path]) -> list[str]:
+    """One warning per stand-in value the written files hold, naming the flag that replaces
+    it; the flags, in order."""
+    from batchscore.aml.export import DEFAULT_GENERIC_INPUT
+
+    text = "".join(path.read_text(encoding="utf-8") for path in written)
+    stand_ins = {TARGET_FLAGS[field]: value for field, value in target.placeholders().items()}
+    stand_ins["--input-path"] = DEFAULT_GENERIC_INPUT
+    flags = [flag for flag, value in stand_ins.items() if value in text]
+    for flag in flags:
+        log.warning(
+            "%s not given: wrote the placeholder %s for %s",
+            flag,
+            stand_ins[flag],
+            PLACEHOLDER_MEANING[flag],
+        )
+    return flags
 
 
 def _deployment(args: argparse.Namespace) -> tuple[str, str]:
@@ -270,13 +319,4 @@ def _render_generic(args, settings, target, out_dir: Path):
 
 
 def _target_overrides(args: argparse.Namespace) -> dict[str, str]:
-    names = {
-        "image": "image",
-        "compute": "compute",
-        "sql_server": "sql_server",
-        "sql_database": "sql_database",
-        "identity_client_id": "identity_client_id",
-        "models_datastore": "models_datastore",
-        "predictions_datastore": "predictions_datastore",
-    }
-    return {field: getattr(args, flag) for flag, field in names.items() if getattr(args, flag)}
+    return {field: getattr(args, field) for field in TARGET_FLAGS if getattr(args, field)}

@@ -93,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from batchscore.run_history import run_text, table_text
+    from batchscore.run_history import run_text, table_text, window_key
+    from scoring.data.files import require_output_file
 
     action = getattr(args, "runs_action", None)
     if action not in ACTIONS:
@@ -101,8 +102,12 @@ def run(args: argparse.Namespace) -> int:
     last = getattr(args, "last", None)
     if last is not None and last < 1:
         raise UsageError(f"--last {last}: must be at least 1")
-    if action == "chart" and args.out.suffix.lower() != ".png":
-        raise UsageError(f"--out {args.out}: the chart is a PNG; name it *.png")
+    if action == "chart":
+        if args.out.suffix.lower() != ".png":
+            raise UsageError(f"--out {args.out}: the chart is a PNG; name it *.png")
+        require_output_file("--out", args.out)
+    if action == "show":
+        window_key(args.window)  # a time that is not one is refused before anything is read
     history = _read(args)
     for problem in history.unreadable:
         print(f"warning: {problem}", file=sys.stderr)

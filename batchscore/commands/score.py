@@ -12,7 +12,9 @@ The flags are the Azure ML v2 parallel job's knobs under local names:
 ``--mini-batch-error-threshold``     failed mini-batches tolerated (-1 ignores)
 ``--max-retries`` / ``--timeout``    ``retry_settings`` (local default timeout 300 s, not 60)
 ``--append-rows`` / ``--summary-only``  ``append_row_to`` set / unset
-``--log-level``                      ``logging_level`` of the workers
+``--log-level``                      ``logging_level``: the command's and its workers'
+                                     (every command takes it; stack default for the
+                                     workers: ``scoringLoggingLevel``)
 ``--stack``                          every knob above from that stack's config, as the
                                      scheduled pipeline gets them; explicit flags win
 ==================================  =================================================
@@ -22,7 +24,8 @@ from the pipeline's in ``--mini-batch-error-threshold`` (-1 here, 5 there) and `
 (cores here, instances x concurrency there): ``--stack dev`` reproduces a cluster run.
 
 Everything after ``--`` is passed to the script as its program arguments. The default
-entry script is the product's ``scoring/steps/score.py``, which needs ``--models DIR``.
+entry script is the product's ``scoring/steps/score.py``, which reads the model store in
+``--models DIR`` (default ``.batchscore/models``, where ``train`` writes).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from scoring import work_folder
 from scoring.data.schema import PREDICTION_SCHEMA
 from scoring.errors import UsageError
 from scoring.runner import (
@@ -40,8 +44,9 @@ from scoring.runner import (
     format_summary,
     run_parallel,
 )
-from scoring.runner.contract import DEFAULT_MINI_BATCH_SIZE, LOG_LEVELS, default_workers
+from scoring.runner.contract import DEFAULT_MINI_BATCH_SIZE, default_workers
 from scoring.steps import ENTRY_SCRIPT
+from scoring.work_folder import EXTRACT_FOLDER, MODELS_FOLDER, PREDICTIONS_FOLDER
 
 DEFAULT_ENTRY_SCRIPT = ENTRY_SCRIPT
 
@@ -69,20 +74,29 @@ exit codes:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.usage = "%(prog)s --input PATH --output DIR [options] [-- script arguments ...]"
+    parser.usage = "%(prog)s [--input PATH] [--output DIR] [options] [-- script arguments ...]"
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument(
         "--input",
-        required=True,
         type=Path,
+        default=EXTRACT_FOLDER,
         help="an extract folder (MLTable + Device=/Sensor= partitions), one CSV/Parquet file "
-        "of readings, or a folder of files (each run() gets a list of paths)",
+        "of readings, or a folder of files (each run() gets a list of paths) (default: "
+        f"{EXTRACT_FOLDER}, where extract writes)",
     )
     parser.add_argument(
-        "--models", type=Path, help="model store folder (required by the default entry script)"
+        "--models",
+        type=Path,
+        help=f"model store folder (the default entry script needs one; default for it: "
+        f"{MODELS_FOLDER}, where train writes)",
     )
-    parser.add_argument("--output", required=True, type=Path, help="folder for the outputs")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=PREDICTIONS_FOLDER,
+        help=f"folder for the outputs (default: {PREDICTIONS_FOLDER})",
+    )
     parser.add_argument(
         "--entry-script",
         type=Path,
@@ -150,13 +164,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="write only DIR/summary.json",
     )
-    knobs.add_argument(
-        "--log-level",
-        choices=LOG_LEVELS,
-        default=None,
-        help="logging level inside the workers (local: the global --log-level; stack: "
-        "scoringLoggingLevel)",
-    )
     parser.add_argument(
         "--output-format",
         choices=("parquet", "csv"),
@@ -171,8 +178,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: the knobs' defaults without ``--stack`` (``workers`` and ``log_level`` are filled in per
-#: run: the cores, the global ``--log-level``)
+#: the knobs' defaults without ``--stack`` (``workers`` is filled in per run: the cores;
+#: ``log_level`` is the command line's ``--log-level``, shared by the parent and the workers)
 LOCAL_DEFAULTS: dict[str, object] = {
     "workers": None,
     "mini_batch_size": DEFAULT_MINI_BATCH_SIZE,
@@ -181,7 +188,7 @@ LOCAL_DEFAULTS: dict[str, object] = {
     "max_retries": DEFAULT_MAX_RETRIES,
     "timeout": DEFAULT_TIMEOUT_SECONDS,
     "append_rows": True,
-    "log_level": None,
+    "log_level": "INFO",
 }
 
 
@@ -208,11 +215,7 @@ def resolve_knobs(args: argparse.Namespace) -> dict[str, object]:
     if args.stack:
         defaults = stack_defaults(args.stack)
     else:
-        defaults = {
-            **LOCAL_DEFAULTS,
-            "workers": default_workers(),
-            "log_level": getattr(args, "global_log_level", "INFO"),
-        }
+        defaults = {**LOCAL_DEFAULTS, "workers": default_workers()}
     given = {name: getattr(args, name, None) for name in defaults}
     return {name: defaults[name] if given[name] is None else given[name] for name in defaults}
 
@@ -220,20 +223,19 @@ def resolve_knobs(args: argparse.Namespace) -> dict[str, object]:
 def build_settings(args: argparse.Namespace) -> RunSettings:
     """The runner settings from the parsed flags; bad usage raises ``UsageError``."""
     if not args.input.exists():
-        raise UsageError(f"--input {args.input}: no such file or folder")
+        raise UsageError(work_folder.missing("--input", args.input))
     entry_script = args.entry_script or DEFAULT_ENTRY_SCRIPT
     program_arguments = list(args.script_arguments)
     uses_default_script = args.entry_script is None or (
         args.entry_script.resolve() == DEFAULT_ENTRY_SCRIPT
     )
-    if args.models is not None:
-        if not args.models.is_dir():
-            raise UsageError(f"--models {args.models}: no such folder")
-        program_arguments = ["--models", str(args.models), *program_arguments]
-    elif uses_default_script:
-        raise UsageError(
-            "--models DIR is required with the default entry script scoring/steps/score.py"
-        )
+    models = args.models
+    if models is None and uses_default_script:
+        models = MODELS_FOLDER
+    if models is not None:
+        if not models.is_dir():
+            raise UsageError(work_folder.missing("--models", models, "no such folder"))
+        program_arguments = ["--models", str(models), *program_arguments]
     if not entry_script.is_file():
         raise UsageError(f"--entry-script {entry_script}: no such file")
     knobs = resolve_knobs(args)
@@ -257,6 +259,7 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
 
 def run(args: argparse.Namespace) -> int:
     settings = build_settings(args)
+    settings.validate()  # every refusal before the first line of output
     logging.getLogger("scoring.runner").info(
         "scoring %s with %s on %d worker(s)%s",
         settings.input_path,

@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from batchscore.simulate import DEFAULT_START, SimulationConfig, simulate_readings
-from scoring.data.files import TableFormatError, table_kind, write_table
+from scoring.data.files import TableFormatError, require_output_file, table_kind, write_table
 from scoring.data.schema import DEVICE, INJECTED_ANOMALY, SENSOR, TS, VALUE
 from scoring.errors import UsageError
+from scoring.work_folder import READINGS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"time of the first reading, ISO 8601, naive = UTC ({DEFAULT_START})",
     )
     parser.add_argument(
-        "--output", type=Path, help="where to write the readings (.csv or .parquet)"
+        "--output",
+        type=Path,
+        help=f"where to write the readings, .csv or .parquet (default: {READINGS_FILE}, "
+        "unless they go to Event Hubs)",
     )
     parser.add_argument(
         "--eventhub-namespace", help="Event Hubs namespace FQDN (e.g. ns.servicebus.windows.net)"
@@ -54,23 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_from_args(args: argparse.Namespace) -> SimulationConfig:
-    checks = [
-        (args.devices >= 1, "--devices must be at least 1"),
-        (args.sensors >= 1, "--sensors must be at least 1"),
-        (args.hours > 0, "--hours must be positive"),
-        (args.interval_seconds >= 1, "--interval-seconds must be at least 1"),
-        (0.0 <= args.anomaly_rate <= 0.5, "--anomaly-rate must be between 0 and 0.5"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
     try:
         start = pd.Timestamp(args.start)
     except ValueError as exc:
         raise UsageError(f"--start {args.start!r} is not an ISO 8601 timestamp") from exc
     if start.tzinfo is not None:
         start = start.tz_convert("UTC").tz_localize(None)
-    config = SimulationConfig(
+    return SimulationConfig(
         devices=args.devices,
         sensors=args.sensors,
         hours=args.hours,
@@ -78,10 +72,7 @@ def _config_from_args(args: argparse.Namespace) -> SimulationConfig:
         anomaly_rate=args.anomaly_rate,
         seed=args.seed,
         start=start,
-    )
-    if config.readings_per_pair < 1:
-        raise UsageError("--hours is shorter than one --interval-seconds: no readings")
-    return config
+    ).validate()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,14 +81,13 @@ def run(args: argparse.Namespace) -> int:
     if to_eventhub and not (args.eventhub_namespace and args.eventhub):
         raise UsageError("--eventhub-namespace and --eventhub must be given together")
     if args.output is None and not to_eventhub:
-        raise UsageError(
-            "give --output FILE (.csv/.parquet) and/or --eventhub-namespace/--eventhub"
-        )
+        args.output = READINGS_FILE
     if args.output is not None:
         try:
             table_kind(args.output)
         except TableFormatError as exc:
             raise UsageError(f"--output {exc}") from exc
+        require_output_file("--output", args.output)
 
     readings = simulate_readings(config)
     anomalous = int(readings[INJECTED_ANOMALY].sum())

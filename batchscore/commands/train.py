@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scoring.data.files import TableFormatError, read_table
+from scoring.data.db import DEFAULT_DB_URL
+from scoring.data.files import TableFormatError, read_table, require_output_folder
 from scoring.data.schema import DEVICE, SENSOR, TS
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 from scoring.models.store import ModelStore, ModelStoreError
@@ -26,6 +27,7 @@ from scoring.models.training import (
     TrainParams,
     train_models,
 )
+from scoring.work_folder import MODELS_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Train one Pipeline(StandardScaler, OneClassSVM) per (Device, Sensor) on the "
         f"{', '.join(FEATURES)} of aggregated readings, into a model store folder."
     )
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--input",
         metavar="FILE",
@@ -53,9 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--db",
         metavar="URL",
-        help=f"SQLAlchemy URL of a database with the {SQL_TABLE} table (e.g. sqlite:///x.db)",
+        help=f"SQLAlchemy URL of a database with the {SQL_TABLE} table (default, without "
+        f"--input: {DEFAULT_DB_URL}, where aggregate writes)",
     )
-    parser.add_argument("--models", metavar="DIR", required=True, help="model store folder")
+    parser.add_argument(
+        "--models",
+        metavar="DIR",
+        default=MODELS_FOLDER,
+        help=f"model store folder (default: {MODELS_FOLDER})",
+    )
     parser.add_argument(
         "--kernel",
         choices=KERNELS,
@@ -118,13 +126,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--min-rows {args.min_rows}: must be at least 1")
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    models = Path(args.models)
+    require_output_folder("--models", models)
     if args.input:
         readings, source = read_readings_file(args.input), args.input
     else:
-        readings, source = read_readings_db(args.db), SQL_TABLE
-    models = Path(args.models)
-    if models.exists() and not models.is_dir():
-        raise UsageError(f"--models {models}: exists and is not a folder")
+        readings, source = read_readings_db(args.db or DEFAULT_DB_URL), SQL_TABLE
     store = ModelStore(models)
     try:
         report = train_models(

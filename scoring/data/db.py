@@ -27,6 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import URL, Engine, make_url
 
+from scoring import work_folder
+from scoring.data.files import output_file_problem
 from scoring.data.schema import (
     COUNT,
     DEVICE,
@@ -44,7 +46,8 @@ from scoring.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DB_URL = "sqlite:///sensors.db"
+#: ``aggregate``'s database, the one ``train`` and ``extract`` read unless given another
+DEFAULT_DB_URL = work_folder.DATABASE_URL
 TABLE_NAME = "SensorReadings"
 #: every reading ``aggregate`` was given, so a window is always recomputed from all of them
 RAW_TABLE_NAME = "SensorReadingsRaw"
@@ -125,11 +128,28 @@ def _attach_entra_token(engine: Engine, credential=None) -> None:
     sa.event.listen(engine, "do_connect", _token_hook(credential))
 
 
+ODBC_DRIVER_GUIDE = (
+    "https://learn.microsoft.com/sql/connect/odbc/linux-mac/"
+    "installing-the-microsoft-odbc-driver-for-sql-server"
+)
+
+
+def _odbc_hint(reason: str) -> str:
+    """What to install when Azure SQL fails for want of the ODBC layers on this machine."""
+    if "libodbc" in reason or "Can't open lib" in reason:
+        return (
+            "; Azure SQL from this machine needs unixODBC and Microsoft's ODBC Driver 18 for "
+            f"SQL Server: {ODBC_DRIVER_GUIDE}"
+        )
+    return ""
+
+
 def open_database(url: str, create: bool = False, credential=None) -> Engine:
     """An engine for ``url``, checked by connecting once.
 
-    ``create``: a missing SQLite file may be created (its folder must exist);
-    without it a missing SQLite file is an error rather than a new empty database.
+    ``create``: a missing SQLite file may be created (its folder must exist; the command
+    line's work folder is created here); without it a missing SQLite file is an error rather
+    than a new empty database.
     Raises :class:`DatabaseError` naming the redacted URL.
     """
     shown = redact_url(url)
@@ -139,16 +159,25 @@ def open_database(url: str, create: bool = False, credential=None) -> Engine:
         raise DatabaseError(f"{shown}: not a database URL (e.g. {DEFAULT_DB_URL})") from exc
     sqlite_file = _sqlite_file(parsed)
     if sqlite_file is not None:
+        if not create and not sqlite_file.is_file():
+            raise DatabaseError(
+                f"{shown}: no such database file {sqlite_file} (`batchscore aggregate` creates it)"
+            )
+        if create:
+            problem = output_file_problem(sqlite_file)
+            if problem:
+                raise DatabaseError(f"{shown}: {problem}")
+            work_folder.ensure_folder_of(sqlite_file)
         if not sqlite_file.parent.is_dir():
             raise DatabaseError(f"{shown}: folder {sqlite_file.parent} does not exist")
-        if not create and not sqlite_file.is_file():
-            raise DatabaseError(f"{shown}: no such database file {sqlite_file}")
     try:
         engine = sa.create_engine(parsed)
     except sa.exc.NoSuchModuleError as exc:
         raise DatabaseError(f"{shown}: unknown database kind {parsed.drivername!r}") from exc
     except (ImportError, sa.exc.ArgumentError) as exc:
-        raise DatabaseError(f"{shown}: cannot use this database here ({exc})") from exc
+        raise DatabaseError(
+            f"{shown}: cannot use this database here ({exc}){_odbc_hint(str(exc))}"
+        ) from exc
     if _uses_entra_token(parsed):
         _attach_entra_token(engine, credential)
     try:
@@ -157,7 +186,7 @@ def open_database(url: str, create: bool = False, credential=None) -> Engine:
     except Exception as exc:  # driver errors vary by backend; all mean "cannot connect"
         engine.dispose()
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-        raise DatabaseError(f"{shown}: cannot connect ({reason})") from exc
+        raise DatabaseError(f"{shown}: cannot connect ({reason}){_odbc_hint(reason)}") from exc
     return engine
 
 

@@ -70,6 +70,51 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise
 
 
+def require_output_folder(flag: str, path: str | Path, error: type[UsageError] = UsageError):
+    """Refuse, before any work, an output folder that cannot be made: ``path``, or the nearest
+    existing folder above it, is a file or cannot be written. ``error`` names ``flag``."""
+    path = Path(path)
+    problem = output_folder_problem(path)
+    if problem:
+        raise error(f"{flag} {path}: {problem}")
+
+
+def require_output_file(flag: str, path: str | Path, error: type[UsageError] = UsageError):
+    """Refuse, before any work, an output file that cannot be written: ``path`` is a folder,
+    or its folder cannot be made (as :func:`require_output_folder`)."""
+    path = Path(path)
+    problem = output_file_problem(path)
+    if problem:
+        raise error(f"{flag} {path}: {problem}")
+
+
+def output_file_problem(path: Path) -> str | None:
+    """Why file ``path`` cannot be written (None when it can)."""
+    if path.is_dir():
+        return "is a folder; give a file name"
+    return _unwritable(path.parent, is_target=False)
+
+
+def output_folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be made or written in (None when it can)."""
+    return _unwritable(folder, is_target=True)
+
+
+def _unwritable(folder: Path, is_target: bool) -> str | None:
+    for candidate in (folder, *folder.parents):
+        if not candidate.exists():
+            continue
+        if not candidate.is_dir():
+            if candidate == folder and is_target:
+                return "exists and is not a folder"
+            return f"{candidate} is a file, not a folder"
+        if not os.access(candidate, os.W_OK | os.X_OK):
+            where = "there" if candidate == folder else f"in {candidate}"
+            return f"cannot write {where} (Permission denied)"
+        return None
+    return None
+
+
 #: the names :func:`temporary_sibling` gives
 TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from scoring.data.files import require_output_folder
 from scoring.errors import UsageError
+from scoring.log_config import LOG_LEVELS
 
 #: Azure ML's default per-mini-batch timeout is 60 s, which makes cold workers (model
 #: loading, first imports) time out and retry in storms. Locally we default to 300 s.
@@ -27,7 +29,6 @@ DEFAULT_MAX_RETRIES = 2
 #: Azure ML's default for file inputs: 10 files per mini-batch.
 DEFAULT_MINI_BATCH_SIZE = "10"
 OUTPUT_FORMATS = ("parquet", "csv")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _SIZE_UNITS = {"": None, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 _SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([kmg]?b)?\s*$", re.IGNORECASE)
@@ -122,7 +123,17 @@ class RunSettings:
         return max(self.timeout_seconds, 60.0)
 
     def validate(self) -> MiniBatchSize:
-        """Raise :class:`InvalidSettingsError` naming the first bad setting."""
+        """Raise :class:`InvalidSettingsError` naming the first bad setting or path."""
+        size = self.validate_knobs()
+        if not self.input_path.exists():
+            raise InvalidSettingsError(f"--input {self.input_path}: no such file or folder")
+        require_output_folder("--output", self.output_dir, InvalidSettingsError)
+        check_entry_script(self.entry_script)
+        return size
+
+    def validate_knobs(self) -> MiniBatchSize:
+        """Like :meth:`validate`, for the knobs alone (no path is looked at): what a caller
+        that makes the input itself checks before making it."""
         if self.workers < 1:
             raise InvalidSettingsError(f"--workers {self.workers}: must be at least 1")
         if self.max_retries < 0:
@@ -147,11 +158,6 @@ class RunSettings:
             raise InvalidSettingsError(
                 f"--log-level {self.log_level!r}: choose one of {', '.join(LOG_LEVELS)}"
             )
-        if not self.input_path.exists():
-            raise InvalidSettingsError(f"--input {self.input_path}: no such file or folder")
-        if self.output_dir.exists() and not self.output_dir.is_dir():
-            raise InvalidSettingsError(f"--output {self.output_dir}: exists and is not a folder")
-        check_entry_script(self.entry_script)
         return parse_mini_batch_size(self.mini_batch_size)
 
 

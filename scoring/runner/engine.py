@@ -27,11 +27,12 @@ from pathlib import Path
 from scoring.data.files import write_json
 from scoring.progress import progress_bar
 from scoring.runner import output_folder
-from scoring.runner.contract import RunSettings
+from scoring.runner.contract import InvalidSettingsError, RunSettings
 from scoring.runner.inputs import (
     KIND_PARTITION,
     InputPlan,
     MiniBatchTask,
+    input_kind,
     partition_row_count,
     plan_input,
 )
@@ -93,7 +94,11 @@ def run_parallel(settings: RunSettings) -> RunSummary:
     with output_folder.hold(settings.output_dir, SUMMARY_FILE) as held:
         for note in held.notes:
             log.warning(note)
-        plan = plan_input(settings.input_path, size)
+        try:
+            plan = plan_input(settings.input_path, size)
+        except InvalidSettingsError as exc:  # e.g. a missing column: the run says so too
+            _Run.refused(settings, held, str(exc)).finish(started_at, wall_start)
+            raise
         enumerate_seconds = time.perf_counter() - wall_start
         for note in plan.notes:
             log.warning(note)
@@ -112,6 +117,10 @@ def run_parallel(settings: RunSettings) -> RunSummary:
         finally:
             run.close_workers()
         summary = run.finish(started_at, wall_start)
+    if summary.status == FAILED:
+        log.error("run failed: %s", summary.failure)
+        for record in summary.worst_offenders():
+            log.error("  %s", record.one_line())
     log.info("summary written to %s", settings.output_dir / SUMMARY_FILE)
     if interrupted:
         raise KeyboardInterrupt
@@ -161,6 +170,14 @@ class _Run:
             else None
         )
         self._check_thresholds()
+
+    @classmethod
+    def refused(cls, settings: RunSettings, held: HeldFolder, reason: str) -> _Run:
+        """A run that started (it holds its folder) but whose input was refused before any
+        mini-batch: it fails with ``reason``, and its summary says so like any failed run's."""
+        run = cls(settings, InputPlan(kind=input_kind(settings.input_path), tasks=[]), held)
+        run.failure = f"input refused: {reason}"
+        return run
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -497,10 +514,6 @@ class _Run:
             kept_predictions=kept,
         )
         write_json(summary.to_dict(), settings.output_dir / SUMMARY_FILE)
-        if summary.status == FAILED:
-            log.error("run failed: %s", summary.failure)
-            for record in summary.worst_offenders():
-                log.error("  %s", record.one_line())
         return summary
 
 

@@ -71,11 +71,21 @@ class InputPlan:
         return self.kind != "files"
 
 
+def input_kind(path: Path) -> str:
+    """``"table-file"``, ``"mltable"`` (an extract folder) or ``"files"``."""
+    if path.is_file():
+        return "table-file"
+    if (path / "MLTable").is_file():
+        return "mltable"
+    return "files"
+
+
 def plan_input(path: Path, mini_batch_size: MiniBatchSize) -> InputPlan:
     """Decide the input's kind and list its mini-batches (no partition data is read)."""
-    if path.is_file():
+    kind = input_kind(path)
+    if kind == "table-file":
         return _plan_table_file(path)
-    if (path / "MLTable").is_file():
+    if kind == "mltable":
         return _plan_partitions(path)
     return _plan_files(path, mini_batch_size)
 

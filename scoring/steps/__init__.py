@@ -18,8 +18,8 @@ def run_step(prog: str, description: str, add_arguments, run, argv: list[str] | 
     ones ``batchscore <step>`` takes), log to stderr, run it; errors become one line and an
     exit code (:func:`scoring.errors.run_reporting_errors`)."""
     import argparse
-    import logging
 
+    from scoring import log_config
     from scoring.errors import EXIT_OK, EXIT_USAGE, run_reporting_errors
 
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -28,7 +28,5 @@ def run_step(prog: str, description: str, add_arguments, run, argv: list[str] | 
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the reason
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_config.configure("INFO")
     return run_reporting_errors(lambda: run(args))

@@ -37,8 +37,10 @@ from scoring.data.extract_folder import (
     partition_format,
     write_partitions,
 )
+from scoring.data.files import require_output_folder
 from scoring.errors import UsageError
 from scoring.progress import progress
+from scoring.work_folder import EXTRACT_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"window length: TS in (end - lookback, end] (default {DEFAULT_LOOKBACK_MINUTES})",
     )
     parser.add_argument(
-        "--output", type=Path, required=True, help="extract folder (replaced as a whole)"
+        "--output",
+        type=Path,
+        default=EXTRACT_FOLDER,
+        help=f"extract folder, replaced as a whole (default: {EXTRACT_FOLDER})",
     )
     parser.add_argument(
         "--partitioning",
@@ -219,8 +224,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lookback_minutes < 1:
         raise UsageError("--lookback-minutes must be at least 1")
     output: Path = args.output
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"--output {output}: exists and is not a folder")
+    require_output_folder("--output", output)
     if output.is_dir() and any(output.iterdir()) and not looks_like_extract(output):
         raise UsageError(
             f"--output {output}: a non-empty folder that is not an extract; refusing to replace it"

@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 from scoring.data import scored_parts
 from scoring.data.extract_folder import SUMMARY_FILE as EXTRACT_SUMMARY_FILE
 from scoring.data.extract_folder import read_summary
-from scoring.data.files import atomic_path, write_json
+from scoring.data.files import atomic_path, require_output_folder, write_json
 from scoring.data.pair_outcomes import pair_outcomes
 from scoring.data.schema import (
     DEVICE,
@@ -251,6 +251,11 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.scored.is_dir():
         raise UsageError(f"--scored {args.scored}: not a folder")
+    if not args.extract.is_dir():
+        raise UsageError(f"--extract {args.extract}: not a folder")
+    require_output_folder("--out", args.out)
+    if args.summary_out is not None:
+        require_output_folder("--summary-out", args.summary_out)
     summary = publish(args.scored, args.extract, args.out)
     if args.summary_out is not None:
         write_json(asdict(summary), args.summary_out / SUMMARY_FILE)

@@ -6,10 +6,12 @@ minus .dockerignore, PYTHONPATH=/app) is rebuilt in a temporary folder and run.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -119,14 +121,19 @@ def test_the_image_layout_has_the_package_without_caches(tmp_path):
     "argv", [["-m", "scoring", "--help"], ["-c", "import scoring.steps.score"]]
 )
 def test_package_runs_from_the_image_layout(tmp_path, argv):
-    """With only PYTHONPATH=/app (as in the image) the CLI and the entry script import."""
+    """With only PYTHONPATH=/app (as in the image) the CLI and the entry script import.
+
+    ``-S`` with the installed libraries on the path: no ``.pth`` file runs, so this
+    checkout's editable install of the tooling (``batchscore``) is not there either, as in
+    the image."""
     app = build_app_layout(tmp_path / "app")
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
+    libraries = sysconfig.get_paths()["purelib"]
     done = subprocess.run(
-        [sys.executable, *argv],
+        [sys.executable, "-S", *argv],
         cwd=elsewhere,
-        env={"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": os.pathsep.join([str(app), libraries]), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=120,

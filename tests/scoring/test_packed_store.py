@@ -318,6 +318,9 @@ def test_the_pack_command_builds_and_names_bad_folders(store, tmp_path, capsys):
     assert "6 models packed (0 unchanged)" in capsys.readouterr().out
     assert PackedStore.for_store(store) is not None
     assert main(["models", "pack", str(tmp_path / "nothing")]) == 2
+    assert "nothing: no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["models", "pack", str(tmp_path / "empty")]) == 2
     assert "no manifest.json here" in capsys.readouterr().err
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,8 +22,8 @@ DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFP
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory) -> Iterator[str]:
     """A running azurite-blob on a free port; yields its connection string."""
-    if not AZURITE.exists():
-        reason = f"{AZURITE.relative_to(ROOT)} is missing: run `make node_modules` (npm ci)"
+    reason = azurite_missing()
+    if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"Azurite is required in CI: {reason}")
         pytest.skip(reason)
@@ -56,6 +57,15 @@ def azurite(tmp_path_factory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def azurite_missing() -> str | None:
+    """Why Azurite cannot run here, as the fix (None when it can)."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        return "Azurite needs Node.js with npm: install Node.js 20.6+, then `make node_modules`"
+    if not AZURITE.exists():
+        return f"{AZURITE.relative_to(ROOT)} is missing: run `make node_modules` (npm ci)"
+    return None
 
 
 def _wait_for_endpoint(proc: subprocess.Popen, timeout: float) -> str:

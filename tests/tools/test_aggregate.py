@@ -191,6 +191,37 @@ def test_unusable_database_urls_exit_2_without_leaking_passwords(
         assert secret not in err
 
 
+@pytest.mark.parametrize(
+    ("failure", "where"),
+    [
+        ("create_engine", "libodbc.so.2: cannot open shared object file"),
+        ("connect", "[unixODBC][Driver Manager]Can't open lib 'ODBC Driver 18 for SQL Server'"),
+    ],
+)
+def test_azure_sql_without_the_odbc_layers_names_what_to_install(monkeypatch, failure, where):
+    """This machine may or may not have unixODBC and the driver: their absence is stubbed."""
+    url = "mssql+pyodbc://u:pw@server.database.windows.net/db?driver=ODBC+Driver+18+for+SQL+Server"
+
+    class Engine:
+        def connect(self):
+            raise RuntimeError(where)
+
+        def dispose(self):
+            pass
+
+    def create_engine(*_, **__):
+        if failure == "create_engine":
+            raise ImportError(where)
+        return Engine()
+
+    monkeypatch.setattr(db.sa, "create_engine", create_engine)
+    with pytest.raises(db.DatabaseError) as raised:
+        db.open_database(url)
+    message = str(raised.value)
+    assert where in message and "needs unixODBC and Microsoft's ODBC Driver 18" in message
+    assert db.ODBC_DRIVER_GUIDE in message and "pw" not in message
+
+
 def test_redact_url_hides_passwords_even_when_the_url_does_not_parse():
     assert db.redact_url("mssql+pyodbc://u:pw@h/d") == "mssql+pyodbc://u:***@h/d"
     assert "pw" not in db.redact_url("weird://u:pw@[bad")

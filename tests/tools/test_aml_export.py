@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -191,3 +194,56 @@ def test_bad_mini_batch_size_names_the_setting(tmp_path, capsys):
     argv = ["--entry-script", str(script), "--input-type", "uri_folder", "--mini-batch-size", "x"]
     assert main(["pipeline", "export", "--out", str(tmp_path / "o"), *argv]) == 2
     assert "miniBatchSize" in capsys.readouterr().err
+
+
+def _export_process(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
+    """``batchscore pipeline export`` as a user runs it, with Python's deprecation warnings
+    switched on, so a library's warning that reaches the terminal reaches this test."""
+    return subprocess.run(
+        [sys.executable, "-m", "batchscore", "pipeline", "export", "--stack", "dev",
+         "--out", str(tmp_path / "aml"), *flags],
+        cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "default"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+PLACEHOLDER_FLAGS = [
+    "--image",
+    "--compute",
+    "--sql-server",
+    "--sql-database",
+    "--identity-client-id",
+]
+CLIENT_ID = "11111111-0000-4000-8000-222222222222"
+REAL_TARGET = [
+    *("--image", IMAGE, "--compute", "cpu-cluster", "--sql-server", "sql-dev"),
+    *("--sql-database", "readings", "--identity-client-id", CLIENT_ID),
+]
+
+
+def test_export_warns_by_name_for_every_placeholder_and_nothing_else(tmp_path):
+    done = _export_process(tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert [
+        line.split("WARNING batchscore.commands.pipeline: ")[1].split()[0] for line in lines
+    ] == (PLACEHOLDER_FLAGS), (
+        done.stderr
+    )  # one warning per placeholder, and no experimental-class or marshmallow lines
+    assert done.stdout.splitlines()[-1] == (
+        "validated 5 file(s) offline with azure-ai-ml: ok, but not deployable until "
+        + ", ".join(PLACEHOLDER_FLAGS) + " replace the placeholders"
+    )  # fmt: skip
+
+
+def test_export_with_every_deployment_value_is_quiet_and_ok(tmp_path):
+    done = _export_process(tmp_path, *REAL_TARGET)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines()[-1] == "validated 5 file(s) offline with azure-ai-ml: ok"
+    assert "PLACEHOLDER" not in "".join(p.read_text() for p in (tmp_path / "aml").iterdir())
+
+
+def test_the_sdks_own_noise_is_still_there_at_debug(tmp_path):
+    done = _export_process(tmp_path, *REAL_TARGET, "--log-level", "DEBUG")
+    assert done.returncode == 0, done.stderr
+    assert "This is an experimental class" in done.stderr  # what INFO keeps out

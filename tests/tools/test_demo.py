@@ -169,3 +169,18 @@ def test_the_demo_publishes_its_window_like_the_pipeline_and_runs_lists_it(demo_
     capsys.readouterr()
     assert main(["runs", "list", "--predictions", str(demo_dir / "runs")]) == 0
     assert "1 run (succeeded 1)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--devices", "0"], "--devices must be at least 1"),
+        (["--anomaly-rate", "0.9"], "--anomaly-rate must be between 0 and 0.5"),
+        (["--workers", "0"], "--workers must be at least 1"),
+    ],
+)
+def test_the_simulated_fleet_is_checked_before_any_stage(tmp_path, capsys, flags, message):
+    assert main(["demo", "--workdir", str(tmp_path / "demo"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "demo").exists()

@@ -125,3 +125,31 @@ def test_an_unknown_model_input_type_is_bad_usage(tmp_path, capsys):
     )
     assert code == 2
     assert "--model-input-type" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers", "0"], "--workers 0: must be at least 1"),
+        (["--mini-batch-size", "lots"], "--mini-batch-size 'lots'"),
+        (["--workdir", "{tmp}/file/digits"], "{tmp}/file is a file, not a folder"),
+    ],
+)
+def test_bad_settings_are_refused_before_the_model_is_trained(tmp_path, capsys, flags, message):
+    (tmp_path / "file").write_text("x")
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    workdir = ["--workdir", str(tmp_path / "digits")]
+    assert main(["example", "digits", *workdir, *flags]) == 2
+    err = capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "digits").exists(), "nothing trained, nothing written"
+
+
+def test_without_its_files_the_example_names_the_fix(tmp_path, monkeypatch, capsys):
+    from batchscore.commands import example
+
+    monkeypatch.setattr(example, "EXAMPLES_DIR", tmp_path / "site-packages" / "examples")
+    assert main(["example", "digits", "--workdir", str(tmp_path / "digits")]) == 2
+    err = capsys.readouterr().err
+    assert "come with a clone of the repository" in err and "pip install -e ." in err
+    assert not (tmp_path / "digits").exists()

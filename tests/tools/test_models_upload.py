@@ -1,7 +1,8 @@
 """`python -m scoring models upload` against a real Blob endpoint: Azurite on 127.0.0.1.
 
 Azurite comes from npm (package.json devDependencies; `make node_modules`). Without it the
-tests are skipped on a laptop, but fail in CI (CI=true), where it must have been installed.
+tests are skipped on a laptop, naming the fix, but fail in CI (CI=true), where it must have
+been installed.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -286,9 +290,29 @@ def test_azurite_is_installed_by_the_makefile():
     lock = json.loads((ROOT / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/azurite"]["version"] == version
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^test:.*node_modules", makefile, re.M), "make test must install node tools"
+    test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "$(MAKE) --no-print-directory node_modules" in test_recipe, (
+        "with npm, make test installs"
+    )
     assert "$(NPM) ci" in makefile
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci.index("make node_modules") < ci.index("make test"), "CI installs Azurite first"
     assert shutil.which("npm") or os.environ.get("CI") != "true", "npm is needed in CI"
+
+
+def test_the_pinned_azurite_runs_on_this_node():
+    import json
+
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    wanted = lock["packages"]["node_modules/azurite"]["engines"]["node"]
+    minimum = re.fullmatch(r">=\s*(\d+)\.(\d+)\.(\d+)", wanted)
+    assert minimum, f"azurite's engines.node {wanted!r} is no longer a plain minimum"
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no Node.js here (CI has one: .ci/run installs node_modules)")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+    have = tuple(int(part) for part in version.strip().lstrip("v").split("."))
+    assert have >= tuple(int(part) for part in minimum.groups()), (version, wanted)
 
 
 def test_a_current_pack_travels_with_the_models_before_the_manifest(azurite, tmp_path, capsys):
@@ -323,3 +347,54 @@ def test_a_stale_pack_is_not_uploaded(azurite, tmp_path, caplog):
         assert _upload_cli(store_root, azurite, container) == 0
     assert PACK_NAME not in _download_all(azurite, container, "store/")
     assert "stale" in caplog.text and PACK_NAME in caplog.text
+
+
+ACCOUNT = "https://nosuchaccount0.blob.core.windows.net"
+
+
+def test_without_a_credential_it_fails_at_the_first_token(tmp_path, capsys, monkeypatch):
+    from azure.identity import CredentialUnavailableError
+
+    asked: list[tuple[str, ...]] = []
+
+    class NoCredential:
+        def __init__(self, **_):
+            pass
+
+        def get_token(self, *scopes, **_):
+            asked.append(scopes)
+            raise CredentialUnavailableError("no credential on this machine")
+
+    monkeypatch.setattr("azure.identity.DefaultAzureCredential", NoCredential)
+    store = tmp_path / "store"
+    _make_store(store, pairs=PAIRS[:1])
+    code = main(["models", "upload", "--models", str(store), "--account-url", ACCOUNT,
+                 "--container", "models"])  # fmt: skip
+    assert code == 1
+    assert asked == [("https://storage.azure.com/.default",)], "asked once, never retried"
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: cannot sign in to {ACCOUNT}: no usable Azure credential (no credential on "
+        "this machine); run `az login` or use a managed identity that holds Storage Blob Data "
+        "Contributor\n"
+    )
+
+
+def test_without_a_credential_the_real_command_fails_in_seconds_in_one_line(tmp_path):
+    store = tmp_path / "store"
+    _make_store(store, pairs=PAIRS[:1])
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "MSI_"))
+    }
+    environment["AZURE_CONFIG_DIR"] = str(tmp_path / "no-az-login")  # an Azure CLI, if any,
+    started = time.monotonic()  # is signed in to nothing
+    done = subprocess.run(
+        [sys.executable, "-m", "batchscore", "models", "upload", "--models", str(store),
+         "--account-url", ACCOUNT, "--container", "models"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert elapsed < 30, f"{elapsed:.0f} s: the SDK's retries are back"
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "no usable Azure credential" in lines[0], done.stderr

@@ -110,10 +110,33 @@ def test_bad_usage_is_one_line_and_exit_2(extract, tmp_path, capsys, argv, messa
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-def test_the_default_entry_script_needs_models(extract, tmp_path, capsys):
+def test_a_refused_input_still_leaves_a_summary_and_the_last_good_predictions(tmp_path, capsys):
+    good, bad, out = tmp_path / "good.csv", tmp_path / "bad.csv", tmp_path / "out"
+    rows = {"TS": ["2024-01-01 00:05"], "Device": ["d1"], "Sensor": ["s"], "Value": [1.0]}
+    pd.DataFrame(rows).to_csv(good, index=False)
+    pd.DataFrame(rows).drop(columns="Value").to_csv(bad, index=False)
+    script = ("--entry-script", str(SCRIPTS / "echo.py"), "--output", str(out))
+    assert _score("--input", str(good), *script) == 0
+    published = (out / "predictions.parquet").read_bytes()
+    capsys.readouterr()
+
+    assert _score("--input", str(bad), *script) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv: missing column(s) Value" in err and len(err.splitlines()) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["input"] == str(bad)
+    assert summary["failure"].startswith("input refused: ") and "Value" in summary["failure"]
+    assert summary["output"]["published"] is False
+    assert summary["output"]["kept_predictions"]["file"].endswith("predictions.parquet")
+    assert (out / "predictions.parquet").read_bytes() == published
+
+
+def test_the_default_entry_script_needs_models(extract, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no .batchscore/models here: train has not run
     code = _score("--input", str(extract), "--output", str(tmp_path / "out"))
     assert code == 2
-    assert "--models DIR is required with the default entry script" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--models .batchscore/models: no such folder (`batchscore train` writes it)" in err
 
 
 def test_append_rows_and_summary_only_exclude_each_other(extract, tmp_path, capsys):

@@ -119,7 +119,6 @@ def test_cli_writes_parquet_with_ground_truth(tmp_path):
         (["--anomaly-rate", "0.9", "--output", "x.csv"], "--anomaly-rate"),
         (["--output", "x.json"], "'.json'"),
         (["--start", "yesterday-ish", "--output", "x.csv"], "--start"),
-        ([], "--output"),
         (["--eventhub", "hub"], "--eventhub-namespace and --eventhub"),
     ],
 )

@@ -1,0 +1,56 @@
+"""``require_output_folder`` / ``require_output_file``: an output path that cannot be written
+is refused before any work, in one line naming the flag, the path and what is in the way."""
+
+from __future__ import annotations
+
+import pytest
+
+from scoring.data import files
+from scoring.data.files import require_output_file, require_output_folder
+from scoring.errors import UsageError
+
+
+@pytest.fixture
+def blocker(tmp_path):
+    path = tmp_path / "a-file"
+    path.write_text("x")
+    return path
+
+
+def test_a_new_folder_under_existing_folders_is_fine(tmp_path):
+    require_output_folder("--out", tmp_path / "new" / "deeper")
+    require_output_file("--out", tmp_path / "new" / "x.parquet")
+    assert list(tmp_path.iterdir()) == [], "checking creates nothing"
+
+
+@pytest.mark.parametrize(
+    ("check", "target", "message"),
+    [
+        (require_output_folder, "{f}", "--out {f}: exists and is not a folder"),
+        (require_output_folder, "{f}/out", "--out {f}/out: {f} is a file, not a folder"),
+        (require_output_file, "{f}/x.csv", "--out {f}/x.csv: {f} is a file, not a folder"),
+        (require_output_file, "{d}", "--out {d}: is a folder; give a file name"),
+    ],
+)
+def test_what_is_in_the_way_is_named(blocker, tmp_path, check, target, message):
+    fill = {"f": blocker, "d": tmp_path}
+    with pytest.raises(UsageError) as raised:
+        check("--out", target.format(**fill))
+    assert str(raised.value) == message.format(**fill)
+
+
+def test_an_unwritable_folder_is_named(tmp_path, monkeypatch):
+    # (root writes anywhere, so the permission itself is what is stubbed here)
+    monkeypatch.setattr(files.os, "access", lambda path, mode: False)
+    with pytest.raises(UsageError, match=r"--out .*/new: cannot write in .* \(Permission denied"):
+        require_output_folder("--out", tmp_path / "new")
+    with pytest.raises(UsageError, match=r"--out .*: cannot write there \(Permission denied\)$"):
+        require_output_folder("--out", tmp_path)
+
+
+def test_the_callers_error_class_is_raised(blocker):
+    class Refused(UsageError):
+        pass
+
+    with pytest.raises(Refused):
+        require_output_folder("--out", blocker, Refused)
