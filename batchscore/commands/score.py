@@ -31,16 +31,15 @@ import argparse
 import logging
 from pathlib import Path
 
-from scoring.data.schema import PREDICTION_SCHEMA
 from scoring.errors import UsageError
 from scoring.runner import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_SECONDS,
     RunSettings,
     format_summary,
-    run_parallel,
 )
 from scoring.runner.contract import DEFAULT_MINI_BATCH_SIZE, LOG_LEVELS, default_workers
+from scoring.runner.processes import start_fork_server
 from scoring.steps import ENTRY_SCRIPT
 
 DEFAULT_ENTRY_SCRIPT = ENTRY_SCRIPT
@@ -237,6 +236,8 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
     if not entry_script.is_file():
         raise UsageError(f"--entry-script {entry_script}: no such file")
     knobs = resolve_knobs(args)
+    from scoring.data.schema import PREDICTION_SCHEMA  # pandas: after start_fork_server
+
     return RunSettings(
         input_path=args.input,
         output_dir=args.output,
@@ -256,6 +257,9 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
 
 
 def run(args: argparse.Namespace) -> int:
+    start_fork_server()  # its imports overlap with ours (the engine, pandas) from here on
+    from scoring.runner import run_parallel
+
     settings = build_settings(args)
     logging.getLogger("scoring.runner").info(
         "scoring %s with %s on %d worker(s)%s",

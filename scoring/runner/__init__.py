@@ -49,8 +49,18 @@ from scoring.runner.contract import (
     RunSettings,
     parse_mini_batch_size,
 )
-from scoring.runner.engine import run_parallel
 from scoring.runner.summary import RunSummary, format_summary
+
+
+def __getattr__(name: str):
+    # The engine (pandas and the rest: a third of a second) loads on first use, so that
+    # ``scoring.runner.processes.start_fork_server`` can run before it (PEP 562).
+    if name == "run_parallel":
+        from scoring.runner.engine import run_parallel
+
+        return run_parallel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",
