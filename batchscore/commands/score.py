@@ -6,8 +6,9 @@ The flags are the Azure ML v2 parallel job's knobs under local names:
 ``--workers``                        processes (``instance_count`` x
                                      ``max_concurrency_per_instance``); default: cores
 ``--mini-batch-size``                files (``10``) or bytes (``10kb``) per mini-batch
-                                     for a folder of files; tabular input is always one
-                                     mini-batch per (Device, Sensor) (``partition_keys``)
+                                     for a folder of files; tabular input is one
+                                     mini-batch per partition (``partition_keys``: a
+                                     shard of whole pairs, or one pair)
 ``--error-threshold``                failed items tolerated (-1 ignores)
 ``--mini-batch-error-threshold``     failed mini-batches tolerated (-1 ignores)
 ``--max-retries`` / ``--timeout``    ``retry_settings`` (local default timeout 300 s, not 60)
@@ -75,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--input",
         required=True,
         type=Path,
-        help="an extract folder (MLTable + Device=/Sensor= partitions), one CSV/Parquet file "
-        "of readings, or a folder of files (each run() gets a list of paths)",
+        help="an extract folder (MLTable + Shard= or Device=/Sensor= partitions), one CSV/Parquet "
+        "file of readings, or a folder of files (each run() gets a list of paths)",
     )
     parser.add_argument(
         "--models", type=Path, help="model store folder (required by the default entry script)"

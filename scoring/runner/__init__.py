@@ -2,7 +2,8 @@
 
 Runs any entry script with ``init()``, ``run(mini_batch[, mini_batch_context])`` and an
 optional ``shutdown()`` over a tabular input (an extract folder with an ``MLTable`` and
-hive partitions, or one CSV/Parquet file: one mini-batch per (Device, Sensor)) or a folder
+hive partitions, one mini-batch per partition: a ``Shard=`` of many whole pairs or one
+``Device=/Sensor=`` pair; or one CSV/Parquet file: one mini-batch per pair) or a folder
 of files (``mini_batch_size`` files or bytes per mini-batch), in worker processes, with
 Azure's thresholds, timeouts and retries, and atomic output.
 
