@@ -175,12 +175,20 @@ def write_extract(window: list, folder: Path, layout: str, shard_rows: int) -> N
 
 
 class PeakRss:
-    """Samples the summed RSS of a process and its descendants until stopped, and the CPU time
+    """Samples the memory of a process and its descendants until stopped, and the CPU time
     each of them used (its last reading: a worker is reaped by a fork server the parent may
-    never wait for, so the operating system's per-child accounting can miss it)."""
+    never wait for, so the operating system's per-child accounting can miss it).
 
-    def __init__(self, pid: int, interval: float = 0.01) -> None:
+    Two memory figures: ``peak``, the summed RSS, counts a page every process maps once per
+    process (the model pack, mapped read-only by every worker, counts once per worker), so it
+    overstates; ``peak_pss``, the summed proportional set size (Linux), splits each shared
+    page among the processes that map it: what the tree really holds, and what the bench
+    reports. PSS costs more to read, so it is sampled every ``pss_every`` samples."""
+
+    def __init__(self, pid: int, interval: float = 0.01, pss_every: int = 5) -> None:
         self.pid, self.interval, self.peak = pid, interval, 0
+        self.peak_pss: int | None = 0 if sys.platform.startswith("linux") else None
+        self.pss_every = pss_every
         self.cpu_by_pid: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -198,31 +206,43 @@ class PeakRss:
             root = psutil.Process(self.pid)
         except psutil.Error:
             return
+        samples = 0
         while not self._stop.is_set():
-            total = 0
+            with_pss = self.peak_pss is not None and samples % self.pss_every == 0
+            rss = pss = 0
             try:
                 for proc in [root, *root.children(recursive=True)]:
                     try:
-                        total += proc.memory_info().rss
+                        if with_pss:
+                            memory = proc.memory_full_info()
+                            pss += memory.pss
+                        else:
+                            memory = proc.memory_info()
+                        rss += memory.rss
                         times = proc.cpu_times()
                         self.cpu_by_pid[proc.pid] = times.user + times.system
                     except psutil.Error:
                         pass
             except psutil.Error:
                 break
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, rss)
+            if with_pss:
+                self.peak_pss = max(self.peak_pss or 0, pss)
+            samples += 1
             self._stop.wait(self.interval)
 
 
 @dataclass
 class Measured:
     """One command's run: its stdout, wall seconds, core-seconds of its whole process tree
-    (every descendant reaped along the way) and the peak summed RSS of that tree."""
+    (every descendant reaped along the way), the peak summed RSS of that tree and its peak
+    summed PSS (None where the system does not tell; see :class:`PeakRss`)."""
 
     stdout: str
     seconds: float
     cpu_seconds: float
     peak_rss_bytes: int
+    peak_pss_bytes: int | None = None
 
 
 def run_measured(argv: list[str]) -> Measured:
@@ -241,7 +261,7 @@ def run_measured(argv: list[str]) -> Measured:
     if process.returncode != 0:
         tail = "\n".join(stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"{' '.join(argv[:4])} ... failed (exit {process.returncode}):\n{tail}")
-    return Measured(stdout, wall, cpu, sampler.peak)
+    return Measured(stdout, wall, cpu, sampler.peak, sampler.peak_pss)
 
 
 def run_child(function: str, payload: dict[str, Any]) -> tuple[dict[str, Any], Measured]:
@@ -558,6 +578,7 @@ def bench(ctx: BenchContext) -> dict[str, Any]:
             "seconds": per * spec.sensors / ctx.workers,
             "cpu_seconds": per_cpu * spec.sensors,
             "peak_rss_bytes": max(m.peak_rss_bytes for m in measured),
+            "peak_pss_bytes": _max_known(m.peak_pss_bytes for m in measured),
             "extrapolated_from_pairs": len(sample),
             "seconds_per_process": per,
         }
@@ -584,6 +605,7 @@ def _run_mode(ctx: BenchContext, mode: str, problems: list[str]) -> dict[str, An
             "cpu_seconds": child["cpu_seconds"],
             "one_call_seconds": child["one_call_seconds"],
             "peak_rss_bytes": measured.peak_rss_bytes,
+            "peak_pss_bytes": measured.peak_pss_bytes,
             "process_seconds": measured.seconds,
         }
     scored = mode_score(
@@ -596,6 +618,7 @@ def _run_mode(ctx: BenchContext, mode: str, problems: list[str]) -> dict[str, An
         "seconds": measured.seconds,
         "cpu_seconds": measured.cpu_seconds,
         "peak_rss_bytes": measured.peak_rss_bytes,
+        "peak_pss_bytes": measured.peak_pss_bytes,
         "mini_batches": scored["mini_batches"],
         "runner_timings": scored["timings"],
     }
@@ -603,13 +626,20 @@ def _run_mode(ctx: BenchContext, mode: str, problems: list[str]) -> dict[str, An
 
 def _figures(run: dict[str, Any], rows: int, sensors: int) -> dict[str, Any]:
     seconds = run["seconds"]
+    pss = run.pop("peak_pss_bytes", None)
     return {
         **run,
         "rows_per_second": rows / seconds if seconds else math.inf,
         "ms_per_pair": 1e3 * seconds / sensors,
         "core_ms_per_pair": 1e3 * run["cpu_seconds"] / sensors,
         "peak_rss_mib": run.pop("peak_rss_bytes") / 2**20,
+        "peak_pss_mib": None if pss is None else pss / 2**20,
     }
+
+
+def _max_known(values) -> int | None:
+    known = [value for value in values if value is not None]
+    return max(known) if known else None
 
 
 def _check(
@@ -663,6 +693,12 @@ def _machine() -> dict[str, Any]:
     }
 
 
+def _peak_mib(figures: dict[str, Any]) -> float:
+    """The process tree's peak memory: PSS where known (shared pages counted once), else RSS."""
+    pss = figures.get("peak_pss_mib")
+    return figures["peak_rss_mib"] if pss is None else pss
+
+
 def format_report(results: dict[str, Any]) -> str:
     """The figures as a short text table."""
     config = results["config"]
@@ -674,7 +710,7 @@ def format_report(results: dict[str, Any]) -> str:
         f"{results['prepare']['train_and_pack_seconds']:.1f} s "
         f"(pack {results['prepare']['pack_bytes'] / 2**20:.1f} MiB)",
         f"{'mode':<18}{'seconds':>10}{'core-s':>10}{'rows/s':>14}{'core-ms/pair':>14}"
-        f"{'peak MiB':>10}",
+        f"{'peak MiB':>10}{'RSS sum':>10}",
     ]
     for mode in (LOOP, SHARD, PAIR, PROCESS):
         if mode in results:
@@ -683,8 +719,12 @@ def format_report(results: dict[str, Any]) -> str:
             lines.append(
                 f"{mode:<18}{r['seconds']:>10.2f}{r['cpu_seconds']:>10.2f}"
                 f"{r['rows_per_second']:>14,.0f}{r['core_ms_per_pair']:>14.3f}"
-                f"{r['peak_rss_mib']:>10.0f}{note}"
+                f"{_peak_mib(r):>10.0f}{r['peak_rss_mib']:>10.0f}{note}"
             )
+    lines.append(
+        "  peak MiB: the process tree's summed proportional set size (a page the workers "
+        "share, like the mapped model pack, counted once); RSS sum counts it in every process"
+    )
     if KERNEL in results:
         k = results[KERNEL]
         lines.append(

@@ -63,7 +63,8 @@ def extract_component(
         name=EXTRACT_NAME,
         display_name="Extract one window of readings",
         description="Reads dbo.SensorReadings for (trigger_time - lookback, trigger_time] and "
-        "writes Parquet partitioned Device=/Sensor= with an MLTable beside it.",
+        "writes Parquet shards of whole pairs (Shard=) or one folder per pair "
+        "(Device=/Sensor=), as scoringPartitioning says, with an MLTable beside it.",
         inputs={
             "trigger_time": Input(
                 type="string", description="window end: ISO 8601 or 'now' (the schedule's time)"

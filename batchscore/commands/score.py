@@ -6,8 +6,9 @@ The flags are the Azure ML v2 parallel job's knobs under local names:
 ``--workers``                        processes (``instance_count`` x
                                      ``max_concurrency_per_instance``); default: cores
 ``--mini-batch-size``                files (``10``) or bytes (``10kb``) per mini-batch
-                                     for a folder of files; tabular input is always one
-                                     mini-batch per (Device, Sensor) (``partition_keys``)
+                                     for a folder of files; tabular input is one
+                                     mini-batch per partition (``partition_keys``: a
+                                     shard of whole pairs, or one pair)
 ``--error-threshold``                failed items tolerated (-1 ignores)
 ``--mini-batch-error-threshold``     failed mini-batches tolerated (-1 ignores)
 ``--max-retries`` / ``--timeout``    ``retry_settings`` (local default timeout 300 s, not 60)
@@ -35,16 +36,15 @@ import logging
 from pathlib import Path
 
 from scoring import work_folder
-from scoring.data.schema import PREDICTION_SCHEMA
 from scoring.errors import UsageError
 from scoring.runner import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_SECONDS,
     RunSettings,
     format_summary,
-    run_parallel,
 )
 from scoring.runner.contract import DEFAULT_MINI_BATCH_SIZE, default_workers
+from scoring.runner.processes import start_fork_server
 from scoring.steps import ENTRY_SCRIPT
 from scoring.work_folder import EXTRACT_FOLDER, MODELS_FOLDER, PREDICTIONS_FOLDER
 
@@ -81,8 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--input",
         type=Path,
         default=EXTRACT_FOLDER,
-        help="an extract folder (MLTable + Device=/Sensor= partitions), one CSV/Parquet file "
-        "of readings, or a folder of files (each run() gets a list of paths) (default: "
+        help="an extract folder (MLTable + Shard= or Device=/Sensor= partitions), one CSV/Parquet "
+        "file of readings, or a folder of files (each run() gets a list of paths) (default: "
         f"{EXTRACT_FOLDER}, where extract writes)",
     )
     parser.add_argument(
@@ -239,6 +239,8 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
     if not entry_script.is_file():
         raise UsageError(f"--entry-script {entry_script}: no such file")
     knobs = resolve_knobs(args)
+    from scoring.data.schema import PREDICTION_SCHEMA  # pandas: after start_fork_server
+
     return RunSettings(
         input_path=args.input,
         output_dir=args.output,
@@ -258,6 +260,9 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
 
 
 def run(args: argparse.Namespace) -> int:
+    start_fork_server()  # its imports overlap with ours (the engine, pandas) from here on
+    from scoring.runner import run_parallel
+
     settings = build_settings(args)
     settings.validate()  # every refusal before the first line of output
     logging.getLogger("scoring.runner").info(

@@ -238,8 +238,8 @@ class SensorPredictor:
         fleet_runs = np.flatnonzero(rows >= 0)
         out.set_runs(runs, fleet_runs, rows, self._packed)
         unusable = in_fleet & ~usable
-        out.status[unusable & has_ts] = "invalid_value"
-        out.status[unusable & ~has_ts] = "missing_ts"
+        out.status.put(unusable & has_ts, "invalid_value")
+        out.status.put(unusable & ~has_ts, "missing_ts")
         if unusable.any():
             self._unscored(
                 label, int(unusable.sum()), len(frame), "a missing TS or a missing or "
@@ -378,17 +378,62 @@ class _Runs:
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> _Runs:
-        devices = frame[DEVICE].to_numpy(dtype=object)
-        sensors = frame[SENSOR].to_numpy(dtype=object)
+        # Integer codes, not Python strings: a shard's key columns are Arrow text, and turning
+        # 200,000 of them into objects to compare neighbours costs more than scoring them.
+        device_codes, device_values = _codes(frame[DEVICE])
+        sensor_codes, sensor_values = _codes(frame[SENSOR])
         change = np.ones(len(frame), dtype=bool)
-        change[1:] = (devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])
+        change[1:] = (device_codes[1:] != device_codes[:-1]) | (
+            sensor_codes[1:] != sensor_codes[:-1]
+        )
         starts = np.flatnonzero(change)
         lengths = np.diff(np.append(starts, len(frame)))
-        return cls(starts, lengths, devices[starts], sensors[starts])
+        return cls(
+            starts,
+            lengths,
+            device_values[device_codes[starts]],
+            sensor_values[sensor_codes[starts]],
+        )
 
     def bounds(self, run: int) -> tuple[int, int]:
         start = int(self.starts[run])
         return start, start + int(self.lengths[run])
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code and, by code, its value (an object array whose last entry, code -1,
+    is None: a missing key, which :meth:`SensorPredictor._score_pair` answers)."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    values = np.empty(len(uniques) + 1, dtype=object)
+    values[:-1] = np.asarray(uniques, dtype=object)
+    return codes, values
+
+
+class _Labels:
+    """A text column of few distinct values (a status, a model version), kept as integer codes
+    and handed out as a Categorical: building one from 200,000 Python strings costs more than
+    scoring them. Code -1 is None."""
+
+    def __init__(self, rows: int, initial: str | None) -> None:
+        self.values: dict[str, int] = {}
+        self.codes = np.full(rows, self._code(initial), dtype=np.int32)
+
+    def _code(self, value: object) -> int:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return -1
+        return self.values.setdefault(str(value), len(self.values))
+
+    def put(self, where: slice | np.ndarray, value: str | None) -> None:
+        self.codes[where] = self._code(value)
+
+    def put_each(self, start: int, values: np.ndarray) -> None:
+        """``values[i]`` into row ``start + i``."""
+        local, uniques = pd.factorize(values, use_na_sentinel=True)
+        to_mine = np.array([*(self._code(value) for value in uniques), -1], dtype=np.int32)
+        self.codes[start : start + len(values)] = to_mine[local]
+
+    def categorical(self) -> pd.Categorical:
+        return pd.Categorical.from_codes(self.codes, categories=list(self.values))
 
 
 class _Answers:
@@ -399,15 +444,15 @@ class _Answers:
         self.score = np.full(rows, np.nan)
         self.flag = np.zeros(rows, dtype=np.int64)
         self.scored = np.zeros(rows, dtype=bool)
-        self.status = np.full(rows, STATUS_OK, dtype=object)
-        self.version = np.full(rows, None, dtype=object)
+        self.status = _Labels(rows, STATUS_OK)
+        self.version = _Labels(rows, None)
 
     def set_runs(
         self, runs: _Runs, fleet_runs: np.ndarray, rows: np.ndarray, pack: PackedStore | None
     ) -> None:
         for run in fleet_runs:
             start, stop = runs.bounds(run)
-            self.version[start:stop] = pack.string("version", int(rows[run]))
+            self.version.put(slice(start, stop), pack.string("version", int(rows[run])))
 
     def take(self, start: int, stop: int, answer: pd.DataFrame) -> None:
         """A pair's own answer (:meth:`SensorPredictor._score_pair`) into rows start:stop."""
@@ -415,8 +460,8 @@ class _Answers:
         flags = answer[IS_ANOMALY]
         self.scored[start:stop] = flags.notna().to_numpy()
         self.flag[start:stop] = flags.fillna(0).to_numpy(dtype=np.int64)
-        self.status[start:stop] = answer[STATUS].to_numpy(dtype=object)
-        self.version[start:stop] = answer[MODEL_VERSION].to_numpy(dtype=object)
+        self.status.put_each(start, answer[STATUS].to_numpy(dtype=object))
+        self.version.put_each(start, answer[MODEL_VERSION].to_numpy(dtype=object))
 
     def frame(self, source: pd.DataFrame) -> pd.DataFrame:
         flags = pd.array(self.flag, dtype="Int64")
@@ -429,8 +474,8 @@ class _Answers:
                 VALUE: self.values,
                 SCORE: self.score,
                 IS_ANOMALY: flags,
-                MODEL_VERSION: pd.Categorical(self.version),
-                STATUS: pd.Categorical(self.status),
+                MODEL_VERSION: self.version.categorical(),
+                STATUS: self.status.categorical(),
             },
             copy=False,
         )

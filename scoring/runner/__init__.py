@@ -2,7 +2,8 @@
 
 Runs any entry script with ``init()``, ``run(mini_batch[, mini_batch_context])`` and an
 optional ``shutdown()`` over a tabular input (an extract folder with an ``MLTable`` and
-hive partitions, or one CSV/Parquet file: one mini-batch per (Device, Sensor)) or a folder
+hive partitions, one mini-batch per partition: a ``Shard=`` of many whole pairs or one
+``Device=/Sensor=`` pair; or one CSV/Parquet file: one mini-batch per pair) or a folder
 of files (``mini_batch_size`` files or bytes per mini-batch), in worker processes, with
 Azure's thresholds, timeouts and retries, and atomic output.
 
@@ -49,8 +50,18 @@ from scoring.runner.contract import (
     RunSettings,
     parse_mini_batch_size,
 )
-from scoring.runner.engine import run_parallel
 from scoring.runner.summary import RunSummary, format_summary
+
+
+def __getattr__(name: str):
+    # The engine (pandas and the rest: a third of a second) loads on first use, so that
+    # ``scoring.runner.processes.start_fork_server`` can run before it (PEP 562).
+    if name == "run_parallel":
+        from scoring.runner.engine import run_parallel
+
+        return run_parallel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",

@@ -15,8 +15,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:  # the type only: importing pyarrow here would delay the fork server
+    import pyarrow as pa
 
 from scoring.data.files import require_output_folder
 from scoring.errors import UsageError

@@ -114,7 +114,11 @@ def _plan_partitions(folder: Path) -> InputPlan:
         )
         for index, partition in enumerate(partitions)
     ]
-    notes = [] if tasks else [f"{folder} has an MLTable but no Device=/Sensor= partitions"]
+    notes = (
+        []
+        if tasks
+        else [f"{folder} has an MLTable but no partitions (Shard= or Device=/Sensor= folders)"]
+    )
     return InputPlan(kind="mltable", tasks=tasks, notes=notes)
 
 

@@ -114,3 +114,18 @@ def test_a_damaged_row_of_the_pack_falls_back_to_the_verified_file(store, tmp_pa
     clean = SensorPredictor(store, on_model_error="status").score(shard)
     assert damaged["IsAnomaly"].equals(clean["IsAnomaly"]), "labels unchanged: the file served"
     assert "is damaged (its checksum differs)" in caplog.text
+
+
+def test_rows_without_a_key_are_answered_missing_key_and_the_rest_scored(store):
+    shard = _shard(store)
+    shard["Device"] = shard["Device"].astype("str")  # Arrow-backed text, as a shard reads
+    keyless = [0, 1, 100, 200, 201]
+    shard.loc[keyless, "Device"] = None
+    answered = SensorPredictor(store, on_model_error="status").score(shard, name="shard 0")
+    assert len(answered) == len(shard)
+    assert answered.loc[keyless, "Status"].tolist() == ["missing_key"] * len(keyless)
+    assert answered.loc[keyless, "Score"].isna().all()
+    others = answered.drop(index=keyless)
+    reference = SensorPredictor(store, on_model_error="status").score(_shard(store), name="shard 0")
+    assert others["Status"].astype(str).equals(reference.drop(index=keyless)["Status"].astype(str))
+    assert set(answered["Status"].cat.categories) == set(answered["Status"].astype(str))

@@ -18,7 +18,12 @@ from scoring.runner.contract import (
 )
 from scoring.runner.inputs import plan_input
 from scoring.runner.output import OrderedRowSpool, SchemaMismatchError
-from scoring.runner.returned_items import ReturnValueError, count_items, to_table
+from scoring.runner.returned_items import (
+    ReturnValueError,
+    _already_sorted,
+    count_items,
+    to_table,
+)
 from scoring.runner.workers import build_mini_batch as read_partition
 from scoring.runner.workers import describe_exception, wants_context
 from tests.fixtures.toy_data import write_extract, write_files, write_readings_file
@@ -351,3 +356,22 @@ def test_spool_discard_leaves_nothing(tmp_path):
     spool.add(0, _batch(0))
     spool.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("rows", "in_order"),
+    [
+        ([("a", "t", 1), ("a", "t", 2), ("a", "v", 0), ("b", "a", 5)], True),  # a shard's pairs
+        ([("a", "t", 1), ("a", "t", 1), ("b", "t", 0)], True),  # ties are in order
+        ([("a", "v", 1), ("a", "t", 2)], False),  # the second key goes back
+        ([("a", "t", 2), ("a", "t", 1)], False),  # TS goes back within a pair
+        ([("b", "a", 1), ("a", "z", 9)], False),  # the first key goes back
+        ([("a", None, 1), ("a", "t", 2)], False),  # a null: the sort decides
+    ],
+)
+def test_rows_are_sorted_by_device_sensor_ts_only_when_they_are_not_already(rows, in_order):
+    frame = pd.DataFrame(rows, columns=["Device", "Sensor", "TS"])
+    table = to_table(frame, sort_keys=True)
+    expected = sorted(rows, key=lambda row: tuple("\uffff" if v is None else v for v in row))
+    assert [tuple(row.values()) for row in table.to_pylist()] == expected
+    assert _already_sorted(pa.Table.from_pandas(frame), ["Device", "Sensor", "TS"]) is in_order

@@ -169,3 +169,26 @@ def test_core_seconds_count_the_workers_of_a_fork_server():
     script.write_text(code)
     measured = bench.run_measured([sys.executable, str(script)])
     assert measured.cpu_seconds >= 0.5, measured
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PSS is a Linux figure")
+def test_pages_two_processes_share_count_once_in_the_peak_and_twice_in_the_rss_sum(tmp_path):
+    """The model pack is mapped by every worker: its pages must not count once per worker."""
+    shared = tmp_path / "shared.bin"
+    shared.write_bytes(b"\1" * (200 * 2**20))
+    code = (
+        "import mmap, os, sys, time\n"
+        "with open(sys.argv[1], 'rb') as f:\n"
+        "    view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)\n"
+        "pid = os.fork()\n"
+        "total = sum(view[i] for i in range(0, len(view), 4096))\n"
+        "time.sleep(1.0)\n"
+        "if pid:\n"
+        "    os.waitpid(pid, 0)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code, str(shared)])
+    with bench.PeakRss(process.pid, pss_every=1) as sampler:
+        process.wait()
+    assert sampler.peak > 380 * 2**20, sampler.peak
+    assert sampler.peak_pss is not None
+    assert 190 * 2**20 < sampler.peak_pss < 300 * 2**20, sampler.peak_pss

@@ -276,3 +276,17 @@ def test_an_unknown_stack_is_one_line_and_exit_2(extract, tmp_path, monkeypatch,
     assert err.startswith("error: stack 'nope': no stack file Pulumi.nope.yaml") and (
         len(err.splitlines()) == 1
     )
+
+
+def test_the_score_command_starts_the_fork_server_before_importing_pandas() -> None:
+    """The fork server imports pandas for the workers while the command imports it for
+    itself; a module-level pandas or pyarrow import on the way to ``run`` would put the two
+    back in a row (about a fifth of a small run's wall time)."""
+    code = (
+        "import sys, batchscore.commands.score as s; "
+        "print(sorted(m for m in ('pandas', 'pyarrow', 'numpy') if m in sys.modules))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == "[]"
