@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the type only: importing pyarrow here would delay the fork server
     import pyarrow as pa
 
-from scoring.data.files import require_output_folder
 from scoring.errors import UsageError
 from scoring.log_config import LOG_LEVELS
 
@@ -129,6 +128,8 @@ class RunSettings:
         size = self.validate_knobs()
         if not self.input_path.exists():
             raise InvalidSettingsError(f"--input {self.input_path}: no such file or folder")
+        from scoring.data.files import require_output_folder  # pandas: after the fork server
+
         require_output_folder("--output", self.output_dir, InvalidSettingsError)
         check_entry_script(self.entry_script)
         return size
