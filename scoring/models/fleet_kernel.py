@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scoring.models.kernel import TAYLOR_DEGREE
+from scoring.models.kernel import taylor_sum
 from scoring.models.pack import COEFFICIENTS, PackedStore
 
 #: rows per block: keeps each block's temporaries (13 coefficients a row) in cache
@@ -85,13 +85,4 @@ def _kernel_sum(z, lo, inverse_width, half, cells, first_cell, gamma, table) -> 
     cell = np.where(inside, position, 0).astype(np.intp)
     delta = z - (lo + (2 * cell + 1) * half)  # z minus the cell's centre
     coefs = table[first_cell + cell]  # (rows, degree + 1): one gather a row
-    acc = coefs[:, TAYLOR_DEGREE].copy()
-    for k in range(TAYLOR_DEGREE - 1, -1, -1):
-        acc *= delta
-        acc += coefs[:, k]
-    delta *= delta
-    delta *= -gamma
-    np.exp(delta, out=delta)
-    acc *= delta
-    acc[~inside] = 0.0
-    return acc
+    return taylor_sum(lambda k: coefs[:, k], delta, gamma, inside)

@@ -123,17 +123,29 @@ class TaylorTable:
         inside = (position >= 0) & (position < self.n_cells)
         cell = np.where(inside, position, 0).astype(np.intp)
         delta = z - (self.lo + (cell + 0.5) * self.width)
-        coefs = self.coefs
-        acc = coefs[TAYLOR_DEGREE].take(cell)
-        for k in range(TAYLOR_DEGREE - 1, -1, -1):
-            acc *= delta
-            acc += coefs[k].take(cell)
-        delta *= delta
-        delta *= -gamma
-        np.exp(delta, out=delta)
+        return taylor_sum(lambda k: self.coefs[k].take(cell), delta, gamma, inside)
+
+
+def taylor_sum(
+    coefficient: Callable[[int], np.ndarray],
+    delta: np.ndarray,
+    gamma: float | np.ndarray,
+    inside: np.ndarray,
+) -> np.ndarray:
+    """Each row's Taylor polynomial in ``delta`` (its distance from its cell's centre; the
+    coefficients of degree k are ``coefficient(k)``, one per row) times exp(-gamma delta^2),
+    and 0 outside the table: the one evaluation the per-pair and the fleet kernels share.
+    ``delta`` is overwritten."""
+    acc = np.array(coefficient(TAYLOR_DEGREE), dtype=np.float64, copy=True)
+    for k in range(TAYLOR_DEGREE - 1, -1, -1):
         acc *= delta
-        acc[~inside] = 0.0
-        return acc
+        acc += coefficient(k)
+    delta *= delta
+    delta *= -gamma
+    np.exp(delta, out=delta)
+    acc *= delta
+    acc[~inside] = 0.0
+    return acc
 
 
 @dataclass(frozen=True, eq=False)
