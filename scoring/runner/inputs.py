@@ -130,32 +130,39 @@ def mltable_available() -> bool:
 
 
 def _plan_partitions_with_mltable(folder: Path) -> InputPlan:
-    """The folder read by ``mltable`` itself and split by its partition keys, as the parallel
-    driver does with ``partition_keys: [Device, Sensor]`` and ``mode: direct``."""
+    """The folder read by ``mltable`` itself and split by its partition keys (``Shard``, or
+    ``Device`` and ``Sensor``, as the extract's layout says), as the parallel driver does with
+    ``partition_keys`` and ``mode: direct``."""
     import mltable
 
+    from scoring.data.extract_folder import LAYOUT_KEYS, layout_of
+
+    partition_keys = list(LAYOUT_KEYS[layout_of(folder)])
     try:
         frame = mltable.load(str(folder)).to_pandas_dataframe()
     except Exception as exc:  # mltable raises its own (azureml.dataprep) exception types
         raise InvalidSettingsError(f"--input {folder}: mltable cannot read it ({exc})") from exc
-    missing = [key for key in PARTITION_KEYS if key not in frame.columns]
-    if missing:  # an empty window's placeholder loads without columns: no mini-batch
+    if any(key not in frame.columns for key in partition_keys):
+        # an empty window's placeholder loads without columns: no mini-batch
         return InputPlan(kind="mltable", tasks=[], notes=[f"{folder}: no rows (mltable)"])
-    tasks = []
-    groups = frame.groupby(list(PARTITION_KEYS), sort=True, dropna=False)
-    for index, (values, group) in enumerate(groups):
-        keys = {k: str(v) for k, v in zip(PARTITION_KEYS, values, strict=True)}
-        tasks.append(
-            MiniBatchTask(
-                index=index,
-                kind=KIND_FRAME,
-                label="/".join(f"{k}={v}" for k, v in keys.items()),
-                keys=keys,
-                frame=group.reset_index(drop=True),
-                items=len(group),
-            )
-        )
+    groups = frame.groupby(partition_keys, sort=True, dropna=False)
+    tasks = [
+        _frame_task(index, {k: str(v) for k, v in zip(partition_keys, values, strict=True)}, group)
+        for index, (values, group) in enumerate(groups)
+    ]
     return InputPlan(kind="mltable", tasks=tasks)
+
+
+def _frame_task(index: int, keys: dict[str, str], group: pd.DataFrame) -> MiniBatchTask:
+    """A mini-batch of rows already in memory, labelled by its partition keys."""
+    return MiniBatchTask(
+        index=index,
+        kind=KIND_FRAME,
+        label="/".join(f"{k}={v}" for k, v in keys.items()),
+        keys=keys,
+        frame=group.reset_index(drop=True),
+        items=len(group),
+    )
 
 
 def partition_row_count(task: MiniBatchTask) -> int | None:
@@ -186,16 +193,7 @@ def _plan_table_file(path: Path) -> InputPlan:
     for index, (values, group) in enumerate(frame.groupby(list(PARTITION_KEYS), sort=True)):
         # The keys as an extract of this file would hand them over: folder values.
         keys = {k: encode_partition_value(v) for k, v in zip(PARTITION_KEYS, values, strict=True)}
-        tasks.append(
-            MiniBatchTask(
-                index=index,
-                kind=KIND_FRAME,
-                label="/".join(f"{k}={v}" for k, v in keys.items()),
-                keys=keys,
-                frame=group.reset_index(drop=True).assign(**keys),
-                items=len(group),
-            )
-        )
+        tasks.append(_frame_task(index, keys, group.assign(**keys)))
     return InputPlan(
         kind="table-file", tasks=tasks, unassigned_items=int(keyless.sum()), notes=notes
     )

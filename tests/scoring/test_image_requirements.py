@@ -155,3 +155,5 @@ def test_mltable_reads_our_extract_and_the_entry_script_answers_every_row(
         ["001", "invalid_value"], ["001", "ok"], ["dev-9", "no_model"]
     ]  # fmt: skip
     assert second["status"] == [["plant 7.a/é", "invalid_value"], ["plant 7.a/é", "ok"]]
+    assert [set(keys) for keys in result["runner_shard_keys"]] == [{"Shard"}, {"Shard"}]
+    assert result["runner_shard_rows"] == [8, 4], "the local runner's mini-batch is a shard"
