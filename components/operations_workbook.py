@@ -55,7 +55,7 @@ def serialized_workbook(scope: q.QueryScope, workspace_id: str) -> str:
             "content": {
                 "json": "## Batch scoring\nRuns, failed pairs and anomalies per window (from "
                 "each run's summary), and the events the stream job reads. What each alert "
-                "means: the README's *Alerts* section."
+                "means: the README's *Monitoring and alerts* section."
             },
             "name": "heading",
         }

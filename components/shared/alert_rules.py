@@ -179,7 +179,7 @@ class AlertRules:
 
 
 def alert_rules(s: AlertSettings) -> AlertRules:
-    """Every rule of the stack (see the README's "Alerts" section for what to do on each)."""
+    """Every rule of the stack (the README's "Monitoring and alerts" says what to do on each)."""
     every = s.evaluation_minutes
 
     def often(window: int) -> int:  # no rule runs less often than its window

@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 
-# output name -> what it is (the README's "Azure deployment" section documents each).
+# output name -> what it is (the README's "Stack outputs" table documents each).
 STACK_OUTPUTS: dict[str, str] = {
     "resourceGroupName": "Resource group holding every resource of the stack.",
     "storageAccountName": "Storage account (Entra ID only; no keys or SAS).",

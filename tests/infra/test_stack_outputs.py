@@ -35,8 +35,8 @@ EXPECTED = {
 
 def readme_section() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"^## Azure deployment\n(.*?)(?=^## )", text, re.S | re.M)
-    assert match, "README.md has no '## Azure deployment' section"
+    match = re.search(r"^## Deploying to Azure\n(.*?)(?=^## )", text, re.S | re.M)
+    assert match, "README.md has no '## Deploying to Azure' section"
     return match.group(1)
 
 
