@@ -169,6 +169,16 @@ class FastOneClassSVM:
     _exact_cache: list[Any] = field(default_factory=list, repr=False)
     _exact_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Between processes a compiled model travels as its arrays: the lock and the cache stay
+        # behind, and so does the way to the exact estimator (a closure over the process's own
+        # objects); the receiver builds the pack from the arrays, or loads the file it needs.
+        return (
+            _from_arrays,
+            (self.mean, self.scale, self.support_vectors, self.dual_coef, self.rho, self.gamma,
+             self.has_scaler, self.table),
+        )  # fmt: skip
+
     @property
     def n_features(self) -> int:
         return int(self.support_vectors.shape[1])
@@ -314,6 +324,37 @@ def _split(estimator: Any) -> tuple[StandardScaler | None, OneClassSVM] | None:
     if len(steps) == 2 and type(steps[0]) is StandardScaler and type(steps[1]) is OneClassSVM:
         return steps[0], steps[1]
     return None
+
+
+def _exact_left_behind() -> Any:
+    raise RuntimeError(
+        "this compiled model came from another process without its estimator; "
+        "load the model from the store to re-score guard-band rows"
+    )
+
+
+def _from_arrays(
+    mean: np.ndarray,
+    scale: np.ndarray,
+    support_vectors: np.ndarray,
+    dual_coef: np.ndarray,
+    rho: float,
+    gamma: float,
+    has_scaler: bool,
+    table: TaylorTable | None,
+) -> FastOneClassSVM:
+    """A compiled model rebuilt from its arrays (unpickling, see ``FastOneClassSVM.__reduce__``)."""
+    return FastOneClassSVM(
+        mean=mean,
+        scale=scale,
+        support_vectors=support_vectors,
+        dual_coef=dual_coef,
+        rho=rho,
+        gamma=gamma,
+        exact=_exact_left_behind,
+        has_scaler=has_scaler,
+        table=table,
+    )
 
 
 def compile_model(estimator: Any, exact: ExactModel | None = None) -> FastOneClassSVM | None:

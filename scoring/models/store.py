@@ -416,44 +416,26 @@ class ModelStore:
         The manifest is written too unless ``write_manifest`` is false (bulk saves
         then end with one :meth:`write_manifest`, which keeps N saves O(N)).
         """
-        sio = _sio()
-        buffer = io.BytesIO()
-        sio.dump(pipeline, buffer, compression=zipfile.ZIP_DEFLATED)  # ~5x smaller, same speed
-        data = buffer.getvalue()
-        refused = sorted(set(sio.get_untrusted_types(data=data)) - set(self.trusted_types))
-        if refused:
-            raise ModelStoreError(
-                f"{_pair(device, sensor)}: will not save a model that could not be loaded "
-                f"safely: untrusted types {', '.join(refused)}"
-            )
-        digest = hashlib.sha256(data).hexdigest()
-        trained_at = _utc_now()
-        version = f"{trained_at:%Y%m%dT%H%M%SZ}-{digest[:12]}"
-        relpath = model_relpath(device, sensor, version) + MODEL_SUFFIX
-        inputs = (
-            default_probe_inputs(pipeline, len(features))
-            if probe_inputs is None
-            else np.asarray(probe_inputs, dtype="float64")
+        model = serialize_model(
+            device,
+            sensor,
+            pipeline,
+            training_rows=training_rows,
+            params=params,
+            features=features,
+            probe_inputs=probe_inputs,
+            trusted_types=self.trusted_types,
         )
-        entry = {
-            "device": device,
-            "sensor": sensor,
-            "file": relpath,
-            "version": version,
-            "sha256": digest,
-            "training_rows": int(training_rows),
-            "params": dict(params),
-            "features": list(features),
-            "trained_at": _iso(trained_at),
-            "sklearn_version": running_sklearn_version(),
-            "probes": {
-                "inputs": inputs.tolist(),
-                "outputs": probe_outputs(pipeline, inputs).tolist(),
-            },
-        }
+        return self.write_serialized(model, write_manifest=write_manifest)
+
+    def write_serialized(self, model: SerializedModel, *, write_manifest: bool = True) -> str:
+        """Write a model :func:`serialize_model` made (here or in another process) and record
+        it in the manifest (now, or with the bulk's final :meth:`write_manifest`)."""
+        entry = model.entry
+        device, sensor, relpath = entry["device"], entry["sensor"], entry["file"]
         target = self.root / relpath
         try:
-            _write_atomically(target, data)
+            _write_atomically(target, model.data)
         except OSError as exc:
             raise ModelStoreError(
                 f"{_pair(device, sensor)}: cannot write {target} ({exc})"
@@ -466,7 +448,7 @@ class ModelStore:
         self._entries = entries
         if write_manifest:
             self.write_manifest()
-        return version
+        return str(entry["version"])
 
     def write_manifest(self) -> Path:
         """Write ``manifest.json`` atomically, then delete superseded model files."""
@@ -492,6 +474,65 @@ class ModelStore:
                 (self.root / relpath).unlink(missing_ok=True)
         self._superseded.clear()
         return self.manifest_path
+
+
+@dataclass(frozen=True)
+class SerializedModel:
+    """A fitted model ready to be written: its skops bytes and its manifest entry."""
+
+    data: bytes
+    entry: dict[str, Any]
+
+
+def serialize_model(
+    device: str,
+    sensor: str,
+    pipeline: Any,
+    *,
+    training_rows: int,
+    params: dict[str, Any],
+    features: Sequence[str] = DEFAULT_FEATURES,
+    probe_inputs: np.ndarray | None = None,
+    trusted_types: Sequence[str] = TRUSTED_TYPES,
+) -> SerializedModel:
+    """A fitted model as skops bytes and its manifest entry (version, sha256, probes, ...),
+    refused if it could not be loaded back safely. Pure: training runs it in its worker
+    processes, so the one writer (:meth:`ModelStore.write_serialized`) only writes files."""
+    sio = _sio()
+    buffer = io.BytesIO()
+    sio.dump(pipeline, buffer, compression=zipfile.ZIP_DEFLATED)  # ~5x smaller, same speed
+    data = buffer.getvalue()
+    refused = sorted(set(sio.get_untrusted_types(data=data)) - set(trusted_types))
+    if refused:
+        raise ModelStoreError(
+            f"{_pair(device, sensor)}: will not save a model that could not be loaded "
+            f"safely: untrusted types {', '.join(refused)}"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    trained_at = _utc_now()
+    version = f"{trained_at:%Y%m%dT%H%M%SZ}-{digest[:12]}"
+    inputs = (
+        default_probe_inputs(pipeline, len(features))
+        if probe_inputs is None
+        else np.asarray(probe_inputs, dtype="float64")
+    )
+    entry = {
+        "device": device,
+        "sensor": sensor,
+        "file": model_relpath(device, sensor, version) + MODEL_SUFFIX,
+        "version": version,
+        "sha256": digest,
+        "training_rows": int(training_rows),
+        "params": dict(params),
+        "features": list(features),
+        "trained_at": _iso(trained_at),
+        "sklearn_version": running_sklearn_version(),
+        "probes": {
+            "inputs": inputs.tolist(),
+            "outputs": probe_outputs(pipeline, inputs).tolist(),
+        },
+    }
+    return SerializedModel(data, entry)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

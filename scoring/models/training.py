@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 
@@ -47,7 +47,7 @@ from scoring.data.schema import (
     normalize_readings,
 )
 from scoring.models.kernel import FastOneClassSVM, compile_model
-from scoring.models.store import ModelStore
+from scoring.models.store import ModelStore, SerializedModel, serialize_model
 from scoring.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,14 @@ class PairData:
 
 @dataclass
 class FitResult:
+    """One pair's outcome, made in a worker: the model serialized and compiled there, so the
+    parent only writes files (at 100,000 pairs the serializing is most of the work)."""
+
     device: str
     sensor: str
     rows: int
-    pipeline: Pipeline | None = None
+    saved: SerializedModel | None = None
+    compiled: FastOneClassSVM | None = None  # as arrays: the pack is built from them
     error: str | None = None
 
 
@@ -122,13 +126,32 @@ class TrainReport:
     dropped_rows: int = 0
 
 
-def _fit_chunk(chunk: Sequence[PairData], params: TrainParams) -> list[FitResult]:
-    """Fit several pairs (one process-pool task); a failing pair does not sink the rest."""
+@dataclass(frozen=True)
+class _SaveAs:
+    """What a worker needs to serialize the models it fits as the store would."""
+
+    params: dict[str, object]
+    trusted_types: tuple[str, ...]
+
+
+def _fit_chunk(chunk: Sequence[PairData], params: TrainParams, save_as: _SaveAs) -> list[FitResult]:
+    """Fit, serialize and compile several pairs (one process-pool task); a failing pair does
+    not sink the rest."""
     results = []
     for pair in chunk:
         result = FitResult(pair.device, pair.sensor, len(pair.X))
         try:
-            result.pipeline = build_pipeline(params).fit(pair.X)
+            pipeline = build_pipeline(params).fit(pair.X)
+            result.saved = serialize_model(
+                pair.device,
+                pair.sensor,
+                pipeline,
+                training_rows=len(pair.X),
+                params=save_as.params,
+                features=FEATURES,
+                trusted_types=save_as.trusted_types,
+            )
+            result.compiled = compile_model(pipeline)
         except Exception as exc:  # noqa: BLE001 - reported per pair, the others go on
             result.error = f"{type(exc).__name__}: {exc}"
         results.append(result)
@@ -154,20 +177,27 @@ def _chunks(items: Sequence[PairData], size: int) -> Iterator[Sequence[PairData]
 
 
 def fit_pairs(
-    pairs: Sequence[PairData], params: TrainParams, *, jobs: int, progress: bool = False
+    pairs: Sequence[PairData],
+    params: TrainParams,
+    save_as: _SaveAs,
+    *,
+    jobs: int,
+    progress: bool = False,
 ) -> Iterator[FitResult]:
     """Fit every pair, in a process pool when it pays off; yields results as they finish."""
     bar = progress_bar(len(pairs), desc="train", unit="model", logger=log) if progress else _Quiet()
     with bar:
         if jobs <= 1 or len(pairs) < _POOL_MIN_PAIRS:
             for chunk in _chunks(pairs, 1):
-                yield from _fit_chunk(chunk, params)
+                yield from _fit_chunk(chunk, params, save_as)
                 bar.update(len(chunk))
             return
         # A few chunks per worker: balances uneven pairs without a task per model.
         size = max(1, math.ceil(len(pairs) / (jobs * 4)))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_fit_chunk, chunk, params) for chunk in _chunks(pairs, size)]
+            futures = [
+                pool.submit(_fit_chunk, chunk, params, save_as) for chunk in _chunks(pairs, size)
+            ]
             for future in as_completed(futures):
                 results = future.result()
                 yield from results
@@ -197,7 +227,6 @@ def train_models(
     jobs: int = 1,
     min_rows: int = DEFAULT_MIN_ROWS,
     progress: bool = False,
-    on_result: Callable[[FitResult], None] | None = None,
 ) -> TrainReport:
     """Train and save one model per (Device, Sensor) of ``readings``; manifest written once.
 
@@ -221,10 +250,10 @@ def train_models(
         )
         frame = frame.loc[~bad]
     pairs = split_pairs(frame, min_rows=min_rows, report=report)
-    hyper = asdict(params)
+    save_as = _SaveAs(params=asdict(params), trusted_types=tuple(store.trusted_types))
     compiled: dict[tuple[str, str], tuple[str, FastOneClassSVM | None]] = {}
-    for result in fit_pairs(pairs, params, jobs=jobs, progress=progress):
-        if result.pipeline is None:
+    for result in fit_pairs(pairs, params, save_as, jobs=jobs, progress=progress):
+        if result.saved is None:
             log.warning(
                 "training failed for Device=%r Sensor=%r (%d rows): %s",
                 result.device,
@@ -233,23 +262,12 @@ def train_models(
                 result.error,
             )
             report.failed.append((result.device, result.sensor, str(result.error)))
-        else:
-            version = store.save(
-                result.device,
-                result.sensor,
-                result.pipeline,
-                training_rows=result.rows,
-                params=hyper,
-                features=FEATURES,
-                write_manifest=False,
-            )
-            report.trained.append((result.device, result.sensor, version, result.rows))
-            # The pack is built from the models just fitted (no file read back); the sha256 of
-            # the file each was saved as is what the pack checks against the manifest.
-            sha256 = store.entry(result.device, result.sensor)["sha256"]
-            compiled[(result.device, result.sensor)] = (sha256, compile_model(result.pipeline))
-        if on_result is not None:
-            on_result(result)
+            continue
+        version = store.write_serialized(result.saved, write_manifest=False)
+        report.trained.append((result.device, result.sensor, version, result.rows))
+        # The pack is built from the models just fitted (no file read back); the sha256 of the
+        # file each was saved as is what the pack checks against the manifest.
+        compiled[(result.device, result.sensor)] = (result.saved.entry["sha256"], result.compiled)
     if report.trained:
         store.write_manifest()
         _write_pack(store, compiled)

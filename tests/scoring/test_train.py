@@ -14,6 +14,7 @@ from sklearn.svm import OneClassSVM
 
 from batchscore.cli import main
 from scoring.models import training as train
+from scoring.models.pack import PACK_NAME, verify_pack, write_pack
 from scoring.models.store import ModelStore
 
 
@@ -135,6 +136,20 @@ def test_process_pool_gives_the_same_models_as_one_process(tmp_path: Path) -> No
     for key in pairs:
         a, b = serial.load(*key).pipeline, pooled.load(*key).pipeline
         np.testing.assert_array_equal(a.decision_function(probe), b.decision_function(probe))
+
+
+def test_a_pack_built_from_models_compiled_in_workers_is_the_one_the_files_give(tmp_path):
+    """Workers serialize and compile; the pack the parent writes from their arrays must equal
+    the pack ``models pack`` rebuilds from the files, and pass ``models verify``."""
+    pairs = {(f"dev-{i:02d}", "temp"): 40 for i in range(train._POOL_MIN_PAIRS)}
+    store = ModelStore(tmp_path / "pooled")
+    train.train_models(readings(pairs), store, jobs=2)
+    checked, problems = verify_pack(store)
+    assert (checked, problems) == (len(pairs), [])
+    from_workers = (store.root / PACK_NAME).read_bytes()
+    (store.root / PACK_NAME).unlink()
+    write_pack(store)  # from the files, as `batchscore models pack` does
+    assert (store.root / PACK_NAME).read_bytes() == from_workers
 
 
 def test_hyperparameters_are_validated() -> None:
