@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from components.stack_files import coerce
 
 PROJECT = "batchscore"
 
@@ -280,29 +281,21 @@ class StackConfig:
 
 # --- coercion (engine strings or typed values) ---------------------------------------------
 def _coerce(value: Any, default: Any) -> Any:
+    """``value`` as the type of the field's default, by the stack files' one coercion."""
     if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise ValueError(f"must be true or false, got {value!r}")
+        return coerce(value, "boolean")
     if isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            return int(value)
-        raise ValueError(f"must be an integer, got {value!r}")
+        return coerce(value, "integer")
     if isinstance(default, tuple):
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"must be a list of strings, got {value!r}") from exc
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"must be a list of strings, got {value!r}")
-        return tuple(value)
+        try:
+            items = coerce(value, "array")
+        except ValueError:
+            items = None
+        if items is None or not all(isinstance(item, str) for item in items):
+            raise ValueError(f"must be a list of strings (got {value!r})")
+        return tuple(items)
     if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
+        raise ValueError(f"must be a string (got {value!r})")
     return value.strip()
 
 

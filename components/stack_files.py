@@ -137,38 +137,52 @@ def _split(raw_key: Any, namespace: str) -> tuple[str, str]:
 _INTEGER = re.compile(r"\s*-?\d+\s*")
 
 
-def _typed(value: Any, spec: Any, key: str, problems: list[str]) -> Any:
-    """`value` as the type `spec` declares; a problem line naming `key` when it is not one."""
-    kind = spec.get("type") if isinstance(spec, Mapping) else None
+def coerce(value: Any, kind: str | None) -> Any:
+    """A config value as the type Pulumi declares (``boolean``, ``integer``, ``array``,
+    ``string``; anything else is returned as it is): the engine hands every value as a
+    string, a stack file as YAML's own type. Raises ``ValueError`` saying what it must be. The
+    one coercion of config values: the stack config, the pipeline settings and this reader
+    all use it."""
     if kind == "boolean":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true"
-    elif kind == "integer":
+        raise ValueError(f"must be true or false (got {value!r})")
+    if kind == "integer":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str) and _INTEGER.fullmatch(value):
             return int(value)
-    elif kind == "array":
+        raise ValueError(f"must be an integer (got {value!r})")
+    if kind == "array":
         if isinstance(value, str):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
                 pass
-        if isinstance(value, list):
-            return value
-    elif kind == "string":
+        if isinstance(value, list | tuple):
+            return list(value)
+        raise ValueError(f"must be a list (got {value!r})")
+    if kind == "string":
         if isinstance(value, str):
             return value
         if isinstance(value, bool | int | float):
             return engine_string(value)
-    else:
-        return value  # not declared, or a type this reader does not check
-    problems.append(f"{key}: must be of type {kind} (got {value!r})")
+        raise ValueError(f"must be a string (got {value!r})")
     return value
+
+
+def _typed(value: Any, spec: Any, key: str, problems: list[str]) -> Any:
+    """`value` as the type `spec` declares; a problem line naming `key` when it is not one."""
+    kind = spec.get("type") if isinstance(spec, Mapping) else None
+    try:
+        return coerce(value, kind)
+    except ValueError:
+        problems.append(f"{key}: must be of type {kind} (got {value!r})")
+        return value
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:

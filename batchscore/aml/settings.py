@@ -247,26 +247,11 @@ def read_stack_config(stack: str | None, project_dir: str | Path) -> dict[str, A
 
 
 def _coerce(value: Any, kind: Any) -> Any:
-    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-    if kind_name == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise ValueError(f"must be true or false (got {value!r})")
-    if kind_name == "int":
-        if isinstance(value, bool):
-            raise ValueError(f"must be an integer (got {value!r})")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            return int(value)
-        raise ValueError(f"must be an integer (got {value!r})")
-    if isinstance(value, bool | dict | list):
-        raise ValueError(f"must be a string (got {value!r})")
-    return str(value)
+    """``value`` as the field's Python type, by the stack files' one coercion."""
+    from components.stack_files import coerce
+
+    name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    return coerce(value, {"bool": "boolean", "int": "integer"}.get(name, "string"))
 
 
 def _azure_ml_time_zones() -> frozenset[str]:

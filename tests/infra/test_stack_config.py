@@ -154,7 +154,7 @@ def test_all_problems_are_reported_at_once() -> None:
 def test_a_badly_typed_value_does_not_cause_misleading_follow_up_errors() -> None:
     with pytest.raises(ConfigError) as caught:
         StackConfig.from_mapping({"clusterMaxNodes": "many", "clusterMinNodes": 3})
-    assert caught.value.problems == ["clusterMaxNodes: must be an integer, got 'many'"]
+    assert caught.value.problems == ["clusterMaxNodes: must be an integer (got 'many')"]
 
 
 def test_engine_strings_are_coerced() -> None:
