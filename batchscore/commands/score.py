@@ -44,7 +44,7 @@ from scoring.runner import (
     format_summary,
 )
 from scoring.runner.contract import DEFAULT_MINI_BATCH_SIZE, default_workers
-from scoring.runner.processes import start_fork_server
+from scoring.runner.processes import start_fork_server, stop_fork_server
 from scoring.steps import ENTRY_SCRIPT
 from scoring.work_folder import EXTRACT_FOLDER, MODELS_FOLDER, PREDICTIONS_FOLDER
 
@@ -261,6 +261,13 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
 
 def run(args: argparse.Namespace) -> int:
     start_fork_server()  # its imports overlap with ours (the engine, pandas) from here on
+    try:
+        return _score(args)
+    finally:  # every worker is gone by now; the server would outlive us holding our stdout
+        stop_fork_server()
+
+
+def _score(args: argparse.Namespace) -> int:
     from scoring.runner import run_parallel
 
     settings = build_settings(args)

@@ -290,3 +290,37 @@ def test_the_score_command_starts_the_fork_server_before_importing_pandas() -> N
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == "[]"
+
+
+def test_the_fork_server_ends_with_the_command_and_a_later_run_starts_a_new_one(
+    extract, tmp_path
+) -> None:
+    """Left to notice the command's exit, the server would tear down its interpreter (pandas
+    loaded) after the command, holding the command's stdout and stderr open meanwhile."""
+    from multiprocessing import forkserver
+
+    from scoring.runner.processes import start_method
+
+    if start_method() != "forkserver":
+        pytest.skip("no fork server on this platform")
+    servers = []
+    for run in ("first", "second"):
+        seen = []
+        real_stop = forkserver._forkserver._stop
+
+        def stop_and_note(real_stop=real_stop, seen=seen) -> None:
+            seen.append(forkserver._forkserver._forkserver_pid)
+            real_stop()
+
+        forkserver._forkserver._stop = stop_and_note
+        try:
+            argv = ["--input", str(extract), "--output", str(tmp_path / run)]
+            assert _score(*argv, "--entry-script", str(SCRIPTS / "echo.py")) == 0
+        finally:
+            del forkserver._forkserver._stop
+        assert len(seen) == 1 and seen[0] is not None
+        assert forkserver._forkserver._forkserver_pid is None
+        with pytest.raises(ProcessLookupError):  # gone and reaped, not left as a zombie
+            os.kill(seen[0], 0)
+        servers.append(seen[0])
+    assert servers[0] != servers[1]
