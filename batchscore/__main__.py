@@ -1,8 +1,6 @@
 """``python -m batchscore <command>``."""
 
-import sys
-
-from batchscore.cli import main
+from batchscore.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

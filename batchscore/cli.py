@@ -18,6 +18,7 @@ Exit codes: 0 success, 1 the run failed (e.g. a threshold exceeded),
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 
@@ -113,6 +114,23 @@ def _chosen_command(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     return run_reporting_errors(lambda: _flushed(_parse_and_run(argv)))
+
+
+def entry() -> None:
+    """The process entry (the ``batchscore`` command, ``python -m batchscore`` and
+    ``python -m scoring``): :func:`main`, then exit with its code.
+
+    Before exiting, every object still alive is frozen out of the garbage collector's reach
+    (``gc.freeze``). The interpreter's last collection would otherwise walk every object
+    pandas, pyarrow and scikit-learn created (measured: 0.08 to 0.12 s of a 0.7 s ``score``,
+    0.03 s frozen) to free memory the process's end frees anyway. Exit handlers (log
+    flushing, telemetry export) and objects' own cleanup still run; only garbage already
+    caught in reference cycles is left to the operating system. In-process callers (tests,
+    the demo) call :func:`main` and keep a normal collector.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def _flushed(code: int) -> int:

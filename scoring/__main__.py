@@ -17,9 +17,9 @@ carries the runtime only). The pipeline's steps run as:
 
 if __name__ == "__main__":
     try:
-        from batchscore.cli import main
+        from batchscore.cli import entry
     except ImportError:
         asked_for_help = any(arg in ("-h", "--help") for arg in sys.argv[1:])
         print(STEPS_HELP, file=sys.stdout if asked_for_help else sys.stderr, end="")
         sys.exit(0 if asked_for_help else 2)
-    sys.exit(main())
+    entry()
