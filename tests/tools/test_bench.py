@@ -187,7 +187,7 @@ def test_pages_two_processes_share_count_once_in_the_peak_and_twice_in_the_rss_s
         "    os.waitpid(pid, 0)\n"
     )
     process = subprocess.Popen([sys.executable, "-c", code, str(shared)])
-    with bench.PeakRss(process.pid, pss_every=1) as sampler:
+    with bench.PeakRss(process.pid, slow_every=1) as sampler:
         process.wait()
     assert sampler.peak > 380 * 2**20, sampler.peak
     assert sampler.peak_pss is not None
