@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from scoring.data.files import atomic_path
 from scoring.errors import UsageError
@@ -439,27 +440,45 @@ class PackedStore:
 
     def rows(self, devices: list[str], sensors: list[str]) -> np.ndarray:
         """Rows of many pairs (-1 where not packed): binary search on the sorted hashes, then
-        the names compared (a hash collision is never taken for the pair)."""
+        the names compared (a hash collision is never taken for the pair), all pairs at once;
+        only a pair whose hash is shared walks the rows of that hash."""
         hashes = np.fromiter(
             (pair_hash(d, s) for d, s in zip(devices, sensors, strict=True)),
             dtype=np.uint64,
             count=len(devices),
         )
+        result = np.full(len(devices), -1, dtype=np.int64)
+        if not len(self.key_hash):
+            return result
         found = np.searchsorted(self.key_hash, hashes)
         found[found >= len(self.key_hash)] = 0
-        hit = self.key_hash[found] == hashes if len(self.key_hash) else np.zeros(0, bool)
-        result = np.full(len(devices), -1, dtype=np.int64)
-        for position in np.flatnonzero(hit):
-            row = int(found[position])
+        hit = np.flatnonzero(self.key_hash[found] == hashes)
+        named = self._names_at(found[hit], [devices[i] for i in hit], [sensors[i] for i in hit])
+        result[hit[named]] = found[hit[named]]
+        for position in hit[~named]:  # the first row of this hash is another pair's
+            row = int(found[position]) + 1
             while row < len(self.key_hash) and self.key_hash[row] == hashes[position]:
-                if (
-                    self._strings["device"][row].as_py() == devices[position]
-                    and self._strings["sensor"][row].as_py() == sensors[position]
-                ):
+                if self._names_at(np.array([row]), [devices[position]], [sensors[position]])[0]:
                     result[position] = row
                     break
                 row += 1
         return result
+
+    def _names_at(self, rows: np.ndarray, devices: list[str], sensors: list[str]) -> np.ndarray:
+        """Per position, whether pack row ``rows[i]`` is the pair (devices[i], sensors[i])."""
+        if not len(rows):
+            return np.zeros(0, dtype=bool)
+        taken = pa.array(rows, type=pa.int64())
+        same = pc.and_(
+            pc.equal(self._strings["device"].take(taken), pa.array(devices, pa.string())),
+            pc.equal(self._strings["sensor"].take(taken), pa.array(sensors, pa.string())),
+        )
+        return same.to_numpy(zero_copy_only=False)
+
+    def strings(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Column ``name`` (text) of many rows, as an object array."""
+        taken = self._strings[name].take(pa.array(rows, type=pa.int64()))
+        return taken.to_numpy(zero_copy_only=False)
 
     def string(self, name: str, row: int) -> str:
         return self._strings[name][row].as_py()

@@ -432,6 +432,17 @@ class _Labels:
         to_mine = np.array([*(self._code(value) for value in uniques), -1], dtype=np.int32)
         self.codes[start : start + len(values)] = to_mine[local]
 
+    def put_runs(self, runs: _Runs, which: np.ndarray, values: np.ndarray) -> None:
+        """``values[i]`` into every row of run ``which[i]``."""
+        local, uniques = pd.factorize(values, use_na_sentinel=True)
+        to_mine = np.array([*(self._code(value) for value in uniques), -1], dtype=np.int32)
+        chosen = np.zeros(len(runs.starts), dtype=bool)
+        chosen[which] = True
+        by_run = np.zeros(len(runs.starts), dtype=np.int32)
+        by_run[which] = to_mine[local]
+        rows = np.repeat(chosen, runs.lengths)
+        self.codes[rows] = np.repeat(by_run, runs.lengths)[rows]
+
     def categorical(self) -> pd.Categorical:
         return pd.Categorical.from_codes(self.codes, categories=list(self.values))
 
@@ -450,9 +461,10 @@ class _Answers:
     def set_runs(
         self, runs: _Runs, fleet_runs: np.ndarray, rows: np.ndarray, pack: PackedStore | None
     ) -> None:
-        for run in fleet_runs:
-            start, stop = runs.bounds(run)
-            self.version.put(slice(start, stop), pack.string("version", int(rows[run])))
+        """The packed model's version into every row of each run in ``fleet_runs``."""
+        if not len(fleet_runs):
+            return
+        self.version.put_runs(runs, fleet_runs, pack.strings("version", rows[fleet_runs]))
 
     def take(self, start: int, stop: int, answer: pd.DataFrame) -> None:
         """A pair's own answer (:meth:`SensorPredictor._score_pair`) into rows start:stop."""

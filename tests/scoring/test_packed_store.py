@@ -355,3 +355,22 @@ def test_models_verify_names_a_damaged_pack_row(store, capsys):
     path.write_bytes(bytes(data))
     assert main(["models", "verify", str(store.root)]) == 1
     assert "is damaged (its checksum differs)" in capsys.readouterr().out
+
+
+def test_pairs_sharing_a_hash_are_told_apart_by_their_names(store, monkeypatch):
+    """Every pair hashed alike (a collision made total): each still finds its own row, and a
+    pair that is not packed but shares the hash finds none."""
+    import scoring.models.pack as pack_module
+
+    monkeypatch.setattr(pack_module, "pair_hash", lambda device, sensor: 7)
+    write_pack(store)
+    pack = PackedStore.open(store.root / PACK_NAME)
+    pairs = store.keys()
+    devices = [d for d, _ in pairs] + ["dev-1", "dev-9"]
+    sensors = [s for _, s in pairs] + ["humidity", "temperature"]
+    rows = pack.rows(devices, sensors)
+    assert rows[-2:].tolist() == [-1, -1]
+    assert sorted(rows[:-2].tolist()) == list(range(len(pairs)))
+    for (device, sensor), row in zip(pairs, rows, strict=False):
+        assert pack.strings("device", np.array([row]))[0] == device
+        assert pack.strings("sensor", np.array([row]))[0] == sensor
