@@ -428,20 +428,22 @@ class _Labels:
 
     def put_each(self, start: int, values: np.ndarray) -> None:
         """``values[i]`` into row ``start + i``."""
-        local, uniques = pd.factorize(values, use_na_sentinel=True)
-        to_mine = np.array([*(self._code(value) for value in uniques), -1], dtype=np.int32)
-        self.codes[start : start + len(values)] = to_mine[local]
+        self.codes[start : start + len(values)] = self._codes_of(values)
 
     def put_runs(self, runs: _Runs, which: np.ndarray, values: np.ndarray) -> None:
         """``values[i]`` into every row of run ``which[i]``."""
-        local, uniques = pd.factorize(values, use_na_sentinel=True)
-        to_mine = np.array([*(self._code(value) for value in uniques), -1], dtype=np.int32)
         chosen = np.zeros(len(runs.starts), dtype=bool)
         chosen[which] = True
         by_run = np.zeros(len(runs.starts), dtype=np.int32)
-        by_run[which] = to_mine[local]
+        by_run[which] = self._codes_of(values)
         rows = np.repeat(chosen, runs.lengths)
         self.codes[rows] = np.repeat(by_run, runs.lengths)[rows]
+
+    def _codes_of(self, values: np.ndarray) -> np.ndarray:
+        """Each value's code, one lookup per distinct value."""
+        local, uniques = pd.factorize(values, use_na_sentinel=True)
+        to_mine = np.array([*(self._code(value) for value in uniques), -1], dtype=np.int32)
+        return to_mine[local]
 
     def categorical(self) -> pd.Categorical:
         return pd.Categorical.from_codes(self.codes, categories=list(self.values))

@@ -45,8 +45,8 @@ def start_fork_server() -> None:
         forkserver.ensure_running()
 
 
-def stop_fork_server() -> bool:
-    """End the fork server once the caller's workers are all gone; True if one was running.
+def stop_fork_server() -> None:
+    """End the fork server once the caller's workers are all gone.
 
     Left alone, the server notices its caller's exit only when the caller has exited, and then
     tears down an interpreter holding pandas and pyarrow (about a tenth of a second) while it
@@ -63,10 +63,9 @@ def stop_fork_server() -> bool:
     pid = getattr(server, "_forkserver_pid", None)
     stop = getattr(server, "_stop", None)
     if pid is None or not callable(stop):
-        return False
+        return
     try:
         os.kill(pid, signal.SIGTERM)  # no teardown; _stop() then reaps it and forgets it
     except ProcessLookupError:
         pass
     stop()
-    return True
