@@ -69,6 +69,7 @@ import pandas as pd  # noqa: E402  (after the package registration above)
 
 from scoring.data import scored_parts  # noqa: E402
 from scoring.data.extract_folder import SHARD  # noqa: E402
+from scoring.data.files import SUPPORTED as TABLE_SUFFIXES  # noqa: E402
 from scoring.data.schema import (  # noqa: E402
     PARTITION_KEYS,
     decode_partition_value,
@@ -197,7 +198,7 @@ def _read_files(paths: list[Any]) -> pd.DataFrame:
     frames = []
     for item in paths:
         path = Path(str(item))
-        if path.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        if path.suffix.lower() not in TABLE_SUFFIXES:
             log.warning("%s: not a Parquet or CSV file, skipped", path)
             continue
         frames.append(_with_decoded_keys(read_table(path), _keys_from_path(path)))
