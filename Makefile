@@ -12,7 +12,7 @@ NPM    ?= npm
 .PHONY: venv node_modules demo test lint plan preflight clean
 
 # The package itself goes in editable (pip install -e .): the `batchscore` command, and
-# `python -m scoring`, work from any folder and always run this checkout's code.
+# `python -m batchscore`, work from any folder and always run this checkout's code.
 $(VENV)/.installed: requirements.txt requirements-demo.txt scoring/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -3,22 +3,16 @@
 import pulumi
 from pulumi_azure_native import authorization, resources
 
-from batchscore.aml.settings import SettingsError
 from components.alerting import Alerting, AlertingArgs
-from components.config import ConfigError, StackConfig
+from components.config import ConfigError, StackSettings
 from components.ingestion import Ingestion, IngestionArgs
 from components.ml_workspace import MlWorkspace, MlWorkspaceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import GlobalNames, random_suffix
 from components.operations_workbook import OperationsWorkbook, OperationsWorkbookArgs
 from components.scoring_image import ScoringImage, ScoringImageArgs
-from components.scoring_pipeline import (
-    ScoringPipeline,
-    ScoringPipelineArgs,
-    pipeline_settings_from_config,
-)
+from components.scoring_pipeline import ScoringPipeline, ScoringPipelineArgs
 from components.sensor_database import EntraAdmin, SensorDatabase, SensorDatabaseArgs
-from components.shared.alert_rules import AlertSettings
 from components.shared.monitoring_queries import QueryScope
 from components.shared.placement import Placement, standard_tags
 from components.shared.registry_auth import ACR_AUDIENCE
@@ -29,16 +23,10 @@ from components.stream_job import StreamJobStart, StreamJobStartArgs
 from components.stream_processing import StreamProcessing, StreamProcessingArgs
 
 try:  # validated before any resource is declared
-    config = StackConfig.from_pulumi()
-    pipeline_settings = pipeline_settings_from_config()
-    if pipeline_settings.instance_count > config.cluster_max_nodes:
-        raise ConfigError(
-            f"scoringInstanceCount {pipeline_settings.instance_count}: a scoring run cannot use "
-            f"more nodes than the cluster has (clusterMaxNodes {config.cluster_max_nodes})"
-        )
-    alert_settings = AlertSettings.from_config(config, pipeline_settings)
-except (ConfigError, SettingsError) as error:
+    settings = StackSettings.from_pulumi()
+except ConfigError as error:
     raise pulumi.RunError(str(error)) from None
+config, pipeline_settings, alert_settings = settings.stack, settings.pipeline, settings.alerts
 
 project, stack = pulumi.get_project(), pulumi.get_stack()
 client = authorization.get_client_config_output()

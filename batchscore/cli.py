@@ -1,5 +1,4 @@
-"""Command-line front door: ``batchscore <command> [--help]`` (also ``python -m batchscore`` and
-``python -m scoring``).
+"""Command-line front door: ``batchscore <command> [--help]`` (also ``python -m batchscore``).
 
 Each command lives in its own module that exposes two functions:
 
@@ -117,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The process entry (the ``batchscore`` command, ``python -m batchscore`` and
-    ``python -m scoring``): :func:`main`, then exit with its code.
+    """The process entry (the ``batchscore`` command and ``python -m batchscore``): :func:`main`,
+    then exit with its code.
 
     Before exiting, every object still alive is frozen out of the garbage collector's reach
     (``gc.freeze``). The interpreter's last collection would otherwise walk every object

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import monitor
 
+from components.config.alerts import AlertSettings
 from components.shared.alert_rules import (
     ActivityLogAlertRule,
     AlertRules,
-    AlertSettings,
     LogAlertRule,
     MetricAlertRule,
     alert_rules,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pulumi
 
-from batchscore.aml.settings import PipelineSettings
+from components.config.pipeline import PipelineSettings
 from components.providers.scoring_pipeline import (
     SCORING_DIR,
     ScoringPipelineProvider,
@@ -24,7 +24,6 @@ __all__ = [
     "ScoringPipeline",
     "ScoringPipelineArgs",
     "ScoringPipelineProvider",
-    "pipeline_settings_from_config",
 ]
 
 
@@ -35,9 +34,9 @@ class ScoringPipelineArgs:
     ``image`` is the scoring image by digest (``ScoringImage.image_ref``);
     ``identity_client_id`` the client id of the cluster's user-assigned identity;
     ``sql_server`` the server's FQDN. ``settings`` come from the stack config
-    (:func:`pipeline_settings_from_config`). ``schedule_name`` None = auto-named.
+    (:meth:`PipelineSettings.from_pulumi`). ``schedule_name`` None = auto-named.
     ``telemetry_connection_string``: Application Insights, where the publish step sends each
-    run's summary (not a credential, see :class:`batchscore.aml.settings.PipelineTarget`).
+    run's summary (not a credential, see :class:`components.config.pipeline.PipelineTarget`).
     """
 
     subscription_id: pulumi.Input[str]
@@ -55,14 +54,6 @@ class ScoringPipelineArgs:
     storage_account_name: pulumi.Input[str] | None = None
     schedule_name: str | None = None
     telemetry_connection_string: pulumi.Input[str] = ""
-
-
-def pipeline_settings_from_config(config: pulumi.Config | None = None) -> PipelineSettings:
-    """The pipeline keys of the stack config (Pulumi applies the Pulumi.yaml defaults; keys it
-    does not know fall back to the same defaults in :class:`PipelineSettings`)."""
-    config = config or pulumi.Config()
-    values = {key: config.get(key) for key in PipelineSettings.config_keys()}
-    return PipelineSettings.from_mapping({k: v for k, v in values.items() if v is not None})
 
 
 class ScoringPipeline(pulumi.ComponentResource):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import sql
 
-from components.config import sql_sku_parts
+from components.config.stack import sql_sku_parts
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
 

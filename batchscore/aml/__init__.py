@@ -1,5 +1,4 @@
-"""Deploy-time Azure ML v2 definitions of the scoring pipeline (azure-ai-ml only; never the
-v1 SDK): ``settings`` (typed config, no Azure imports), ``components``, ``pipeline``,
-``schedule`` and ``export`` (YAML + offline validation). Used by ``batchscore pipeline``
-and the Pulumi provider; nothing here runs on the cluster (the steps are :mod:`scoring.steps`).
-"""
+"""The scoring pipeline from the command line: ``export`` writes the Azure ML definitions of
+:mod:`components.aml` as YAML and validates them offline; ``run`` submits the deployed
+schedule's job now and follows it. Tooling only: the definitions themselves live with the
+stack that deploys them."""

@@ -24,15 +24,15 @@ from typing import Any
 
 import yaml
 
-from batchscore.aml import components as comps
-from batchscore.aml.pipeline import (
+from components.aml import components as comps
+from components.aml.pipeline import (
     STANDALONE_TRIGGER_TIME,
     TRIGGER_TIME_MACRO,
     build_components,
     generic_pipeline_job,
     scoring_pipeline_job,
 )
-from batchscore.aml.settings import PipelineSettings, PipelineTarget
+from components.config.pipeline import PipelineSettings, PipelineTarget
 from scoring.errors import RunFailed
 
 SCHEMA_BASE = "https://azuremlschemas.azureedge.net/latest"
@@ -82,7 +82,7 @@ def render_scoring(
     schedule file overrides it with the trigger-time macro, which only a schedule fills in);
     ``version`` overrides the content versions (stable snapshots).
     """
-    from batchscore.aml.schedule import scoring_schedule
+    from components.aml.schedule import scoring_schedule
 
     built = build_components(settings, target, code_dir=code_dir, version=version)
     rendered = Rendered()

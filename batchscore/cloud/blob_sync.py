@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 SHA256_METADATA_KEY = "sha256"
 DEFAULT_WORKERS = 8
 #: the folder of the container the scoring pipeline reads the store from
-#: (batchscore.aml.settings.PipelineTarget.models_path)
+#: (components.config.pipeline.PipelineTarget.models_path)
 DEFAULT_PREFIX = "store"
 STORE_CONTRIBUTOR = "Storage Blob Data Contributor"
 #: the token audience of Azure Storage

@@ -1,7 +1,7 @@
 """The run summaries in the predictions container: ``<prefix>/window=<end>/summary.json``.
 
 The scoring pipeline's publish step writes them under the predictions datastore's root
-(``scored/``, :data:`batchscore.aml.settings.PREDICTIONS_PATH`). Reading needs *Storage Blob
+(``scored/``, :data:`components.config.pipeline.PREDICTIONS_PATH`). Reading needs *Storage Blob
 Data Reader* on the account or container (Entra auth through ``DefaultAzureCredential``, see
 :func:`batchscore.cloud.blob_sync.container_client`); storage errors become one sentence that
 names the container and that role.

@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     export.add_argument("--stack", help="read Pulumi.<stack>.yaml over the Pulumi.yaml defaults")
     export.add_argument(
-        "--project-dir", type=Path, default=None, help="folder of Pulumi.yaml (default: repo)"
+        "--project-dir",
+        type=Path,
+        default=None,
+        help="folder of Pulumi.yaml (default: this folder or the nearest one above it with one)",
     )
     target = export.add_argument_group("deployment (PLACEHOLDER values unless given)")
     target.add_argument("--image", help="scoring image by digest: registry/repo@sha256:<hex>")
@@ -114,13 +117,10 @@ def run(args: argparse.Namespace) -> int:
         )
     require_output_folder("--out", args.out)
     from batchscore.aml import export
-    from batchscore.aml.settings import PipelineTarget, SettingsError, stack_settings
+    from components.config.pipeline import PipelineTarget, stack_settings
 
     settings = stack_settings(args.stack, args.project_dir)
-    try:
-        target = PipelineTarget(**_target_overrides(args))
-    except SettingsError as exc:
-        raise UsageError(str(exc).replace("\n ", "")) from exc
+    target = PipelineTarget(**_target_overrides(args))
 
     out_dir: Path = args.out
     try:

@@ -23,7 +23,6 @@ from typing import Any
 
 from scoring.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 
-ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIPTION_VARIABLES = ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
@@ -60,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project-dir",
         type=Path,
-        default=ROOT,
-        help="folder holding Pulumi.yaml (default: this repository)",
+        default=None,
+        help="folder holding Pulumi.yaml (default: this folder or the nearest one above it "
+        "that has one)",
     )
 
 
@@ -69,19 +69,17 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from batchscore import preflight
-    from components.config import ConfigError, StackConfig
+    from components.config import StackConfig
+    from components.config.files import find_project_dir, read_stack_config, stack_names
     from components.providers.arm_rest import ARM_SCOPE
-    from components.stack_files import StackFileError, read_stack_config, stack_names
 
+    args.project_dir = args.project_dir or find_project_dir()
     if args.stack not in stack_names(args.project_dir):
         raise UsageError(
             f"--stack {args.stack}: no Pulumi.{args.stack}.yaml in {args.project_dir} "
             f"(stacks: {', '.join(stack_names(args.project_dir)) or 'none'})"
         )
-    try:
-        config = StackConfig.from_mapping(read_stack_config(args.stack, args.project_dir))
-    except (StackFileError, ConfigError) as exc:
-        raise UsageError(" ".join(str(exc).split())) from exc
+    config = StackConfig.from_mapping(read_stack_config(args.stack, args.project_dir))
     target = preflight.Target(
         args.stack, _subscription(args.subscription), config, args.resource_group
     )

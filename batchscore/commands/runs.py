@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchscore.aml.settings import PREDICTIONS_PATH
 from batchscore.commands.blob_source import add_blob_auth, open_container, uses_blob
+from components.config.pipeline import PREDICTIONS_PATH
 from scoring.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:

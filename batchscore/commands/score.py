@@ -194,7 +194,7 @@ LOCAL_DEFAULTS: dict[str, object] = {
 
 def stack_defaults(stack: str) -> dict[str, object]:
     """The knobs as the stack's scheduled pipeline runs with them."""
-    from batchscore.aml.settings import stack_settings
+    from components.config.pipeline import stack_settings
 
     settings = stack_settings(stack)
     return {

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components import stack_files
+from components.config import files as stack_files
 from components.offline import post_deploy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def load_project() -> dict[str, Any]:
 
 def stack_config(stack: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
     """`<namespace>:<key>` -> engine string: the stack's config as `pulumi up` would pass it
-    (:func:`components.stack_files.engine_config`), then the `--set` overrides."""
+    (:func:`components.config.files.engine_config`), then the `--set` overrides."""
     try:
         values = stack_files.engine_config(stack, ROOT)
         project = load_project()

@@ -49,7 +49,8 @@ import pulumi
 import pulumi.dynamic as dynamic
 from pulumi.runtime.rpc import UNKNOWN  # a value known only after the deployment
 
-from batchscore.aml.settings import PipelineSettings, PipelineTarget, SettingsError
+from components.config.errors import ConfigError
+from components.config.pipeline import PipelineSettings, PipelineTarget
 from components.providers import common
 from components.providers.azure_errors import AzureCallError, is_storage_forbidden
 from components.providers.common import (
@@ -184,14 +185,14 @@ class ScoringPipelineProvider(dynamic.ResourceProvider):
         if UNKNOWN not in str(inputs.get("settings")):
             try:
                 settings_of(inputs)
-            except SettingsError as exc:
+            except ConfigError as exc:
                 failures.append(dynamic.CheckFailure("settings", str(exc)))
         target_keys = ("image", "computeName", "modelsDatastore", "predictionsDatastore")
         target_keys += ("sqlServer", "sqlDatabase", "identityClientId")
         if all(inputs.get(k) not in (None, UNKNOWN) for k in target_keys):
             try:
                 target_of(inputs)
-            except SettingsError as exc:
+            except ConfigError as exc:
                 failures.append(dynamic.CheckFailure("image", str(exc)))
         return dynamic.CheckResult(inputs, failures)
 
@@ -285,9 +286,9 @@ class ScoringPipelineProvider(dynamic.ResourceProvider):
 
 def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
     """Register missing component versions, then upsert the schedule; returns the outputs."""
-    from batchscore.aml import components as comps
-    from batchscore.aml.pipeline import ScoringComponents, build_components, scoring_pipeline_job
-    from batchscore.aml.schedule import scoring_schedule
+    from components.aml import components as comps
+    from components.aml.pipeline import ScoringComponents, build_components, scoring_pipeline_job
+    from components.aml.schedule import scoring_schedule
 
     settings = settings_of(props)
     target = target_of(props)
@@ -340,7 +341,7 @@ def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
 
 def _ensure_component(client: Any, item: Any, where: str, role: str) -> Any:
     """The registered component for ``item``'s name and content version, created if missing."""
-    from batchscore.aml.components import component_of
+    from components.aml.components import component_of
 
     component = component_of(item)
     label = f"component {component.name} version {component.version}"

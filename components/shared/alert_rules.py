@@ -1,8 +1,8 @@
 """The alert rules of a stack, as data: what each watches, how often, how severe, when it fires.
 
-:class:`AlertSettings` is the alerting part of the stack config, checked (the missed-run
-window follows the schedule's cron). :func:`alert_rules` turns it into the rules the
-``Alerting`` component declares: log search rules over the Log Analytics workspace
+:func:`alert_rules` turns the alerting part of the stack config
+(:class:`components.config.alerts.AlertSettings`) into the rules the ``Alerting`` component
+declares: log search rules over the Log Analytics workspace
 (:mod:`components.shared.monitoring_queries`), a metric rule on the Stream Analytics job's
 platform metric ``Errors`` and activity log rules on the job. Every rule has a ``key``: the
 README's runbook has a section per key (a test holds them in step).
@@ -21,14 +21,9 @@ condition is no longer met. Activity log rules are events and have no resolved s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
-from batchscore.aml.settings import PipelineSettings
-from components.config import (
-    ALERT_FREQUENCY_MINUTES_MAX,
-    ALERT_WINDOW_MINUTES_MAX,
-    StackConfig,
-)
+from components.config.alerts import AlertSettings
+from components.config.stack import ALERT_FREQUENCY_MINUTES_MAX
 from components.shared import monitoring_queries as q
 
 STREAM_NAMESPACE = "Microsoft.StreamAnalytics/streamingjobs"
@@ -36,74 +31,6 @@ STREAM_NAMESPACE = "Microsoft.StreamAnalytics/streamingjobs"
 # metricAlerts`: windowSize PT1M..PT24H, evaluationFrequency PT1M..PT1H), in minutes.
 METRIC_WINDOWS = (1, 5, 15, 30, 60, 360, 720, 1440)
 METRIC_FREQUENCIES = (1, 5, 15, 30, 60)
-#: a week of cron triggers is enough to see every gap (Azure ML ignores days and months)
-_CRON_HORIZON = timedelta(days=8)
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    """The alerting knobs of one stack (see the README's configuration reference)."""
-
-    emails: tuple[str, ...] = ()
-    evaluation_minutes: int = 15
-    missed_run_window_minutes: int = 90
-    watch_schedule: bool = True
-    #: why the missed-run rule is off although the schedule runs (the component warns)
-    schedule_unwatched: str | None = None
-    #: runs publish a summary (appendRows: true); without, the rules that read it are off
-    run_summaries: bool = True
-    failed_pairs_percent: int = 5
-    no_input_minutes: int = 30
-    ingestion_stall_minutes: int = 30
-    severity_run_failed: int = 1
-    severity_run_quality: int = 2
-    severity_stream: int = 1
-    severity_cluster: int = 2
-
-    @classmethod
-    def from_config(cls, config: StackConfig, pipeline: PipelineSettings) -> AlertSettings:
-        """The settings from the stack config and the scoring pipeline's (the missed-run
-        window is the cron's longest gap plus ``alertRunGraceMinutes``). A gap no log alert
-        can look across (more than 2 days, e.g. a weekdays-only schedule) leaves that one rule
-        off, with the reason in ``schedule_unwatched``: the schedule itself is fine."""
-        schedule_cron, schedule_enabled = pipeline.schedule_cron, pipeline.schedule_enabled
-        gap = longest_cron_gap_minutes(schedule_cron)
-        window = gap + config.alert_run_grace_minutes
-        unwatched = None
-        if schedule_enabled and window > ALERT_WINDOW_MINUTES_MAX:
-            unwatched = (
-                f"scoring-run-missing is off: the schedule's longest gap ({gap} minutes, "
-                f"scheduleCron {schedule_cron!r}) plus alertRunGraceMinutes "
-                f"({config.alert_run_grace_minutes}) is {window} minutes, and a log alert looks "
-                f"back at most {ALERT_WINDOW_MINUTES_MAX}"
-            )
-        return cls(
-            emails=config.alert_emails,
-            evaluation_minutes=config.alert_evaluation_minutes,
-            missed_run_window_minutes=min(window, ALERT_WINDOW_MINUTES_MAX),
-            watch_schedule=schedule_enabled and unwatched is None,
-            schedule_unwatched=unwatched,
-            run_summaries=pipeline.append_rows,
-            failed_pairs_percent=config.alert_failed_pairs_percent,
-            no_input_minutes=config.alert_no_input_minutes,
-            ingestion_stall_minutes=config.alert_ingestion_stall_minutes,
-            severity_run_failed=config.alert_severity_run_failed,
-            severity_run_quality=config.alert_severity_run_quality,
-            severity_stream=config.alert_severity_stream,
-            severity_cluster=config.alert_severity_cluster,
-        )
-
-
-def longest_cron_gap_minutes(cron: str) -> int:
-    """The longest time between two consecutive triggers of a 5-field cron, in minutes."""
-    from croniter import croniter
-
-    start = datetime(2024, 1, 1)  # a Monday; the gaps repeat every week
-    it = croniter(cron, start - timedelta(seconds=1))
-    times = [it.get_next(datetime)]
-    while times[-1] < start + _CRON_HORIZON:
-        times.append(it.get_next(datetime))
-    return int(max((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)) // 60)
 
 
 def iso_minutes(minutes: int) -> str:

@@ -48,6 +48,7 @@ from scoring.data.schema import (
     encode_partition_value,
 )
 from scoring.errors import UsageError
+from scoring.partitioning import LAYOUT_KEYS, LAYOUTS, PAIR_LAYOUT, SHARD, SHARD_LAYOUT
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,6 @@ SUMMARY_FILE = "_extract.json"
 #: rows per partition as the extract wrote them (folder, rows): what a run must account for
 INDEX_FILE = "_partitions.parquet"
 PART_FILE = "part-0.parquet"
-SHARD = "Shard"
-PAIR_LAYOUT, SHARD_LAYOUT = "pair", "shard"
-LAYOUTS = (SHARD_LAYOUT, PAIR_LAYOUT)
-#: the partition keys of each layout (the parallel step's ``partition_keys``)
-LAYOUT_KEYS: dict[str, tuple[str, ...]] = {PAIR_LAYOUT: (DEVICE, SENSOR), SHARD_LAYOUT: (SHARD,)}
 PARTITION_FORMAT = "/Device={Device}/Sensor={Sensor}/" + PART_FILE  # the pair layout's
 #: the longest folder name most file systems (and blob path segments) take, in bytes
 MAX_FOLDER_NAME_BYTES = 255

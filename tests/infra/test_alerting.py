@@ -12,18 +12,14 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from batchscore.aml.settings import PipelineSettings
 from components.alerting import Alerting, AlertingArgs
 from components.config import StackConfig
+from components.config.alerts import AlertSettings, longest_cron_gap_minutes
+from components.config.pipeline import PipelineSettings
 from components.offline import mocks
 from components.offline.plan import load_project, plan_in_subprocess, stack_config
 from components.offline.plan_view import PlanView
-from components.shared.alert_rules import (
-    AlertSettings,
-    alert_rules,
-    iso_minutes,
-    longest_cron_gap_minutes,
-)
+from components.shared.alert_rules import alert_rules, iso_minutes
 from components.shared.monitoring_queries import QueryScope
 from components.shared.placement import Placement
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from components.config.alerts import AlertSettings
 from components.offline.plan import plan_in_subprocess
 from components.offline.plan_view import PlanView
-from components.shared.alert_rules import AlertSettings, alert_rules
+from components.shared.alert_rules import alert_rules
 from tests.infra.test_readme_config import section
 
 ROOT = Path(__file__).resolve().parents[2]

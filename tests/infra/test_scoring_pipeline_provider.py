@@ -11,6 +11,7 @@ import pulumi
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from components.config.pipeline import PipelineSettings
 from components.providers import azure_errors, common
 from components.providers.azure_errors import AzureCallError
 from components.shared import hashing
@@ -162,8 +163,8 @@ with warnings.catch_warnings():  # azure-ai-ml's schemas warn about marshmallow 
     warnings.simplefilter("ignore", DeprecationWarning)
     from azure.ai.ml.exceptions import ValidationException
 
-    from batchscore.aml.settings import PipelineSettings
     from components import scoring_pipeline as sp_component
+    from components.config.pipeline import PipelineSettings
     from components.providers import scoring_pipeline as sp
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
@@ -623,7 +624,7 @@ def test_component_type_token_parenting_and_outputs(mocks):
 def test_settings_from_pulumi_config_fall_back_to_the_defaults(mocks):
     pulumi.runtime.set_all_config({"batchscore:lookbackMinutes": "15"})
     try:
-        settings = sp_component.pipeline_settings_from_config(pulumi.Config("batchscore"))
+        settings = PipelineSettings.from_pulumi(pulumi.Config("batchscore"))
     finally:
         pulumi.runtime.set_all_config({})
     assert settings.lookback_minutes == 15

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError, StackConfig, iso8601_seconds, sql_sku_parts
-from components.stack_files import load_project, read_stack_config
+from components.config import ConfigError, StackConfig
+from components.config.files import load_project, read_stack_config
+from components.config.stack import iso8601_seconds, sql_sku_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = load_project(ROOT)["config"]

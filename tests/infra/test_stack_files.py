@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.stack_files import (
+from components.config.files import (
     StackFileError,
     engine_config,
     load_project,

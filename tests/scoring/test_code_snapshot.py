@@ -73,9 +73,9 @@ def test_the_shipped_files_hold_no_tooling():
 
 
 def _component_versions(code_dir: Path) -> dict[str, str]:
-    from batchscore.aml import components as comps
-    from batchscore.aml.pipeline import build_components
-    from batchscore.aml.settings import PipelineSettings, PipelineTarget
+    from components.aml import components as comps
+    from components.aml.pipeline import build_components
+    from components.config.pipeline import PipelineSettings, PipelineTarget
 
     built = build_components(PipelineSettings(), PipelineTarget(), code_dir=code_dir)
     return {comps.component_of(c).name: comps.component_of(c).version for c in built.all()}

@@ -9,10 +9,10 @@ import pytest
 
 with warnings.catch_warnings():  # azure-ai-ml's schemas warn about marshmallow 4 on import
     warnings.simplefilter("ignore", DeprecationWarning)
-    from batchscore.aml import components as comps
-    from batchscore.aml.pipeline import TRIGGER_TIME_MACRO, build_components, scoring_pipeline_job
-    from batchscore.aml.schedule import scoring_schedule
-    from batchscore.aml.settings import PipelineSettings, PipelineTarget
+    from components.aml import components as comps
+    from components.aml.pipeline import TRIGGER_TIME_MACRO, build_components, scoring_pipeline_job
+    from components.aml.schedule import scoring_schedule
+    from components.config.pipeline import PipelineSettings, PipelineTarget
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 

@@ -14,8 +14,8 @@ import yaml
 with warnings.catch_warnings():  # azure-ai-ml's schemas warn about marshmallow 4 on import
     warnings.simplefilter("ignore", DeprecationWarning)
     from batchscore.aml import export
-    from batchscore.aml.settings import PipelineSettings, PipelineTarget
     from batchscore.cli import main
+    from components.config.pipeline import PipelineSettings, PipelineTarget
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from batchscore.aml.settings import (
+from components.config.errors import ConfigError
+from components.config.pipeline import (
     PipelineSettings,
     PipelineTarget,
-    SettingsError,
     read_stack_config,
 )
 
@@ -56,7 +56,7 @@ def test_stack_file_overrides_defaults_and_ignores_other_keys(tmp_path):
 
 def test_missing_stack_file_names_the_file(tmp_path):
     (tmp_path / "Pulumi.yaml").write_text("name: batchscore\n")
-    with pytest.raises(SettingsError, match=r"Pulumi\.nope\.yaml"):
+    with pytest.raises(ConfigError, match=r"Pulumi\.nope\.yaml"):
         PipelineSettings.from_stack("nope", tmp_path)
 
 
@@ -92,14 +92,14 @@ def test_pulumi_state_round_trip_coerces_floats_back_to_ints():
     ],
 )
 def test_bad_values_are_rejected_naming_key_and_allowed_values(key, value, expected):
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ConfigError) as info:
         PipelineSettings.from_mapping({key: value})
     assert expected in str(info.value)
     assert key in str(info.value)
 
 
 def test_all_problems_are_reported_at_once():
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ConfigError) as info:
         PipelineSettings.from_mapping({"scoringInstanceCount": 0, "scoringLoggingLevel": "LOUD"})
     text = str(info.value)
     assert "scoringInstanceCount" in text and "scoringLoggingLevel" in text
@@ -121,13 +121,13 @@ def test_valid_edge_values_are_accepted():
 
 
 def test_target_requires_an_image_by_digest():
-    with pytest.raises(SettingsError, match="by digest"):
+    with pytest.raises(ConfigError, match="by digest"):
         PipelineTarget(image="reg.azurecr.io/batchscore:latest")
     assert PipelineTarget(image=DIGEST).image == DIGEST
 
 
 def test_target_rejects_bad_datastore_and_empty_names():
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ConfigError) as info:
         PipelineTarget(image=DIGEST, models_datastore="my-models", compute=" ")
     assert "models_datastore" in str(info.value) and "compute" in str(info.value)
 

@@ -1,4 +1,4 @@
-"""`python -m scoring models upload` against a real Blob endpoint: Azurite on 127.0.0.1.
+"""`batchscore models upload` against a real Blob endpoint: Azurite on 127.0.0.1.
 
 Azurite comes from npm (package.json devDependencies; `make node_modules`). Without it the
 tests are skipped on a laptop, naming the fix, but fail in CI (CI=true), where it must have
@@ -112,7 +112,7 @@ def test_round_trip_gives_identical_bytes(azurite, tmp_path, capsys):
     remote = _download_all(azurite, container, "store/")
     assert set(remote) == set(local), "blob names differ from the store's relative paths"
     # the default folder is where the scoring pipeline reads the store
-    from batchscore.aml.settings import PipelineTarget
+    from components.config.pipeline import PipelineTarget
 
     assert PipelineTarget().models_uri().endswith("/paths/store/")
     for name, data in local.items():

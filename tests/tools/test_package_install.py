@@ -2,10 +2,10 @@
 
 What a newcomer does after ``pip install``: ``batchscore simulate`` in a folder of their own,
 with no source checkout on the path. The package is installed from a copy of only what
-``pyproject.toml`` packages (``scoring/``, ``batchscore/``), so nothing else of the repository
-can leak in, into a fresh virtualenv that gets only the package's declared dependencies (the
-runtime set, scoring/requirements.txt). Slow (a fresh install, about a minute), so marked
-``slow``, but it runs in CI.
+``pyproject.toml`` packages (``scoring/``, ``components/``, ``batchscore/``), so nothing else of
+the repository can leak in, into a fresh virtualenv that gets only the package's declared
+dependencies (the runtime set, scoring/requirements.txt). Slow (a fresh install, about a
+minute), so marked ``slow``, but it runs in CI.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGED = ("pyproject.toml", "scoring", "batchscore")
+PACKAGED = ("pyproject.toml", "scoring", "components", "batchscore")
 
 
 def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -102,13 +102,22 @@ def test_what_the_installed_package_cannot_do_is_one_line_naming_the_fix(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["scoring", "batchscore"])
-def test_python_dash_m_reaches_the_same_command_line(installed, elsewhere, module):
+def test_python_dash_m_batchscore_is_the_command_line(installed, elsewhere):
     done = _ok(
-        [str(installed / "python"), "-m", module, "--help"],
+        [str(installed / "python"), "-m", "batchscore", "--help"],
         cwd=elsewhere, env=_env(installed, elsewhere.parent), timeout=120,
     )  # fmt: skip
     assert "simulate" in done.stdout and "usage: batchscore" in done.stdout
+
+
+@pytest.mark.slow
+def test_python_dash_m_scoring_names_the_steps_and_never_reaches_up(installed, elsewhere):
+    """The runtime does not import the command line: it names its steps and points up."""
+    env = _env(installed, elsewhere.parent)
+    done = _ok([str(installed / "python"), "-m", "scoring", "--help"], cwd=elsewhere, env=env)
+    assert "python -m scoring.steps.extract" in done.stdout and "batchscore" in done.stdout
+    wrong = _run([str(installed / "python"), "-m", "scoring", "simulate"], cwd=elsewhere, env=env)
+    assert wrong.returncode == 2 and "python -m batchscore" in wrong.stderr
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""``python -m scoring score``: flags, exit codes, one-line usage errors, the printed summary."""
+"""``batchscore score``: flags, exit codes, one-line usage errors, the printed summary."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def test_runs_as_a_real_subprocess(extract, tmp_path):
     out = tmp_path / "out"
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     completed = subprocess.run(
-        [sys.executable, "-m", "scoring", "--log-level", "WARNING", "score"]
+        [sys.executable, "-m", "batchscore", "--log-level", "WARNING", "score"]
         + ["--input", str(extract), "--output", str(out), "--workers", "2"]
         + ["--entry-script", str(SCRIPTS / "echo.py"), "--output-format", "csv"],
         cwd=ROOT,

@@ -21,11 +21,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from scoring.errors import UsageError
+from components.config.errors import ConfigError
+from components.config.files import StackFileError, coerce, find_project_dir
+from components.config.files import read_stack_config as read_stack_files
 from scoring.log_config import LOG_LEVELS
+from scoring.partitioning import LAYOUTS as PARTITIONINGS
 
 PROJECT = "batchscore"
-PARTITIONINGS = ("shard", "pair")  # scoring.data.extract_folder.LAYOUTS
 PLACEHOLDER_IMAGE = (
     "PLACEHOLDER-registry.azurecr.io/batchscore-scoring@sha256:" + "0" * 64
 )  # marked placeholder: `pipeline export --image REF` or the stack's image replaces it
@@ -37,10 +39,6 @@ PLACEHOLDER_CLIENT_ID = "00000000-0000-0000-0000-000000000000"
 _MINI_BATCH_SIZE = re.compile(r"^\s*\d+\s*$|^\s*\d+(\.\d+)?\s*(kb|mb|gb)\s*$", re.IGNORECASE)
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 _DATASTORE_NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
-
-
-class SettingsError(UsageError, ValueError):
-    """One or more settings are invalid; the message lists every problem, one per line."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ class PipelineSettings:
     def __post_init__(self) -> None:
         problems = _check_settings(self)
         if problems:
-            raise SettingsError("invalid scoring pipeline settings:\n  " + "\n  ".join(problems))
+            raise ConfigError.listing("scoring pipeline settings", problems)
 
     # --- construction -------------------------------------------------------------------
 
@@ -100,7 +98,7 @@ class PipelineSettings:
             except ValueError as exc:
                 problems.append(f"{key}: {exc}")
         if problems:
-            raise SettingsError("invalid scoring pipeline settings:\n  " + "\n  ".join(problems))
+            raise ConfigError.listing("scoring pipeline settings", problems)
         return cls(**kwargs)
 
     @classmethod
@@ -108,6 +106,17 @@ class PipelineSettings:
         """``Pulumi.yaml`` defaults overridden by ``Pulumi.<stack>.yaml`` (if ``stack``)."""
         values = read_stack_config(stack, project_dir)
         return cls.from_mapping(values)
+
+    @classmethod
+    def from_pulumi(cls, config: Any = None) -> PipelineSettings:
+        """The pipeline keys of the running program's config (``pulumi.Config()`` unless
+        given): Pulumi applies the Pulumi.yaml defaults; keys it does not know fall back to
+        the same defaults here."""
+        import pulumi
+
+        config = config or pulumi.Config()
+        values = {key: config.get(key) for key in cls.config_keys()}
+        return cls.from_mapping({k: v for k, v in values.items() if v is not None})
 
     def to_mapping(self) -> dict[str, Any]:
         """``{configKey: value}``: the form stored as the dynamic resource's input."""
@@ -166,7 +175,7 @@ class PipelineTarget:
             if not str(getattr(self, name) or "").strip():
                 problems.append(f"{name}: must not be empty")
         if problems:
-            raise SettingsError("invalid scoring pipeline target:\n  " + "\n  ".join(problems))
+            raise ConfigError.listing("scoring pipeline target", problems)
 
     def placeholders(self) -> dict[str, str]:
         """``{field: value}`` of every field still holding its stand-in, which no deployment
@@ -207,49 +216,23 @@ class PipelineTarget:
         return f"azureml://datastores/{self.predictions_datastore}/paths/{PREDICTIONS_PATH}/"
 
 
-#: the repository root, where Pulumi.yaml lives beside the batchscore package
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def find_project_dir() -> Path:
-    """The folder holding Pulumi.yaml: the current folder or one above it, else the repo."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "Pulumi.yaml").is_file():
-            return folder
-    return REPO_ROOT
-
-
 def stack_settings(stack: str | None, project_dir: Path | None = None) -> PipelineSettings:
     """:meth:`PipelineSettings.from_stack` for a command line: Pulumi.yaml found as
-    :func:`find_project_dir` does unless given, every problem in one :class:`SettingsError`
-    line."""
-    try:
-        return PipelineSettings.from_stack(stack, project_dir or find_project_dir())
-    except SettingsError as exc:
-        raise SettingsError(str(exc).replace("\n ", "")) from exc
+    :func:`find_project_dir` does unless given."""
+    return PipelineSettings.from_stack(stack, project_dir or find_project_dir())
 
 
 def read_stack_config(stack: str | None, project_dir: str | Path) -> dict[str, Any]:
     """``{key: typed value}``: Pulumi.yaml defaults, then ``Pulumi.<stack>.yaml`` overrides,
-    read by the project's one stack-file reader (:mod:`components.stack_files`). Raises
-    SettingsError naming the file."""
-    from components.stack_files import StackFileError
-    from components.stack_files import read_stack_config as read
-
+    read by the project's one stack-file reader (:mod:`components.config.files`)."""
     root = Path(project_dir)
     if stack and not (root / f"Pulumi.{stack}.yaml").is_file():
-        raise SettingsError(f"stack {stack!r}: no stack file Pulumi.{stack}.yaml in {root}")
-    try:
-        return read(stack, root)
-    except StackFileError as exc:
-        raise SettingsError(str(exc)) from exc
+        raise StackFileError(f"stack {stack!r}: no stack file Pulumi.{stack}.yaml in {root}")
+    return read_stack_files(stack, root)
 
 
 def _coerce(value: Any, kind: Any) -> Any:
     """``value`` as the field's Python type, by the stack files' one coercion."""
-    from components.stack_files import coerce
-
     name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
     return coerce(value, {"bool": "boolean", "int": "integer"}.get(name, "string"))
 

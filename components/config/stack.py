@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from components.stack_files import coerce
+from components.config.errors import ConfigError
+from components.config.files import coerce
 
 PROJECT = "batchscore"
 
@@ -71,15 +72,6 @@ _DURATION = re.compile(
     r"^P(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
-
-
-class ConfigError(ValueError):
-    """One or more config values are wrong; each line of the message names its key."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid stack configuration ({len(self.problems)} problem(s)):\n{lines}")
 
 
 def config_key(field_name: str) -> str:
@@ -260,7 +252,7 @@ class StackConfig:
             if problem and not any(key in problem for key in wrong_type):
                 reported.append(problem)
         if reported:
-            raise ConfigError(reported)
+            raise ConfigError.listing("stack configuration", reported)
         return config
 
     @classmethod

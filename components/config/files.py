@@ -27,10 +27,12 @@ from typing import Any
 
 import yaml
 
+from components.config.errors import ConfigError
+
 PROJECT_FILE = "Pulumi.yaml"
 
 
-class StackFileError(ValueError):
+class StackFileError(ConfigError):
     """A project or stack file is missing, unreadable or holds a value of the wrong type."""
 
 
@@ -40,6 +42,24 @@ def load_project(project_dir: str | Path) -> dict[str, Any]:
     if not isinstance(project.get("name"), str) or not project["name"]:
         raise StackFileError(f"{PROJECT_FILE}: no project name")
     return project
+
+
+#: the checkout this package was installed from in place (editable), if it is one
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def find_project_dir() -> Path:
+    """The folder holding Pulumi.yaml: the current folder or the nearest one above it, else
+    the checkout this package runs from. Raises StackFileError when there is none (an
+    installed package used outside the project)."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents, _CHECKOUT):
+        if (folder / PROJECT_FILE).is_file():
+            return folder
+    raise StackFileError(
+        f"{PROJECT_FILE}: not in {here} or any folder above it: run this from the project "
+        "folder (the one with Pulumi.yaml), or pass --project-dir"
+    )
 
 
 def stack_names(project_dir: str | Path) -> list[str]:

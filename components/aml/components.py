@@ -34,9 +34,9 @@ from azure.ai.ml.entities import CommandComponent, Component, Environment
 from azure.ai.ml.parallel import RunFunction, parallel_run_function
 
 import scoring
-from batchscore.aml.settings import PipelineSettings, PipelineTarget
+from components.config.pipeline import PipelineSettings, PipelineTarget
 from scoring import code_snapshot
-from scoring.data.extract_folder import LAYOUT_KEYS
+from scoring.partitioning import LAYOUT_KEYS
 from scoring.steps import ENTRY_SCRIPT_IN_SNAPSHOT
 
 SCORING_DIR = Path(scoring.__file__).resolve().parent  # the code snapshot: the runtime package

@@ -33,8 +33,8 @@ from typing import Any
 from azure.ai.ml import Input, dsl
 from azure.ai.ml.entities import CommandComponent, ManagedIdentityConfiguration, PipelineJob
 
-from batchscore.aml import components as comps
-from batchscore.aml.settings import PipelineSettings, PipelineTarget
+from components.aml import components as comps
+from components.config.pipeline import PipelineSettings, PipelineTarget
 from scoring.telemetry import CONNECTION_STRING_ENV
 
 TRIGGER_TIME_MACRO = "${{creation_context.trigger_time}}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from azure.ai.ml.entities import CronTrigger, JobSchedule, PipelineJob
 
-from batchscore.aml.settings import PipelineSettings
+from components.config.pipeline import PipelineSettings
 
 
 def scoring_schedule(name: str, settings: PipelineSettings, job: PipelineJob) -> JobSchedule:
