@@ -37,7 +37,7 @@ STREAMING_OUTPUT = "azure-native:streamanalytics:Output"
 
 # Tracked ARM resources (they carry `tags`) that this kind of stack uses. Kept as a list
 # rather than discovered from pulumi-azure-native so the pack does not need that SDK;
-# tests/infra/test_policy_plans.py checks the list against the SDK for every type in the plans.
+# tests/policy/test_plans.py checks the list against the SDK for every type in the plans.
 TAGGABLE_TYPES: frozenset[str] = frozenset(
     {
         "azure-native:resources:ResourceGroup",

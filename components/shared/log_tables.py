@@ -2,7 +2,7 @@
 
 Each entry names the columns the table has, as Microsoft's table reference lists them, and
 the resource and diagnostic setting (or ingestion path) of this stack that fills it. The
-queries may name only these tables and columns: ``tests/infra/test_monitoring_queries.py``
+queries may name only these tables and columns: ``tests/components/test_monitoring_queries.py``
 checks every query against this list, and checks the plan for each writer's setting.
 
 Sources (learn.microsoft.com; the text lives in MicrosoftDocs/azure-monitor-docs under

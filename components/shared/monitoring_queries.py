@@ -1,7 +1,7 @@
 """Every Log Analytics query of the alert rules and the workbook, in one place.
 
 Each query reads one table of :data:`components.shared.log_tables.LOG_TABLES` and names only
-its columns (``tests/infra/test_monitoring_queries.py`` checks it), filtered to this stack's
+its columns (``tests/components/test_monitoring_queries.py`` checks it), filtered to this stack's
 resources by id: the scope's values (``$ml_workspace_id`` ...) are filled in when the ids are
 known (:meth:`Query.render`). KQL has no ``$``, so ``string.Template`` cannot clash with it.
 Resource ids are compared with ``=~`` (case-insensitive): Azure Monitor stores

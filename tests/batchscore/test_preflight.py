@@ -1,0 +1,407 @@
+"""`batchscore preflight`: each check passing and failing against a recording fake of Azure
+Resource Manager, with its fix; exit codes 0 / 1 / 2; nothing secret printed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from azure.core.credentials import AccessToken
+
+from batchscore import cli, preflight
+from batchscore.commands import preflight as command
+from tests.components.fake_arm import RecordingArm, http_error
+
+SUB = "0b1c2d3e-4f50-4617-8283-949596979899"
+OID = "3a3a3a3a-1111-4222-8333-444455556666"
+TENANT = "22222222-2222-4222-8222-222222222222"
+ROLES = "/providers/Microsoft.Authorization/roleDefinitions/"
+OWNER, CONTRIBUTOR = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "b24988ac-6180-42a0-ab88-20f7382dd24c"
+RBAC_ADMIN = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
+UAA = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
+ML = f"/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices/locations/westeurope"
+PROVIDERS = f"/subscriptions/{SUB}/providers"
+ASSIGNMENTS = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleAssignments"
+TYPES = {  # namespace -> (resource type, display names of the regions offering it)
+    "Microsoft.MachineLearningServices": "workspaces",
+    "Microsoft.StreamAnalytics": "streamingjobs",
+    "Microsoft.EventHub": "namespaces",
+    "Microsoft.Sql": "servers",
+    "Microsoft.ContainerRegistry": "registries",
+    "Microsoft.KeyVault": "vaults",
+    "Microsoft.Insights": "components",
+    "Microsoft.OperationalInsights": "workspaces",
+    "Microsoft.ManagedIdentity": "userAssignedIdentities",
+    "Microsoft.Storage": "storageAccounts",
+}
+
+
+def jwt(**claims) -> str:
+    """An access token as Entra issues it: header.payload.signature, base64url."""
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part({'oid': OID, 'tid': TENANT, **claims})}.c2lnbmF0dXJl"
+
+
+class FakeCredential:
+    def __init__(self, token: str):
+        self.token, self.scopes, self.closed = token, [], False
+
+    def get_token(self, *scopes, **_):
+        self.scopes.append(scopes)
+        return AccessToken(self.token, 4102444800)
+
+    def close(self):
+        self.closed = True
+
+
+class FakeAzure(RecordingArm):
+    """ARM as the deployer sees it. The role-assignment list answers only the documented
+    filter form, `assignedTo('{object id}')`, with that principal's assignments (its groups'
+    included, as ARM resolves them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.registered = {ns: "Registered" for ns in TYPES}
+        self.regions = {ns: ["West Europe", "North Europe", "East US"] for ns in TYPES}
+        self.assignments = [(OWNER, f"/subscriptions/{SUB}", None)]
+        self.vm_sizes = [
+            {"name": "Standard_DS3_v2", "family": "standardDSv2Family", "vCPUs": 4},
+            {"name": "Standard_DS4_v2", "family": "standardDSv2Family", "vCPUs": 8},
+        ]
+        self.usages = {
+            "Total Cluster Dedicated Regional vCPUs": (0, 100),
+            "Standard DSv2 Family Cluster Dedicated vCPUs": (0, 48),
+            "Total Cluster LowPriority Regional vCPUs": (0, 100),
+        }
+        self.routes = {
+            PROVIDERS: lambda _: {"value": self._providers()},
+            ASSIGNMENTS: self._assignments,
+            f"{ML}/vmSizes": lambda _: {"value": self.vm_sizes},
+            f"{ML}/usages": lambda _: {"value": self._usages()},
+        }
+
+    def _providers(self):
+        return [
+            {
+                "namespace": ns,
+                "registrationState": self.registered[ns],
+                "resourceTypes": [
+                    {"resourceType": "operations", "locations": []},
+                    {"resourceType": rtype, "locations": self.regions[ns]},
+                ],
+            }
+            for ns, rtype in TYPES.items()
+        ]
+
+    def _assignments(self, params):
+        assert params.get("$filter") == f"assignedTo('{OID}')", params
+        return {
+            "value": [
+                {"properties": {"roleDefinitionId": f"/subscriptions/{SUB}{ROLES}{role}",
+                                "scope": scope, "principalId": OID, "condition": condition}}
+                for role, scope, condition in self.assignments
+            ]
+        }  # fmt: skip
+
+    def _usages(self):
+        return [
+            {
+                "id": f"/subscriptions/{SUB}/usages/{name.replace(' ', '_')}",
+                "name": {"value": name, "localizedValue": name},
+                "currentValue": current,
+                "limit": limit,
+                "unit": "Count",
+            }
+            for name, (current, limit) in self.usages.items()
+        ] + [  # a workspace's share: not the subscription's regional quota
+            {
+                "id": f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft."
+                "MachineLearningServices/workspaces/w/usages/Standard_DSv2_Family_Cluster_Dedicated_vCPUs",
+                "name": {"value": "Standard DSv2 Family Cluster Dedicated vCPUs"},
+                "currentValue": 0,
+                "limit": 1000,
+            }
+        ]
+
+
+@pytest.fixture
+def azure(monkeypatch) -> FakeAzure:
+    fake = FakeAzure()
+    fake.credential = FakeCredential(jwt(idtyp="app"))
+    monkeypatch.setattr(command, "CREDENTIAL_FACTORY", lambda: fake.credential)
+    monkeypatch.setattr(command, "ARM_FACTORY", lambda credential: fake)
+    monkeypatch.delenv("ARM_SUBSCRIPTION_ID", raising=False)
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+    return fake
+
+
+def preflight_of(stack, capsys, *extra):
+    code = cli.main(["preflight", "--stack", stack, "--subscription", SUB, *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def line_of(out: str, name: str) -> str:
+    found = [
+        line
+        for line in out.splitlines()
+        if f" {name}" in line and ("ok" in line or "FAILED" in line)
+    ]
+    assert len(found) == 1, out
+    return found[0]
+
+
+# --- all clear -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_everything_in_place_passes_with_exit_0(azure, capsys, stack):
+    code, out, err = preflight_of(stack, capsys)
+    assert code == 0, out + err
+    assert out.count("  ok    ") == 5 and "FAILED" not in out
+    assert f"all 5 checks passed: `pulumi up --stack {stack}` may go ahead." in out
+    assert azure.credential.scopes == [("https://management.azure.com/.default",)]
+    assert azure.credential.closed
+    assert azure.credential.token not in out + err, "the access token was printed"
+    assert sorted(set(azure.paths())) == sorted(
+        [PROVIDERS, ASSIGNMENTS, f"{ML}/vmSizes", f"{ML}/usages"]
+    )
+
+
+# --- each check failing, with its fix --------------------------------------------------------
+
+
+def test_an_unregistered_provider_fails_with_the_register_command(azure, capsys):
+    azure.registered["Microsoft.StreamAnalytics"] = "NotRegistered"
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 1
+    assert "FAILED" in line_of(out, "resource providers:")
+    assert "Microsoft.StreamAnalytics (NotRegistered)" in out
+    assert (
+        f"fix: az provider register --namespace Microsoft.StreamAnalytics --subscription {SUB}"
+        in out
+    )
+    assert "1 of 5 checks failed" in out
+
+
+def test_a_region_without_a_service_fails_naming_it_and_where_all_are(azure, capsys):
+    azure.regions["Microsoft.StreamAnalytics"] = ["North Europe", "East US"]
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 1
+    assert "Microsoft.StreamAnalytics/streamingjobs is not offered" in line_of(
+        out, "region westeurope:"
+    )
+    assert (
+        "fix: pulumi config set location <region> --stack dev "
+        "(regions offering all: eastus, northeurope)" in out
+    )
+
+
+@pytest.mark.parametrize(
+    ("assignments", "ok"),
+    [
+        ([(OWNER, f"/subscriptions/{SUB}", None)], True),
+        ([(OWNER, "/providers/Microsoft.Management/managementGroups/platform", None)], True),
+        (
+            [
+                (CONTRIBUTOR, f"/subscriptions/{SUB}", None),
+                (RBAC_ADMIN, f"/subscriptions/{SUB}", None),
+            ],
+            True,
+        ),
+        (
+            [(CONTRIBUTOR, f"/subscriptions/{SUB}", None), (UAA, f"/subscriptions/{SUB}", None)],
+            True,
+        ),
+        ([(CONTRIBUTOR, f"/subscriptions/{SUB}", None)], False),
+        ([(OWNER, f"/subscriptions/{SUB}/resourceGroups/someone-elses", None)], False),
+        ([], False),
+    ],
+)
+def test_the_deployer_must_be_able_to_assign_roles_where_the_stack_does(
+    azure, capsys, assignments, ok
+):
+    azure.assignments = assignments
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == (0 if ok else 1), out
+    line = line_of(out, "role assignments:")
+    assert line.strip().startswith("ok" if ok else "FAILED"), line
+    if not ok:
+        assert (
+            f"fix: az role assignment create --assignee-object-id {OID} --assignee-principal-type "
+            'ServicePrincipal --role "Role Based Access Control Administrator" '
+            f"--scope /subscriptions/{SUB}"
+        ) in out
+
+
+def test_a_role_on_the_stacks_existing_resource_group_counts(azure, capsys):
+    azure.assignments = [(OWNER, f"/subscriptions/{SUB}/resourceGroups/rg-batchscore-dev-x", None)]
+    code, out, _ = preflight_of("dev", capsys, "--resource-group", "rg-batchscore-dev-x")
+    assert code == 0, out
+    assert "Owner on the subscription or resource group rg-batchscore-dev-x" in out
+
+
+def test_a_conditional_rbac_administrator_passes_with_what_the_condition_must_allow(azure, capsys):
+    azure.assignments = [
+        (CONTRIBUTOR, f"/subscriptions/{SUB}", None),
+        (RBAC_ADMIN, f"/subscriptions/{SUB}", "@Request[...] ForAnyOfAnyValues:GuidEquals {...}"),
+    ]
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 0
+    assert "with a condition: it must allow the roles the stack assigns" in out
+
+
+def test_dedicated_quota_too_small_for_the_cluster_fails_with_both_fixes(azure, capsys):
+    azure.usages["Standard DSv2 Family Cluster Dedicated vCPUs"] = (20, 48)  # prod: 8 x 4 needed
+    code, out, _ = preflight_of("prod", capsys)
+    assert code == 1
+    line = line_of(out, "ML quota (8 x Standard_DS3_v2, Dedicated):")
+    assert "standardDSv2Family dedicated vCPUs: 20 of 48 used, 32 needed" in line
+    assert (
+        f"fix: az quota update --resource-name standardDSv2Family --scope {ML} "
+        "--limit-object value=<new limit>" in out
+    )
+    assert "fix: or fewer nodes: pulumi config set clusterMaxNodes <n> --stack prod" in out
+
+
+def test_the_regional_dedicated_total_counts_too(azure, capsys):
+    azure.usages["Total Cluster Dedicated Regional vCPUs"] = (90, 100)
+    code, out, _ = preflight_of("prod", capsys)
+    assert code == 1 and "Total Cluster Dedicated Regional vCPUs: 90 of 100 used, 32 needed" in out
+
+
+def test_a_low_priority_cluster_draws_on_the_low_priority_quota(azure, capsys):
+    azure.usages["Standard DSv2 Family Cluster Dedicated vCPUs"] = (
+        48,
+        48,
+    )  # full, but unused by dev
+    azure.usages["Total Cluster LowPriority Regional vCPUs"] = (0, 4)  # dev: 2 x 4 needed
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 1
+    assert "Total Cluster LowPriority Regional vCPUs: 0 of 4 used, 8 needed" in out
+    assert "--resource-name TotalLowPriorityCores" in out
+
+
+def test_a_vm_size_azure_ml_lacks_in_the_region_fails(azure, capsys):
+    azure.vm_sizes = [{"name": "Standard_D4s_v5", "family": "standardDSv5Family", "vCPUs": 4}]
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 1
+    assert "Standard_DS3_v2 is not an Azure ML VM size in westeurope" in out
+    assert "fix: pulumi config set clusterVmSize <size> --stack dev (e.g. Standard_D4s_v5)" in out
+
+
+def test_a_person_deploying_a_stack_set_up_for_ci_is_told_the_sql_admin_kind(azure, capsys):
+    azure.credential.token = jwt(scp="user_impersonation", upn="someone@example.com")
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 1
+    assert "becomes the SQL admin, but sqlAdminPrincipalType is Application" in line_of(
+        out, "SQL admin:"
+    )
+    assert "fix: pulumi config set sqlAdminPrincipalType User --stack dev" in out
+    assert "--assignee-principal-type" not in out  # the role check still passed (Owner)
+
+
+def test_an_unreadable_list_fails_its_check_and_the_others_still_run(azure, capsys):
+    azure.routes[ASSIGNMENTS] = http_error(403, "AuthorizationFailed", "no read on roleAssignments")
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 1
+    line = line_of(out, "role assignments:")
+    assert "HTTP 403" in line and "Reader" in line
+    assert out.count("  ok    ") == 4
+
+
+# --- who deploys -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claims", "kind"),
+    [
+        ({"idtyp": "app"}, "app"),
+        ({"idtyp": "user", "scp": "x"}, "user"),
+        ({"scp": "x"}, "user"),
+        ({}, "app"),
+    ],
+)
+def test_the_deployer_kind_comes_from_its_token(claims, kind):
+    deployer = preflight.deployer_from_token(jwt(**claims))
+    assert (deployer.object_id, deployer.tenant_id, deployer.kind) == (OID, TENANT, kind)
+
+
+# --- usage and sign-in errors --------------------------------------------------------------------
+
+
+def test_usage_errors_exit_2_with_one_line_and_no_traceback(azure, capsys, monkeypatch):
+    for argv, message in (
+        (["preflight", "--stack", "staging", "--subscription", SUB], "no Pulumi.staging.yaml"),
+        (
+            ["preflight", "--stack", "dev", "--subscription", "my-sub"],
+            "'my-sub' is not a subscription id",
+        ),
+        (
+            ["preflight", "--stack", "dev"],
+            "no subscription: pass --subscription ID or set ARM_SUBSCRIPTION_ID",
+        ),
+        (["preflight"], "the following arguments are required: --stack"),
+    ):
+        code = cli.main(argv)
+        err = capsys.readouterr().err
+        assert code == 2, argv
+        assert message in err and "Traceback" not in err
+    assert azure.calls == [], "Azure was called despite bad usage"
+    monkeypatch.setenv("ARM_SUBSCRIPTION_ID", SUB)
+    assert cli.main(["preflight", "--stack", "dev"]) == 0
+
+
+def test_an_invalid_stack_config_is_a_usage_error_naming_the_key(azure, capsys, tmp_path: Path):
+    project = Path(__file__).resolve().parents[2]
+    (tmp_path / "Pulumi.yaml").write_text((project / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.broken.yaml").write_text("config:\n  batchscore:clusterMaxNodes: 0\n")
+    code = cli.main(
+        ["preflight", "--stack", "broken", "--subscription", SUB, "--project-dir", str(tmp_path)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "clusterMaxNodes: 0 is out of range" in err and len(err.splitlines()) == 1
+
+
+def test_no_credential_is_one_line_and_exit_1(azure, capsys):
+    from azure.core.exceptions import ClientAuthenticationError
+
+    def refuse(*_, **__):
+        raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    azure.credential.get_token = refuse
+    code, out, err = preflight_of("dev", capsys)
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [
+        "error: cannot sign in to Azure (ClientAuthenticationError): run `az login` as the "
+        "identity that deploys, or give this machine a workload identity"
+    ]
+
+
+def test_the_real_hooks_use_the_default_credential_and_the_arm_reader(monkeypatch):
+    from components.providers import arm_rest, common
+
+    made = []
+    monkeypatch.setattr(common, "default_credential", lambda: made.append("credential") or "cred")
+    assert command._default_credential() == "cred" and made == ["credential"]
+    assert isinstance(command._default_arm(FakeCredential("t")), arm_rest.ArmReader)
+
+
+def test_the_report_never_holds_more_than_ids(azure, capsys):
+    """Only the object id, subscription and region of the deployer appear: no token, no UPN."""
+    azure.credential.token = jwt(idtyp="app", appid="a1b2", upn="ci@example.com")
+    _, out, err = preflight_of("dev", capsys)
+    assert "ci@example.com" not in out + err and "a1b2" not in out + err
+    assert f"as app {OID}" in out.splitlines()[0]
+
+
+def test_fake_azure_refuses_what_arm_would_not_answer(azure):
+    with pytest.raises(AssertionError, match="unexpected ARM GET"):
+        azure.get(f"/subscriptions/{SUB}/resourcegroups", "2021-04-01")
+    with pytest.raises(AssertionError):
+        azure.get(ASSIGNMENTS, "2022-04-01", {"$filter": "principalId eq 'x'"})

@@ -1,0 +1,298 @@
+"""The publish step: the score step's Parquet parts into one file per window, checked against
+the extract; nothing lost silently, an empty window visible, a re-run replacing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from scoring.data import db, scored_parts
+from scoring.data.schema import PREDICTION_COLUMNS, PREDICTION_SCHEMA
+from scoring.errors import UsageError
+from scoring.models.store import ModelStore
+from scoring.runner import RunSettings, run_parallel
+from scoring.steps import ENTRY_SCRIPT, publish
+from scoring.steps.extract import extract_window
+from tests.fixtures.models import default_pipeline
+
+PAIRS = [("dev 1.a", "temp"), ("dev-2", "temp"), ("dev-3", "hum")]  # dev-3 has no model
+END = pd.Timestamp("2024-01-01 01:00:00")
+
+
+@pytest.fixture(params=["pair", "shard"])
+def layout(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def extract(tmp_path, layout):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'sensors.db'}", create=True)
+    db.ensure_table(engine)
+    rows = [
+        (END - pd.Timedelta(minutes=5 * i), device, sensor, 20.0 + i % 3, 19.0, 22.0, 5)
+        for device, sensor in PAIRS
+        for i in range(12)
+    ]
+    db.replace_windows(engine, pd.DataFrame(rows[1:], columns=list(db.SQL_COLUMNS)))
+    unscorable = dict(zip(db.SQL_COLUMNS, rows[0], strict=True), Value=float("inf"))
+    with engine.begin() as connection:  # SQLite keeps an infinite value: an unscorable reading
+        connection.execute(db.sensor_readings.insert(), [unscorable])
+    folder = tmp_path / "extract"
+    extract_window(engine, END, 60, folder, layout=layout, shard_rows=20)
+    engine.dispose()
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = ModelStore(tmp_path / "models")
+    X = np.random.default_rng(0).normal(21.0, 1.0, size=(200, 1))
+    for device, sensor in PAIRS[:2]:
+        pipeline = default_pipeline(nu=0.05)
+        store.save(device, sensor, pipeline.fit(X), training_rows=200, params={},
+                   write_manifest=False)  # fmt: skip
+    store.write_manifest()
+    return store.root
+
+
+def _score(extract, store, tmp_path, *, append: bool):
+    """The product's entry script under the local runner, writing parts as on Azure ML."""
+    scored = tmp_path / "scored"
+    return scored, run_parallel(
+        RunSettings(
+            input_path=extract,
+            output_dir=tmp_path / "run",
+            entry_script=ENTRY_SCRIPT,
+            program_arguments=["--models", str(store), "--predictions-dir", str(scored)],
+            workers=1,
+            max_retries=0,
+            append_rows=append,
+            show_progress=False,
+        )
+    )
+
+
+def test_parts_become_the_windows_predictions_with_failures_reported(
+    extract, store, tmp_path, layout
+):
+    scored, run = _score(extract, store, tmp_path, append=True)
+    summary = publish.publish(scored, extract, tmp_path / "out")
+    folder = tmp_path / "out" / "window=20240101T010000Z"
+    table = pq.ParquetFile(folder / "predictions.parquet").read()
+    assert table.schema.names == list(PREDICTION_COLUMNS)
+    assert table.schema.remove_metadata().equals(PREDICTION_SCHEMA)
+    published = table.to_pandas()
+    # the same rows the runner collected from run()'s returns: one implementation, two outputs
+    collected = pd.read_parquet(tmp_path / "run" / "predictions.parquet")
+    pd.testing.assert_frame_equal(
+        published.reset_index(drop=True),
+        collected.sort_values(["Device", "Sensor", "TS"]).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert summary.status == "succeeded"
+    on_disk = json.loads((folder / "summary.json").read_text())
+    assert on_disk["window_end"] == "2024-01-01T01:00:00"
+    if layout == "pair":  # a pair without a model fails its own mini-batch
+        assert (summary.rows_extracted, summary.rows_published, summary.rows_missing) == (
+            36, 24, 12
+        )  # fmt: skip
+        assert summary.rows_by_status == {"invalid_value": 1, "ok": 23}
+        (failed,) = summary.failed_mini_batches
+        assert failed["keys"] == {"Device": "dev-3", "Sensor": "hum"} and failed["rows"] == 12
+        assert "no model for Device='dev-3' Sensor='hum'" in failed["reason"]
+        assert on_disk["rows_missing"] == 12
+    else:  # in a shard, that pair's rows say so and the others are scored
+        assert (summary.rows_extracted, summary.rows_published, summary.rows_missing) == (
+            36, 36, 0
+        )  # fmt: skip
+        assert summary.rows_by_status == {"invalid_value": 1, "no_model": 12, "ok": 23}
+        assert summary.failed_mini_batches == []
+    assert {"dev 1.a", "dev-2"} <= set(published["Device"]), "real names, decoded"
+
+
+def test_a_rerun_of_the_window_replaces_it(extract, store, tmp_path, layout):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    publish.publish(scored, extract, tmp_path / "out")
+    publish.publish(scored, extract, tmp_path / "out")
+    files = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert files == ["predictions.parquet", "summary.json"]
+    rows = pq.read_metadata(next((tmp_path / "out").rglob("*.parquet"))).num_rows
+    assert rows == (24 if layout == "pair" else 36)
+
+
+def test_no_prediction_for_a_window_with_readings_fails_loudly(extract, tmp_path, capsys):
+    empty_scored = tmp_path / "scored"
+    empty_scored.mkdir()
+    code = publish.main(
+        ["--scored", str(empty_scored), "--extract", str(extract), "--out", str(tmp_path / "o")]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "36 rows and no prediction came back" in err and "Traceback" not in err
+    assert not list((tmp_path / "o").rglob("predictions.parquet")), "nothing published"
+
+
+def test_an_empty_window_is_published_as_such_with_the_declared_columns(tmp_path):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'e.db'}", create=True)
+    db.ensure_table(engine)
+    extract_window(engine, END, 60, tmp_path / "extract")
+    engine.dispose()
+    (tmp_path / "scored").mkdir()
+    summary = publish.publish(tmp_path / "scored", tmp_path / "extract", tmp_path / "out")
+    assert summary.status == "empty_window" and summary.rows_published == 0
+    table = pq.ParquetFile(next((tmp_path / "out").rglob("predictions.parquet"))).read()
+    assert table.num_rows == 0 and table.schema.names == list(PREDICTION_COLUMNS)
+
+
+def test_a_part_without_the_contracts_columns_is_refused(extract, tmp_path):
+    scored = tmp_path / "scored"
+    scored.mkdir()
+    pd.DataFrame({"TS": [END], "Score": ["high"]}).to_parquet(scored / "part-x.parquet")
+    with pytest.raises(Exception, match="part-x.parquet: columns"):
+        publish.publish(scored, extract, tmp_path / "out")
+
+
+def test_window_folder_is_utc_basic_iso():
+    assert publish.window_folder("2025-03-01T10:00:00Z") == "window=20250301T100000Z"
+    assert publish.window_folder("2025-03-01T11:00:00+01:00") == "window=20250301T100000Z"
+    assert publish.window_folder("2025-03-01 10:00") == "window=20250301T100000Z"
+    with pytest.raises(UsageError, match="window end"):
+        publish.window_folder("yesterday-ish")
+
+
+# --- pairs, model version, timings: what the run reports about itself -------------------------
+def test_the_summary_counts_pairs_names_each_failed_one_and_times_the_run(
+    extract, store, tmp_path, layout
+):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    summary = publish.publish(scored, extract, tmp_path / "out")
+    assert (summary.pairs, summary.pairs_scored, summary.pairs_failed) == (3, 2, 1)
+    (failed,) = summary.failed_pairs
+    assert (failed["device"], failed["sensor"]) == ("dev-3", "hum")
+    if layout == "pair":  # the pair's own mini-batch failed, with the entry script's reason
+        assert failed["reason"].startswith("mini-batch failed: ")
+        assert "no model for Device='dev-3' Sensor='hum'" in failed["reason"]
+    else:  # in a shard the pair's rows came back, none scored
+        assert failed["reason"] == "no row scored (no_model: 12)"
+    assert summary.model_versions == 2
+    models = ModelStore(store)
+    assert summary.model_version == max(models.entry(*pair)["version"] for pair in models.keys())
+    timings = summary.timings
+    assert set(timings) == {"published_at", "publish_seconds", "scoring_seconds", "latency_seconds"}
+    assert 0 <= timings["publish_seconds"] < 60 and timings["scoring_seconds"] >= 0
+    assert timings["latency_seconds"] > 365 * 86400, "the 2024 window ended long ago"
+    on_disk = json.loads((tmp_path / "out" / summary.window / "summary.json").read_text())
+    assert publish.PublishSummary.from_dict(on_disk) == summary
+
+
+def test_a_failed_shard_fails_every_pair_it_held_with_its_reason(tmp_path):
+    engine = db.open_database(f"sqlite:///{tmp_path / 's.db'}", create=True)
+    db.ensure_table(engine)
+    rows = [(END, device, sensor, 20.0, 19.0, 22.0, 5) for device, sensor in PAIRS]
+    db.replace_windows(engine, pd.DataFrame(rows, columns=list(db.SQL_COLUMNS)))
+    extract_window(engine, END, 60, tmp_path / "extract", layout="shard", shard_rows=100)
+    engine.dispose()
+    scored = tmp_path / "scored"
+    scored_parts.write_failure(
+        scored, "k", {"keys": {"Shard": "00000"}, "rows": 3}, "MemoryError: worker killed"
+    )
+    summary = publish.publish(scored, tmp_path / "extract", tmp_path / "out")
+    assert summary.status == "failed" and summary.pairs_failed == summary.pairs == 3
+    assert {(p["device"], p["sensor"]) for p in summary.failed_pairs} == set(PAIRS)
+    assert {p["reason"] for p in summary.failed_pairs} == {
+        "mini-batch failed: MemoryError: worker killed"
+    }
+
+
+def test_an_empty_window_has_no_pairs_and_no_model_version(tmp_path):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'e.db'}", create=True)
+    db.ensure_table(engine)
+    extract_window(engine, END, 60, tmp_path / "extract", layout="pair")
+    engine.dispose()
+    (tmp_path / "scored").mkdir()
+    summary = publish.publish(tmp_path / "scored", tmp_path / "extract", tmp_path / "out")
+    assert (summary.status, summary.pairs, summary.pairs_failed) == ("empty_window", 0, 0)
+    assert summary.model_version is None and summary.timings["scoring_seconds"] is None
+
+
+def test_an_older_summary_reads_back_with_defaults_for_the_new_fields():
+    old = {"window": "window=20240101T010000Z", "window_start": "a", "window_end": "b",
+           "status": "succeeded", "rows_extracted": 5, "someday": "ignored"}  # fmt: skip
+    summary = publish.PublishSummary.from_dict(old)
+    assert summary.rows_extracted == 5 and summary.pairs == 0 and summary.timings == {}
+
+
+# --- the step sends its summary to Application Insights (an in-memory exporter here) ----------
+@pytest.fixture
+def sent(monkeypatch):
+    """The events the publish step hands to its exporter."""
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+    from scoring import telemetry
+
+    exporter = InMemoryLogRecordExporter()
+    monkeypatch.setattr(telemetry, "exporter_from_environment", lambda environ=None: exporter)
+
+    def events() -> list[tuple[dict, dict]]:
+        out = []
+        for record in exporter.get_finished_logs():
+            attributes = dict(record.log_record.attributes)
+            measurements = json.loads(attributes.pop("microsoft.custom_measurements"))
+            out.append((attributes, measurements))
+        return out
+
+    return events
+
+
+def _publish_main(scored, extract, out) -> int:
+    return publish.main(["--scored", str(scored), "--extract", str(extract), "--out", str(out)])
+
+
+def test_a_run_with_a_failed_pair_reports_it_to_application_insights(
+    extract, store, tmp_path, sent
+):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    assert _publish_main(scored, extract, tmp_path / "out") == 0
+    ((properties, measurements),) = sent()
+    assert properties["microsoft.custom_event.name"] == "ScoringRunSummary"
+    assert properties["status"] == "succeeded"
+    assert properties["window"] == "window=20240101T010000Z"
+    assert (measurements["pairs"], measurements["pairs_failed"]) == (3, 1)
+    assert json.loads(properties["failed_pairs_sample"])[0]["device"] == "dev-3"
+    assert measurements["rows_extracted"] == 36 and "latency_seconds" in measurements
+
+
+def test_an_empty_window_is_reported_as_such(tmp_path, sent):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'e.db'}", create=True)
+    db.ensure_table(engine)
+    extract_window(engine, END, 60, tmp_path / "extract")
+    engine.dispose()
+    (tmp_path / "scored").mkdir()
+    assert _publish_main(tmp_path / "scored", tmp_path / "extract", tmp_path / "out") == 0
+    ((properties, measurements),) = sent()
+    assert properties["status"] == "empty_window"
+    assert measurements["rows_extracted"] == 0 and measurements["pairs"] == 0
+
+
+def test_a_failed_publish_still_reports_before_it_fails(extract, tmp_path, sent):
+    (tmp_path / "scored").mkdir()
+    assert _publish_main(tmp_path / "scored", extract, tmp_path / "out") == 1
+    ((properties, measurements),) = sent()
+    assert properties["status"] == "failed" and "no prediction came back" in properties["failure"]
+    assert measurements["pairs_failed"] == measurements["pairs"] == 3
+
+
+def test_telemetry_that_fails_never_fails_the_publish(extract, store, tmp_path, monkeypatch):
+    from scoring import telemetry
+
+    def unreachable(environ=None):
+        raise OSError("no route to the ingestion endpoint")
+
+    monkeypatch.setattr(telemetry, "exporter_from_environment", unreachable)
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    assert _publish_main(scored, extract, tmp_path / "out") == 0
+    assert (tmp_path / "out" / "window=20240101T010000Z" / "predictions.parquet").is_file()
