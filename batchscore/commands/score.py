@@ -196,17 +196,7 @@ def stack_defaults(stack: str) -> dict[str, object]:
     """The knobs as the stack's scheduled pipeline runs with them."""
     from components.config.pipeline import stack_settings
 
-    settings = stack_settings(stack)
-    return {
-        "workers": settings.instance_count * settings.max_concurrency_per_instance,
-        "mini_batch_size": settings.mini_batch_size,
-        "error_threshold": settings.error_threshold,
-        "mini_batch_error_threshold": settings.mini_batch_error_threshold,
-        "max_retries": settings.max_retries,
-        "timeout": float(settings.timeout_seconds),
-        "append_rows": settings.append_rows,
-        "log_level": settings.logging_level,
-    }
+    return stack_settings(stack).local_runner_knobs()
 
 
 def resolve_knobs(args: argparse.Namespace) -> dict[str, object]:

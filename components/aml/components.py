@@ -129,7 +129,7 @@ def score_component(
         outputs=outputs,
         input_data="${{inputs.readings}}",
         partition_keys=list(LAYOUT_KEYS[settings.partitioning]),
-        **_parallel_knobs(settings),
+        **settings.parallel_job_knobs(),
         task=RunFunction(
             code=str(code_dir),
             entry_script=ENTRY_SCRIPT_IN_SNAPSHOT,
@@ -220,7 +220,7 @@ def generic_parallel_component(
         outputs={"predictions": Output(type="uri_folder")} if settings.append_rows else {},
         input_data="${{inputs.data}}",
         **extra,
-        **_parallel_knobs(settings),
+        **settings.parallel_job_knobs(),
         task=RunFunction(
             code=str(script.resolve().parent),
             entry_script=script.name,
@@ -273,21 +273,6 @@ def _replace_code(value: Any, code_hash: str) -> Any:
     if isinstance(value, list):
         return [_replace_code(v, code_hash) for v in value]
     return value
-
-
-def _parallel_knobs(settings: PipelineSettings) -> dict[str, Any]:
-    """The parallel job's knobs, all from the stack configuration."""
-    return {
-        "instance_count": settings.instance_count,
-        "max_concurrency_per_instance": settings.max_concurrency_per_instance,
-        "error_threshold": settings.error_threshold,
-        "mini_batch_error_threshold": settings.mini_batch_error_threshold,
-        "retry_settings": {
-            "max_retries": settings.max_retries,
-            "timeout": settings.timeout_seconds,
-        },
-        "logging_level": settings.logging_level,
-    }
 
 
 def _fields(settings: PipelineSettings) -> dict[str, Any]:

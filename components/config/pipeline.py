@@ -118,6 +118,34 @@ class PipelineSettings:
         values = {key: config.get(key) for key in cls.config_keys()}
         return cls.from_mapping({k: v for k, v in values.items() if v is not None})
 
+    def parallel_job_knobs(self) -> dict[str, Any]:
+        """The v2 parallel job's knobs (``parallel_run_function`` keywords), from this config:
+        the one mapping of config keys to the job. The local runner reads the same mapping
+        (:meth:`local_runner_knobs`) so ``batchscore score --stack`` runs as the cluster does."""
+        return {
+            "instance_count": self.instance_count,
+            "max_concurrency_per_instance": self.max_concurrency_per_instance,
+            "error_threshold": self.error_threshold,
+            "mini_batch_error_threshold": self.mini_batch_error_threshold,
+            "retry_settings": {"max_retries": self.max_retries, "timeout": self.timeout_seconds},
+            "logging_level": self.logging_level,
+        }
+
+    def local_runner_knobs(self) -> dict[str, Any]:
+        """The same knobs for the local runner: as many workers as the job runs processes
+        (nodes x processes per node), the mini-batch size and the append-or-summary output."""
+        job = self.parallel_job_knobs()
+        return {
+            "workers": job["instance_count"] * job["max_concurrency_per_instance"],
+            "mini_batch_size": self.mini_batch_size,
+            "error_threshold": job["error_threshold"],
+            "mini_batch_error_threshold": job["mini_batch_error_threshold"],
+            "max_retries": job["retry_settings"]["max_retries"],
+            "timeout": float(job["retry_settings"]["timeout"]),
+            "append_rows": self.append_rows,
+            "log_level": job["logging_level"],
+        }
+
     def to_mapping(self) -> dict[str, Any]:
         """``{configKey: value}``: the form stored as the dynamic resource's input."""
         by_name = {f.name: f.metadata["key"] for f in fields(self)}

@@ -225,3 +225,14 @@ def test_generic_component_rejects_bad_input_type_and_missing_script(tmp_path):
         comps.generic_parallel_component(
             SETTINGS, TARGET, entry_script=tmp_path / "x.py", input_type="uri_folder"
         )
+
+
+def test_the_local_runner_reads_the_knobs_the_parallel_job_gets(built):
+    """`batchscore score --stack` runs with what the cluster's job was built with."""
+    score, local = built.score.component, SETTINGS.local_runner_knobs()
+    assert local["workers"] == score.resources.instance_count * score.max_concurrency_per_instance
+    assert local["error_threshold"] == score.error_threshold
+    assert local["mini_batch_error_threshold"] == score.mini_batch_error_threshold
+    assert local["max_retries"] == score.retry_settings.max_retries
+    assert local["timeout"] == score.retry_settings.timeout
+    assert local["log_level"] == score.logging_level
