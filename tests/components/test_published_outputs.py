@@ -81,3 +81,20 @@ def test_the_default_client_signs_in_with_entra_only(monkeypatch):
     for item in closables:
         item.close()
     assert built == ["closed"]
+
+
+def test_the_readme_tells_consumers_where_the_document_is_and_which_role_reads_it():
+    import re
+    from pathlib import Path
+
+    from components.published_outputs import BLOB_NAME
+    from components.storage import CONTAINERS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^### For other teams\n(.*?)(?=^## )", readme, re.S | re.M)
+    assert match, "README.md has no '### For other teams' section"
+    section = match.group(1)
+    assert "stack-outputs" in CONTAINERS
+    assert f".blob.core.windows.net/stack-outputs/{BLOB_NAME}`" in section
+    assert "containers/stack-outputs" in section and '"Storage Blob Data Reader"' in section
+    assert "contracts/stack-outputs.schema.json" in section
