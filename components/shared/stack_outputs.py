@@ -7,7 +7,7 @@ The contract is semantic-versioned (:data:`OUTPUTS_CONTRACT_VERSION`, exported a
 ``outputsContractVersion``): a new output is a minor version; removing, renaming or changing
 the shape of one is a major version. Its JSON Schema, ``contracts/stack-outputs.schema.json``,
 is generated from this module (:func:`contract_schema`) and each released version is kept in
-``contracts/released/``; :mod:`components.shared.outputs_contract` checks the history.
+``contracts/released/``; :mod:`components.offline.outputs_contract` checks the history.
 """
 
 from __future__ import annotations

@@ -10,14 +10,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from components.offline import outputs_contract
+from components.offline.outputs_contract import check_contract, released_schemas, required_bump
 from components.offline.plan import plan_in_subprocess
-from components.shared import outputs_contract, stack_outputs
-from components.shared.outputs_contract import check_contract, released_schemas, required_bump
+from components.shared import stack_outputs
 from components.shared.stack_outputs import CONTRACT_VERSION_OUTPUT, OUTPUTS_CONTRACT_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "contracts" / "stack-outputs.schema.json"
-REFRESH = "python -m components.shared.outputs_contract --write"
+REFRESH = "python -m components.offline.outputs_contract --write"
 
 
 def committed_schema() -> dict:

@@ -9,8 +9,8 @@ keeps every released version as it was. The rules, semantic versioning for consu
 * an output added is a minor version (old consumers ignore it);
 * a schema that changed at all needs a new version, recorded in ``contracts/released/``.
 
-    python -m components.shared.outputs_contract            # check (exit 0 ok, 1 broken)
-    python -m components.shared.outputs_contract --write    # regenerate the current schema
+    python -m components.offline.outputs_contract            # check (exit 0 ok, 1 broken)
+    python -m components.offline.outputs_contract --write    # regenerate the current schema
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def check_contract(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m components.shared.outputs_contract",
+        prog="python -m components.offline.outputs_contract",
         description="Check the stack outputs contract against its released versions.",
     )
     parser.add_argument(
