@@ -10,6 +10,7 @@ from components.ml_workspace import MlWorkspace, MlWorkspaceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import GlobalNames, random_suffix
 from components.operations_workbook import OperationsWorkbook, OperationsWorkbookArgs
+from components.published_outputs import PublishedOutputs, PublishedOutputsArgs
 from components.scoring_image import ScoringImage, ScoringImageArgs
 from components.scoring_pipeline import ScoringPipeline, ScoringPipelineArgs
 from components.sensor_database import EntraAdmin, SensorDatabase, SensorDatabaseArgs
@@ -234,7 +235,7 @@ Alerting(
 )
 OperationsWorkbook("operations", OperationsWorkbookArgs(place, logs, query_scope=query_scope))
 
-export_stack_outputs(
+outputs_document = export_stack_outputs(
     {
         "resourceGroupName": group.name,
         "storageAccountName": storage.account_name,
@@ -253,4 +254,14 @@ export_stack_outputs(
         "streamJobName": stream.job_name,
         "scoringScheduleName": scoring.schedule_name,
     }
+)
+# The same document for teams without access to the state (contracts/stack-outputs.schema.json).
+PublishedOutputs(
+    "published-outputs",
+    PublishedOutputsArgs(
+        account_name=storage.account_name,
+        container_name=storage.container_names["stack-outputs"],
+        document=outputs_document,
+        write_after=[storage.containers["stack-outputs"], storage.deployer_data_access],
+    ),
 )

@@ -1,5 +1,6 @@
 """Storage: the account (Entra-only, TLS 1.2, private blobs) and the raw/models/predictions
-containers. It is also the AML workspace's default storage.
+containers, plus `stack-outputs`, where the stack publishes its outputs for other teams
+(:mod:`components.published_outputs`). It is also the AML workspace's default storage.
 
 The identity running `pulumi up` gets Storage Blob Data Contributor on the account: the same
 deployment switches on Event Hubs Capture into it and uploads the scoring components' code to
@@ -20,7 +21,7 @@ from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
 from components.shared.roles import assign_role
 
-CONTAINERS = ("raw", "models", "predictions")
+CONTAINERS = ("raw", "models", "predictions", "stack-outputs")
 DEPLOYER_ROLE = "Storage Blob Data Contributor"
 
 

@@ -26,6 +26,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager
+from typing import cast
 
 import pulumi
 
@@ -103,7 +104,14 @@ def registry_password(
     """The refresh token to log in to `login_server` with, as a secret Output.
 
     The exchange in force when this is called is the one used, even though it runs later.
+
+    Unknown during a preview: `pulumi up --plan` applies only the values the preview recorded,
+    and a token minted at preview time is never the one minted during the update, so a known
+    password makes every planned update fail with the image "violating the plan"
+    (pulumi/pulumi#17546, docker-build registries). Unknown, the plan records "any value".
     """
+    if pulumi.runtime.is_dry_run():
+        return pulumi.Output.secret(cast(str, pulumi.output.UNKNOWN))
     exchange = _exchanger
     password = pulumi.Output.all(login_server, tenant_id, access_token).apply(
         lambda values: exchange(values[0], values[1], values[2])

@@ -120,6 +120,7 @@ def test_the_stored_providers_load_in_a_fresh_interpreter() -> None:
 NEW_PROVIDERS = {
     "components.providers.system_identity": "SystemIdentityProvider",
     "components.providers.data_access": "DataAccessWaitProvider",
+    "components.providers.published_blob": "PublishedBlobProvider",
 }
 
 

@@ -53,7 +53,7 @@ def test_storage_exposes_names_ids_and_container_urls():
         assert name == "stbatchscoreunit1a2b3c"
         assert urls == {
             c: f"https://stbatchscoreunit1a2b3c.blob.core.windows.net/{c}"
-            for c in ("raw", "models", "predictions")
+            for c in ("raw", "models", "predictions", "stack-outputs")
         }
         assert raw_id.endswith(
             "/storageAccounts/stbatchscoreunit1a2b3c/blobServices/default/containers/raw"
@@ -62,6 +62,7 @@ def test_storage_exposes_names_ids_and_container_urls():
             "raw": "raw",
             "models": "models",
             "predictions": "predictions",
+            "stack-outputs": "stack-outputs",
         }
 
     return pulumi.Output.all(

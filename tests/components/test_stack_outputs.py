@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 
 from components.offline.plan import plan_in_subprocess
-from components.shared.stack_outputs import STACK_OUTPUTS, export_stack_outputs
+from components.shared.stack_outputs import (
+    CONTRACT_VERSION_OUTPUT,
+    STACK_OUTPUTS,
+    export_stack_outputs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 # The contract other teams code against: changing it is a deliberate, reviewed act.
 EXPECTED = {
+    "outputsContractVersion",
     "resourceGroupName",
     "storageAccountName",
     "rawContainerUrl",
@@ -76,8 +81,14 @@ def test_every_output_is_documented_in_the_readme() -> None:
 
 
 def test_exporting_anything_else_fails_naming_it() -> None:
-    values = dict.fromkeys(STACK_OUTPUTS, "x")
+    values = dict.fromkeys(set(STACK_OUTPUTS) - {CONTRACT_VERSION_OUTPUT}, "x")
     values.pop("streamJobName")
     values["adminPassword"] = "x"
     with pytest.raises(ValueError, match=r"missing \['streamJobName'\].*\['adminPassword'\]"):
+        export_stack_outputs(values)
+
+
+def test_the_contract_version_is_set_by_the_contract_not_by_the_program() -> None:
+    values = dict.fromkeys(STACK_OUTPUTS, "x")
+    with pytest.raises(ValueError, match=r"not declared \['outputsContractVersion'\]"):
         export_stack_outputs(values)

@@ -61,6 +61,7 @@ COMPONENTS = {
     "ScoringPipeline",
     "Alerting",
     "OperationsWorkbook",
+    "PublishedOutputs",
 }
 
 

@@ -1,7 +1,9 @@
 """The GitHub workflows: actionlint-clean, and wired the way the delivery process needs.
 
-PR: offline tests, offline plan diff, `pulumi preview` per stack posted on the PR.
-Merge to main: `pulumi up` dev, then prod behind the `prod` environment's approval.
+PR: offline tests, offline plan diff, `pulumi preview` per stack posted on the PR (summary
+first, cut to fit GitHub's comment limit, linking the full output).
+Merge to main: per stack a preview saving its update plan, then `pulumi up --plan` applying
+that very plan; dev, then prod behind the `prod` environment's approval.
 Schedule: a refresh + preview with --expect-no-changes that fails loudly.
 Azure through OIDC only; no secret is ever echoed.
 """
@@ -68,7 +70,9 @@ def test_actionlint_is_clean() -> None:
 
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     """The lint test can fail: an unknown input of pulumi/actions is reported."""
-    broken = (WORKFLOWS / "pull-request.yml").read_text().replace("comment-on-pr:", "coment-on-pr:")
+    original = (WORKFLOWS / "deploy.yml").read_text()
+    broken = original.replace("plan: build/plan-dev.json", "plann: build/plan-dev.json")
+    assert broken != original
     target = tmp_path / "broken.yml"
     target.write_text(broken)
     result = subprocess.run(
@@ -79,7 +83,7 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode != 0
-    assert "coment-on-pr" in result.stdout
+    assert "plann" in result.stdout
 
 
 # --- pull request -----------------------------------------------------------------------------
@@ -97,29 +101,78 @@ def test_pull_request_runs_offline_checks_plan_diff_and_previews() -> None:
     preview = jobs["preview"]
     assert preview["strategy"]["matrix"]["stack"] == STACKS
     assert preview["strategy"]["fail-fast"] is False
-    pulumi = one_step(preview, "pulumi/actions")["with"]
-    assert pulumi["command"] == "preview"
-    assert pulumi["stack-name"] == "${{ matrix.stack }}"
-    assert pulumi["comment-on-pr"] is True
-    assert pulumi["policyPacks"] == "policy"
+    script = "\n".join(str(s.get("run", "")) for s in preview["steps"])
+    assert 'pulumi preview --stack "$STACK" --policy-pack policy --diff' in script
+    assert "python -m batchscore.preview_comment" in script
     assert preview["permissions"]["pull-requests"] == "write"
+    post = one_step(preview, "actions/github-script")
+    assert post["if"] == "always()"  # a failed preview (a policy violation) is shown too
+    assert "build/preview-comment-${process.env.STACK}.md" in post["with"]["script"]
+
+
+def test_the_preview_comment_links_the_full_output_kept_as_an_artifact() -> None:
+    """pulumi/actions#482: the comment is cut to fit, so the whole output must be one click away."""
+    job = load("pull-request.yml")["jobs"]["preview"]
+    steps = job["steps"]
+    (full,) = [s for s in steps if s.get("id") == "full"]
+    assert full["uses"].startswith("actions/upload-artifact@")
+    assert full["with"]["path"] == "build/preview-${{ matrix.stack }}.txt"
+    (comment,) = [s for s in steps if "batchscore.preview_comment" in str(s.get("run", ""))]
+    assert "steps.full.outputs.artifact-url" in comment["env"]["FULL_OUTPUT_URL"]
+    post = one_step(job, "actions/github-script")
+    order = [steps.index(full), steps.index(comment), steps.index(post)]
+    assert order == sorted(order)
 
 
 def test_deploy_goes_dev_then_prod_behind_environments() -> None:
     wf = load("deploy.yml")
     assert wf["on"]["push"]["branches"] == ["main"]
     assert wf["concurrency"]["cancel-in-progress"] is False
-    dev, prod = wf["jobs"]["up-dev"], wf["jobs"]["up-prod"]
-    assert dev["environment"] == "dev" and prod["environment"] == "prod"
-    assert dev["needs"] == "offline-tests"
-    assert prod["needs"] == "up-dev", "prod must wait for dev"
-    for job, stack in ((dev, "dev"), (prod, "prod")):
-        pulumi = one_step(job, "pulumi/actions")["with"]
+    jobs = wf["jobs"]
+    assert jobs["plan-dev"]["needs"] == "offline-tests"
+    assert jobs["up-dev"]["needs"] == "plan-dev"
+    assert jobs["plan-prod"]["needs"] == "up-dev", "prod's plan waits for dev"
+    assert jobs["up-prod"]["needs"] == "plan-prod"
+    for stack in STACKS:
+        plan, up = jobs[f"plan-{stack}"], jobs[f"up-{stack}"]
+        # Same environment, so same deploy identity: the program reads who deploys.
+        assert plan["environment"].split()[0] == up["environment"] == stack
+        assert plan["env"]["STACK"] == up["env"]["STACK"] == stack
+        pulumi = one_step(up, "pulumi/actions")["with"]
         assert pulumi["command"] == "up"
         assert pulumi["policyPacks"] == "policy"
-        assert job["env"]["STACK"] == stack and pulumi["stack-name"] == "${{ env.STACK }}"
-        outputs = "\n".join(str(s.get("run", "")) for s in job["steps"])
+        assert pulumi["stack-name"] == "${{ env.STACK }}"
+        outputs = "\n".join(str(s.get("run", "")) for s in up["steps"])
         assert "pulumi stack output" in outputs and "--show-secrets" not in outputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_up_applies_the_very_plan_its_preview_saved(stack: str) -> None:
+    jobs = load("deploy.yml")["jobs"]
+    plan, up = jobs[f"plan-{stack}"], jobs[f"up-{stack}"]
+    saved = f"build/plan-{stack}.json"
+    preview = "\n".join(str(s.get("run", "")) for s in plan["steps"])
+    assert '--save-plan "build/plan-${STACK}.json"' in preview and "--policy-pack policy" in preview
+    assert "set -o pipefail" in preview, "a failed preview must fail the job, not the tee"
+    (upload,) = steps_using(plan, "actions/upload-artifact")
+    assert saved in upload["with"]["path"] and upload["with"]["if-no-files-found"] == "error"
+    (download,) = steps_using(up, "actions/download-artifact")
+    assert download["with"] == {"name": upload["with"]["name"], "path": "build"}
+    apply = one_step(up, "pulumi/actions")
+    assert apply["with"]["plan"] == saved
+    assert not {"upsert", "refresh", "target", "replace"} & set(apply["with"]), (
+        "anything that changes what `up` does beyond the plan"
+    )
+    assert up["steps"].index(download) < up["steps"].index(apply)
+
+
+def test_only_the_prod_jobs_can_reach_the_prod_identity() -> None:
+    """Prod's environment (required reviewers) guards its preview and, again, its apply."""
+    jobs = load("deploy.yml")["jobs"]
+    in_prod = sorted(
+        n for n, j in jobs.items() if str(j.get("environment", "")).split()[:1] == ["prod"]
+    )
+    assert in_prod == ["plan-prod", "up-prod"]
 
 
 def test_drift_check_is_scheduled_and_fails_on_any_change() -> None:
@@ -168,10 +221,13 @@ def test_each_deploy_runs_the_preflight_after_login_and_before_up() -> None:
 
 
 def test_a_stack_ci_creates_gets_the_key_vault_secrets_provider() -> None:
-    for job_name in ("up-dev", "up-prod"):
-        pulumi = one_step(load("deploy.yml")["jobs"][job_name], "pulumi/actions")["with"]
-        assert pulumi["upsert"] is True, f"{job_name}: the first up must create the stack"
-        assert pulumi["secrets-provider"] == "${{ vars.PULUMI_SECRETS_PROVIDER }}", job_name
+    for stack in STACKS:
+        job = load("deploy.yml")["jobs"][f"plan-{stack}"]
+        script = "\n".join(str(s.get("run", "")) for s in job["steps"])
+        create = 'pulumi stack select --create --secrets-provider "$PULUMI_SECRETS_PROVIDER"'
+        assert create in script, f"plan-{stack}: the first run must create the stack"
+        assert script.index(create) < script.index("pulumi preview")
+        assert job["env"]["PULUMI_SECRETS_PROVIDER"] == "${{ vars.PULUMI_SECRETS_PROVIDER }}"
 
 
 # --- security, across every workflow ----------------------------------------------------------
@@ -219,6 +275,6 @@ def test_workflows_cover_exactly_the_stacks_of_the_repository() -> None:
     assert stacks == sorted(STACKS), f"stack files {stacks}, workflows {STACKS}"
     deploy = load("deploy.yml")["jobs"]
     assert (
-        sorted(job["env"]["STACK"] for job in deploy.values() if "STACK" in job.get("env", {}))
+        sorted({job["env"]["STACK"] for job in deploy.values() if "STACK" in job.get("env", {})})
         == stacks
     )
