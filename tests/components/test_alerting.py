@@ -101,6 +101,12 @@ def test_severities_windows_and_thresholds_come_from_config(plan: PlanView) -> N
     assert f"Pairs * {settings.failed_pairs_percent}\n" in failed_pairs["query"]
 
 
+def test_log_rules_skip_the_query_check_a_new_workspace_fails(plan: PlanView) -> None:
+    # Azure/bicep#11378: SEM0100 on tables without rows yet; the Kusto parser checks instead.
+    for resource in plan.of_type(LOG_RULE):
+        assert resource.get("skipQueryValidation") is True, resource
+
+
 def test_stateful_rules_resolve_themselves(plan: PlanView) -> None:
     for resource in plan.of_type(LOG_RULE) + plan.of_type(METRIC_RULE):
         assert resource.get("autoMitigate") is True, f"{resource} must auto-resolve"
