@@ -4,6 +4,8 @@
   with bounded exponential backoff that honors ``Retry-After``, and turns any other failure
   into an :class:`~components.providers.azure_errors.AzureCallError` with a clear message.
 * :func:`wait_for` waits for a long-running operation (an azure-core ``LROPoller``), bounded.
+* :func:`run_operation` is the two together: start a long-running operation (``begin_*``),
+  retried while throttled, and wait for its end, with one action, target and role for both.
 * :func:`retry_while_forbidden` retries a call refused with HTTP 403 while a role assignment
   this deployment just made takes effect, for a bounded time, then names the role and scope.
 * :func:`changed_keys` / :func:`diff_result` build a ``DiffResult`` that says exactly which
@@ -133,6 +135,37 @@ def wait_for(
             target=target,
         )
     return result
+
+
+def run_operation(
+    begin: Callable[..., Any],
+    *args: Any,
+    action: str,
+    target: str,
+    required_role: str | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    timeout_seconds: float = 600.0,
+    **kwargs: Any,
+) -> Any:
+    """The result of the long-running operation ``begin(*args, **kwargs)`` starts: the start is
+    retried while throttled (:func:`call_azure`), the wait is bounded (:func:`wait_for`); a
+    failure of either becomes one AzureCallError naming ``action``, ``target`` and the role."""
+    poller = call_azure(
+        begin,
+        *args,
+        action=action,
+        target=target,
+        required_role=required_role,
+        retry=retry,
+        **kwargs,
+    )
+    return wait_for(
+        poller,
+        action=action,
+        target=target,
+        timeout_seconds=timeout_seconds,
+        required_role=required_role,
+    )
 
 
 @dataclass(frozen=True)
