@@ -10,7 +10,8 @@
   this deployment just made takes effect, for a bounded time, then names the role and scope.
 * :func:`changed_keys` / :func:`diff_result` build a ``DiffResult`` that says exactly which
   inputs changed and replaces only for the keys that truly need it.
-* :func:`default_credential` builds ``DefaultAzureCredential`` lazily.
+* :func:`default_credential` builds the one credential (GitHub OIDC in CI, else
+  ``DefaultAzureCredential``) lazily, inside each call.
 * :func:`pickled_as` keeps a provider class under the name deployed stacks know it by.
 
 About pickling: Pulumi serializes a dynamic provider with dill together with the program.
@@ -277,7 +278,18 @@ def diff_result(
 
 
 def default_credential() -> Any:
-    """``DefaultAzureCredential`` without interactive browser sign-in (deployments are headless)."""
+    """The one credential of the providers and the commands that talk to Azure.
+
+    In a GitHub Actions job allowed to request OIDC tokens, with ``AZURE_CLIENT_ID`` and
+    ``AZURE_TENANT_ID`` set: a client-assertion credential that fetches a fresh GitHub ID token
+    whenever it needs one (:mod:`components.providers.github_oidc`), because the Azure CLI's
+    OIDC login lasts ten minutes and is not refreshed (Azure/azure-cli#28708). Everywhere else:
+    ``DefaultAzureCredential`` without interactive browser sign-in (deployments are headless;
+    a laptop uses its `az login`)."""
+    from components.providers.github_oidc import github_oidc_available, github_oidc_credential
+
+    if github_oidc_available():
+        return github_oidc_credential()
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
