@@ -493,7 +493,13 @@ def run_checks(arm: ArmGetter, target: Target, deployer: Deployer) -> list[Check
     def usual_deployer() -> list[Check]:
         if not target.config.sql_admin_from_deployer:
             return []  # the admin is pinned: the deployer changes neither admin nor role
-        groups = _read(arm, f"{sub}/resourcegroups", RESOURCE_GROUPS_API)
+        # --resource-group names it; else find it by its tags (a listing needs Reader on the
+        # subscription, which a deployer holding roles on the group alone may lack)
+        groups = (
+            []
+            if target.resource_group
+            else _read(arm, f"{sub}/resourcegroups", RESOURCE_GROUPS_API)
+        )
         group = stack_resource_group(groups, target)
         if group is None:
             return [Check("usual deployer", True, "the stack is not deployed yet")]

@@ -259,6 +259,7 @@ def test_a_role_on_the_stacks_existing_resource_group_counts(azure, capsys):
     azure.routes[f"{servers}/servers"] = {"value": []}  # deployed, but no server yet
     code, out, _ = preflight_of("dev", capsys, "--resource-group", "rg-batchscore-dev-x")
     assert code == 0, out
+    assert GROUPS not in azure.paths(), "a named group needs no listing of the subscription's"
     assert "Owner on the subscription or resource group rg-batchscore-dev-x" in out
 
 
