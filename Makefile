@@ -21,7 +21,8 @@ $(VENV)/.installed: requirements.txt requirements-demo.txt scoring/requirements.
 
 venv: $(VENV)/.installed
 
-# Node tools the tests use (Azurite, a local Blob endpoint), exactly as package-lock.json pins them
+# Node tools the tests use (Azurite, a local Blob endpoint; Kusto.Language, Microsoft's KQL
+# parser, for the alert and workbook queries), exactly as package-lock.json pins them
 # (Azurite 3.35.0: its whole tree runs on Node 20.6 or later; 3.36 and up ask for Node 21/22).
 node_modules/.package-lock.json: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund

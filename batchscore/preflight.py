@@ -18,7 +18,15 @@ Each check reads Azure Resource Manager as the identity that will run `pulumi up
   ``locations/{region}/vmSizes`` and ``/usages``).
 * **SQL admin**: when the deployer becomes the SQL server's Entra admin (no
   ``sqlAdminObjectId``), ``sqlAdminPrincipalType`` matches its kind: ``User`` for a person,
-  ``Application`` for a service principal or managed identity.
+  ``Application`` for a service principal or managed identity. With ``sqlAdminObjectId`` set,
+  the SQL bootstrap still connects as the deployer, so the deployer must be that admin, or a
+  member of that group (from the token's ``groups`` claim when it carries one).
+* **usual deployer**: without ``sqlAdminObjectId`` the identity running `pulumi up` becomes
+  the SQL admin and receives the storage data role; a stack already deployed by another
+  identity (its SQL server's admin, found in the resource group tagged with the stack's
+  project and environment) would flip both to whoever runs `pulumi up` now.
+* **this machine** (:mod:`batchscore.preflight_local`): Docker with buildx for the scoring
+  image, and, outside CI, an address in ``sqlFirewallIpRanges`` for the SQL bootstrap.
 
 Who the deployer is comes from its own ARM access token (object id ``oid``; kind from
 ``idtyp``, or a delegated token's ``scp``). The token is never printed or kept; object ids and
@@ -29,18 +37,22 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import StackConfig
+from components.config.stack import PROJECT
 from components.providers.arm_rest import ArmGetter, get_all
 from components.providers.azure_errors import AzureCallError, explain
-from components.shared.roles import ROLE_IDS
+from components.shared.roles import ROLE_IDS, STACK_ROLES
 
 PROVIDERS_API = "2021-04-01"
 ROLE_ASSIGNMENTS_API = "2022-04-01"
 ML_API = "2024-04-01"
+RESOURCE_GROUPS_API = "2021-04-01"
+SQL_API = "2021-11-01"
 
 # namespace -> the resource types of it the stack creates (their region must offer them)
 RESOURCE_TYPES: dict[str, tuple[str, ...]] = {
@@ -64,11 +76,13 @@ class PreflightError(Exception):
 
 @dataclass(frozen=True)
 class Deployer:
-    """The identity running `pulumi up`: Entra object id, tenant, ``user`` or ``app``."""
+    """The identity running `pulumi up`: Entra object id, tenant, ``user`` or ``app``, and
+    the groups its token names (None when the token carries no ``groups`` claim)."""
 
     object_id: str
     tenant_id: str
     kind: str
+    groups: frozenset[str] | None = None
 
     @property
     def principal_type(self) -> str:
@@ -95,7 +109,9 @@ def deployer_from_token(token: str) -> Deployer:
     if kind not in ("user", "app"):
         # App-only tokens carry no delegated scopes (scp); tokens of a person do.
         kind = "user" if claims.get("scp") else "app"
-    return Deployer(str(claims["oid"]), str(claims.get("tid", "")), kind)
+    groups = claims.get("groups")
+    named = frozenset(str(g).lower() for g in groups) if isinstance(groups, list) else None
+    return Deployer(str(claims["oid"]), str(claims.get("tid", "")), kind, named)
 
 
 @dataclass(frozen=True)
@@ -199,12 +215,31 @@ def check_role_writer(
     writers = [r for r in ROLE_WRITERS if r in held]
     if "Contributor" in held and writers:
         detail = f"Contributor + {writers[0]} on {where}"
-        if held[writers[0]]:
-            detail += (
-                " (with a condition: it must allow the roles the stack assigns: Storage Blob, "
-                "Queue and Table Data Contributor, AcrPull, Azure Event Hubs Data Receiver)"
+        condition = held[writers[0]]
+        if not condition:
+            return Check("role assignments", True, detail)
+        allowed = _roles_a_condition_allows(condition)
+        if allowed is None:  # not the portal's "constrain roles" form: say what it must allow
+            return Check(
+                "role assignments",
+                True,
+                f"{detail} (with a condition: it must allow the roles the stack assigns: "
+                f"{', '.join(STACK_ROLES)})",
             )
-        return Check("role assignments", True, detail)
+        refused = [role for role in STACK_ROLES if ROLE_IDS[role] not in allowed]
+        if not refused:
+            return Check("role assignments", True, f"{detail}, its condition allows every role")
+        return Check(
+            "role assignments",
+            False,
+            f"{detail}, but its condition does not allow {', '.join(refused)}, which the stack "
+            "assigns",
+            [
+                f"add {', '.join(refused)} to the roles the condition of {writers[0]} allows "
+                f"for {deployer.object_id} (Azure portal > Access control (IAM) > Role "
+                "assignments > the assignment > Condition), or use an unconditional one"
+            ],
+        )
     need = [r for r in ("Contributor",) if r not in held] + ([] if writers else [ROLE_WRITERS[1]])
     scope = target.subscription_scope
     return Check(
@@ -218,6 +253,21 @@ def check_role_writer(
             for role in need
         ],
     )
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _roles_a_condition_allows(condition: str) -> set[str] | None:
+    """The role definition ids a role-writer condition lets the holder assign, when it is the
+    form the portal writes ("Constrain roles": ``@Request[Microsoft.Authorization/
+    roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {id, ...}``, see
+    learn.microsoft.com/azure/role-based-access-control/delegate-role-assignments-examples);
+    None for any other condition, which this check cannot read."""
+    if "RoleDefinitionId" not in condition or "GuidEquals" not in condition:
+        return None
+    found = {g.lower() for g in _GUID.findall(condition)}
+    return found or None
 
 
 def _family_key(text: str) -> str:
@@ -298,12 +348,7 @@ def check_ml_quota(
 def check_sql_admin(target: Target, deployer: Deployer) -> Check:
     config = target.config
     if not config.sql_admin_from_deployer:
-        return Check(
-            "SQL admin",
-            True,
-            f"{config.sql_admin_login} ({config.sql_admin_principal_type}) is the admin: the "
-            "deployer must be it or a member for the SQL bootstrap",
-        )
+        return _check_named_sql_admin(target, deployer)
     expected = deployer.sql_admin_type
     if config.sql_admin_principal_type == expected:
         return Check(
@@ -316,6 +361,98 @@ def check_sql_admin(target: Target, deployer: Deployer) -> Check:
         f"becomes the SQL admin, but sqlAdminPrincipalType is {config.sql_admin_principal_type}",
         [f"pulumi config set sqlAdminPrincipalType {expected} --stack {target.stack}"],
     )
+
+
+def _check_named_sql_admin(target: Target, deployer: Deployer) -> Check:
+    """sqlAdminObjectId is set: the SQL bootstrap connects as the deployer, who must be that
+    admin (User, Application) or a member of that group (Group)."""
+    config = target.config
+    admin, kind = config.sql_admin_object_id.lower(), config.sql_admin_principal_type
+    named = f"{config.sql_admin_login} ({kind} {config.sql_admin_object_id})"
+    if deployer.object_id.lower() == admin:
+        return Check("SQL admin", True, f"the deployer is the admin {named}")
+    fixes = [
+        f"deploy as {config.sql_admin_login}, or clear sqlAdminObjectId and sqlAdminLogin "
+        f"(`pulumi config rm sqlAdminObjectId --stack {target.stack}`, same for "
+        "sqlAdminLogin) so the deployer becomes the admin"
+    ]
+    if kind != "Group":
+        return Check(
+            "SQL admin",
+            False,
+            f"the admin is {named}, but the deployer ({deployer.object_id}) runs the SQL "
+            "bootstrap, which the server would refuse",
+            fixes,
+        )
+    check_it = (
+        f"az ad group member check --group {config.sql_admin_object_id} "
+        f"--member-id {deployer.object_id}"
+    )
+    if deployer.groups is None:
+        return Check(
+            "SQL admin",
+            True,
+            f"the admin is the group {named}; the deployer's token does not list its groups, "
+            f"so membership is not verified here: `{check_it}` must say true",
+        )
+    if admin in deployer.groups:
+        return Check("SQL admin", True, f"the deployer is a member of the admin group {named}")
+    return Check(
+        "SQL admin",
+        False,
+        f"the admin is the group {named}, and the deployer ({deployer.object_id}) is not a "
+        "member (its token's groups), so the server would refuse the SQL bootstrap",
+        [
+            f"az ad group member add --group {config.sql_admin_object_id} "
+            f"--member-id {deployer.object_id}",
+            *fixes,
+        ],
+    )
+
+
+def check_usual_deployer(
+    servers: Sequence[Mapping[str, Any]], target: Target, deployer: Deployer, group: str
+) -> Check:
+    """Without sqlAdminObjectId the deployer becomes the SQL admin and gets the storage data
+    role: on a stack another identity deployed, `pulumi up` would move both to this one."""
+    name = "usual deployer"
+    admins = [
+        (str(s.get("name", "")), (s.get("properties") or {}).get("administrators") or {})
+        for s in servers
+    ]
+    others = [
+        (server, a)
+        for server, a in admins
+        if str(a.get("sid", "")).lower() not in ("", deployer.object_id.lower())
+    ]
+    if not others:
+        return Check(name, True, f"the stack in {group} was deployed by this identity")
+    server, admin = others[0]
+    return Check(
+        name,
+        False,
+        f"SQL server {server} in {group} has the admin {admin.get('login', '?')} "
+        f"({admin.get('sid')}), not this deployer ({deployer.object_id}): `pulumi up` as this "
+        "identity would make it the SQL admin and move the deployer's storage role to it",
+        [
+            "deploy as the identity that deployed the stack (its pipeline, or `az login` as it)",
+            f"or pin the admin: pulumi config set sqlAdminObjectId {admin.get('sid')} and "
+            f"sqlAdminLogin {admin.get('login', '<login>')} --stack {target.stack} (with "
+            "sqlAdminPrincipalType)",
+        ],
+    )
+
+
+def stack_resource_group(groups: Sequence[Mapping[str, Any]], target: Target) -> str | None:
+    """The stack's resource group: ``--resource-group``, else the one tagged with the
+    project and the stack's environment (components.shared.placement.standard_tags)."""
+    if target.resource_group:
+        return target.resource_group
+    for group in groups:
+        tags = group.get("tags") or {}
+        if tags.get("project") == PROJECT and tags.get("environment") == target.stack:
+            return str(group.get("name"))
+    return None
 
 
 # --- running them ----------------------------------------------------------------------------
@@ -353,17 +490,39 @@ def run_checks(arm: ArmGetter, target: Target, deployer: Deployer) -> list[Check
         sizes = _read(arm, f"{ml}/vmSizes", ML_API)
         return [check_ml_quota(sizes, _read(arm, f"{ml}/usages", ML_API), target)]
 
+    def usual_deployer() -> list[Check]:
+        if not target.config.sql_admin_from_deployer:
+            return []  # the admin is pinned: the deployer changes neither admin nor role
+        # --resource-group names it; else find it by its tags (a listing needs Reader on the
+        # subscription, which a deployer holding roles on the group alone may lack)
+        groups = (
+            []
+            if target.resource_group
+            else _read(arm, f"{sub}/resourcegroups", RESOURCE_GROUPS_API)
+        )
+        group = stack_resource_group(groups, target)
+        if group is None:
+            return [Check("usual deployer", True, "the stack is not deployed yet")]
+        servers = _read(
+            arm, f"{sub}/resourceGroups/{group}/providers/Microsoft.Sql/servers", SQL_API
+        )
+        return [check_usual_deployer(servers, target, deployer, group)]
+
     checks: list[Check] = []
     for name, step in (
         ("resource providers and region", providers),
         ("role assignments", role_writer),
         ("ML quota", ml_quota),
+        ("usual deployer", usual_deployer),
     ):
         try:
             checks += step()
         except AzureCallError as exc:
             checks.append(Check(name, False, str(exc), ["az login as the identity that deploys"]))
     checks.append(check_sql_admin(target, deployer))
+    from batchscore import preflight_local  # its checks build this module's Check
+
+    checks += preflight_local.run_local_checks(target)
     return checks
 
 

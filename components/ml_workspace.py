@@ -18,6 +18,7 @@ from pulumi_azure_native import (
 )
 
 from components.shared.diagnostics import send_to_log_analytics
+from components.shared.immutable_inputs import refuse_change_hook
 from components.shared.placement import Placement, child_options
 from components.shared.roles import assign_role
 
@@ -131,6 +132,16 @@ class MlWorkspace(pulumi.ComponentResource):
         """The Key Vault (RBAC, purge protection) and the workspace over it, the storage
         account, the registry and Application Insights."""
         place = args.placement
+        # "The retention policy interval can only be configured during vault creation and
+        # can't be changed afterwards" (learn.microsoft.com/azure/key-vault/general/
+        # soft-delete-overview). Replacing the vault is no way out either: purge protection
+        # keeps its name taken for the whole retention. So a change is refused by name.
+        self.vault_retention_hook = refuse_change_hook(
+            f"{name}-vault-retention-is-fixed",
+            path=("properties", "softDeleteRetentionInDays"),
+            config_key="keyVaultSoftDeleteDays",
+            reason="Key Vault fixes its soft-delete retention when the vault is created",
+        )
         key_vault = keyvault.Vault(
             f"{name}-vault",
             vault_name=args.key_vault_name,
@@ -147,7 +158,11 @@ class MlWorkspace(pulumi.ComponentResource):
                 access_policies=[],
             ),
             tags=dict(place.tags),
-            opts=child_options(self, protect=args.protect),
+            opts=child_options(
+                self,
+                protect=args.protect,
+                hooks=pulumi.ResourceHookBinding(before_update=[self.vault_retention_hook]),
+            ),
         )
         workspace = ml.Workspace(
             f"{name}-workspace",

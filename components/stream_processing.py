@@ -9,6 +9,11 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import streamanalytics
 
+from components.providers.stream_definition import (
+    JOB_PATCHED_PROPERTIES,
+    JOB_SETTINGS,
+    StreamJobDefinitionResource,
+)
 from components.providers.stream_job import stop_before_update_hook
 from components.providers.system_identity import SystemIdentity
 from components.shared.diagnostics import send_to_log_analytics
@@ -53,7 +58,20 @@ class StreamProcessing(pulumi.ComponentResource):
 
     Day two: Azure refuses to update a running job, its input or its output
     (pulumi-azure-native#785), so all three carry a `before_update` hook that stops the job
-    (:func:`components.providers.stream_job.stop_before_update_hook`). `config_hash` is the
+    (:func:`components.providers.stream_job.stop_before_update_hook`). The query and the
+    streaming units, and the event and error policies, never update the job itself: the
+    job's PUT has no inputs and Azure refuses it (pulumi-azure-native#688), so the job ignores
+    changes to them and `definition` (:mod:`components.providers.stream_definition`) patches
+    them in place, the job stopped first.
+
+    SKU: `Standard` (streaming units V1: 1, 3, 6, then multiples of 6). `StandardV2` (SU V2:
+    3, 7, 10, then multiples of 10 up to 660, as the azure-quickstart-templates sample
+    `streamanalytics-create` declares them) exists only in API version 2021-10-01-preview,
+    while pulumi-azure-native 3.x's StreamingJob speaks 2020-03-01, whose SKU enum holds
+    `Standard` alone (as does azure-mgmt-streamanalytics 1.0.0); another API version needs a
+    locally generated SDK (`pulumi package add azure-native streamanalytics
+    2021-10-01-preview`) pinning a preview API into the stack. A test fails once the provider
+    offers StandardV2, so the move is made then. `config_hash` is the
     hash of every value the three are declared with (:meth:`definition`), so any update of
     them changes it, and the job-start step, which restarts the job on a new hash, runs after
     them: no update leaves the job stopped.
@@ -93,7 +111,12 @@ class StreamProcessing(pulumi.ComponentResource):
             identity=streamanalytics.IdentityArgs(type=job["identity"]),
             transformation=streamanalytics.TransformationArgs(**job["transformation"]),
             **{k: v for k, v in job.items() if k not in ("sku", "identity", "transformation")},
-            opts=child_options(self, hooks=stop_first),
+            # The job's own PUT carries no inputs and Azure refuses it once the job has some
+            # (pulumi-azure-native#688): what may change is patched by `self.definition`.
+            opts=pulumi.ResourceOptions.merge(
+                child_options(self, hooks=stop_first),
+                pulumi.ResourceOptions(ignore_changes=list(JOB_PATCHED_PROPERTIES)),
+            ),
         )
         self.job_name = self.job.name
         self.job_id = self.job.id
@@ -133,6 +156,20 @@ class StreamProcessing(pulumi.ComponentResource):
             resource_group_name=place.resource_group_name,
             datasource=streamanalytics.AzureSqlDatabaseOutputDataSourceArgs(**sink["datasource"]),
             opts=child_options(self, hooks=stop_first),
+        )
+        transformation = job["transformation"]
+        self.definition = StreamJobDefinitionResource(
+            f"{name}-definition",
+            {
+                "subscriptionId": args.subscription_id,
+                "resourceGroupName": place.resource_group_name,
+                "jobName": self.job.name,
+                "transformationName": transformation["name"],
+                "settings": {key: job[attribute] for key, attribute in JOB_SETTINGS.items()},
+                "query": transformation["query"],
+                "streamingUnits": transformation["streaming_units"],
+            },
+            child_options(self, depends_on=[self.input, self.output]),
         )
         self.config_hash = pulumi.Output.from_input(definition).apply(stable_hash)
         send_to_log_analytics(

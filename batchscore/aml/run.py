@@ -64,10 +64,11 @@ class Workspace:
 def default_client(workspace: Workspace) -> Any:
     """An ``MLClient`` on the workspace as whoever runs the command (DefaultAzureCredential)."""
     from azure.ai.ml import MLClient
-    from azure.identity import DefaultAzureCredential
+
+    from components.providers.common import default_credential
 
     return MLClient(
-        credential=DefaultAzureCredential(exclude_interactive_browser_credential=True),
+        credential=default_credential(),
         subscription_id=workspace.subscription_id,
         resource_group_name=workspace.resource_group,
         workspace_name=workspace.name,

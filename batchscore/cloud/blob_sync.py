@@ -104,9 +104,9 @@ def container_client(
                 "the connection string is malformed (expected "
                 "'DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...;BlobEndpoint=...')"
             ) from None
-    from azure.identity import DefaultAzureCredential
+    from components.providers.common import default_credential
 
-    credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+    credential = default_credential()
     storage_call(lambda: credential.get_token(STORAGE_SCOPE), "sign in to", safe_url(account_url))
     return ContainerClient(account_url, container, credential=credential, **client_kwargs)
 

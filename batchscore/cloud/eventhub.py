@@ -62,9 +62,10 @@ def send_readings(
         return _send_all(frame, producer, f"{namespace}/{eventhub}", batch_progress)
 
     from azure.eventhub import EventHubProducerClient
-    from azure.identity import DefaultAzureCredential
 
-    credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+    from components.providers.common import default_credential
+
+    credential = default_credential()
     client = EventHubProducerClient(
         fully_qualified_namespace=namespace, eventhub_name=eventhub, credential=credential
     )

@@ -1,9 +1,10 @@
 """``batchscore preflight --stack STACK``: before `pulumi up`, check what would stop it.
 
 Run it as the identity that will deploy (``az login`` as yourself, or CI's workload
-identity): it signs in with ``DefaultAzureCredential``, reads the stack's config
-(``Pulumi.yaml`` + ``Pulumi.<stack>.yaml``) and checks the subscription, region, roles,
-Azure ML quota and the SQL admin setting (:mod:`batchscore.preflight`). Each check prints ok
+identity): it signs in with the providers' credential (``default_credential``), reads the
+stack's config (``Pulumi.yaml`` + ``Pulumi.<stack>.yaml``) and checks the subscription,
+region, roles, Azure ML quota, the SQL admin, who deployed the stack before, and this
+machine's Docker buildx and SQL firewall entry (:mod:`batchscore.preflight`). Each check prints ok
 or FAILED with the command that fixes it. Exit codes: 0 every check passed, 1 at least one
 failed (or Azure could not be reached), 2 bad usage (unknown stack, invalid config, no
 subscription).

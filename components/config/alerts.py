@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from components.config.pipeline import PipelineSettings
-from components.config.stack import ALERT_WINDOW_MINUTES_MAX, StackConfig
+from components.config.stack import ALERT_WINDOW_MINUTES_MAX, StackConfig, log_alert_window
 
 #: a week of cron triggers is enough to see every gap (Azure ML ignores days and months)
 _CRON_HORIZON = timedelta(days=8)
@@ -20,7 +20,7 @@ class AlertSettings:
 
     emails: tuple[str, ...] = ()
     evaluation_minutes: int = 15
-    missed_run_window_minutes: int = 90
+    missed_run_window_minutes: int = 120
     watch_schedule: bool = True
     #: why the missed-run rule is off although the schedule runs (the component warns)
     schedule_unwatched: str | None = None
@@ -37,14 +37,17 @@ class AlertSettings:
     @classmethod
     def from_config(cls, config: StackConfig, pipeline: PipelineSettings) -> AlertSettings:
         """The settings from the stack config and the scoring pipeline's (the missed-run
-        window is the cron's longest gap plus ``alertRunGraceMinutes``). A gap no log alert
-        can look across (more than 2 days, e.g. a weekdays-only schedule) leaves that one rule
-        off, with the reason in ``schedule_unwatched``: the schedule itself is fine."""
+        window is the cron's longest gap plus ``alertRunGraceMinutes``, rounded up to a window
+        a log alert accepts: an hourly schedule with 30 minutes' grace watches 120 minutes, not
+        90, which Azure refuses). A gap no log alert can look across (more than 2 days, e.g. a
+        weekdays-only schedule) leaves that one rule off, with the reason in
+        ``schedule_unwatched``: the schedule itself is fine."""
         schedule_cron, schedule_enabled = pipeline.schedule_cron, pipeline.schedule_enabled
         gap = longest_cron_gap_minutes(schedule_cron)
         window = gap + config.alert_run_grace_minutes
+        allowed_window = log_alert_window(window)
         unwatched = None
-        if schedule_enabled and window > ALERT_WINDOW_MINUTES_MAX:
+        if schedule_enabled and allowed_window is None:
             unwatched = (
                 f"scoring-run-missing is off: the schedule's longest gap ({gap} minutes, "
                 f"scheduleCron {schedule_cron!r}) plus alertRunGraceMinutes "
@@ -54,7 +57,7 @@ class AlertSettings:
         return cls(
             emails=config.alert_emails,
             evaluation_minutes=config.alert_evaluation_minutes,
-            missed_run_window_minutes=min(window, ALERT_WINDOW_MINUTES_MAX),
+            missed_run_window_minutes=allowed_window or ALERT_WINDOW_MINUTES_MAX,
             watch_schedule=schedule_enabled and unwatched is None,
             schedule_unwatched=unwatched,
             run_summaries=pipeline.append_rows,

@@ -63,6 +63,14 @@ ALERT_SEVERITIES = (0, 1, 2, 3, 4)
 # alerts-create-log-alert-rule), "Frequency of evaluation", "Automatically resolve alerts" and
 # "Override query time range". Five minutes is the shortest window the rules here use.
 ALERT_MINUTES_MIN, ALERT_FREQUENCY_MINUTES_MAX, ALERT_WINDOW_MINUTES_MAX = 5, 720, 2880
+# The windows (windowSize) a scheduled query rule accepts, in minutes: any other value is
+# refused at deployment with "Supported granularities are: 5, 10, 15, 30, 45, 60, 120, 180,
+# 240, 300, 360, 1440, 2880" (azure-rest-api-specs#21258, terraform-provider-azurerm#18886;
+# the swagger types it as a free duration).
+LOG_ALERT_WINDOWS = (5, 10, 15, 30, 45, 60, 120, 180, 240, 300, 360, 1440, 2880)
+# alertEvaluationMinutes is both a frequency (at most 12 hours) and the window of the rules
+# that look for a failure: it must be a window no longer than the longest frequency.
+ALERT_EVALUATION_MINUTES = tuple(w for w in LOG_ALERT_WINDOWS if w <= ALERT_FREQUENCY_MINUTES_MAX)
 
 _LOCATION = re.compile(r"^[a-z][a-z0-9]{2,39}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -72,6 +80,12 @@ _DURATION = re.compile(
     r"^P(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
+
+
+def log_alert_window(minutes: int) -> int | None:
+    """The shortest window a log alert rule accepts that covers ``minutes``, or None when even
+    the longest (2 days) is too short."""
+    return next((w for w in LOG_ALERT_WINDOWS if w >= minutes), None)
 
 
 def config_key(field_name: str) -> str:
@@ -450,17 +464,29 @@ def _workspace(c: StackConfig) -> list[str]:
 
 
 def _alerting(c: StackConfig) -> list[str]:
-    low, frequency_max, window_max = (
-        ALERT_MINUTES_MIN,
-        ALERT_FREQUENCY_MINUTES_MAX,
-        ALERT_WINDOW_MINUTES_MAX,
-    )
+    low, window_max = ALERT_MINUTES_MIN, ALERT_WINDOW_MINUTES_MAX
     problems = [
-        _between("alertEvaluationMinutes", c.alert_evaluation_minutes, low, frequency_max),
+        # Every window a rule takes from config must be one Azure accepts (LOG_ALERT_WINDOWS).
+        _one_of(
+            "alertEvaluationMinutes",
+            c.alert_evaluation_minutes,
+            ALERT_EVALUATION_MINUTES,
+            "log alert window in minutes",
+        ),
         _between("alertRunGraceMinutes", c.alert_run_grace_minutes, low, window_max, " minutes"),
         _between("alertFailedPairsPercent", c.alert_failed_pairs_percent, 0, 100, " percent"),
-        _between("alertNoInputMinutes", c.alert_no_input_minutes, low, window_max, " minutes"),
-        _between("alertIngestionStallMinutes", c.alert_ingestion_stall_minutes, low, window_max),
+        _one_of(
+            "alertNoInputMinutes",
+            c.alert_no_input_minutes,
+            LOG_ALERT_WINDOWS,
+            "log alert window in minutes",
+        ),
+        _one_of(
+            "alertIngestionStallMinutes",
+            c.alert_ingestion_stall_minutes,
+            LOG_ALERT_WINDOWS,
+            "log alert window in minutes",
+        ),
     ]
     for key in (
         "alertSeverityRunFailed",

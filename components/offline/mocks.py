@@ -6,9 +6,10 @@ the resource's type, logical name and inputs, so every run gives the same values
 `RecordingMonitor` keeps what the engine would receive: type, logical name, parent,
 `protect`, the inputs (camelCase), with secrets and unknowns replaced by markers, and the
 explicit dependencies (`depends_on` beyond what the inputs already imply; a component in
-`depends_on` stands for all its resources, as the SDK expands it) and the names of the
-resource hooks bound to it. Mocks see which hooks a resource carries; they never run one (the
-engine calls hooks around real create/update/delete steps, which mocks do not have).
+`depends_on` stands for all its resources, as the SDK expands it), the names of the
+resource hooks bound to it and the inputs whose changes it ignores (`ignore_changes`).
+Mocks see which hooks a resource carries; they never run one (the engine calls hooks around
+real create/update/delete steps, which mocks do not have).
 """
 
 from __future__ import annotations
@@ -330,6 +331,7 @@ class Registration:
     id: str | None = None
     depends_on: list[str] = field(default_factory=list)
     hooks: dict[str, list[str]] = field(default_factory=dict)
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -351,6 +353,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs=_plain(json_format.MessageToDict(request.object)),
             depends_on=_explicit_dependencies(request),
             hooks=_hook_names(request),
+            ignore_changes=sorted(request.ignoreChanges),
         )
         self.registrations.append(registration)
         response = super().RegisterResource(request)

@@ -10,7 +10,8 @@ The stack's config is what `pulumi up` would see: the defaults of `Pulumi.yaml` 
 with `Pulumi.<stack>.yaml` (and any `--set`). The plan JSON is `{"stack", "project",
 "resources": [...], "outputs"}`; each resource is `{"type", "name", "parent", "protect",
 "id", "inputs"}` (plus `"dependsOn"`, the logical names of explicit dependencies, and
-`"hooks"`, the names of bound resource hooks by kind, when there are any) with inputs
+`"hooks"`, the names of bound resource hooks by kind, and `"ignoreChanges"`, when there are
+any) with inputs
 exactly as the engine receives them (camelCase), secrets and unknowns as markers, and `id`
 the mocks' ARM id (None for components). Random values and ids come from deterministic mocks
 and resources are sorted by logical name and type, so the snapshot in tests/snapshots/ diffs
@@ -129,6 +130,8 @@ def _resources(monitor) -> list[dict[str, Any]]:
             resource["dependsOn"] = r.depends_on
         if r.hooks:
             resource["hooks"] = r.hooks
+        if r.ignore_changes:
+            resource["ignoreChanges"] = r.ignore_changes
         resources.append(resource)
     return sorted(resources, key=lambda r: (r["name"], r["type"]))
 

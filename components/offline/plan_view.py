@@ -34,6 +34,7 @@ class PlannedResource:
     id: str | None = None
     depends_on: tuple[str, ...] = ()
     hooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    ignore_changes: tuple[str, ...] = ()
 
     def get(self, path: str, default: Any = None) -> Any:
         return lookup(self.inputs, path, default)
@@ -58,6 +59,7 @@ class PlanView:
                 r.get("id"),
                 tuple(r.get("dependsOn", ())),
                 {kind: tuple(names) for kind, names in r.get("hooks", {}).items()},
+                tuple(r.get("ignoreChanges", ())),
             )
             for r in plan["resources"]
         ]

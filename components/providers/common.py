@@ -4,11 +4,14 @@
   with bounded exponential backoff that honors ``Retry-After``, and turns any other failure
   into an :class:`~components.providers.azure_errors.AzureCallError` with a clear message.
 * :func:`wait_for` waits for a long-running operation (an azure-core ``LROPoller``), bounded.
+* :func:`run_operation` is the two together: start a long-running operation (``begin_*``),
+  retried while throttled, and wait for its end, with one action, target and role for both.
 * :func:`retry_while_forbidden` retries a call refused with HTTP 403 while a role assignment
   this deployment just made takes effect, for a bounded time, then names the role and scope.
 * :func:`changed_keys` / :func:`diff_result` build a ``DiffResult`` that says exactly which
   inputs changed and replaces only for the keys that truly need it.
-* :func:`default_credential` builds ``DefaultAzureCredential`` lazily.
+* :func:`default_credential` builds the one credential (GitHub OIDC in CI, else
+  ``DefaultAzureCredential``) lazily, inside each call.
 * :func:`pickled_as` keeps a provider class under the name deployed stacks know it by.
 
 About pickling: Pulumi serializes a dynamic provider with dill together with the program.
@@ -135,6 +138,37 @@ def wait_for(
     return result
 
 
+def run_operation(
+    begin: Callable[..., Any],
+    *args: Any,
+    action: str,
+    target: str,
+    required_role: str | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    timeout_seconds: float = 600.0,
+    **kwargs: Any,
+) -> Any:
+    """The result of the long-running operation ``begin(*args, **kwargs)`` starts: the start is
+    retried while throttled (:func:`call_azure`), the wait is bounded (:func:`wait_for`); a
+    failure of either becomes one AzureCallError naming ``action``, ``target`` and the role."""
+    poller = call_azure(
+        begin,
+        *args,
+        action=action,
+        target=target,
+        required_role=required_role,
+        retry=retry,
+        **kwargs,
+    )
+    return wait_for(
+        poller,
+        action=action,
+        target=target,
+        timeout_seconds=timeout_seconds,
+        required_role=required_role,
+    )
+
+
 @dataclass(frozen=True)
 class PropagationWait:
     """How long a step keeps retrying HTTP 403 while a new role assignment takes effect.
@@ -244,7 +278,18 @@ def diff_result(
 
 
 def default_credential() -> Any:
-    """``DefaultAzureCredential`` without interactive browser sign-in (deployments are headless)."""
+    """The one credential of the providers and the commands that talk to Azure.
+
+    In a GitHub Actions job allowed to request OIDC tokens, with ``AZURE_CLIENT_ID`` and
+    ``AZURE_TENANT_ID`` set: a client-assertion credential that fetches a fresh GitHub ID token
+    whenever it needs one (:mod:`components.providers.github_oidc`), because the Azure CLI's
+    OIDC login lasts ten minutes and is not refreshed (Azure/azure-cli#28708). Everywhere else:
+    ``DefaultAzureCredential`` without interactive browser sign-in (deployments are headless;
+    a laptop uses its `az login`)."""
+    from components.providers.github_oidc import github_oidc_available, github_oidc_credential
+
+    if github_oidc_available():
+        return github_oidc_credential()
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)

@@ -60,7 +60,7 @@ from components.providers.common import (
     default_credential,
     diff_result,
     pickled_as,
-    wait_for,
+    run_operation,
 )
 
 log = logging.getLogger(__name__)
@@ -212,40 +212,28 @@ class ScoringPipelineProvider(dynamic.ResourceProvider):
         where = _where(props)
         role = required_role(props)
         try:
-            poller = call_azure(
+            # Only a disabled schedule can be deleted: the disable must have finished first.
+            run_operation(
                 client.schedules.begin_disable,
                 name=name,
                 action=f"disable schedule {name}",
                 target=where,
                 required_role=role,
                 retry=RETRY,
+                timeout_seconds=WAIT_SECONDS,
             )
         except AzureCallError as exc:
             if exc.kind == "not_found":
                 log.info("schedule %s is already gone from %s", name, where)
                 return
             raise
-        # Only a disabled schedule can be deleted: the disable must have finished first.
-        wait_for(
-            poller,
-            action=f"disable schedule {name}",
-            target=where,
-            required_role=role,
-            timeout_seconds=WAIT_SECONDS,
-        )
-        poller = call_azure(
+        run_operation(
             client.schedules.begin_delete,
             name=name,
             action=f"delete schedule {name}",
             target=where,
             required_role=role,
             retry=RETRY,
-        )
-        wait_for(
-            poller,
-            action=f"delete schedule {name}",
-            target=where,
-            required_role=role,
             timeout_seconds=WAIT_SECONDS,
         )
 
@@ -318,19 +306,13 @@ def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
     job = scoring_pipeline_job(settings, target, from_registry)
     schedule = scoring_schedule(props["scheduleName"], settings, job)
     name = props["scheduleName"]
-    poller = call_azure(
+    result = run_operation(
         client.schedules.begin_create_or_update,
         schedule,
         action=f"create or update schedule {name}",
         target=where,
         required_role=role,
         retry=RETRY,
-    )
-    result = wait_for(
-        poller,
-        action=f"create or update schedule {name}",
-        target=where,
-        required_role=role,
         timeout_seconds=WAIT_SECONDS,
     )
     state = _schedule_state(result if result is not None else schedule)

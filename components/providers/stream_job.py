@@ -48,7 +48,7 @@ from components.providers.common import (
     default_credential,
     diff_result,
     pickled_as,
-    wait_for,
+    run_operation,
 )
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def ensure_running(client: Any, job: JobRef, mode: str) -> str:
         log.info("%s has never written output; starting from JobStartTime", job.target)
         mode = "JobStartTime"
     log.info("starting %s (output start mode %s)", job.target, mode)
-    poller = call_azure(
+    run_operation(
         client.streaming_jobs.begin_start,
         job.resource_group,
         job.job_name,
@@ -165,13 +165,7 @@ def ensure_running(client: Any, job: JobRef, mode: str) -> str:
         target=job.target,
         required_role=REQUIRED_ROLE,
         retry=RETRY,
-    )
-    wait_for(
-        poller,
-        action="start",
-        target=job.target,
         timeout_seconds=LRO_TIMEOUT_SECONDS,
-        required_role=REQUIRED_ROLE,
     )
     return "Running"
 
@@ -190,7 +184,7 @@ def ensure_stopped(client: Any, job: JobRef, *, missing_ok: bool = False) -> str
     if state == "Stopping":
         return _wait_while_stopping(client, job)
     log.info("stopping %s (was %s)", job.target, state)
-    poller = call_azure(
+    run_operation(
         client.streaming_jobs.begin_stop,
         job.resource_group,
         job.job_name,
@@ -198,13 +192,7 @@ def ensure_stopped(client: Any, job: JobRef, *, missing_ok: bool = False) -> str
         target=job.target,
         required_role=REQUIRED_ROLE,
         retry=RETRY,
-    )
-    wait_for(
-        poller,
-        action="stop",
-        target=job.target,
         timeout_seconds=LRO_TIMEOUT_SECONDS,
-        required_role=REQUIRED_ROLE,
     )
     return "Stopped"
 

@@ -23,7 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from components.config.alerts import AlertSettings
-from components.config.stack import ALERT_FREQUENCY_MINUTES_MAX
+from components.config.stack import (
+    ALERT_FREQUENCY_MINUTES_MAX,
+    ALERT_WINDOW_MINUTES_MAX,
+    log_alert_window,
+)
 from components.shared import monitoring_queries as q
 
 STREAM_NAMESPACE = "Microsoft.StreamAnalytics/streamingjobs"
@@ -41,6 +45,12 @@ def iso_minutes(minutes: int) -> str:
     if hours or mins:
         text += "T" + (f"{hours}H" if hours else "") + (f"{mins}M" if mins else "")
     return text
+
+
+def allowed_window(minutes: int) -> int:
+    """``minutes`` rounded up to a window a scheduled query rule accepts (at most 2 days): the
+    stack config refuses other values, this keeps settings built in code deployable too."""
+    return log_alert_window(minutes) or ALERT_WINDOW_MINUTES_MAX
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,10 @@ class AlertRules:
 
 def alert_rules(s: AlertSettings) -> AlertRules:
     """Every rule of the stack (the README's "Monitoring and alerts" says what to do on each)."""
-    every = s.evaluation_minutes
+    every = allowed_window(s.evaluation_minutes)
+    missed_run = allowed_window(s.missed_run_window_minutes)
+    no_input = allowed_window(s.no_input_minutes)
+    stall = allowed_window(s.ingestion_stall_minutes)
 
     def often(window: int) -> int:  # no rule runs less often than its window
         return min(every, window, ALERT_FREQUENCY_MINUTES_MAX)
@@ -127,13 +140,13 @@ def alert_rules(s: AlertSettings) -> AlertRules:
         LogAlertRule(
             "scoring-run-missing",
             "No scoring run started on schedule",
-            f"No scoring pipeline job changed status in {s.missed_run_window_minutes} minutes "
-            "(the schedule's longest gap plus the grace): the schedule is disabled, or jobs "
-            "cannot be created.",
+            f"No scoring pipeline job changed status in {missed_run} minutes "
+            "(the schedule's longest gap plus the grace, rounded up to a window Azure takes): "
+            "the schedule is disabled, or jobs cannot be created.",
             q.RUN_MISSING,
             s.severity_run_failed,
-            s.missed_run_window_minutes,
-            often(s.missed_run_window_minutes),
+            missed_run,
+            often(missed_run),
             "LessThan",
             1,
             measure="Runs",
@@ -168,12 +181,12 @@ def alert_rules(s: AlertSettings) -> AlertRules:
         LogAlertRule(
             "stream-no-input",
             "Stream Analytics reads no events",
-            f"The Stream Analytics job read no input event in {s.no_input_minutes} minutes "
+            f"The Stream Analytics job read no input event in {no_input} minutes "
             "(devices silent, Event Hubs unreachable, or the job stopped).",
             q.STREAM_NO_INPUT,
             s.severity_stream,
-            s.no_input_minutes,
-            often(s.no_input_minutes),
+            no_input,
+            often(no_input),
             "LessThan",
             1,
             measure="InputEvents",
@@ -181,12 +194,11 @@ def alert_rules(s: AlertSettings) -> AlertRules:
         LogAlertRule(
             "ingestion-stalled",
             "No new windows reach SQL",
-            f"The Stream Analytics job wrote no row to dbo.SensorReadings in "
-            f"{s.ingestion_stall_minutes} minutes.",
+            f"The Stream Analytics job wrote no row to dbo.SensorReadings in {stall} minutes.",
             q.INGESTION_STALLED,
             s.severity_stream,
-            s.ingestion_stall_minutes,
-            often(s.ingestion_stall_minutes),
+            stall,
+            often(stall),
             "LessThan",
             1,
             measure="OutputEvents",

@@ -23,12 +23,16 @@ Sources (learn.microsoft.com; the text lives in MicrosoftDocs/azure-monitor-docs
   inside them is the run summary's contract, checked against :mod:`scoring.telemetry`.
 
 Only the columns the reference lists as current are kept (AzureMetrics' deprecated ones are
-left out so no query starts to rely on them).
+left out so no query starts to rely on them), each with the type the reference gives it: the
+test suite binds every query against these schemas with Microsoft's own Kusto parser
+(``tests/components/kusto_check.js``), so a wrong column or a type misuse fails there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 ML_WORKSPACE = "azure-native:machinelearningservices:Workspace"
 STREAMING_JOB = "azure-native:streamanalytics:StreamingJob"
@@ -37,23 +41,40 @@ APP_INSIGHTS = "azure-native:applicationinsights:Component"
 
 @dataclass(frozen=True)
 class LogTable:
-    """One table: its columns and what fills it in this stack."""
+    """One table: its columns with their Kusto types, and what fills it in this stack."""
 
     name: str
-    columns: frozenset[str]
+    #: column -> Kusto type (string, int, real, datetime, dynamic); a table hashes by its name
+    column_types: Mapping[str, str] = field(hash=False)
     written_by: str  # the resource type that fills it
     through: str  # "allLogs" / "AllMetrics" (its diagnostic setting) or "workspace-based"
     reference: str
 
+    @property
+    def columns(self) -> frozenset[str]:
+        return frozenset(self.column_types)
+
     def has(self, column: str) -> bool:
-        return column in self.columns
+        return column in self.column_types
+
+    @property
+    def kusto_schema(self) -> str:
+        """The table's schema as Kusto writes one: ``(TimeGenerated:datetime, ...)``."""
+        return "(" + ", ".join(f"{c}:{t}" for c, t in sorted(self.column_types.items())) + ")"
 
 
-def _columns(text: str) -> frozenset[str]:
-    return frozenset(text.split())
+def _columns(text: str) -> Mapping[str, str]:
+    """``"Name Count:int When:datetime"`` -> {column: type}; a name without ``:type`` is a
+    string, the type of most columns in the reference."""
+    pairs = (word.partition(":") for word in text.split())
+    return MappingProxyType({name: kind or "string" for name, _, kind in pairs})
 
 
-_COMMON = "TimeGenerated Type TenantId SourceSystem _ResourceId _SubscriptionId _BilledSize"
+# The columns every Log Analytics table has (the reference lists them under each table).
+_COMMON = (
+    "TimeGenerated:datetime Type TenantId SourceSystem _ResourceId _SubscriptionId "
+    "_BilledSize:real _IsBillable"
+)
 _DOCS = "https://learn.microsoft.com/azure/azure-monitor/reference/tables/"
 
 LOG_TABLES: dict[str, LogTable] = {
@@ -62,7 +83,7 @@ LOG_TABLES: dict[str, LogTable] = {
         LogTable(
             "AmlRunStatusChangedEvent",
             _columns(
-                f"{_COMMON} _IsBillable CallerIpAddress CorrelationId DurationMs Identity Level "
+                f"{_COMMON} CallerIpAddress CorrelationId DurationMs Identity Level "
                 "Location Message OperationName OperationVersion ParentRunId ResultDescription "
                 "ResultSignature ResultType RootRunId RunId Status TriggeringUserName "
                 "WorkspaceId WorkspaceName"
@@ -74,15 +95,15 @@ LOG_TABLES: dict[str, LogTable] = {
         LogTable(
             "AmlComputeClusterEvent",
             _columns(
-                f"{_COMMON} _IsBillable AllocationState AllocationStateTransitionTime "
-                "ClusterErrorCodes ClusterName ClusterType CoreCount CreatedBy "
-                "CreationApiVersion CurrentNodeCount EventType IdleNodeCount InitialNodeCount "
-                "InternalOperationName IsResizeGrow LeavingNodeCount MaximumNodeCount "
-                "MinimumNodeCount NodeDeallocationOption NodeIdleTimeSecondsBeforeScaleDown "
-                "Offer OperationName PreemptedNodeCount PreparingNodeCount ProvisioningState "
-                "Publisher QuotaAllocated QuotaUtilized ResultSignature RunningNodeCount "
-                "ScalingType Sku SubnetId TargetNodeCount UnusableNodeCount Version "
-                "VmFamilyName VmPriority VmSize"
+                f"{_COMMON} AllocationState AllocationStateTransitionTime:datetime "
+                "ClusterErrorCodes ClusterName ClusterType CoreCount:int CreatedBy "
+                "CreationApiVersion CurrentNodeCount:int EventType IdleNodeCount:int "
+                "InitialNodeCount:int InternalOperationName IsResizeGrow LeavingNodeCount:int "
+                "MaximumNodeCount:int MinimumNodeCount:int NodeDeallocationOption "
+                "NodeIdleTimeSecondsBeforeScaleDown:int Offer OperationName PreemptedNodeCount "
+                "PreparingNodeCount:int ProvisioningState Publisher QuotaAllocated QuotaUtilized "
+                "ResultSignature RunningNodeCount:int ScalingType Sku SubnetId "
+                "TargetNodeCount:int UnusableNodeCount:int Version VmFamilyName VmPriority VmSize"
             ),
             ML_WORKSPACE,
             "allLogs",
@@ -91,9 +112,9 @@ LOG_TABLES: dict[str, LogTable] = {
         LogTable(
             "AzureMetrics",
             _columns(
-                f"{_COMMON} _IsBillable Average Count Maximum MetricName Minimum Resource "
-                "ResourceGroup ResourceId ResourceProvider SubscriptionId TimeGrain Total "
-                "UnitName"
+                f"{_COMMON} Average:real Count:real Maximum:real MetricName Minimum:real "
+                "Resource ResourceGroup ResourceId ResourceProvider SubscriptionId TimeGrain "
+                "Total:real UnitName"
             ),
             STREAMING_JOB,
             "AllMetrics",
@@ -102,11 +123,11 @@ LOG_TABLES: dict[str, LogTable] = {
         LogTable(
             "AppEvents",
             _columns(
-                f"{_COMMON} _IsBillable AppRoleInstance AppRoleName AppVersion ClientBrowser "
+                f"{_COMMON} AppRoleInstance AppRoleName AppVersion ClientBrowser "
                 "ClientCity ClientCountryOrRegion ClientIP ClientModel ClientOS "
-                "ClientStateOrProvince ClientType IKey ItemCount Measurements Name OperationId "
-                "OperationName ParentId Properties ResourceGUID SDKVersion SessionId "
-                "SyntheticSource UserAccountId UserAuthenticatedId UserId"
+                "ClientStateOrProvince ClientType IKey ItemCount:int Measurements:dynamic Name "
+                "OperationId OperationName ParentId Properties:dynamic ResourceGUID SDKVersion "
+                "SessionId SyntheticSource UserAccountId UserAuthenticatedId UserId"
             ),
             APP_INSIGHTS,
             "workspace-based",

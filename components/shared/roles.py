@@ -40,6 +40,19 @@ ROLE_IDS: dict[str, str] = {
 }
 
 
+# The roles this stack assigns (to the cluster's and the stream job's identities, Application
+# Insights' publisher and the deployer): a conditional role writer must allow every one
+# (batchscore.preflight). A test holds this list to the role assignments of both plans.
+STACK_ROLES: tuple[str, ...] = (
+    "Storage Blob Data Contributor",
+    "Storage Queue Data Contributor",
+    "Storage Table Data Contributor",
+    "AcrPull",
+    "Azure Event Hubs Data Receiver",
+    "Monitoring Metrics Publisher",
+)
+
+
 def role_definition_id(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
     """The subscription-scoped resource id of a built-in role, by its display name."""
     if role not in ROLE_IDS:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from azure.core.credentials import AccessToken
 
-from batchscore import cli, preflight
+from batchscore import cli, preflight, preflight_local
 from batchscore.commands import preflight as command
+from components.shared.roles import ROLE_IDS, STACK_ROLES
 from tests.components.fake_arm import RecordingArm, http_error
 
 SUB = "0b1c2d3e-4f50-4617-8283-949596979899"
@@ -24,6 +25,9 @@ UAA = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
 ML = f"/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices/locations/westeurope"
 PROVIDERS = f"/subscriptions/{SUB}/providers"
 ASSIGNMENTS = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleAssignments"
+GROUPS = f"/subscriptions/{SUB}/resourcegroups"
+STACK_GROUP = "rg-batchscore-dev-x1y2z3"
+SERVERS = f"/subscriptions/{SUB}/resourceGroups/{STACK_GROUP}/providers/Microsoft.Sql/servers"
 TYPES = {  # namespace -> (resource type, display names of the regions offering it)
     "Microsoft.MachineLearningServices": "workspaces",
     "Microsoft.StreamAnalytics": "streamingjobs",
@@ -78,7 +82,12 @@ class FakeAzure(RecordingArm):
             "Standard DSv2 Family Cluster Dedicated vCPUs": (0, 48),
             "Total Cluster LowPriority Regional vCPUs": (0, 100),
         }
+        # resource groups of the subscription, and the SQL servers of the stack's group
+        self.groups = [{"name": "rg-other", "tags": {"project": "other"}}]
+        self.servers: list[dict] = []
         self.routes = {
+            GROUPS: lambda _: {"value": self.groups},
+            SERVERS: lambda _: {"value": self.servers},
             PROVIDERS: lambda _: {"value": self._providers()},
             ASSIGNMENTS: self._assignments,
             f"{ML}/vmSizes": lambda _: {"value": self.vm_sizes},
@@ -135,6 +144,11 @@ def azure(monkeypatch) -> FakeAzure:
     fake.credential = FakeCredential(jwt(idtyp="app"))
     monkeypatch.setattr(command, "CREDENTIAL_FACTORY", lambda: fake.credential)
     monkeypatch.setattr(command, "ARM_FACTORY", lambda credential: fake)
+    # this machine: Docker with buildx, and a CI runner (no client range needed)
+    fake.buildx_problem = None
+    monkeypatch.setattr(preflight_local, "BUILDX_PROBE", lambda: fake.buildx_problem)
+    fake.environ = {"GITHUB_ACTIONS": "true", "CI": "true"}
+    monkeypatch.setattr(preflight_local, "ENVIRON", fake.environ)
     monkeypatch.delenv("ARM_SUBSCRIPTION_ID", raising=False)
     monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
     return fake
@@ -163,13 +177,13 @@ def line_of(out: str, name: str) -> str:
 def test_everything_in_place_passes_with_exit_0(azure, capsys, stack):
     code, out, err = preflight_of(stack, capsys)
     assert code == 0, out + err
-    assert out.count("  ok    ") == 5 and "FAILED" not in out
-    assert f"all 5 checks passed: `pulumi up --stack {stack}` may go ahead." in out
+    assert out.count("  ok    ") == 8 and "FAILED" not in out
+    assert f"all 8 checks passed: `pulumi up --stack {stack}` may go ahead." in out
     assert azure.credential.scopes == [("https://management.azure.com/.default",)]
     assert azure.credential.closed
     assert azure.credential.token not in out + err, "the access token was printed"
     assert sorted(set(azure.paths())) == sorted(
-        [PROVIDERS, ASSIGNMENTS, f"{ML}/vmSizes", f"{ML}/usages"]
+        [PROVIDERS, ASSIGNMENTS, f"{ML}/vmSizes", f"{ML}/usages", GROUPS]
     )
 
 
@@ -186,7 +200,7 @@ def test_an_unregistered_provider_fails_with_the_register_command(azure, capsys)
         f"fix: az provider register --namespace Microsoft.StreamAnalytics --subscription {SUB}"
         in out
     )
-    assert "1 of 5 checks failed" in out
+    assert "1 of 8 checks failed" in out
 
 
 def test_a_region_without_a_service_fails_naming_it_and_where_all_are(azure, capsys):
@@ -241,19 +255,52 @@ def test_the_deployer_must_be_able_to_assign_roles_where_the_stack_does(
 
 def test_a_role_on_the_stacks_existing_resource_group_counts(azure, capsys):
     azure.assignments = [(OWNER, f"/subscriptions/{SUB}/resourceGroups/rg-batchscore-dev-x", None)]
+    servers = f"/subscriptions/{SUB}/resourceGroups/rg-batchscore-dev-x/providers/Microsoft.Sql"
+    azure.routes[f"{servers}/servers"] = {"value": []}  # deployed, but no server yet
     code, out, _ = preflight_of("dev", capsys, "--resource-group", "rg-batchscore-dev-x")
     assert code == 0, out
+    assert GROUPS not in azure.paths(), "a named group needs no listing of the subscription's"
     assert "Owner on the subscription or resource group rg-batchscore-dev-x" in out
 
 
-def test_a_conditional_rbac_administrator_passes_with_what_the_condition_must_allow(azure, capsys):
+def constrain_roles(*role_ids: str) -> str:
+    """A role-writer condition as the portal's "Constrain roles" writes it."""
+    ids = ", ".join(role_ids)
+    return (
+        "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR "
+        "(@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] "
+        f"ForAnyOfAnyValues:GuidEquals {{{ids}}}))"
+    )
+
+
+def test_a_conditional_rbac_administrator_it_cannot_read_passes_naming_every_role(azure, capsys):
     azure.assignments = [
         (CONTRIBUTOR, f"/subscriptions/{SUB}", None),
-        (RBAC_ADMIN, f"/subscriptions/{SUB}", "@Request[...] ForAnyOfAnyValues:GuidEquals {...}"),
+        (RBAC_ADMIN, f"/subscriptions/{SUB}", "@Resource[...] StringEquals 'x'"),
     ]
     code, out, _ = preflight_of("dev", capsys)
     assert code == 0
-    assert "with a condition: it must allow the roles the stack assigns" in out
+    line = line_of(out, "role assignments:")
+    assert "with a condition: it must allow the roles the stack assigns" in line
+    for role in STACK_ROLES:  # every one, Monitoring Metrics Publisher included
+        assert role in line, role
+
+
+def test_a_condition_that_leaves_out_a_role_the_stack_assigns_fails(azure, capsys):
+    allowed = [ROLE_IDS[r] for r in STACK_ROLES if r != "Monitoring Metrics Publisher"]
+    azure.assignments = [
+        (CONTRIBUTOR, f"/subscriptions/{SUB}", None),
+        (RBAC_ADMIN, f"/subscriptions/{SUB}", constrain_roles(*allowed)),
+    ]
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 1
+    line = line_of(out, "role assignments:")
+    assert "FAILED" in line and "does not allow Monitoring Metrics Publisher" in line
+    azure.assignments[1] = (RBAC_ADMIN, f"/subscriptions/{SUB}", constrain_roles(*[
+        ROLE_IDS[r].upper() for r in STACK_ROLES
+    ]))  # fmt: skip
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 0 and "its condition allows every role" in out
 
 
 def test_dedicated_quota_too_small_for_the_cluster_fails_with_both_fixes(azure, capsys):
@@ -312,7 +359,7 @@ def test_an_unreadable_list_fails_its_check_and_the_others_still_run(azure, caps
     assert code == 1
     line = line_of(out, "role assignments:")
     assert "HTTP 403" in line and "Reader" in line
-    assert out.count("  ok    ") == 4
+    assert out.count("  ok    ") == 7
 
 
 # --- who deploys -------------------------------------------------------------------------------
@@ -402,6 +449,117 @@ def test_the_report_never_holds_more_than_ids(azure, capsys):
 
 def test_fake_azure_refuses_what_arm_would_not_answer(azure):
     with pytest.raises(AssertionError, match="unexpected ARM GET"):
-        azure.get(f"/subscriptions/{SUB}/resourcegroups", "2021-04-01")
+        azure.get(f"/subscriptions/{SUB}/resources", "2021-04-01")
     with pytest.raises(AssertionError):
         azure.get(ASSIGNMENTS, "2022-04-01", {"$filter": "principalId eq 'x'"})
+
+
+# --- the SQL admin named in config: the deployer must be it, or in its group ------------------
+ADMIN_GROUP = "5c5c5c5c-1111-4222-8333-444455556666"
+
+
+def pinned_admin(tmp_path: Path, kind: str, object_id: str) -> list[str]:
+    project = Path(__file__).resolve().parents[2]
+    (tmp_path / "Pulumi.yaml").write_text((project / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.pinned.yaml").write_text(
+        "config:\n"
+        "  batchscore:sqlAdminLogin: dba\n"
+        f"  batchscore:sqlAdminObjectId: {object_id}\n"
+        f"  batchscore:sqlAdminPrincipalType: {kind}\n"
+    )
+    return ["--project-dir", str(tmp_path)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "admin", "groups", "ok", "says"),
+    [
+        ("User", OID, None, True, "the deployer is the admin dba"),
+        ("Application", ADMIN_GROUP, None, False, "the server would refuse"),
+        ("Group", ADMIN_GROUP, [ADMIN_GROUP], True, "member of the admin group"),
+        ("Group", ADMIN_GROUP, ["99999999-1111-4222-8333-444455556666"], False, "not a member"),
+        ("Group", ADMIN_GROUP, None, True, "az ad group member check"),
+    ],
+)
+def test_a_pinned_sql_admin_must_be_the_deployer_or_its_group(
+    azure, capsys, tmp_path, kind, admin, groups, ok, says
+):
+    claims = {"idtyp": "app"} | ({"groups": groups} if groups is not None else {})
+    azure.credential.token = jwt(**claims)
+    extra = pinned_admin(tmp_path, kind, admin)
+    code = cli.main(["preflight", "--stack", "pinned", "--subscription", SUB, *extra])
+    out = capsys.readouterr().out
+    line = line_of(out, "SQL admin:")
+    assert line.strip().startswith("ok" if ok else "FAILED"), line
+    assert says in line, line
+    assert (code == 0) is ok, out
+
+
+# --- a deployer other than the usual one --------------------------------------------------------
+
+
+def test_another_deployer_would_flip_the_sql_admin_and_the_storage_role(azure, capsys):
+    azure.groups.append(
+        {"name": STACK_GROUP, "tags": {"project": "batchscore", "environment": "dev"}}
+    )
+    azure.servers = [
+        {
+            "name": "sql-batchscore-dev-x1y2z3",
+            "properties": {
+                "administrators": {"login": "batchscore-dev-deployer", "sid": OID.upper()}
+            },
+        }
+    ]
+    code, out, _ = preflight_of("dev", capsys)
+    assert code == 0 and "was deployed by this identity" in line_of(out, "usual deployer:")
+    other = "7e7e7e7e-1111-4222-8333-444455556666"
+    azure.servers[0]["properties"]["administrators"]["sid"] = other
+    code, out, _ = preflight_of("dev", capsys)
+    line = line_of(out, "usual deployer:")
+    assert code == 1 and "FAILED" in line
+    assert f"({other}), not this deployer ({OID})" in line
+    assert "move the deployer's storage role" in line
+    assert f"fix: or pin the admin: pulumi config set sqlAdminObjectId {other}" in out
+    assert SERVERS in azure.paths()
+
+
+def test_a_pinned_admin_needs_no_usual_deployer_check(azure, capsys, tmp_path):
+    extra = pinned_admin(tmp_path, "Application", OID)
+    code = cli.main(["preflight", "--stack", "pinned", "--subscription", SUB, *extra])
+    out = capsys.readouterr().out
+    assert code == 0 and "usual deployer" not in out and GROUPS not in azure.paths()
+
+
+# --- this machine -------------------------------------------------------------------------------
+
+
+def test_without_docker_buildx_the_image_cannot_build(azure, capsys):
+    azure.buildx_problem = "docker is not on PATH"
+    code, out, _ = preflight_of("dev", capsys)
+    line = line_of(out, "Docker buildx:")
+    assert code == 1 and "FAILED" in line and "docker is not on PATH" in line
+
+
+def test_a_laptop_with_no_sql_firewall_range_is_told_before_up(azure, capsys):
+    azure.environ.clear()  # not a CI runner
+    code, out, _ = preflight_of("dev", capsys)
+    line = line_of(out, "SQL firewall:")
+    assert code == 1 and "FAILED" in line and "sqlFirewallIpRanges is empty" in line
+    assert "fix: pulumi config set --path 'sqlFirewallIpRanges[0]'" in out
+
+
+def test_the_buildx_probe_runs_docker_buildx_version(monkeypatch, tmp_path):
+    """The real probe against a stand-in `docker` on PATH that answers like Docker."""
+    docker = tmp_path / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1 $2" = "buildx version" ]; then echo "github.com/docker/buildx v0.17.1"; '
+        "exit 0; fi\n"
+        "echo \"docker: '$1' is not a docker command.\" >&2; exit 1\n"
+    )
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert preflight_local.probe_buildx() is None
+    docker.write_text("#!/bin/sh\necho \"docker: 'buildx' is not a docker command.\" >&2; exit 1\n")
+    assert "is not a docker command" in preflight_local.probe_buildx()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert preflight_local.probe_buildx() == "docker is not on PATH"

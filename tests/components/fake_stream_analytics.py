@@ -4,7 +4,10 @@ It keeps the job's state as Azure does and records every call. Rules it enforces
 accepted only from a stopped state (Created, Stopped, Failed), a stop only from a running one,
 and, as pulumi-azure-native#785 reports, an update of the job, its input or its output is
 refused while the job runs (:meth:`FakeStreamingJobs.update_definition` stands for the
-azure-native provider's PUT).
+azure-native provider's PUT). A PUT of the job itself, whose body has no inputs (they are
+separate resources), is refused once the job exists: "The streaming job should have at least
+one input defined." (422, pulumi-azure-native#688). The transformation (``transformations``)
+is read with GET and changed with PATCH, only while the job is stopped.
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ class FakeResponse:
 class FakeStreamingJobs:
     """Keeps one job's state like the service does and records every call."""
 
-    def __init__(self, state="Created", last_output=None):
+    def __init__(self, state="Created", last_output=None, query="SELECT 1", units=1):
         self.state = state
         self.last_output = last_output
         self.calls: list[tuple] = []
         self.fail: dict[str, list[Exception]] = {}
         self.stopping_polls = 0
+        self.transformation = SimpleNamespace(query=query, streaming_units=units)
+        self.settings: dict[str, object] = {}  # the job's event and error policies
+        self.transformations = FakeTransformations(self)
 
     def _maybe_fail(self, op):
         errors = self.fail.get(op)
@@ -62,7 +68,18 @@ class FakeStreamingJobs:
             if self.stopping_polls < 0:
                 self.state = "Stopped"
                 return SimpleNamespace(job_state="Stopping", last_output_event_time=None)
-        return SimpleNamespace(job_state=self.state, last_output_event_time=self.last_output)
+        return SimpleNamespace(
+            job_state=self.state,
+            last_output_event_time=self.last_output,
+            events_out_of_order_policy=self.settings.get("eventsOutOfOrderPolicy"),
+            events_out_of_order_max_delay_in_seconds=self.settings.get(
+                "eventsOutOfOrderMaxDelayInSeconds"
+            ),
+            events_late_arrival_max_delay_in_seconds=self.settings.get(
+                "eventsLateArrivalMaxDelayInSeconds"
+            ),
+            output_error_policy=self.settings.get("outputErrorPolicy"),
+        )
 
     def begin_start(self, resource_group, job_name, start_job_parameters=None, **_):
         mode = start_job_parameters.output_start_mode
@@ -85,9 +102,33 @@ class FakeStreamingJobs:
 
         return FakePoller(finish)
 
+    def update(self, resource_group, job_name, streaming_job, **_):
+        """PATCH of the job: only the properties set in ``streaming_job`` change."""
+        attributes = {
+            "eventsOutOfOrderPolicy": "events_out_of_order_policy",
+            "eventsOutOfOrderMaxDelayInSeconds": "events_out_of_order_max_delay_in_seconds",
+            "eventsLateArrivalMaxDelayInSeconds": "events_late_arrival_max_delay_in_seconds",
+            "outputErrorPolicy": "output_error_policy",
+        }
+        patched = {k: getattr(streaming_job, a) for k, a in attributes.items()}
+        patched = {k: v for k, v in patched.items() if v is not None}
+        self.calls.append(("patch-job", resource_group, job_name, patched))
+        if self.state not in sj.STOPPED_STATES:
+            raise HttpResponseError(
+                message=f"The streaming job is {self.state}: stop it before updating it.",
+                response=FakeResponse(409),
+            )
+        self.settings.update(patched)
+        return streaming_job
+
     def update_definition(self, resource: str):
         """The engine's update of the job, its input or its output (an ARM PUT)."""
         self.calls.append(("update", resource))
+        if resource.startswith("stream-job"):  # the job's own PUT: no inputs in its body
+            raise HttpResponseError(
+                message="The streaming job should have at least one input defined.",
+                response=FakeResponse(422),
+            )
         if self.state not in sj.STOPPED_STATES:
             raise HttpResponseError(
                 message=f"The streaming job is {self.state}: stop it before updating {resource}.",
@@ -95,4 +136,34 @@ class FakeStreamingJobs:
             )
 
     def actions(self):
-        return [c for c in self.calls if c[0] != "get"]
+        return [c for c in self.calls if not c[0].startswith("get")]
+
+
+class FakeTransformations:
+    """The job's one transformation: GET, and PATCH only while the job is stopped."""
+
+    def __init__(self, jobs: FakeStreamingJobs):
+        self.jobs = jobs
+
+    def get(self, resource_group, job_name, transformation_name, **_):
+        self.jobs.calls.append(("get-transformation", resource_group, job_name))
+        self.jobs._maybe_fail("get-transformation")
+        current = self.jobs.transformation
+        return SimpleNamespace(query=current.query, streaming_units=current.streaming_units)
+
+    def update(self, resource_group, job_name, transformation_name, transformation, **_):
+        self.jobs.calls.append(
+            ("patch-transformation", transformation.query, transformation.streaming_units)
+        )
+        if self.jobs.state not in sj.STOPPED_STATES:
+            raise HttpResponseError(
+                message=f"The streaming job is {self.jobs.state}: stop it before updating "
+                "its transformation.",
+                response=FakeResponse(409),
+            )
+        # PATCH: a property left None keeps its value
+        if transformation.query is not None:
+            self.jobs.transformation.query = transformation.query
+        if transformation.streaming_units is not None:
+            self.jobs.transformation.streaming_units = transformation.streaming_units
+        return transformation

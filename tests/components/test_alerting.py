@@ -16,6 +16,7 @@ from components.alerting import Alerting, AlertingArgs
 from components.config import StackConfig
 from components.config.alerts import AlertSettings, longest_cron_gap_minutes
 from components.config.pipeline import PipelineSettings
+from components.config.stack import LOG_ALERT_WINDOWS
 from components.offline import mocks
 from components.offline.plan import load_project, plan_in_subprocess, stack_config
 from components.offline.plan_view import PlanView
@@ -100,6 +101,12 @@ def test_severities_windows_and_thresholds_come_from_config(plan: PlanView) -> N
     assert f"Pairs * {settings.failed_pairs_percent}\n" in failed_pairs["query"]
 
 
+def test_log_rules_skip_the_query_check_a_new_workspace_fails(plan: PlanView) -> None:
+    # Azure/bicep#11378: SEM0100 on tables without rows yet; the Kusto parser checks instead.
+    for resource in plan.of_type(LOG_RULE):
+        assert resource.get("skipQueryValidation") is True, resource
+
+
 def test_stateful_rules_resolve_themselves(plan: PlanView) -> None:
     for resource in plan.of_type(LOG_RULE) + plan.of_type(METRIC_RULE):
         assert resource.get("autoMitigate") is True, f"{resource} must auto-resolve"
@@ -181,7 +188,8 @@ def test_the_longest_gap_between_scheduled_runs(cron: str, gap: int) -> None:
 def test_the_missed_run_window_is_the_gap_plus_grace_or_off_beyond_two_days() -> None:
     config = StackConfig(alert_run_grace_minutes=30)
     hourly = AlertSettings.from_config(config, PipelineSettings(schedule_cron="0 * * * *"))
-    assert (hourly.missed_run_window_minutes, hourly.watch_schedule) == (90, True)
+    # 60 + 30 = 90 minutes, which Azure refuses as a window: the next one it takes
+    assert (hourly.missed_run_window_minutes, hourly.watch_schedule) == (120, True)
     assert hourly.schedule_unwatched is None
     weekdays = AlertSettings.from_config(config, PipelineSettings(schedule_cron="0 6 * * 1-5"))
     assert weekdays.watch_schedule is False
@@ -195,6 +203,34 @@ def test_without_run_summaries_the_rules_that_read_them_are_off() -> None:
     enabled = {rule.key: rule.enabled for rule in alert_rules(settings).log}
     assert enabled["scoring-empty-window"] is enabled["scoring-failed-pairs"] is False
     assert enabled["scoring-run-failed"] is enabled["stream-no-input"] is True
+
+
+@pytest.mark.parametrize(
+    ("cron", "grace", "window"),
+    [
+        ("*/15 * * * *", 5, 30),  # 20 minutes
+        ("0 */2 * * *", 60, 180),  # exactly a window Azure takes: kept
+        ("0 */4 * * *", 61, 360),  # 301 minutes
+        ("0 0,12 * * *", 30, 1440),  # 750 minutes
+    ],
+)
+def test_the_missed_run_window_rounds_up_to_a_window_azure_takes(cron, grace, window) -> None:
+    settings = AlertSettings.from_config(
+        StackConfig(alert_run_grace_minutes=grace), PipelineSettings(schedule_cron=cron)
+    )
+    assert settings.missed_run_window_minutes == window
+
+
+def test_every_log_rule_window_and_frequency_is_one_azure_takes() -> None:
+    odd = AlertSettings(
+        evaluation_minutes=7, missed_run_window_minutes=90, no_input_minutes=20
+    )  # settings built in code, past the config's own check
+    for rule in alert_rules(odd).log:
+        assert rule.window_minutes in LOG_ALERT_WINDOWS, (rule.key, rule.window_minutes)
+        assert rule.frequency_minutes in LOG_ALERT_WINDOWS, (rule.key, rule.frequency_minutes)
+    windows = {rule.key: rule.window_minutes for rule in alert_rules(odd).log}
+    assert (windows["scoring-run-missing"], windows["stream-no-input"]) == (120, 30)
+    assert windows["scoring-run-failed"] == 10
 
 
 @pytest.mark.parametrize(

@@ -138,6 +138,53 @@ def test_wait_for_refuses_an_unfinished_operation():
         common.wait_for(SlowPoller(), action="disable s1", target="ws", timeout_seconds=5)
 
 
+def test_run_operation_retries_a_throttled_start_then_waits_for_the_end():
+    """The one helper every provider uses for a begin_* call and its wait."""
+    waits, starts, results = [], [], []
+
+    class Poller:
+        def result(self, timeout=None):
+            results.append(timeout)
+            return "enabled"
+
+        def done(self):
+            return True
+
+    def begin(name, *, body):
+        starts.append((name, body))
+        if len(starts) == 1:
+            raise http_error(429, headers={"Retry-After": "2"})
+        return Poller()
+
+    policy = common.RetryPolicy(sleep=waits.append)
+    result = common.run_operation(
+        begin,
+        "s1",
+        body={"x": 1},
+        action="enable s1",
+        target="ws",
+        retry=policy,
+        timeout_seconds=30,
+    )
+    assert result == "enabled"
+    assert starts == [("s1", {"x": 1})] * 2 and waits == [2.0] and results == [30]
+
+
+def test_run_operation_names_the_action_and_role_when_the_wait_fails():
+    class FailingPoller:
+        def result(self, timeout=None):
+            raise http_error(409, "Conflict", "the job is stopping")
+
+    with pytest.raises(AzureCallError) as info:
+        common.run_operation(
+            lambda: FailingPoller(),
+            action="start",
+            target="job j1",
+            required_role="Contributor on job j1",
+        )
+    assert "start on job j1" in str(info.value) and info.value.action == "start"
+
+
 def test_changed_keys_ignores_provider_key_and_int_float_round_trips():
     olds = {"a": 1, "b": {"x": 2}, "__provider": "old", "c": None}
     news = {"a": 1.0, "b": {"x": 3}, "__provider": "new"}

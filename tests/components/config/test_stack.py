@@ -123,9 +123,14 @@ BAD_VALUES = [
     ({"alertEmails": ["a@x.org", "A@x.org"]}, "alertEmails", "listed twice"),
     ({"alertEmails": "ops@example.com"}, "alertEmails", "list of strings"),
     ({"alertWebhookUrl": "http://hooks.example.com/x"}, "alertWebhookUrl", "https://"),
-    ({"alertEvaluationMinutes": 1}, "alertEvaluationMinutes", "5..720"),
+    ({"alertEvaluationMinutes": 1}, "alertEvaluationMinutes", "5, 10, 15, 30, 45, 60"),
+    # a log alert's window must be one Azure takes (azure-rest-api-specs#21258)
+    ({"alertEvaluationMinutes": 20}, "alertEvaluationMinutes", "240, 300, 360"),
+    ({"alertEvaluationMinutes": 1440}, "alertEvaluationMinutes", "360"),
     ({"alertFailedPairsPercent": 101}, "alertFailedPairsPercent", "0..100"),
-    ({"alertNoInputMinutes": 3000}, "alertNoInputMinutes", "5..2880"),
+    ({"alertNoInputMinutes": 3000}, "alertNoInputMinutes", "1440, 2880"),
+    ({"alertNoInputMinutes": 90}, "alertNoInputMinutes", "60, 120"),
+    ({"alertIngestionStallMinutes": 25}, "alertIngestionStallMinutes", "15, 30"),
     (
         {"alertIngestionStallMinutes": 15, "streamWindowMinutes": 10},
         "alertIngestionStallMinutes",
