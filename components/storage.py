@@ -53,8 +53,34 @@ class Storage(pulumi.ComponentResource):
         self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("batchscore:index:Storage", name, None, opts)
+        self.account = self._account(name, args)
+        self.account_name = self.account.name
+        self.account_id = self.account.id
+        self.blob_endpoint = self.account.primary_endpoints.apply(lambda e: e.blob)
+
+        self.containers = self._containers(name, args, self._blob_service(name, args))
+        self.container_names = {c: c for c in CONTAINERS}
+        self.container_ids = {c: r.id for c, r in self.containers.items()}
+        self.container_urls = {
+            c: pulumi.Output.concat(self.blob_endpoint.apply(lambda e: e.rstrip("/")), "/", c)
+            for c in CONTAINERS
+        }
+
+        self.deployer_data_access = self._deployer_access(name, args)
+        self._diagnostics(name, args)
+        self.register_outputs(
+            {
+                "accountName": self.account_name,
+                "accountId": self.account_id,
+                "containerUrls": self.container_urls,
+            }
+        )
+
+    def _account(self, name: str, args: StorageArgs) -> storage.StorageAccount:
+        """The StorageV2 account: Entra only (shared keys off, OAuth by default), TLS 1.2,
+        HTTPS only, no anonymous blob access, no replication to other tenants."""
         place = args.placement
-        self.account = storage.StorageAccount(
+        return storage.StorageAccount(
             f"{name}-account",
             account_name=args.account_name,
             resource_group_name=place.resource_group_name,
@@ -72,15 +98,13 @@ class Storage(pulumi.ComponentResource):
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
         )
-        self.account_name = self.account.name
-        self.account_id = self.account.id
-        self.blob_endpoint = self.account.primary_endpoints.apply(lambda e: e.blob)
 
-        # Soft delete keeps deleted blobs and containers recoverable for the configured days.
-        blob_service = storage.BlobServiceProperties(
+    def _blob_service(self, name: str, args: StorageArgs) -> storage.BlobServiceProperties:
+        """Soft delete keeps deleted blobs and containers recoverable for the configured days."""
+        return storage.BlobServiceProperties(
             f"{name}-blob-service",
             account_name=self.account.name,
-            resource_group_name=place.resource_group_name,
+            resource_group_name=args.placement.resource_group_name,
             blob_services_name="default",
             delete_retention_policy=storage.DeleteRetentionPolicyArgs(
                 enabled=True, days=args.soft_delete_days
@@ -91,49 +115,21 @@ class Storage(pulumi.ComponentResource):
             opts=child_options(self),
         )
 
-        self.containers: dict[str, storage.BlobContainer] = {}
-        for container in CONTAINERS:
-            self.containers[container] = storage.BlobContainer(
+    def _containers(
+        self, name: str, args: StorageArgs, blob_service: storage.BlobServiceProperties
+    ) -> dict[str, storage.BlobContainer]:
+        """The private containers of the design, created once soft delete covers them."""
+        return {
+            container: storage.BlobContainer(
                 f"{name}-{container}",
                 account_name=self.account.name,
-                resource_group_name=place.resource_group_name,
+                resource_group_name=args.placement.resource_group_name,
                 container_name=container,
                 public_access="None",
                 opts=child_options(self, protect=args.protect, depends_on=[blob_service]),
             )
-        self.container_names = {c: c for c in CONTAINERS}
-        self.container_ids = {c: r.id for c, r in self.containers.items()}
-        self.container_urls = {
-            c: pulumi.Output.concat(self.blob_endpoint.apply(lambda e: e.rstrip("/")), "/", c)
-            for c in CONTAINERS
+            for container in CONTAINERS
         }
-
-        self.deployer_data_access = self._deployer_access(name, args)
-
-        # The account exposes metrics only; the blob service has the logs. Storage calls its
-        # exportable metrics `Transaction` (it has no `AllMetrics` category).
-        send_to_log_analytics(
-            f"{name}-account-diagnostics",
-            resource_id=self.account.id,
-            workspace_id=args.log_analytics_workspace_id,
-            parent=self,
-            logs=False,
-            metric_category="Transaction",
-        )
-        send_to_log_analytics(
-            f"{name}-blob-diagnostics",
-            resource_id=pulumi.Output.concat(self.account.id, "/blobServices/default"),
-            workspace_id=args.log_analytics_workspace_id,
-            parent=self,
-            metric_category="Transaction",
-        )
-        self.register_outputs(
-            {
-                "accountName": self.account_name,
-                "accountId": self.account_id,
-                "containerUrls": self.container_urls,
-            }
-        )
 
     def _deployer_access(self, name: str, args: StorageArgs) -> pulumi.Resource:
         """Storage Blob Data Contributor on the account for whoever runs `pulumi up`, and the
@@ -157,4 +153,23 @@ class Storage(pulumi.ComponentResource):
                 "assignmentId": grant.id,
             },
             pulumi.ResourceOptions(parent=self, depends_on=[grant, self.containers["raw"]]),
+        )
+
+    def _diagnostics(self, name: str, args: StorageArgs) -> None:
+        """The account exposes metrics only; the blob service has the logs. Storage calls its
+        exportable metrics `Transaction` (it has no `AllMetrics` category)."""
+        send_to_log_analytics(
+            f"{name}-account-diagnostics",
+            resource_id=self.account.id,
+            workspace_id=args.log_analytics_workspace_id,
+            parent=self,
+            logs=False,
+            metric_category="Transaction",
+        )
+        send_to_log_analytics(
+            f"{name}-blob-diagnostics",
+            resource_id=pulumi.Output.concat(self.account.id, "/blobServices/default"),
+            workspace_id=args.log_analytics_workspace_id,
+            parent=self,
+            metric_category="Transaction",
         )

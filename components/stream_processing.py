@@ -70,7 +70,6 @@ class StreamProcessing(pulumi.ComponentResource):
         self, name: str, args: StreamProcessingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("batchscore:index:StreamProcessing", name, None, opts)
-        place = args.placement
         self.input_name = INPUT_NAME
         self.output_name = OUTPUT_NAME
         self.table_name = SQL_TABLE
@@ -81,20 +80,11 @@ class StreamProcessing(pulumi.ComponentResource):
             timestamp_field=TIMESTAMP_FIELD,
         )
         definition = self.definition(args, self.query)
+        # An update of the job, its input or its output stops the job first (class docstring).
         self.stop_hook = stop_before_update_hook(f"{name}-stop-job-before-update")
         stop_first = pulumi.ResourceHookBinding(before_update=[self.stop_hook])
 
-        job = definition["job"]
-        self.job = streamanalytics.StreamingJob(
-            f"{name}-job",
-            resource_group_name=place.resource_group_name,
-            location=place.location,
-            sku=streamanalytics.SkuArgs(name=job["sku"]),
-            identity=streamanalytics.IdentityArgs(type=job["identity"]),
-            transformation=streamanalytics.TransformationArgs(**job["transformation"]),
-            **{k: v for k, v in job.items() if k not in ("sku", "identity", "transformation")},
-            opts=child_options(self, hooks=stop_first),
-        )
+        self.job = self._job(name, args, definition["job"], stop_first)
         self.job_name = self.job.name
         self.job_id = self.job.id
         self.principal_id = self.job.identity.apply(lambda i: i.principal_id if i else None)
@@ -102,38 +92,8 @@ class StreamProcessing(pulumi.ComponentResource):
             f"{name}-job-identity", self.job.id, self.principal_id, child_options(self)
         ).clientId
 
-        receiver = assign_role(
-            f"{name}-eventhub-receiver",
-            role="Azure Event Hubs Data Receiver",
-            principal_id=self.principal_id,
-            scope=args.event_hub_id,
-            subscription_id=args.subscription_id,
-            parent=self,
-        )
-        source = definition["input"]
-        self.input = streamanalytics.Input(
-            f"{name}-input",
-            input_name=source["name"],
-            job_name=self.job.name,
-            resource_group_name=place.resource_group_name,
-            properties=streamanalytics.StreamInputPropertiesArgs(
-                type=source["type"],
-                datasource=streamanalytics.EventHubV2StreamInputDataSourceArgs(
-                    **source["datasource"]
-                ),
-                serialization=streamanalytics.JsonSerializationArgs(**source["serialization"]),
-            ),
-            opts=child_options(self, depends_on=[receiver], hooks=stop_first),
-        )
-        sink = definition["output"]
-        self.output = streamanalytics.Output(
-            f"{name}-output",
-            output_name=sink["name"],
-            job_name=self.job.name,
-            resource_group_name=place.resource_group_name,
-            datasource=streamanalytics.AzureSqlDatabaseOutputDataSourceArgs(**sink["datasource"]),
-            opts=child_options(self, hooks=stop_first),
-        )
+        self.input = self._event_hub_input(name, args, definition["input"], stop_first)
+        self.output = self._sql_output(name, args, definition["output"], stop_first)
         self.config_hash = pulumi.Output.from_input(definition).apply(stable_hash)
         send_to_log_analytics(
             f"{name}-job-diagnostics",
@@ -143,6 +103,76 @@ class StreamProcessing(pulumi.ComponentResource):
         )
         self.register_outputs(
             {"jobName": self.job_name, "jobId": self.job_id, "principalId": self.principal_id}
+        )
+
+    def _job(
+        self,
+        name: str,
+        args: StreamProcessingArgs,
+        job: dict[str, Any],
+        stop_first: pulumi.ResourceHookBinding,
+    ) -> streamanalytics.StreamingJob:
+        """The job itself, declared from its part of :meth:`definition`."""
+        place = args.placement
+        return streamanalytics.StreamingJob(
+            f"{name}-job",
+            resource_group_name=place.resource_group_name,
+            location=place.location,
+            sku=streamanalytics.SkuArgs(name=job["sku"]),
+            identity=streamanalytics.IdentityArgs(type=job["identity"]),
+            transformation=streamanalytics.TransformationArgs(**job["transformation"]),
+            **{k: v for k, v in job.items() if k not in ("sku", "identity", "transformation")},
+            opts=child_options(self, hooks=stop_first),
+        )
+
+    def _event_hub_input(
+        self,
+        name: str,
+        args: StreamProcessingArgs,
+        source: dict[str, Any],
+        stop_first: pulumi.ResourceHookBinding,
+    ) -> streamanalytics.Input:
+        """The hub as the job's stream input, read as the job's identity, which gets Azure
+        Event Hubs Data Receiver on the hub first: the input never exists without its role."""
+        receiver = assign_role(
+            f"{name}-eventhub-receiver",
+            role="Azure Event Hubs Data Receiver",
+            principal_id=self.principal_id,
+            scope=args.event_hub_id,
+            subscription_id=args.subscription_id,
+            parent=self,
+        )
+        return streamanalytics.Input(
+            f"{name}-input",
+            input_name=source["name"],
+            job_name=self.job.name,
+            resource_group_name=args.placement.resource_group_name,
+            properties=streamanalytics.StreamInputPropertiesArgs(
+                type=source["type"],
+                datasource=streamanalytics.EventHubV2StreamInputDataSourceArgs(
+                    **source["datasource"]
+                ),
+                serialization=streamanalytics.JsonSerializationArgs(**source["serialization"]),
+            ),
+            opts=child_options(self, depends_on=[receiver], hooks=stop_first),
+        )
+
+    def _sql_output(
+        self,
+        name: str,
+        args: StreamProcessingArgs,
+        sink: dict[str, Any],
+        stop_first: pulumi.ResourceHookBinding,
+    ) -> streamanalytics.Output:
+        """dbo.SensorReadings as the job's output, written as the job's identity (its
+        contained database user comes from the post-deploy SQL bootstrap)."""
+        return streamanalytics.Output(
+            f"{name}-output",
+            output_name=sink["name"],
+            job_name=self.job.name,
+            resource_group_name=args.placement.resource_group_name,
+            datasource=streamanalytics.AzureSqlDatabaseOutputDataSourceArgs(**sink["datasource"]),
+            opts=child_options(self, hooks=stop_first),
         )
 
     @staticmethod
