@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import pulumi
 from pulumi_azure_native import eventhub
 
+from components.network import PrivateLink, private_endpoint
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
 from components.shared.roles import assign_role
@@ -47,6 +48,9 @@ class IngestionArgs:
     log_analytics_workspace_id: pulumi.Input[str]
     # What must be in effect before Capture is switched on (the deployer's data access).
     capture_depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+    # Private networking: producers and Stream Analytics reach the namespace through private
+    # endpoints only (components/network.py, components/stream_processing.py).
+    private_link: PrivateLink | None = None
     protect: bool = False
 
 
@@ -70,6 +74,15 @@ class Ingestion(pulumi.ComponentResource):
         self.namespace_fqdn = self.namespace.service_bus_endpoint.apply(
             lambda endpoint: urlparse(endpoint).hostname or ""
         )
+        if args.private_link is not None:  # producers send through the VNet
+            private_endpoint(
+                f"{name}-namespace",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=self.namespace.id,
+                group_id="namespace",
+            )
 
         self.hub = self._hub_with_capture(name, args, self._capture_writer(name, args))
         self.hub_name = self.hub.name
@@ -103,7 +116,7 @@ class Ingestion(pulumi.ComponentResource):
             sku=eventhub.SkuArgs(name="Standard", tier="Standard", capacity=args.capacity),
             disable_local_auth=True,
             minimum_tls_version="1.2",
-            public_network_access="Enabled",
+            public_network_access="Enabled" if args.private_link is None else "Disabled",
             zone_redundant=args.zone_redundant,
             identity=eventhub.IdentityArgs(type="SystemAssigned"),
             tags=dict(place.tags),

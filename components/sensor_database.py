@@ -13,6 +13,7 @@ import pulumi
 from pulumi_azure_native import sql
 
 from components.config.stack import sql_sku_parts
+from components.network import PrivateLink, private_endpoint
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
 
@@ -45,6 +46,9 @@ class SensorDatabaseArgs:
     backup_storage_redundancy: str
     log_analytics_workspace_id: pulumi.Input[str]
     firewall_ranges: list[tuple[str, str]] = field(default_factory=list)
+    # Private networking: private endpoint connections only, and no firewall rule at all
+    # (Azure refuses them while public access is off, Azure/azure-cli#16771).
+    private_link: PrivateLink | None = None
     protect: bool = False
 
 
@@ -66,6 +70,15 @@ class SensorDatabase(pulumi.ComponentResource):
         self.server_id = self.server.id
         self.server_fqdn = self.server.fully_qualified_domain_name
         self._firewall(name, args)
+        if args.private_link is not None:  # the SQL bootstrap connects through it
+            private_endpoint(
+                f"{name}-server",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=self.server.id,
+                group_id="sqlServer",
+            )
 
         self.database = self._database(name, args)
         self.database_name = self.database.name
@@ -88,7 +101,7 @@ class SensorDatabase(pulumi.ComponentResource):
             location=place.location,
             version="12.0",
             minimal_tls_version="1.2",
-            public_network_access="Enabled",
+            public_network_access="Enabled" if args.private_link is None else "Disabled",
             administrators=sql.ServerExternalAdministratorArgs(
                 administrator_type="ActiveDirectory",
                 azure_ad_only_authentication=True,
@@ -103,7 +116,11 @@ class SensorDatabase(pulumi.ComponentResource):
 
     def _firewall(self, name: str, args: SensorDatabaseArgs) -> list[sql.FirewallRule]:
         """The "Allow Azure services" rule for Stream Analytics, then one rule per configured client
-        range (numbered in config order, so a rule's name follows its position)."""
+        range (numbered in config order, so a rule's name follows its position). None with
+        private networking: Stream Analytics then writes through its cluster's private
+        endpoint."""
+        if args.private_link is not None:
+            return []
         rules = [("allow-azure-services", *ALLOW_AZURE_SERVICES)] + [
             (f"client-{i}", start, end) for i, (start, end) in enumerate(args.firewall_ranges)
         ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import storage
 
+from components.network import PrivateLink, private_endpoint
 from components.providers.data_access import DataAccessWait
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
@@ -22,6 +23,7 @@ from components.shared.roles import assign_role
 
 CONTAINERS = ("raw", "models", "predictions")
 DEPLOYER_ROLE = "Storage Blob Data Contributor"
+PRIVATE_SUBRESOURCES = ("blob", "file", "queue", "table")
 
 
 @dataclass
@@ -35,6 +37,9 @@ class StorageArgs:
     deployer_object_id: pulumi.Input[str]
     # User or ServicePrincipal when the config knows it; None lets ARM look the principal up.
     deployer_principal_type: str | None = None
+    # Private networking: the account refuses every network but its private endpoints
+    # (components/network.py) and trusted Azure services (Event Hubs Capture).
+    private_link: PrivateLink | None = None
     protect: bool = False
 
 
@@ -66,6 +71,7 @@ class Storage(pulumi.ComponentResource):
             for c in CONTAINERS
         }
 
+        self.private_endpoints = self._private_endpoints(name, args)
         self.deployer_data_access = self._deployer_access(name, args)
         self._diagnostics(name, args)
         self.register_outputs(
@@ -95,9 +101,31 @@ class Storage(pulumi.ComponentResource):
             default_to_o_auth_authentication=True,
             allow_cross_tenant_replication=False,
             public_network_access="Enabled",
+            **self._network_rules(args),
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
         )
+
+    @staticmethod
+    def _network_rules(args: StorageArgs) -> dict[str, object]:
+        """With private networking, a firewall that denies every public address and keeps one
+        exception: trusted Azure services. Event Hubs Capture writes `raw` from the Event Hubs
+        service itself, not from a network of ours; it is a trusted service when it writes
+        with its managed identity ("Grant access to trusted Azure services", learn.microsoft.
+        com/azure/storage/common/storage-network-security). Public network access stays
+        `Enabled` for that exception only (`Disabled` would also turn trusted services away);
+        the policy pack accepts this account only with the firewall's default action Deny and
+        no IP or VNet rule."""
+        if args.private_link is None:
+            return {}
+        return {
+            "network_rule_set": storage.NetworkRuleSetArgs(
+                default_action="Deny",
+                bypass="AzureServices",
+                ip_rules=[],
+                virtual_network_rules=[],
+            )
+        }
 
     def _blob_service(self, name: str, args: StorageArgs) -> storage.BlobServiceProperties:
         """Soft delete keeps deleted blobs and containers recoverable for the configured days."""
@@ -131,6 +159,24 @@ class Storage(pulumi.ComponentResource):
             for container in CONTAINERS
         }
 
+    def _private_endpoints(self, name: str, args: StorageArgs) -> dict[str, pulumi.Resource]:
+        """With private networking, an endpoint per sub-resource the stack and the workspace
+        use: blob (data, code upload), file (the workspace's file share), queue and table (the
+        parallel job's bookkeeping). Sub-resource -> its DNS zone group."""
+        if args.private_link is None:
+            return {}
+        return {
+            sub: private_endpoint(
+                f"{name}-{sub}",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=self.account.id,
+                group_id=sub,
+            )
+            for sub in PRIVATE_SUBRESOURCES
+        }
+
     def _deployer_access(self, name: str, args: StorageArgs) -> pulumi.Resource:
         """Storage Blob Data Contributor on the account for whoever runs `pulumi up`, and the
         wait until it is in effect (probed on the raw container)."""
@@ -152,7 +198,11 @@ class Storage(pulumi.ComponentResource):
                 "scope": self.account.id,
                 "assignmentId": grant.id,
             },
-            pulumi.ResourceOptions(parent=self, depends_on=[grant, self.containers["raw"]]),
+            # Behind private networking the probe goes through the blob endpoint.
+            pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[grant, self.containers["raw"], *self.private_endpoints.values()],
+            ),
         )
 
     def _diagnostics(self, name: str, args: StorageArgs) -> None:

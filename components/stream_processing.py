@@ -22,6 +22,15 @@ OUTPUT_NAME = "sensor-database"
 SQL_TABLE = "SensorReadings"
 # Field of each event that carries the reading's time (see scoring/eventhub_sink.py).
 TIMESTAMP_FIELD = "EventTime"
+# A dedicated cluster's smallest size (streaming units; multiples of 36 up to 216, API
+# 2020-03-01); it is billed whether jobs run on it or not.
+CLUSTER_CAPACITY = 36
+# Managed private endpoint of the cluster -> the private-link sub-resource of its target.
+CLUSTER_ENDPOINT_GROUPS = {"eventhubs": "namespace", "sql": "sqlServer"}
+
+
+# Keys of the job's definition that the SDK takes as nested argument classes.
+_NESTED = ("sku", "identity", "transformation", "cluster")
 
 
 @dataclass
@@ -41,6 +50,11 @@ class StreamProcessingArgs:
     sql_database_name: pulumi.Input[str]
     subscription_id: pulumi.Input[str]
     log_analytics_workspace_id: pulumi.Input[str]
+    # Private networking: the job runs on a dedicated cluster whose managed private endpoints
+    # reach the namespace and the SQL server (see `_private_cluster`).
+    network_isolation: bool = False
+    event_hubs_namespace_id: pulumi.Input[str] | None = None
+    sql_server_id: pulumi.Input[str] | None = None
 
 
 class StreamProcessing(pulumi.ComponentResource):
@@ -79,7 +93,8 @@ class StreamProcessing(pulumi.ComponentResource):
             output_name=OUTPUT_NAME,
             timestamp_field=TIMESTAMP_FIELD,
         )
-        definition = self.definition(args, self.query)
+        self.cluster = self._private_cluster(name, args)
+        definition = self.definition(args, self.query, self.cluster)
         # An update of the job, its input or its output stops the job first (class docstring).
         self.stop_hook = stop_before_update_hook(f"{name}-stop-job-before-update")
         stop_first = pulumi.ResourceHookBinding(before_update=[self.stop_hook])
@@ -121,7 +136,12 @@ class StreamProcessing(pulumi.ComponentResource):
             sku=streamanalytics.SkuArgs(name=job["sku"]),
             identity=streamanalytics.IdentityArgs(type=job["identity"]),
             transformation=streamanalytics.TransformationArgs(**job["transformation"]),
-            **{k: v for k, v in job.items() if k not in ("sku", "identity", "transformation")},
+            **{k: v for k, v in job.items() if k not in _NESTED},
+            **(
+                {"cluster": streamanalytics.ClusterInfoArgs(**job["cluster"])}
+                if "cluster" in job
+                else {}
+            ),
             opts=child_options(self, hooks=stop_first),
         )
 
@@ -175,12 +195,63 @@ class StreamProcessing(pulumi.ComponentResource):
             opts=child_options(self, hooks=stop_first),
         )
 
+    def _private_cluster(
+        self, name: str, args: StreamProcessingArgs
+    ) -> streamanalytics.Cluster | None:
+        """With private networking, a dedicated Stream Analytics cluster and its managed private
+        endpoints to the namespace and the SQL server; None otherwise.
+
+        Why a cluster and not VNet injection of the job: "Connect Stream Analytics jobs to
+        resources in an Azure Virtual Network" (learn.microsoft.com/azure/stream-analytics/
+        connect-job-to-vnet) offers both, but injection ("Run your Azure Stream Analytics job
+        in an Azure Virtual Network") is set up in the portal or the VS Code job config only:
+        the job's ARM schema has no subnet property (Azure/azure-stream-analytics#187,
+        Azure/terraform-provider-azapi#383), so it cannot be declared here. A cluster's managed
+        private endpoints can (`Microsoft.StreamAnalytics/clusters/privateEndpoints`). Each
+        connection then waits for approval on its target (docs/networking.md): the job starts
+        only after both are approved.
+        """
+        if not args.network_isolation:
+            return None
+        if args.event_hubs_namespace_id is None or args.sql_server_id is None:
+            raise ValueError("network_isolation needs event_hubs_namespace_id and sql_server_id")
+        place = args.placement
+        cluster = streamanalytics.Cluster(
+            f"{name}-cluster",
+            resource_group_name=place.resource_group_name,
+            location=place.location,
+            sku=streamanalytics.ClusterSkuArgs(name="Default", capacity=CLUSTER_CAPACITY),
+            tags=dict(place.tags),
+            opts=child_options(self),
+        )
+        targets = {"eventhubs": args.event_hubs_namespace_id, "sql": args.sql_server_id}
+        for label, group in CLUSTER_ENDPOINT_GROUPS.items():
+            streamanalytics.PrivateEndpoint(
+                f"{name}-cluster-{label}-endpoint",
+                private_endpoint_name=f"{label}-endpoint",
+                cluster_name=cluster.name,
+                resource_group_name=place.resource_group_name,
+                manual_private_link_service_connections=[
+                    streamanalytics.PrivateLinkServiceConnectionArgs(
+                        private_link_service_id=targets[label], group_ids=[group]
+                    )
+                ],
+                opts=child_options(self),
+            )
+        return cluster
+
     @staticmethod
-    def definition(args: StreamProcessingArgs, query: str) -> dict[str, Any]:
+    def definition(
+        args: StreamProcessingArgs,
+        query: str,
+        cluster: streamanalytics.Cluster | None = None,
+    ) -> dict[str, Any]:
         """Every value the job, its input and its output are declared with (arguments of the
         SDK's classes, snake_case), the one source of both the resources and `config_hash`."""
+        placement = {"cluster": {"id": cluster.id}} if cluster is not None else {}
         return {
             "job": {
+                **placement,
                 "sku": "Standard",
                 "identity": "SystemAssigned",
                 "job_type": "Cloud",
