@@ -32,6 +32,9 @@ With ``networkIsolation`` (docs/networking.md) three more:
   ``pulumi up`` use (blob storage, SQL, the registry; names from ``--outputs``, the stack's
   outputs) resolve to private addresses and accept a connection; run it on the deployment
   runner inside the VNet.
+* **private endpoint connections** (with ``--resource-group`` and ``--outputs``): no connection
+  to the Event Hubs namespace or the SQL server waits for approval; the Stream Analytics
+  cluster's managed private endpoints stay *Pending* until someone approves them.
 
 Who the deployer is comes from its own ARM access token (object id ``oid``; kind from
 ``idtyp``, or a delegated token's ``scp``). The token is never printed or kept; object ids and
@@ -56,6 +59,8 @@ from components.shared.roles import ROLE_IDS
 PROVIDERS_API = "2021-04-01"
 ROLE_ASSIGNMENTS_API = "2022-04-01"
 ML_API = "2024-04-01"
+EVENTHUB_API = "2024-01-01"
+SQL_API = "2021-11-01"
 
 # namespace -> the resource types of it the stack creates (their region must offer them)
 RESOURCE_TYPES: dict[str, tuple[str, ...]] = {
@@ -421,6 +426,41 @@ def check_managed_network_one_way(
     )
 
 
+def check_pending_connections(
+    connections: Mapping[str, Sequence[Mapping[str, Any]]], target: Target
+) -> Check:
+    """`connections`: ARM id of the namespace / SQL server -> its private endpoint
+    connections. A Pending one is most likely the Stream Analytics cluster's managed private
+    endpoint (docs/networking.md): until it is approved the job cannot read or write."""
+    name = "private endpoint connections"
+    pending = [
+        (resource_id, connection)
+        for resource_id, listed in connections.items()
+        for connection in listed
+        if ((connection.get("properties") or {}).get("privateLinkServiceConnectionState") or {})
+        .get("status", "")
+        .lower()
+        == "pending"
+    ]
+    if not pending:
+        counted = sum(len(listed) for listed in connections.values())
+        return Check(name, True, f"none pending on Event Hubs and SQL ({counted} in place)")
+    return Check(
+        name,
+        False,
+        "; ".join(
+            f"{connection.get('name')} on {resource_id.rsplit('/', 1)[-1]} waits for approval"
+            for resource_id, connection in pending
+        )
+        + ": the Stream Analytics job cannot reach its input or output until it is approved",
+        [
+            f"az network private-endpoint-connection approve --id {connection.get('id')} "
+            '--description "stream analytics cluster"   (if it is the cluster\'s request)'
+            for _, connection in pending
+        ],
+    )
+
+
 Resolve = Callable[[str, int], list[str]]
 Connect = Callable[[str, int, float], None]
 
@@ -542,6 +582,26 @@ def run_checks(
             )
         return [check_managed_network_one_way(workspaces, target)]
 
+    def pending_connections() -> list[Check]:
+        group = f"{sub}/resourceGroups/{target.resource_group}/providers"
+        outputs = target.outputs or {}
+
+        def first_label(key: str) -> str:  # a resource's name is its FQDN's first label
+            return str(outputs.get(key, "")).split(".", 1)[0]
+
+        targets = {
+            f"{group}/Microsoft.EventHub/namespaces/{first_label('eventHubsNamespaceFqdn')}": (
+                EVENTHUB_API
+            ),
+            f"{group}/Microsoft.Sql/servers/{first_label('sqlServerFqdn')}": SQL_API,
+        }
+        listed = {
+            resource_id: _read(arm, f"{resource_id}/privateEndpointConnections", api)
+            for resource_id, api in targets.items()
+            if not resource_id.endswith("/")
+        }
+        return [check_pending_connections(listed, target)]
+
     def role_writer() -> list[Check]:
         assignments = _read(
             arm,
@@ -562,6 +622,8 @@ def run_checks(
     ]
     if target.config.network_isolation:
         steps.append(("managed network", managed_network))
+        if target.resource_group and target.outputs:
+            steps.append(("private endpoint connections", pending_connections))
     checks: list[Check] = []
     for name, step in steps:
         try:

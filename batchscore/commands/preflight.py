@@ -4,11 +4,11 @@ Run it as the identity that will deploy (``az login`` as yourself, or CI's workl
 identity): it signs in with ``DefaultAzureCredential``, reads the stack's config
 (``Pulumi.yaml`` + ``Pulumi.<stack>.yaml``) and checks the subscription, region, roles,
 Azure ML quota and the SQL admin setting, and with ``networkIsolation`` the private network's
-region, the one-way managed network and the line of sight to the private endpoints
-(:mod:`batchscore.preflight`). Each check prints ok, WARN or FAILED with the command that
-fixes it. Exit codes: 0 every check passed, 1 at least one
-failed (or Azure could not be reached), 2 bad usage (unknown stack, invalid config, no
-subscription).
+region, the one-way managed network, the line of sight to the private endpoints and the
+private endpoint connections waiting for approval (:mod:`batchscore.preflight`). Each check
+prints ok, WARN or FAILED with the command that fixes it. Exit codes: 0 every check passed
+(warnings included), 1 at least one failed (or Azure could not be reached), 2 bad usage
+(unknown stack, invalid config, no subscription, an unreadable --outputs file).
 
 The subscription is ``--subscription``, else ``ARM_SUBSCRIPTION_ID`` (what the Pulumi
 azure-native provider reads, set in CI), else ``AZURE_SUBSCRIPTION_ID``.

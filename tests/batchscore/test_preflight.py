@@ -592,3 +592,68 @@ def test_fake_azure_refuses_what_arm_would_not_answer(azure):
         azure.get(f"/subscriptions/{SUB}/resourcegroups", "2021-04-01")
     with pytest.raises(AssertionError):
         azure.get(ASSIGNMENTS, "2022-04-01", {"$filter": "principalId eq 'x'"})
+
+
+# --- the Stream Analytics cluster's connections wait for approval ------------------------------
+NAMESPACE_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.EventHub/namespaces/"
+    "evhns-batchscore-prod-abc123"
+)
+SERVER_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Sql/servers/"
+    "sql-batchscore-prod-abc123"
+)
+
+
+def connection(target_id: str, name: str, status: str) -> dict:
+    """A private endpoint connection as ARM lists it on its target."""
+    return {
+        "id": f"{target_id}/privateEndpointConnections/{name}",
+        "name": name,
+        "properties": {
+            "privateEndpoint": {"id": f"/subscriptions/managed/.../privateEndpoints/{name}"},
+            "privateLinkServiceConnectionState": {"status": status, "description": ""},
+        },
+    }
+
+
+def test_a_pending_stream_analytics_connection_fails_with_the_approve_command(
+    azure, capsys, monkeypatch, tmp_path
+):
+    use(private_view(), monkeypatch)
+    azure.routes[WORKSPACES] = {"value": []}
+    azure.routes[f"{NAMESPACE_ID}/privateEndpointConnections"] = {
+        "value": [connection(NAMESPACE_ID, "asa-eventhubs", "Pending")]
+    }
+    azure.routes[f"{SERVER_ID}/privateEndpointConnections"] = {
+        "value": [connection(SERVER_ID, "asa-sql", "Approved")]
+    }
+    outputs = {
+        **OUTPUTS,
+        "eventHubsNamespaceFqdn": "evhns-batchscore-prod-abc123.servicebus.windows.net",
+    }
+    args = ("--resource-group", RG, "--outputs", with_outputs(tmp_path, outputs))
+    code, out, _ = preflight_of("prod", capsys, *args)
+    assert code == 1
+    line = line_of(out, "private endpoint connections:")
+    assert "asa-eventhubs on evhns-batchscore-prod-abc123 waits for approval" in line
+    assert "asa-sql" not in line
+    assert (
+        f"fix: az network private-endpoint-connection approve --id {NAMESPACE_ID}"
+        "/privateEndpointConnections/asa-eventhubs" in out
+    )
+
+    azure.routes[f"{NAMESPACE_ID}/privateEndpointConnections"] = {
+        "value": [connection(NAMESPACE_ID, "asa-eventhubs", "Approved")]
+    }
+    code, out, _ = preflight_of("prod", capsys, *args)
+    assert code == 0, out
+    assert "none pending on Event Hubs and SQL (2 in place)" in line_of(
+        out, "private endpoint connections:"
+    )
+
+
+def test_connections_are_not_read_without_the_group_and_the_outputs(azure, capsys):
+    code, out, _ = preflight_of("prod", capsys)
+    assert code == 0 and "private endpoint connections" not in out
+    assert not [p for p in azure.paths() if p.endswith("/privateEndpointConnections")]
