@@ -94,7 +94,7 @@ class StreamProcessing(pulumi.ComponentResource):
             timestamp_field=TIMESTAMP_FIELD,
         )
         self.cluster = self._private_cluster(name, args)
-        definition = self.definition(args, self.query, self.cluster)
+        definition = self.definition(args, self.query, self.cluster.id if self.cluster else None)
         # An update of the job, its input or its output stops the job first (class docstring).
         self.stop_hook = stop_before_update_hook(f"{name}-stop-job-before-update")
         stop_first = pulumi.ResourceHookBinding(before_update=[self.stop_hook])
@@ -244,11 +244,12 @@ class StreamProcessing(pulumi.ComponentResource):
     def definition(
         args: StreamProcessingArgs,
         query: str,
-        cluster: streamanalytics.Cluster | None = None,
+        cluster_id: pulumi.Input[str] | None = None,
     ) -> dict[str, Any]:
         """Every value the job, its input and its output are declared with (arguments of the
-        SDK's classes, snake_case), the one source of both the resources and `config_hash`."""
-        placement = {"cluster": {"id": cluster.id}} if cluster is not None else {}
+        SDK's classes, snake_case), the one source of both the resources and `config_hash`.
+        With private networking the job names its cluster (`cluster_id`)."""
+        placement = {"cluster": {"id": cluster_id}} if args.network_isolation else {}
         return {
             "job": {
                 **placement,
