@@ -119,8 +119,10 @@ class Network(pulumi.ComponentResource):
                 resource_group_name=args.placement.resource_group_name,
                 address_prefix=prefix,
                 default_outbound_access=False if subnet == ENDPOINT_SUBNET else None,
-                # Network policies (NSG, routes) apply to the private endpoints too.
-                private_endpoint_network_policies="Enabled",
+                # Azure's default, as Azure Verified Modules' private ML workspace example sets it
+                # (avm-res-machinelearningservices-workspace, examples/private_managed_vnet):
+                # no NSG or route table of ours applies to the endpoints.
+                private_endpoint_network_policies="Disabled",
                 opts=child_options(self, depends_on=previous),
             )
             previous = [subnets[subnet]]
