@@ -74,15 +74,7 @@ class Ingestion(pulumi.ComponentResource):
         self.namespace_fqdn = self.namespace.service_bus_endpoint.apply(
             lambda endpoint: urlparse(endpoint).hostname or ""
         )
-        if args.private_link is not None:  # producers send through the VNet
-            private_endpoint(
-                f"{name}-namespace",
-                parent=self,
-                placement=args.placement,
-                link=args.private_link,
-                resource_id=self.namespace.id,
-                group_id="namespace",
-            )
+        self._private_endpoint(name, args)
 
         self.hub = self._hub_with_capture(name, args, self._capture_writer(name, args))
         self.hub_name = self.hub.name
@@ -122,6 +114,19 @@ class Ingestion(pulumi.ComponentResource):
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
         )
+
+    def _private_endpoint(self, name: str, args: IngestionArgs) -> None:
+        """With private networking, the namespace's endpoint: producers send through the VNet
+        (Stream Analytics reads through its cluster's own managed endpoint)."""
+        if args.private_link is not None:
+            private_endpoint(
+                f"{name}-namespace",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=self.namespace.id,
+                group_id="namespace",
+            )
 
     def _capture_writer(self, name: str, args: IngestionArgs) -> pulumi.Resource:
         """Storage Blob Data Contributor on the account for the namespace identity (Capture)."""

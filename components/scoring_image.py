@@ -66,19 +66,7 @@ class ScoringImage(pulumi.ComponentResource):
         self.registry_name = self.registry.name
         self.registry_id = self.registry.id
         self.login_server = self.registry.login_server
-        # Behind private networking the push goes through the registry's endpoint.
-        push_after = []
-        if args.private_link is not None:
-            push_after.append(
-                private_endpoint(
-                    f"{name}-registry",
-                    parent=self,
-                    placement=place,
-                    link=args.private_link,
-                    resource_id=self.registry.id,
-                    group_id="registry",
-                )
-            )
+        push_after = self._private_endpoint(name, args)
 
         self.image = docker_build.Image(
             f"{name}-image",
@@ -107,3 +95,19 @@ class ScoringImage(pulumi.ComponentResource):
             parent=self,
         )
         self.register_outputs({"loginServer": self.login_server, "imageRef": self.image_ref})
+
+    def _private_endpoint(self, name: str, args: ScoringImageArgs) -> list[pulumi.Resource]:
+        """With private networking, the registry's endpoint (its DNS zone group, returned so
+        that the push waits for it: the push goes through the endpoint)."""
+        if args.private_link is None:
+            return []
+        return [
+            private_endpoint(
+                f"{name}-registry",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=self.registry.id,
+                group_id="registry",
+            )
+        ]

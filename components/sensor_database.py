@@ -70,15 +70,7 @@ class SensorDatabase(pulumi.ComponentResource):
         self.server_id = self.server.id
         self.server_fqdn = self.server.fully_qualified_domain_name
         self._firewall(name, args)
-        if args.private_link is not None:  # the SQL bootstrap connects through it
-            private_endpoint(
-                f"{name}-server",
-                parent=self,
-                placement=args.placement,
-                link=args.private_link,
-                resource_id=self.server.id,
-                group_id="sqlServer",
-            )
+        self._private_endpoint(name, args)
 
         self.database = self._database(name, args)
         self.database_name = self.database.name
@@ -113,6 +105,19 @@ class SensorDatabase(pulumi.ComponentResource):
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
         )
+
+    def _private_endpoint(self, name: str, args: SensorDatabaseArgs) -> None:
+        """With private networking, the server's endpoint: the SQL bootstrap of `pulumi up`
+        connects through it (Stream Analytics and the cluster through their own)."""
+        if args.private_link is not None:
+            private_endpoint(
+                f"{name}-server",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=self.server.id,
+                group_id="sqlServer",
+            )
 
     def _firewall(self, name: str, args: SensorDatabaseArgs) -> list[sql.FirewallRule]:
         """The "Allow Azure services" rule for Stream Analytics, then one rule per configured client
