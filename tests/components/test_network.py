@@ -26,7 +26,7 @@ def of_type(mocks, token: str) -> dict[str, dict]:
 
 
 @pulumi.runtime.test
-def test_network_declares_the_vnet_its_subnets_in_turn_and_every_zone_linked(mocks):
+def test_network_declares_the_vnet_its_subnets_and_every_zone_linked(mocks):
     network = Network("network", NetworkArgs(PLACE, "10.62.0.0/23", subnets=SUBNETS))
 
     def check(_):

@@ -230,6 +230,9 @@ def test_each_private_service_has_its_endpoint_in_its_own_component(plan: PlanVi
         "image": (REGISTRY, {"registry"}),
     }
     subnet = plan.one("azure-native:network:Subnet", "network-private-endpoints")
+    # One subnet after the other: Azure refuses concurrent changes of one VNet's subnets.
+    runner = plan.one("azure-native:network:Subnet", "network-deploy-runner")
+    assert runner.depends_on == (subnet.name,)
     groups_by_parent: dict[str, set[str]] = {}
     for endpoint in plan.of_type(PRIVATE_ENDPOINT):
         (connection,) = endpoint.get("privateLinkServiceConnections")
