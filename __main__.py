@@ -9,6 +9,7 @@ from components.ingestion import Ingestion, IngestionArgs
 from components.ml_workspace import MlWorkspace, MlWorkspaceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import GlobalNames, random_suffix
+from components.network import Network, NetworkArgs
 from components.operations_workbook import OperationsWorkbook, OperationsWorkbookArgs
 from components.published_outputs import PublishedOutputs, PublishedOutputsArgs
 from components.scoring_image import ScoringImage, ScoringImageArgs
@@ -47,6 +48,15 @@ monitoring = Monitoring(
 )
 logs = monitoring.workspace_id
 
+# Private networking (prod): the VNet and private DNS first; each component below puts its
+# private endpoints there and turns its public access off (docs/networking.md).
+private_link = None
+if config.network_isolation:
+    private_link = Network(
+        "network",
+        NetworkArgs(place, config.network_address_space, subnets=config.network_subnets),
+    ).link
+
 storage = Storage(
     "storage",
     StorageArgs(
@@ -58,6 +68,7 @@ storage = Storage(
         subscription_id=client.subscription_id,
         deployer_object_id=client.object_id,
         deployer_principal_type=config.deployer_principal_type,
+        private_link=private_link,
         protect=protect,
     ),
 )
@@ -78,6 +89,7 @@ ingestion = Ingestion(
         subscription_id=client.subscription_id,
         log_analytics_workspace_id=logs,
         capture_depends_on=[storage.deployer_data_access],
+        private_link=private_link,
         protect=protect,
     ),
 )
@@ -104,6 +116,7 @@ database = SensorDatabase(
         backup_storage_redundancy=config.sql_backup_storage_redundancy,
         log_analytics_workspace_id=logs,
         firewall_ranges=config.sql_firewall_ranges,
+        private_link=private_link,
         protect=protect,
     ),
 )
@@ -126,6 +139,9 @@ stream = StreamProcessing(
         sql_database_name=database.database_name,
         subscription_id=client.subscription_id,
         log_analytics_workspace_id=logs,
+        network_isolation=config.network_isolation,
+        event_hubs_namespace_id=ingestion.namespace_id,
+        sql_server_id=database.server_id,
     ),
 )
 
@@ -142,6 +158,7 @@ image = ScoringImage(
         tenant_id=client.tenant_id,
         subscription_id=client.subscription_id,
         log_analytics_workspace_id=logs,
+        private_link=private_link,
         protect=protect,
     ),
 )
@@ -166,6 +183,8 @@ ml = MlWorkspace(
         min_nodes=config.cluster_min_nodes,
         max_nodes=config.cluster_max_nodes,
         idle_time_before_scale_down=config.cluster_idle_time_before_scale_down,
+        private_link=private_link,
+        sql_server_id=database.server_id,
         protect=protect,
     ),
 )

@@ -28,6 +28,22 @@ Each check reads Azure Resource Manager as the identity that will run `pulumi up
 * **this machine** (:mod:`batchscore.preflight_local`): Docker with buildx for the scoring
   image, and, outside CI, an address in ``sqlFirewallIpRanges`` for the SQL bootstrap.
 
+With ``networkIsolation`` (docs/networking.md) three more:
+
+* **private networking in the region**: ``Microsoft.Network`` is registered and the region
+  offers virtual networks, private endpoints and Stream Analytics clusters (the stack's choice
+  for a private Stream Analytics job); private DNS zones are global.
+* **managed network**: the ML workspaces already in the stack's resource group
+  (``--resource-group``) that do not have the managed network yet: enabling it cannot be undone,
+  so it is a warning to read, not a failure.
+* **line of sight**: from this machine, the private endpoints the data-plane steps of
+  ``pulumi up`` use (blob storage, SQL, the registry; names from ``--outputs``, the stack's
+  outputs) resolve to private addresses and accept a connection; run it on the deployment
+  runner inside the VNet.
+* **private endpoint connections** (with ``--resource-group`` and ``--outputs``): no connection
+  to the Event Hubs namespace or the SQL server waits for approval; the Stream Analytics
+  cluster's managed private endpoints stay *Pending* until someone approves them.
+
 Who the deployer is comes from its own ARM access token (object id ``oid``; kind from
 ``idtyp``, or a delegated token's ``scp``). The token is never printed or kept; object ids and
 the subscription id are not secrets. Nothing here writes to Azure.
@@ -36,9 +52,11 @@ the subscription id are not secrets. Nothing here writes to Azure.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +70,7 @@ PROVIDERS_API = "2021-04-01"
 ROLE_ASSIGNMENTS_API = "2022-04-01"
 ML_API = "2024-04-01"
 RESOURCE_GROUPS_API = "2021-04-01"
+EVENTHUB_API = "2024-01-01"
 SQL_API = "2021-11-01"
 
 # namespace -> the resource types of it the stack creates (their region must offer them)
@@ -68,6 +87,13 @@ RESOURCE_TYPES: dict[str, tuple[str, ...]] = {
     "Microsoft.Storage": ("storageAccounts",),
 }
 ROLE_WRITERS = ("User Access Administrator", "Role Based Access Control Administrator")
+# With networkIsolation: namespace -> the regional resource types of private networking.
+NETWORK_RESOURCE_TYPES: dict[str, tuple[str, ...]] = {
+    "Microsoft.Network": ("virtualNetworks", "privateEndpoints"),
+    "Microsoft.StreamAnalytics": ("clusters",),
+}
+ISOLATED_MODE = "AllowOnlyApprovedOutbound"
+CONNECT_TIMEOUT_SECONDS = 3.0
 
 
 class PreflightError(Exception):
@@ -122,6 +148,8 @@ class Target:
     subscription_id: str
     config: StackConfig
     resource_group: str | None = None
+    # The stack's outputs (`pulumi stack output --json`), when it exists: the endpoints' names.
+    outputs: Mapping[str, Any] | None = None
 
     @property
     def subscription_scope(self) -> str:
@@ -134,6 +162,8 @@ class Check:
     ok: bool
     detail: str
     fixes: list[str] = field(default_factory=list)
+    # A passed check that still asks to be read (printed WARN; it does not fail the preflight).
+    warning: bool = False
 
 
 def _norm(location: str) -> str:
@@ -443,6 +473,118 @@ def check_usual_deployer(
     )
 
 
+# --- private networking (networkIsolation) ---------------------------------------------------
+
+
+def check_private_network_region(providers: Sequence[Mapping[str, Any]], target: Target) -> Check:
+    """Microsoft.Network registered; virtual networks, private endpoints and Stream Analytics
+    clusters offered in the stack's region. Stream Analytics reaches Event Hubs and SQL through
+    a dedicated cluster's managed private endpoints (components/stream_processing.py: the job's
+    own VNet injection cannot be declared); clusters are not offered in every region."""
+    name, region = "private networking in the region", target.config.location
+    by_namespace = {str(p.get("namespace", "")).lower(): p for p in providers}
+    problems, fixes = [], []
+    for namespace, types in NETWORK_RESOURCE_TYPES.items():
+        provider = by_namespace.get(namespace.lower())
+        if provider is None or provider.get("registrationState") != "Registered":
+            state = provider.get("registrationState", "unknown") if provider else "unknown"
+            problems.append(f"{namespace} is not registered ({state})")
+            fixes.append(
+                f"az provider register --namespace {namespace} "
+                f"--subscription {target.subscription_id}"
+            )
+            continue
+        entries = {str(e.get("resourceType", "")).lower(): e for e in provider["resourceTypes"]}
+        for resource_type in types:
+            entry = entries.get(resource_type.lower())
+            offered = {_norm(x) for x in (entry or {}).get("locations") or []}
+            if entry is None or (offered and region not in offered and "global" not in offered):
+                problems.append(f"{namespace}/{resource_type} is not offered in {region}")
+    if not problems:
+        return Check(name, True, "virtual networks, private endpoints and Stream Analytics "
+                     f"clusters are offered in {region}")  # fmt: skip
+    if any("not offered" in p for p in problems):
+        fixes.append(
+            f"pulumi config set location <region> --stack {target.stack} (a region offering "
+            "Stream Analytics clusters), or networkIsolation false"
+        )
+    return Check(name, False, "; ".join(problems), fixes)
+
+
+def check_managed_network_one_way(
+    workspaces: Sequence[Mapping[str, Any]] | None, target: Target
+) -> Check:
+    """Warn before the stack enables the managed network on a workspace that exists without
+    it: it cannot be turned off again (Azure/terraform-provider-azapi#564). `None`: the
+    resource group was not given, so nothing was read."""
+    name = "managed network"
+    if workspaces is None:
+        return Check(
+            name,
+            True,
+            "not checked: for a stack that exists already, pass --resource-group to see "
+            "whether this run enables its workspace's managed network (a one-way change)",
+            warning=True,
+        )
+    without = [
+        str(w.get("name"))
+        for w in workspaces
+        if ((w.get("properties") or {}).get("managedNetwork") or {}).get("isolationMode")
+        != ISOLATED_MODE
+    ]
+    if not without:
+        return Check(name, True, f"no workspace in {target.resource_group} is changed by it")
+    return Check(
+        name,
+        True,
+        f"`pulumi up` switches on the managed network ({ISOLATED_MODE}) of "
+        f"{', '.join(sorted(without))}: it cannot be switched off or back to internet "
+        "outbound afterwards, and Azure ML refuses the change while the workspace has any "
+        "compute (how-to-managed-network, 'Update an existing workspace')",
+        [
+            "delete the workspace's cluster first: pulumi destroy --stack "
+            f"{target.stack} --target <urn of ml-cluster> (docs/networking.md, one-way changes)",
+            f"or keep it public: pulumi config set networkIsolation false --stack {target.stack}",
+        ],
+        warning=True,
+    )
+
+
+def check_pending_connections(
+    connections: Mapping[str, Sequence[Mapping[str, Any]]], target: Target
+) -> Check:
+    """`connections`: ARM id of the namespace / SQL server -> its private endpoint
+    connections. A Pending one is most likely the Stream Analytics cluster's managed private
+    endpoint (docs/networking.md): until it is approved the job cannot read or write."""
+    name = "private endpoint connections"
+    pending = [
+        (resource_id, connection)
+        for resource_id, listed in connections.items()
+        for connection in listed
+        if ((connection.get("properties") or {}).get("privateLinkServiceConnectionState") or {})
+        .get("status", "")
+        .lower()
+        == "pending"
+    ]
+    if not pending:
+        counted = sum(len(listed) for listed in connections.values())
+        return Check(name, True, f"none pending on Event Hubs and SQL ({counted} in place)")
+    return Check(
+        name,
+        False,
+        "; ".join(
+            f"{connection.get('name')} on {resource_id.rsplit('/', 1)[-1]} waits for approval"
+            for resource_id, connection in pending
+        )
+        + ": the Stream Analytics job cannot reach its input or output until it is approved",
+        [
+            f"az network private-endpoint-connection approve --id {connection.get('id')} "
+            '--description "stream analytics cluster"   (if it is the cluster\'s request)'
+            for _, connection in pending
+        ],
+    )
+
+
 def stack_resource_group(groups: Sequence[Mapping[str, Any]], target: Target) -> str | None:
     """The stack's resource group: ``--resource-group``, else the one tagged with the
     project and the stack's environment (components.shared.placement.standard_tags)."""
@@ -453,6 +595,87 @@ def stack_resource_group(groups: Sequence[Mapping[str, Any]], target: Target) ->
         if tags.get("project") == PROJECT and tags.get("environment") == target.stack:
             return str(group.get("name"))
     return None
+
+
+Resolve = Callable[[str, int], list[str]]
+Connect = Callable[[str, int, float], None]
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+
+
+def _connect(address: str, port: int, timeout: float) -> None:
+    with socket.create_connection((address, port), timeout=timeout):
+        pass
+
+
+def data_plane_endpoints(outputs: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """(what, host, port) of each private endpoint a data-plane step of `pulumi up` uses:
+    the code upload, the deployer's probe and Capture's check (blob), the SQL bootstrap
+    (SQL), the image push (registry). From the stack's outputs (README, Stack outputs)."""
+    wanted = [
+        ("blob storage", f"{outputs.get('storageAccountName')}.blob.core.windows.net", 443),
+        ("SQL", str(outputs.get("sqlServerFqdn")), 1433),
+        ("registry", str(outputs.get("registryLoginServer")), 443),
+    ]
+    return [(what, host, port) for what, host, port in wanted if "None" not in host]
+
+
+def check_line_of_sight(
+    target: Target, resolve: Resolve | None = None, connect: Connect | None = None
+) -> Check:
+    """Each data-plane endpoint resolves to a private address (through the stack's private
+    DNS zones) and accepts a TCP connection within CONNECT_TIMEOUT_SECONDS (default probes:
+    the system resolver and a socket)."""
+    resolve, connect = resolve or _resolve, connect or _connect
+    name = "line of sight"
+    if not target.outputs:
+        return Check(
+            name,
+            True,
+            "not checked: no stack outputs (a first deployment); run it again with --outputs "
+            "once the network exists, on the deployment runner",
+            warning=True,
+        )
+    endpoints = data_plane_endpoints(target.outputs)
+    problems: list[str] = []
+    for what, host, port in endpoints:
+        try:
+            addresses = resolve(host, port)
+        except OSError as exc:
+            problems.append(f"{what} {host} does not resolve ({exc.__class__.__name__})")
+            continue
+        public = [a for a in addresses if not ipaddress.ip_address(a).is_private]
+        if public or not addresses:
+            problems.append(
+                f"{what} {host} resolves to {', '.join(public) or 'nothing'}, not its private "
+                "endpoint: this machine does not use the VNet's private DNS zones"
+            )
+            continue
+        try:
+            connect(addresses[0], port, CONNECT_TIMEOUT_SECONDS)
+        except OSError as exc:
+            problems.append(
+                f"{what} {host} ({addresses[0]}:{port}) does not answer within "
+                f"{CONNECT_TIMEOUT_SECONDS:g} s ({exc.__class__.__name__})"
+            )
+    if not endpoints:
+        problems.append("the outputs name none of storageAccountName, sqlServerFqdn, "
+                        "registryLoginServer")  # fmt: skip
+    if not problems:
+        shown = ", ".join(f"{what}" for what, _, _ in endpoints)
+        return Check(name, True, f"{shown} reached on private addresses")
+    return Check(
+        name,
+        False,
+        "; ".join(problems),
+        [
+            "run `pulumi up` and this preflight on the deployment runner in the stack's VNet "
+            "(subnet deploy-runner), or resolve through the VNet's private DNS zones from a "
+            "peered network (docs/networking.md)"
+        ],
+    )
 
 
 # --- running them ----------------------------------------------------------------------------
@@ -467,15 +690,53 @@ def _read(arm: ArmGetter, path: str, api: str, params: Mapping[str, str] | None 
         ) from exc
 
 
-def run_checks(arm: ArmGetter, target: Target, deployer: Deployer) -> list[Check]:
+def run_checks(
+    arm: ArmGetter,
+    target: Target,
+    deployer: Deployer,
+    probes: Mapping[str, Callable[..., Any]] | None = None,
+) -> list[Check]:
     """Every check, in the order a deployment meets them. A list that cannot be read fails the
-    checks that need it, with Azure's reason, and the others still run."""
+    checks that need it, with Azure's reason, and the others still run. `probes` replaces the
+    line-of-sight check's `resolve` and `connect` (tests)."""
     sub, region = target.subscription_scope, target.config.location
     ml = f"{sub}/providers/Microsoft.MachineLearningServices/locations/{region}"
 
     def providers() -> list[Check]:
         listed = _read(arm, f"{sub}/providers", PROVIDERS_API)
-        return [check_providers(listed, target), check_region(listed, target)]
+        checks = [check_providers(listed, target), check_region(listed, target)]
+        if target.config.network_isolation:
+            checks.append(check_private_network_region(listed, target))
+        return checks
+
+    def managed_network() -> list[Check]:
+        workspaces = None
+        if target.resource_group:
+            group = f"{sub}/resourceGroups/{target.resource_group}"
+            workspaces = _read(
+                arm, f"{group}/providers/Microsoft.MachineLearningServices/workspaces", ML_API
+            )
+        return [check_managed_network_one_way(workspaces, target)]
+
+    def pending_connections() -> list[Check]:
+        group = f"{sub}/resourceGroups/{target.resource_group}/providers"
+        outputs = target.outputs or {}
+
+        def first_label(key: str) -> str:  # a resource's name is its FQDN's first label
+            return str(outputs.get(key, "")).split(".", 1)[0]
+
+        targets = {
+            f"{group}/Microsoft.EventHub/namespaces/{first_label('eventHubsNamespaceFqdn')}": (
+                EVENTHUB_API
+            ),
+            f"{group}/Microsoft.Sql/servers/{first_label('sqlServerFqdn')}": SQL_API,
+        }
+        listed = {
+            resource_id: _read(arm, f"{resource_id}/privateEndpointConnections", api)
+            for resource_id, api in targets.items()
+            if not resource_id.endswith("/")
+        }
+        return [check_pending_connections(listed, target)]
 
     def role_writer() -> list[Check]:
         assignments = _read(
@@ -508,18 +769,26 @@ def run_checks(arm: ArmGetter, target: Target, deployer: Deployer) -> list[Check
         )
         return [check_usual_deployer(servers, target, deployer, group)]
 
-    checks: list[Check] = []
-    for name, step in (
+    steps = [
         ("resource providers and region", providers),
         ("role assignments", role_writer),
         ("ML quota", ml_quota),
         ("usual deployer", usual_deployer),
-    ):
+    ]
+    if target.config.network_isolation:
+        steps.append(("managed network", managed_network))
+        if target.resource_group and target.outputs:
+            steps.append(("private endpoint connections", pending_connections))
+    checks: list[Check] = []
+    for name, step in steps:
         try:
             checks += step()
         except AzureCallError as exc:
             checks.append(Check(name, False, str(exc), ["az login as the identity that deploys"]))
     checks.append(check_sql_admin(target, deployer))
+    if target.config.network_isolation:
+        checks.append(check_line_of_sight(target, **(probes or {})))
+
     from batchscore import preflight_local  # its checks build this module's Check
 
     checks += preflight_local.run_local_checks(target)
@@ -532,7 +801,8 @@ def report(checks: Sequence[Check], target: Target, deployer: Deployer) -> str:
         f"({target.config.location}), as {deployer.kind} {deployer.object_id}:"
     ]
     for check in checks:
-        lines.append(f"  {'ok    ' if check.ok else 'FAILED'}  {check.name}: {check.detail}")
+        status = "FAILED" if not check.ok else "WARN  " if check.warning else "ok    "
+        lines.append(f"  {status}  {check.name}: {check.detail}")
         lines += [f"          fix: {fix}" for fix in check.fixes]
     failed = [c for c in checks if not c.ok]
     lines.append(

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import pulumi
 from pulumi_azure_native import eventhub
 
+from components.network import PrivateLink, private_endpoint
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
 from components.shared.roles import assign_role
@@ -47,6 +48,9 @@ class IngestionArgs:
     log_analytics_workspace_id: pulumi.Input[str]
     # What must be in effect before Capture is switched on (the deployer's data access).
     capture_depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+    # Private networking: producers and Stream Analytics reach the namespace through private
+    # endpoints only (components/network.py, components/stream_processing.py).
+    private_link: PrivateLink | None = None
     protect: bool = False
 
 
@@ -64,8 +68,39 @@ class Ingestion(pulumi.ComponentResource):
         self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("batchscore:index:Ingestion", name, None, opts)
+        self.namespace = self._namespace(name, args)
+        self.namespace_name = self.namespace.name
+        self.namespace_id = self.namespace.id
+        self.namespace_fqdn = self.namespace.service_bus_endpoint.apply(
+            lambda endpoint: urlparse(endpoint).hostname or ""
+        )
+        self._private_endpoint(name, args)
+
+        self.hub = self._hub_with_capture(name, args, self._capture_writer(name, args))
+        self.hub_name = self.hub.name
+        self.hub_id = self.hub.id
+        self.consumer_group = self._consumer_group(name, args)
+        self.consumer_group_name = self.consumer_group.name
+
+        send_to_log_analytics(
+            f"{name}-namespace-diagnostics",
+            resource_id=self.namespace.id,
+            workspace_id=args.log_analytics_workspace_id,
+            parent=self,
+        )
+        self.register_outputs(
+            {
+                "namespaceFqdn": self.namespace_fqdn,
+                "hubName": self.hub_name,
+                "consumerGroupName": self.consumer_group_name,
+            }
+        )
+
+    def _namespace(self, name: str, args: IngestionArgs) -> eventhub.Namespace:
+        """The Standard namespace: Entra only (SAS off), TLS 1.2, and a system-assigned
+        identity, because Capture to a storage account without shared keys runs as it."""
         place = args.placement
-        self.namespace = eventhub.Namespace(
+        return eventhub.Namespace(
             f"{name}-namespace",
             namespace_name=args.namespace_name,
             resource_group_name=place.resource_group_name,
@@ -73,20 +108,29 @@ class Ingestion(pulumi.ComponentResource):
             sku=eventhub.SkuArgs(name="Standard", tier="Standard", capacity=args.capacity),
             disable_local_auth=True,
             minimum_tls_version="1.2",
-            public_network_access="Enabled",
+            public_network_access="Enabled" if args.private_link is None else "Disabled",
             zone_redundant=args.zone_redundant,
-            # Capture to a storage account without shared keys runs as this identity.
             identity=eventhub.IdentityArgs(type="SystemAssigned"),
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
         )
-        self.namespace_name = self.namespace.name
-        self.namespace_id = self.namespace.id
-        self.namespace_fqdn = self.namespace.service_bus_endpoint.apply(
-            lambda endpoint: urlparse(endpoint).hostname or ""
-        )
 
-        capture_writer = assign_role(
+    def _private_endpoint(self, name: str, args: IngestionArgs) -> None:
+        """With private networking, the namespace's endpoint: producers send through the VNet
+        (Stream Analytics reads through its cluster's own managed endpoint)."""
+        if args.private_link is not None:
+            private_endpoint(
+                f"{name}-namespace",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=self.namespace.id,
+                group_id="namespace",
+            )
+
+    def _capture_writer(self, name: str, args: IngestionArgs) -> pulumi.Resource:
+        """Storage Blob Data Contributor on the account for the namespace identity (Capture)."""
+        return assign_role(
             f"{name}-capture-writer",
             role="Storage Blob Data Contributor",
             principal_id=self.namespace.identity.apply(lambda i: i.principal_id),
@@ -94,11 +138,18 @@ class Ingestion(pulumi.ComponentResource):
             subscription_id=args.subscription_id,
             parent=self,
         )
-        self.hub = eventhub.EventHub(
+
+    def _hub_with_capture(
+        self, name: str, args: IngestionArgs, capture_writer: pulumi.Resource
+    ) -> eventhub.EventHub:
+        """The hub, capturing raw events as Avro into `raw`. Switching Capture on checks the
+        namespace's role and the deployer's access to the account (module docstring), so the
+        hub waits for both."""
+        return eventhub.EventHub(
             f"{name}-hub",
             event_hub_name=HUB_NAME,
             namespace_name=self.namespace.name,
-            resource_group_name=place.resource_group_name,
+            resource_group_name=args.placement.resource_group_name,
             partition_count=args.partition_count,
             retention_description=eventhub.RetentionDescriptionArgs(
                 cleanup_policy="Delete", retention_time_in_hours=args.retention_hours
@@ -117,31 +168,17 @@ class Ingestion(pulumi.ComponentResource):
                     identity=eventhub.CaptureIdentityArgs(type="SystemAssigned"),
                 ),
             ),
-            # Switching Capture on checks the deployer's access to the account (module docstring).
             opts=child_options(self, depends_on=[capture_writer, *args.capture_depends_on]),
         )
-        self.hub_name = self.hub.name
-        self.hub_id = self.hub.id
-        self.consumer_group = eventhub.ConsumerGroup(
+
+    def _consumer_group(self, name: str, args: IngestionArgs) -> eventhub.ConsumerGroup:
+        """Stream Analytics' own consumer group, so no other reader moves its offsets."""
+        return eventhub.ConsumerGroup(
             f"{name}-stream-analytics",
             consumer_group_name=CONSUMER_GROUP,
             event_hub_name=self.hub.name,
             namespace_name=self.namespace.name,
-            resource_group_name=place.resource_group_name,
+            resource_group_name=args.placement.resource_group_name,
             user_metadata="Read by the Stream Analytics job only.",
             opts=child_options(self),
-        )
-        self.consumer_group_name = self.consumer_group.name
-        send_to_log_analytics(
-            f"{name}-namespace-diagnostics",
-            resource_id=self.namespace.id,
-            workspace_id=args.log_analytics_workspace_id,
-            parent=self,
-        )
-        self.register_outputs(
-            {
-                "namespaceFqdn": self.namespace_fqdn,
-                "hubName": self.hub_name,
-                "consumerGroupName": self.consumer_group_name,
-            }
         )

@@ -17,6 +17,7 @@ from pulumi_azure_native import (
     machinelearningservices as ml,
 )
 
+from components.network import PrivateLink, private_endpoint
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.immutable_inputs import refuse_change_hook
 from components.shared.placement import Placement, child_options
@@ -30,6 +31,14 @@ CLUSTER_STORAGE_ROLES = (
     "Storage Queue Data Contributor",
     "Storage Table Data Contributor",
 )
+# The managed network's own private endpoints to the workspace's storage (blob, file), vault
+# and registry are "required rules" the service adds itself in AllowOnlyApprovedOutbound mode;
+# these are the ones the scoring pipeline needs on top ("Managed virtual network isolation",
+# learn.microsoft.com/azure/machine-learning/how-to-managed-network: "Scenario: Use batch
+# endpoints or ParallelRunStep" asks for queue and table; the extract step reads Azure SQL).
+# Private endpoint rules only: an FQDN rule would bring an Azure Firewall and its cost, and
+# nothing needs the internet (the image is prebuilt and pulled from the registry).
+STORAGE_OUTBOUND_SUBRESOURCES = ("queue", "table")
 
 
 @dataclass
@@ -52,6 +61,11 @@ class MlWorkspaceArgs:
     idle_time_before_scale_down: str
     # Container name -> the container resource: a datastore is created after its container.
     containers: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+    # Private networking: public access off on the workspace and its vault, the workspace's
+    # managed network in AllowOnlyApprovedOutbound mode, cluster nodes without public IPs.
+    private_link: PrivateLink | None = None
+    # With private_link: the SQL server the extract step reads (an outbound rule).
+    sql_server_id: pulumi.Input[str] | None = None
     protect: bool = False
 
 
@@ -86,6 +100,8 @@ class MlWorkspace(pulumi.ComponentResource):
         self.key_vault, self.workspace = self._workspace(name, args)
         self.workspace_name = self.workspace.name
         self.workspace_id = self.workspace.id
+        self.outbound_rules = self._outbound_rules(name, args)
+        self._private_endpoints(name, args)
 
         self.cluster_identity, self.cluster_role_assignments = self._cluster_identity_and_roles(
             name, args
@@ -154,7 +170,7 @@ class MlWorkspace(pulumi.ComponentResource):
                 enable_purge_protection=True,
                 enable_soft_delete=True,
                 soft_delete_retention_in_days=args.key_vault_soft_delete_days,
-                public_network_access="Enabled",
+                public_network_access=_public_access(args),
                 access_policies=[],
             ),
             tags=dict(place.tags),
@@ -178,12 +194,81 @@ class MlWorkspace(pulumi.ComponentResource):
             # The storage account refuses shared keys: the workspace's own datastores
             # (workspaceblobstore, ...) must reach it with identities. ARM value `identity`.
             system_datastores_auth_mode="identity",
-            public_network_access="Enabled",
+            public_network_access=_public_access(args),
+            **self._managed_network(args),
             v1_legacy_mode=False,
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
         )
         return key_vault, workspace
+
+    @staticmethod
+    def _managed_network(args: MlWorkspaceArgs) -> dict[str, object]:
+        """The workspace's managed network, approved outbound only. Its rules are separate
+        resources (:meth:`_outbound_rules`), not listed here: declaring them in the workspace
+        and as resources would make each overwrite the other. Once enabled on a workspace it
+        cannot be turned off (the preflight warns before enabling it on an existing one)."""
+        if args.private_link is None:
+            return {}
+        return {
+            "managed_network": ml.ManagedNetworkSettingsArgs(
+                isolation_mode="AllowOnlyApprovedOutbound"
+            )
+        }
+
+    def _outbound_rules(
+        self, name: str, args: MlWorkspaceArgs
+    ) -> list[ml.ManagedNetworkSettingsRule]:
+        """Private endpoint outbound rules of the managed network, each created after the one
+        before it: rules created at the same time remove each other (Azure/terraform-provider-
+        azapi#453)."""
+        if args.private_link is None:
+            return []
+        if args.sql_server_id is None:
+            raise ValueError("private_link needs sql_server_id (the extract step's SQL)")
+        targets = [(f"storage-{sub}", args.storage_account_id, sub) for sub in
+                   STORAGE_OUTBOUND_SUBRESOURCES]  # fmt: skip
+        targets.append(("sql", args.sql_server_id, "sqlServer"))
+        rules: list[ml.ManagedNetworkSettingsRule] = []
+        for rule_name, resource_id, subresource in targets:
+            rules.append(
+                ml.ManagedNetworkSettingsRule(
+                    f"{name}-outbound-{rule_name}",
+                    rule_name=rule_name,
+                    workspace_name=self.workspace.name,
+                    resource_group_name=args.placement.resource_group_name,
+                    properties=ml.PrivateEndpointOutboundRuleArgs(
+                        type="PrivateEndpoint",
+                        category="UserDefined",
+                        destination=ml.PrivateEndpointDestinationArgs(
+                            service_resource_id=resource_id,
+                            subresource_target=subresource,
+                            spark_enabled=False,
+                        ),
+                    ),
+                    opts=child_options(self, depends_on=rules[-1:]),
+                )
+            )
+        return rules
+
+    def _private_endpoints(self, name: str, args: MlWorkspaceArgs) -> None:
+        """With private networking, the vault's and the workspace's endpoints in the stack's
+        VNet: how the deployment runner (component registration, schedules) and people reach
+        them. The cluster reaches them through the managed network instead."""
+        if args.private_link is None:
+            return
+        for label, resource, group in (
+            ("vault", self.key_vault, "vault"),
+            ("workspace", self.workspace, "amlworkspace"),
+        ):
+            private_endpoint(
+                f"{name}-{label}",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=resource.id,
+                group_id=group,
+            )
 
     def _cluster_identity_and_roles(
         self, name: str, args: MlWorkspaceArgs
@@ -254,6 +339,9 @@ class MlWorkspace(pulumi.ComponentResource):
                     vm_priority=args.vm_priority,
                     os_type="Linux",
                     remote_login_port_public_access="Disabled",
+                    # In the managed network nodes need no public IP: the service reaches them
+                    # through the network's private link (how-to-managed-network).
+                    **({} if args.private_link is None else {"enable_node_public_ip": False}),
                     scale_settings=ml.ScaleSettingsArgs(
                         min_node_count=args.min_nodes,
                         max_node_count=args.max_nodes,
@@ -262,8 +350,11 @@ class MlWorkspace(pulumi.ComponentResource):
                 ),
             ),
             tags=dict(place.tags),
-            # Nodes must be able to pull the image and reach storage from their first job.
-            opts=child_options(self, depends_on=self.cluster_role_assignments),
+            # Nodes must be able to pull the image and reach storage (and, in a managed network,
+            # SQL) from their first job; the cluster's creation provisions the managed network.
+            opts=child_options(
+                self, depends_on=[*self.cluster_role_assignments, *self.outbound_rules]
+            ),
         )
 
     def _datastores(self, name: str, args: MlWorkspaceArgs) -> dict[str, ml.Datastore]:
@@ -302,3 +393,7 @@ class MlWorkspace(pulumi.ComponentResource):
                 workspace_id=args.log_analytics_workspace_id,
                 parent=self,
             )
+
+
+def _public_access(args: MlWorkspaceArgs) -> str:
+    return "Enabled" if args.private_link is None else "Disabled"

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 from pulumi_azure_native import containerregistry
 
+from components.network import PrivateLink, private_endpoint
 from components.shared import registry_auth
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
@@ -31,6 +32,8 @@ class ScoringImageArgs:
     tenant_id: pulumi.Input[str]
     subscription_id: pulumi.Input[str]
     log_analytics_workspace_id: pulumi.Input[str]
+    # Private networking (Premium only): the push and every pull go through private endpoints.
+    private_link: PrivateLink | None = None
     protect: bool = False
 
 
@@ -55,7 +58,7 @@ class ScoringImage(pulumi.ComponentResource):
             sku=containerregistry.SkuArgs(name=args.sku),
             admin_user_enabled=False,
             anonymous_pull_enabled=False,
-            public_network_access="Enabled",
+            public_network_access="Enabled" if args.private_link is None else "Disabled",
             zone_redundancy="Enabled" if args.zone_redundant else "Disabled",
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
@@ -63,6 +66,7 @@ class ScoringImage(pulumi.ComponentResource):
         self.registry_name = self.registry.name
         self.registry_id = self.registry.id
         self.login_server = self.registry.login_server
+        push_after = self._private_endpoint(name, args)
 
         self.image = docker_build.Image(
             f"{name}-image",
@@ -80,7 +84,7 @@ class ScoringImage(pulumi.ComponentResource):
                     ),
                 )
             ],
-            opts=child_options(self),
+            opts=child_options(self, depends_on=push_after),
         )
         # `ref` is the pushed tag with the build's digest: what jobs must run, immutably.
         self.image_ref = self.image.ref
@@ -91,3 +95,19 @@ class ScoringImage(pulumi.ComponentResource):
             parent=self,
         )
         self.register_outputs({"loginServer": self.login_server, "imageRef": self.image_ref})
+
+    def _private_endpoint(self, name: str, args: ScoringImageArgs) -> list[pulumi.Resource]:
+        """With private networking, the registry's endpoint (its DNS zone group, returned so
+        that the push waits for it: the push goes through the endpoint)."""
+        if args.private_link is None:
+            return []
+        return [
+            private_endpoint(
+                f"{name}-registry",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=self.registry.id,
+                group_id="registry",
+            )
+        ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import storage
 
+from components.network import PrivateLink, private_endpoint
 from components.providers.data_access import DataAccessWait
 from components.shared.diagnostics import send_to_log_analytics
 from components.shared.placement import Placement, child_options
@@ -23,6 +24,7 @@ from components.shared.roles import assign_role
 
 CONTAINERS = ("raw", "models", "predictions", "stack-outputs")
 DEPLOYER_ROLE = "Storage Blob Data Contributor"
+PRIVATE_SUBRESOURCES = ("blob", "file", "queue", "table")
 
 
 @dataclass
@@ -36,6 +38,9 @@ class StorageArgs:
     deployer_object_id: pulumi.Input[str]
     # User or ServicePrincipal when the config knows it; None lets ARM look the principal up.
     deployer_principal_type: str | None = None
+    # Private networking: the account refuses every network but its private endpoints
+    # (components/network.py) and trusted Azure services (Event Hubs Capture).
+    private_link: PrivateLink | None = None
     protect: bool = False
 
 
@@ -54,8 +59,35 @@ class Storage(pulumi.ComponentResource):
         self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("batchscore:index:Storage", name, None, opts)
+        self.account = self._account(name, args)
+        self.account_name = self.account.name
+        self.account_id = self.account.id
+        self.blob_endpoint = self.account.primary_endpoints.apply(lambda e: e.blob)
+
+        self.containers = self._containers(name, args, self._blob_service(name, args))
+        self.container_names = {c: c for c in CONTAINERS}
+        self.container_ids = {c: r.id for c, r in self.containers.items()}
+        self.container_urls = {
+            c: pulumi.Output.concat(self.blob_endpoint.apply(lambda e: e.rstrip("/")), "/", c)
+            for c in CONTAINERS
+        }
+
+        self.private_endpoints = self._private_endpoints(name, args)
+        self.deployer_data_access = self._deployer_access(name, args)
+        self._diagnostics(name, args)
+        self.register_outputs(
+            {
+                "accountName": self.account_name,
+                "accountId": self.account_id,
+                "containerUrls": self.container_urls,
+            }
+        )
+
+    def _account(self, name: str, args: StorageArgs) -> storage.StorageAccount:
+        """The StorageV2 account: Entra only (shared keys off, OAuth by default), TLS 1.2,
+        HTTPS only, no anonymous blob access, no replication to other tenants."""
         place = args.placement
-        self.account = storage.StorageAccount(
+        return storage.StorageAccount(
             f"{name}-account",
             account_name=args.account_name,
             resource_group_name=place.resource_group_name,
@@ -70,18 +102,38 @@ class Storage(pulumi.ComponentResource):
             default_to_o_auth_authentication=True,
             allow_cross_tenant_replication=False,
             public_network_access="Enabled",
+            **self._network_rules(args),
             tags=dict(place.tags),
             opts=child_options(self, protect=args.protect),
         )
-        self.account_name = self.account.name
-        self.account_id = self.account.id
-        self.blob_endpoint = self.account.primary_endpoints.apply(lambda e: e.blob)
 
-        # Soft delete keeps deleted blobs and containers recoverable for the configured days.
-        blob_service = storage.BlobServiceProperties(
+    @staticmethod
+    def _network_rules(args: StorageArgs) -> dict[str, object]:
+        """With private networking, a firewall that denies every public address and keeps one
+        exception: trusted Azure services. Event Hubs Capture writes `raw` from the Event Hubs
+        service itself, not from a network of ours; it is a trusted service when it writes
+        with its managed identity ("Grant access to trusted Azure services", learn.microsoft.
+        com/azure/storage/common/storage-network-security). Public network access stays
+        `Enabled` for that exception only (`Disabled` would also turn trusted services away);
+        the policy pack accepts this account only with the firewall's default action Deny and
+        no IP or VNet rule."""
+        if args.private_link is None:
+            return {}
+        return {
+            "network_rule_set": storage.NetworkRuleSetArgs(
+                default_action="Deny",
+                bypass="AzureServices",
+                ip_rules=[],
+                virtual_network_rules=[],
+            )
+        }
+
+    def _blob_service(self, name: str, args: StorageArgs) -> storage.BlobServiceProperties:
+        """Soft delete keeps deleted blobs and containers recoverable for the configured days."""
+        return storage.BlobServiceProperties(
             f"{name}-blob-service",
             account_name=self.account.name,
-            resource_group_name=place.resource_group_name,
+            resource_group_name=args.placement.resource_group_name,
             blob_services_name="default",
             delete_retention_policy=storage.DeleteRetentionPolicyArgs(
                 enabled=True, days=args.soft_delete_days
@@ -92,49 +144,39 @@ class Storage(pulumi.ComponentResource):
             opts=child_options(self),
         )
 
-        self.containers: dict[str, storage.BlobContainer] = {}
-        for container in CONTAINERS:
-            self.containers[container] = storage.BlobContainer(
+    def _containers(
+        self, name: str, args: StorageArgs, blob_service: storage.BlobServiceProperties
+    ) -> dict[str, storage.BlobContainer]:
+        """The private containers of the design, created once soft delete covers them."""
+        return {
+            container: storage.BlobContainer(
                 f"{name}-{container}",
                 account_name=self.account.name,
-                resource_group_name=place.resource_group_name,
+                resource_group_name=args.placement.resource_group_name,
                 container_name=container,
                 public_access="None",
                 opts=child_options(self, protect=args.protect, depends_on=[blob_service]),
             )
-        self.container_names = {c: c for c in CONTAINERS}
-        self.container_ids = {c: r.id for c, r in self.containers.items()}
-        self.container_urls = {
-            c: pulumi.Output.concat(self.blob_endpoint.apply(lambda e: e.rstrip("/")), "/", c)
-            for c in CONTAINERS
+            for container in CONTAINERS
         }
 
-        self.deployer_data_access = self._deployer_access(name, args)
-
-        # The account exposes metrics only; the blob service has the logs. Storage calls its
-        # exportable metrics `Transaction` (it has no `AllMetrics` category).
-        send_to_log_analytics(
-            f"{name}-account-diagnostics",
-            resource_id=self.account.id,
-            workspace_id=args.log_analytics_workspace_id,
-            parent=self,
-            logs=False,
-            metric_category="Transaction",
-        )
-        send_to_log_analytics(
-            f"{name}-blob-diagnostics",
-            resource_id=pulumi.Output.concat(self.account.id, "/blobServices/default"),
-            workspace_id=args.log_analytics_workspace_id,
-            parent=self,
-            metric_category="Transaction",
-        )
-        self.register_outputs(
-            {
-                "accountName": self.account_name,
-                "accountId": self.account_id,
-                "containerUrls": self.container_urls,
-            }
-        )
+    def _private_endpoints(self, name: str, args: StorageArgs) -> dict[str, pulumi.Resource]:
+        """With private networking, an endpoint per sub-resource the stack and the workspace
+        use: blob (data, code upload), file (the workspace's file share), queue and table (the
+        parallel job's bookkeeping). Sub-resource -> its DNS zone group."""
+        if args.private_link is None:
+            return {}
+        return {
+            sub: private_endpoint(
+                f"{name}-{sub}",
+                parent=self,
+                placement=args.placement,
+                link=args.private_link,
+                resource_id=self.account.id,
+                group_id=sub,
+            )
+            for sub in PRIVATE_SUBRESOURCES
+        }
 
     def _deployer_access(self, name: str, args: StorageArgs) -> pulumi.Resource:
         """Storage Blob Data Contributor on the account for whoever runs `pulumi up`, and the
@@ -157,5 +199,28 @@ class Storage(pulumi.ComponentResource):
                 "scope": self.account.id,
                 "assignmentId": grant.id,
             },
-            pulumi.ResourceOptions(parent=self, depends_on=[grant, self.containers["raw"]]),
+            # Behind private networking the probe goes through the blob endpoint.
+            pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[grant, self.containers["raw"], *self.private_endpoints.values()],
+            ),
+        )
+
+    def _diagnostics(self, name: str, args: StorageArgs) -> None:
+        """The account exposes metrics only; the blob service has the logs. Storage calls its
+        exportable metrics `Transaction` (it has no `AllMetrics` category)."""
+        send_to_log_analytics(
+            f"{name}-account-diagnostics",
+            resource_id=self.account.id,
+            workspace_id=args.log_analytics_workspace_id,
+            parent=self,
+            logs=False,
+            metric_category="Transaction",
+        )
+        send_to_log_analytics(
+            f"{name}-blob-diagnostics",
+            resource_id=pulumi.Output.concat(self.account.id, "/blobServices/default"),
+            workspace_id=args.log_analytics_workspace_id,
+            parent=self,
+            metric_category="Transaction",
         )

@@ -34,6 +34,7 @@ ML_DATASTORE = "azure-native:machinelearningservices:Datastore"
 STREAMING_JOB = "azure-native:streamanalytics:StreamingJob"
 STREAMING_INPUT = "azure-native:streamanalytics:Input"
 STREAMING_OUTPUT = "azure-native:streamanalytics:Output"
+SQL_FIREWALL_RULE = "azure-native:sql:FirewallRule"
 
 # Tracked ARM resources (they carry `tags`) that this kind of stack uses. Kept as a list
 # rather than discovered from pulumi-azure-native so the pack does not need that SDK;
@@ -58,11 +59,19 @@ TAGGABLE_TYPES: frozenset[str] = frozenset(
         "azure-native:monitor:MetricAlert",
         "azure-native:monitor:ActivityLogAlert",
         "azure-native:applicationinsights:Workbook",
+        # private networking (prod)
+        "azure-native:network:VirtualNetwork",
+        "azure-native:network:PrivateEndpoint",
+        "azure-native:privatedns:PrivateZone",
+        "azure-native:privatedns:VirtualNetworkLink",
+        "azure-native:streamanalytics:Cluster",
     }
 )
 
 DEFAULT_REQUIRED_TAGS: tuple[str, ...] = ("project", "environment")
 DEFAULT_ALWAYS_ON_STACKS: tuple[str, ...] = ("prod",)
+# Stacks whose services must not be reachable from the internet (config `networkIsolation`).
+DEFAULT_PRIVATE_STACKS: tuple[str, ...] = ("prod",)
 
 # Stream Analytics data sources that can authenticate with the job's managed identity.
 MSI_CAPABLE_DATASOURCES: frozenset[str] = frozenset(
@@ -328,6 +337,51 @@ def check_dev_scales_to_zero(resource_type: str, props: Props, ctx: RuleContext)
     ]
 
 
+def check_private_network(resource_type: str, props: Props, ctx: RuleContext) -> list[str]:
+    """In the private stacks no service of the stack answers on a public address: public
+    network access off (storage may keep it for trusted Azure services only, behind a firewall
+    that denies everything else), the ML workspace's managed network approved-outbound only,
+    cluster nodes without public IPs, no SQL firewall rule, the Stream Analytics job on its
+    dedicated cluster (whose managed private endpoints reach Event Hubs and SQL)."""
+    private = _string_list(ctx.config.get("privateStacks"), DEFAULT_PRIVATE_STACKS)
+    if ctx.stack not in private:
+        return []
+    why = f"stack {ctx.stack!r} is reachable through its private endpoints only"
+    if resource_type in (EVENTHUB_NAMESPACE, SQL_SERVER, CONTAINER_REGISTRY):
+        return _require(props, "publicNetworkAccess", ("Disabled",), why)
+    if resource_type == KEY_VAULT:
+        return _require(props, "properties.publicNetworkAccess", ("Disabled",), why)
+    if resource_type == ML_WORKSPACE:
+        return _require(props, "publicNetworkAccess", ("Disabled",), why) + _require(
+            props,
+            "managedNetwork.isolationMode",
+            ("AllowOnlyApprovedOutbound",),
+            "the cluster may reach only the services the stack approves",
+        )
+    if resource_type == ML_COMPUTE and lookup(props, "properties.computeType") == "AmlCompute":
+        return _require(
+            props, "properties.properties.enableNodePublicIp", (False,), "nodes get no public IP"
+        )
+    if resource_type == STORAGE_ACCOUNT:
+        if lookup(props, "publicNetworkAccess") == "Disabled":
+            return []
+        violations = _require(props, "networkRuleSet.defaultAction", ("Deny",), why)
+        for rules in ("networkRuleSet.ipRules", "networkRuleSet.virtualNetworkRules"):
+            value = lookup(props, rules)  # truthiness: the analyzer hands over list proxies
+            if value is not _MISSING and value:
+                violations.append(f"{rules} is not empty; must be ({why})")
+        return violations
+    if resource_type == SQL_FIREWALL_RULE:
+        return [f"a SQL firewall rule opens the server's public endpoint; must not exist ({why})"]
+    if resource_type == STREAMING_JOB:
+        if lookup(props, "cluster.id") in (_MISSING, None, ""):
+            return [
+                "cluster.id is not set; must name the stack's Stream Analytics cluster (its "
+                "managed private endpoints reach Event Hubs and SQL privately)"
+            ]
+    return []
+
+
 _TAG_SCHEMA = {"type": "array", "items": {"type": "string"}}
 
 RULES: tuple[Rule, ...] = (
@@ -384,6 +438,15 @@ RULES: tuple[Rule, ...] = (
         "AmlCompute clusters scale to zero nodes except in the always-on stacks.",
         check_dev_scales_to_zero,
         {"alwaysOnStacks": {**_TAG_SCHEMA, "default": list(DEFAULT_ALWAYS_ON_STACKS)}},
+    ),
+    Rule(
+        "private-network-in-prod",
+        "In the private stacks, storage, Event Hubs, SQL, the registry, Key Vault and the ML "
+        "workspace refuse public networks, the workspace's managed network allows approved "
+        "outbound only, cluster nodes have no public IP, no SQL firewall rule exists and the "
+        "Stream Analytics job runs on its private cluster.",
+        check_private_network,
+        {"privateStacks": {**_TAG_SCHEMA, "default": list(DEFAULT_PRIVATE_STACKS)}},
     ),
 )
 

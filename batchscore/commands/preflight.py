@@ -3,11 +3,13 @@
 Run it as the identity that will deploy (``az login`` as yourself, or CI's workload
 identity): it signs in with the providers' credential (``default_credential``), reads the
 stack's config (``Pulumi.yaml`` + ``Pulumi.<stack>.yaml``) and checks the subscription,
-region, roles, Azure ML quota, the SQL admin, who deployed the stack before, and this
-machine's Docker buildx and SQL firewall entry (:mod:`batchscore.preflight`). Each check prints ok
-or FAILED with the command that fixes it. Exit codes: 0 every check passed, 1 at least one
-failed (or Azure could not be reached), 2 bad usage (unknown stack, invalid config, no
-subscription).
+region, roles, Azure ML quota, the SQL admin, who deployed the stack before, this machine's
+Docker buildx and SQL firewall entry, and with ``networkIsolation`` the private network's
+region, the one-way managed network, the line of sight to the private endpoints and the
+private endpoint connections waiting for approval (:mod:`batchscore.preflight`). Each check
+prints ok, WARN or FAILED with the command that fixes it. Exit codes: 0 every check passed
+(warnings included), 1 at least one failed (or Azure could not be reached), 2 bad usage
+(unknown stack, invalid config, no subscription, an unreadable --outputs file).
 
 The subscription is ``--subscription``, else ``ARM_SUBSCRIPTION_ID`` (what the Pulumi
 azure-native provider reads, set in CI), else ``AZURE_SUBSCRIPTION_ID``.
@@ -58,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the stack's resource group, if it exists already (a role granted there counts)",
     )
     parser.add_argument(
+        "--outputs",
+        type=Path,
+        metavar="FILE",
+        help="the stack's outputs as JSON (`pulumi stack output --json --stack STACK > FILE`): "
+        "with networkIsolation, the private endpoints to test the line of sight to",
+    )
+    parser.add_argument(
         "--project-dir",
         type=Path,
         default=None,
@@ -82,7 +91,11 @@ def run(args: argparse.Namespace) -> int:
         )
     config = StackConfig.from_mapping(read_stack_config(args.stack, args.project_dir))
     target = preflight.Target(
-        args.stack, _subscription(args.subscription), config, args.resource_group
+        args.stack,
+        _subscription(args.subscription),
+        config,
+        args.resource_group,
+        _outputs(args.outputs),
     )
 
     # The SDKs' request logs and credential-chain warnings would bury the report; a failure
@@ -108,6 +121,26 @@ def run(args: argparse.Namespace) -> int:
             close()
     print(preflight.report(checks, target, deployer))
     return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
+
+
+def _outputs(path: Path | None) -> dict[str, Any] | None:
+    """The stack outputs file of --outputs, or None; a file that is not a JSON object of
+    outputs is a usage error naming it."""
+    if path is None:
+        return None
+    import json
+
+    try:
+        outputs = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"--outputs {path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise UsageError(f"--outputs {path}: not JSON ({exc})") from None
+    if not isinstance(outputs, dict):
+        raise UsageError(
+            f"--outputs {path}: expected the object `pulumi stack output --json` prints"
+        )
+    return outputs
 
 
 def _subscription(flag: str | None) -> str:

@@ -174,6 +174,9 @@ class StackConfig:
     cluster_min_nodes: int = 0
     cluster_max_nodes: int = 2
     cluster_idle_time_before_scale_down: str = "PT120S"
+    # --- private networking (components/network.py)
+    network_isolation: bool = False
+    network_address_space: str = "10.62.0.0/23"
     # --- alerting (components/alerting.py)
     alert_emails: tuple[str, ...] = ()
     alert_webhook_url: str = ""
@@ -211,6 +214,13 @@ class StackConfig:
     @property
     def sql_firewall_ranges(self) -> list[tuple[str, str]]:
         return [parse_ip_range(text) for text in self.sql_firewall_ip_ranges]
+
+    @property
+    def network_subnets(self) -> dict[str, str]:
+        """Subnet name -> address prefix of the stack's VNet: the first /24 of
+        `networkAddressSpace` for the private endpoints, the next for the deployment runner."""
+        subnets = ipaddress.IPv4Network(self.network_address_space).subnets(new_prefix=24)
+        return {"private-endpoints": str(next(subnets)), "deploy-runner": str(next(subnets))}
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -516,6 +526,43 @@ def _alerting(c: StackConfig) -> list[str]:
     return problems
 
 
+def _network(c: StackConfig) -> list[str]:
+    """The VNet's address space, and what private networking asks of the other keys."""
+    problems = []
+    try:
+        space = ipaddress.IPv4Network(c.network_address_space)
+    except ValueError as exc:
+        return [
+            f"networkAddressSpace: {c.network_address_space!r} is not an IPv4 network in CIDR "
+            f"form ({exc}); allowed: e.g. 10.62.0.0/23"
+        ]
+    if space.prefixlen > 23:
+        problems.append(
+            f"networkAddressSpace: {space} is too small; allowed: a /23 or larger (two /24 "
+            "subnets: private endpoints and the deployment runner)"
+        )
+    if not space.is_private:
+        problems.append(f"networkAddressSpace: {space} is not a private (RFC 1918) range")
+    if not c.network_isolation:
+        return problems
+    # Private endpoints of a registry need the Premium tier ("Connect privately to an Azure
+    # container registry using Azure Private Link", learn.microsoft.com).
+    if c.registry_sku != "Premium":
+        problems.append(
+            f"registrySku: networkIsolation needs registrySku=Premium (private endpoints), "
+            f"got {c.registry_sku}"
+        )
+    # Azure SQL refuses firewall rules while public network access is disabled
+    # ("Unable to create or modify firewall rules when public network access for the server
+    # is disabled", Azure/azure-cli#16771).
+    if c.sql_firewall_ip_ranges:
+        problems.append(
+            "sqlFirewallIpRanges: must be empty with networkIsolation (the server takes private "
+            "endpoint connections only; clients reach it through the VNet)"
+        )
+    return problems
+
+
 def _field_of(key: str) -> str:
     return StackConfig.keys()[key]
 
@@ -529,6 +576,11 @@ def _stack_rules(
         problems.append(
             f"alertEmails: stack {stack!r} must name at least one alert receiver (an address "
             "in alertEmails, or alertWebhookUrl), or its alerts reach nobody"
+        )
+    if stack in PRODUCTION_STACKS and not c.network_isolation:
+        problems.append(
+            f"networkIsolation: stack {stack!r} must run behind private networking (set it to "
+            "true); the policy pack refuses its public resources anyway"
         )
     if secret_keys is not None and c.alert_webhook_url and "alertWebhookUrl" not in secret_keys:
         problems.append(
@@ -546,4 +598,5 @@ _CHECKS: tuple[Callable[[StackConfig], list[str]], ...] = (
     _storage_and_registry,
     _workspace,
     _alerting,
+    _network,
 )

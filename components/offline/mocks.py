@@ -116,6 +116,43 @@ ARM_TYPES: dict[str, tuple[str, str]] = {
         "name",
         _RG + "Microsoft.MachineLearningServices/workspaces/{workspaceName}/datastores/{name}",
     ),
+    "azure-native:machinelearningservices:ManagedNetworkSettingsRule": (
+        "ruleName",
+        _RG + "Microsoft.MachineLearningServices/workspaces/{workspaceName}/outboundRules/{name}",
+    ),
+    "azure-native:streamanalytics:Cluster": (
+        "clusterName",
+        _RG + "Microsoft.StreamAnalytics/clusters/{name}",
+    ),
+    "azure-native:streamanalytics:PrivateEndpoint": (
+        "privateEndpointName",
+        _RG + "Microsoft.StreamAnalytics/clusters/{clusterName}/privateEndpoints/{name}",
+    ),
+    "azure-native:network:VirtualNetwork": (
+        "virtualNetworkName",
+        _RG + "Microsoft.Network/virtualNetworks/{name}",
+    ),
+    "azure-native:network:Subnet": (
+        "subnetName",
+        _RG + "Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets/{name}",
+    ),
+    "azure-native:network:PrivateEndpoint": (
+        "privateEndpointName",
+        _RG + "Microsoft.Network/privateEndpoints/{name}",
+    ),
+    "azure-native:network:PrivateDnsZoneGroup": (
+        "privateDnsZoneGroupName",
+        _RG
+        + "Microsoft.Network/privateEndpoints/{privateEndpointName}/privateDnsZoneGroups/{name}",
+    ),
+    "azure-native:privatedns:PrivateZone": (
+        "privateZoneName",
+        _RG + "Microsoft.Network/privateDnsZones/{name}",
+    ),
+    "azure-native:privatedns:VirtualNetworkLink": (
+        "virtualNetworkLinkName",
+        _RG + "Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks/{name}",
+    ),
     "azure-native:managedidentity:UserAssignedIdentity": (
         "resourceName",
         _RG + "Microsoft.ManagedIdentity/userAssignedIdentities/{name}",

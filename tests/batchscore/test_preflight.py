@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,17 @@ class FakeAzure(RecordingArm):
         super().__init__()
         self.registered = {ns: "Registered" for ns in TYPES}
         self.regions = {ns: ["West Europe", "North Europe", "East US"] for ns in TYPES}
+        # What private networking uses (networkIsolation, prod): more types of a namespace.
+        self.registered["Microsoft.Network"] = "Registered"
+        self.network_types = {
+            "Microsoft.Network": {
+                "virtualNetworks": ["West Europe", "North Europe", "East US"],
+                "privateEndpoints": ["West Europe", "North Europe", "East US"],
+                "privateDnsZones": ["global"],
+            },
+            "Microsoft.StreamAnalytics": {"clusters": ["West Europe", "East US"]},
+        }
+        self.workspaces: list[dict] = []
         self.assignments = [(OWNER, f"/subscriptions/{SUB}", None)]
         self.vm_sizes = [
             {"name": "Standard_DS3_v2", "family": "standardDSv2Family", "vCPUs": 4},
@@ -88,6 +100,10 @@ class FakeAzure(RecordingArm):
         self.routes = {
             GROUPS: lambda _: {"value": self.groups},
             SERVERS: lambda _: {"value": self.servers},
+            # the prod stack's group, named by --resource-group in the private-network tests
+            SERVERS.replace(STACK_GROUP, "rg-batchscore-prod-abc123"): lambda _: {
+                "value": self.servers
+            },
             PROVIDERS: lambda _: {"value": self._providers()},
             ASSIGNMENTS: self._assignments,
             f"{ML}/vmSizes": lambda _: {"value": self.vm_sizes},
@@ -95,16 +111,21 @@ class FakeAzure(RecordingArm):
         }
 
     def _providers(self):
+        namespaces = {**{ns: [rtype] for ns, rtype in TYPES.items()}, "Microsoft.Network": []}
         return [
             {
                 "namespace": ns,
                 "registrationState": self.registered[ns],
                 "resourceTypes": [
                     {"resourceType": "operations", "locations": []},
-                    {"resourceType": rtype, "locations": self.regions[ns]},
+                    *({"resourceType": rtype, "locations": self.regions[ns]} for rtype in types),
+                    *(
+                        {"resourceType": rtype, "locations": where}
+                        for rtype, where in self.network_types.get(ns, {}).items()
+                    ),
                 ],
             }
-            for ns, rtype in TYPES.items()
+            for ns, types in namespaces.items()
         ]
 
     def _assignments(self, params):
@@ -164,7 +185,7 @@ def line_of(out: str, name: str) -> str:
     found = [
         line
         for line in out.splitlines()
-        if f" {name}" in line and ("ok" in line or "FAILED" in line)
+        if f" {name}" in line and ("ok" in line or "FAILED" in line or "WARN" in line)
     ]
     assert len(found) == 1, out
     return found[0]
@@ -177,8 +198,13 @@ def line_of(out: str, name: str) -> str:
 def test_everything_in_place_passes_with_exit_0(azure, capsys, stack):
     code, out, err = preflight_of(stack, capsys)
     assert code == 0, out + err
-    assert out.count("  ok    ") == 8 and "FAILED" not in out
-    assert f"all 8 checks passed: `pulumi up --stack {stack}` may go ahead." in out
+    # prod (networkIsolation) adds the private network's region (ok), and the managed network
+    # and line of sight, not checked without --resource-group and --outputs (WARN).
+    private = stack == "prod"
+    assert out.count("  ok    ") == 8 + private and "FAILED" not in out
+    assert out.count("  WARN  ") == 2 * private
+    total = 8 + 3 * private
+    assert f"all {total} checks passed: `pulumi up --stack {stack}` may go ahead." in out
     assert azure.credential.scopes == [("https://management.azure.com/.default",)]
     assert azure.credential.closed
     assert azure.credential.token not in out + err, "the access token was printed"
@@ -447,6 +473,171 @@ def test_the_report_never_holds_more_than_ids(azure, capsys):
     assert f"as app {OID}" in out.splitlines()[0]
 
 
+# --- private networking (networkIsolation: prod) -----------------------------------------------
+RG = "rg-batchscore-prod-abc123"
+WORKSPACES = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/"
+    "Microsoft.MachineLearningServices/workspaces"
+)
+
+
+def test_a_region_without_stream_analytics_clusters_fails_the_private_stack_only(azure, capsys):
+    azure.network_types["Microsoft.StreamAnalytics"]["clusters"] = ["East US"]
+    code, out, _ = preflight_of("prod", capsys)
+    assert code == 1
+    line = line_of(out, "private networking in the region:")
+    assert "FAILED" in line
+    assert "Microsoft.StreamAnalytics/clusters is not offered in westeurope" in line
+    assert "a region offering Stream Analytics clusters" in out
+    assert preflight_of("dev", capsys)[0] == 0, "dev is public: no cluster needed"
+
+
+def test_an_unregistered_network_provider_fails_with_the_register_command(azure, capsys):
+    azure.registered["Microsoft.Network"] = "NotRegistered"
+    code, out, _ = preflight_of("prod", capsys)
+    assert code == 1
+    assert "Microsoft.Network is not registered (NotRegistered)" in line_of(
+        out, "private networking in the region:"
+    )
+    assert f"fix: az provider register --namespace Microsoft.Network --subscription {SUB}" in out
+
+
+def test_enabling_the_managed_network_on_an_existing_workspace_is_a_warning(azure, capsys):
+    azure.routes[WORKSPACES] = lambda _: {"value": azure.workspaces}
+    azure.workspaces = [{"name": "mlw-batchscore-prod-abc123", "properties": {}}]
+    code, out, _ = preflight_of("prod", capsys, "--resource-group", RG)
+    assert code == 0, "a warning does not stop the deployment"
+    line = line_of(out, "managed network:")
+    assert line.lstrip().startswith("WARN") and "mlw-batchscore-prod-abc123" in line
+    assert "cannot be switched off" in line and "refuses the change while" in line
+    assert "fix: delete the workspace's cluster first" in out
+    assert WORKSPACES in azure.paths()
+
+    azure.workspaces[0]["properties"] = {"managedNetwork": {"isolationMode": ISOLATED}}
+    _, out, _ = preflight_of("prod", capsys, "--resource-group", RG)
+    assert line_of(out, "managed network:").lstrip().startswith("ok")
+
+
+def test_the_public_stack_reads_no_workspace_and_probes_nothing(azure, capsys, monkeypatch):
+    monkeypatch.setattr(preflight, "_resolve", lambda *_: pytest.fail("dev resolved a name"))
+    code, out, _ = preflight_of("dev", capsys, "--resource-group", RG)
+    assert code == 0 and "managed network" not in out and "line of sight" not in out
+    assert WORKSPACES not in azure.paths()
+
+
+ISOLATED = "AllowOnlyApprovedOutbound"
+OUTPUTS = {
+    "storageAccountName": "stbatchscoreprodabc123",
+    "sqlServerFqdn": "sql-batchscore-prod-abc123.database.windows.net",
+    "registryLoginServer": "crbatchscoreprodabc123.azurecr.io",
+    "mlWorkspaceName": "mlw-batchscore-prod-abc123",
+}
+
+
+class Network:
+    """DNS and TCP as seen from one machine: names answer from a table (else NXDOMAIN);
+    connections succeed only to the listed (address, port); every wait must be bounded."""
+
+    def __init__(self, names: dict[str, list[str]], open_ports: set[tuple[str, int]]):
+        self.names, self.open_ports, self.connects = names, open_ports, []
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        if host not in self.names:
+            raise socket.gaierror(-2, "Name or service not known")
+        return self.names[host]
+
+    def connect(self, address: str, port: int, timeout: float) -> None:
+        assert 0 < timeout <= 10, "a connection attempt must be bounded"
+        self.connects.append((address, port, timeout))
+        if (address, port) not in self.open_ports:
+            raise TimeoutError("timed out")
+
+
+def private_view() -> Network:
+    """The deployment runner inside the VNet: private addresses from the zones."""
+    names = {
+        "stbatchscoreprodabc123.blob.core.windows.net": ["10.62.0.4"],
+        "sql-batchscore-prod-abc123.database.windows.net": ["10.62.0.5"],
+        "crbatchscoreprodabc123.azurecr.io": ["10.62.0.6"],
+    }
+    ports = {("10.62.0.4", 443), ("10.62.0.5", 1433), ("10.62.0.6", 443)}
+    return Network(names, ports)
+
+
+def with_outputs(tmp_path: Path, outputs=None) -> str:
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(OUTPUTS if outputs is None else outputs))
+    return str(path)
+
+
+def use(network: Network, monkeypatch) -> Network:
+    monkeypatch.setattr(preflight, "_resolve", network.resolve)
+    monkeypatch.setattr(preflight, "_connect", network.connect)
+    return network
+
+
+def test_the_runner_inside_the_vnet_reaches_every_data_plane_endpoint(
+    azure, capsys, monkeypatch, tmp_path
+):
+    network = use(private_view(), monkeypatch)
+    code, out, _ = preflight_of("prod", capsys, "--outputs", with_outputs(tmp_path))
+    assert code == 0, out
+    assert "blob storage, SQL, registry reached on private addresses" in line_of(
+        out, "line of sight:"
+    )
+    assert [(a, p) for a, p, _ in network.connects] == [
+        ("10.62.0.4", 443), ("10.62.0.5", 1433), ("10.62.0.6", 443)
+    ]  # fmt: skip
+
+
+def test_a_machine_outside_the_vnet_sees_public_addresses_and_fails(
+    azure, capsys, monkeypatch, tmp_path
+):
+    network = private_view()
+    network.names["stbatchscoreprodabc123.blob.core.windows.net"] = ["20.60.1.2"]
+    use(network, monkeypatch)
+    code, out, _ = preflight_of("prod", capsys, "--outputs", with_outputs(tmp_path))
+    assert code == 1
+    line = line_of(out, "line of sight:")
+    assert "blob storage stbatchscoreprodabc123.blob.core.windows.net resolves to 20.60.1.2" in line
+    assert "does not use the VNet's private DNS zones" in line
+    assert "fix: run `pulumi up` and this preflight on the deployment runner" in out
+    assert ("20.60.1.2", 443) not in [(a, p) for a, p, _ in network.connects]
+
+
+def test_an_endpoint_that_does_not_answer_or_resolve_fails_naming_it(
+    azure, capsys, monkeypatch, tmp_path
+):
+    network = private_view()
+    network.open_ports.discard(("10.62.0.5", 1433))
+    del network.names["crbatchscoreprodabc123.azurecr.io"]
+    use(network, monkeypatch)
+    code, out, _ = preflight_of("prod", capsys, "--outputs", with_outputs(tmp_path))
+    assert code == 1
+    line = line_of(out, "line of sight:")
+    assert "SQL sql-batchscore-prod-abc123.database.windows.net (10.62.0.5:1433) does not " \
+        "answer within 3 s (TimeoutError)" in line  # fmt: skip
+    assert "registry crbatchscoreprodabc123.azurecr.io does not resolve (gaierror)" in line
+    assert "blob storage" not in line
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "not JSON"), ("[1, 2]", "expected the object `pulumi stack output --json`")],
+)
+def test_a_bad_outputs_file_is_a_usage_error(azure, capsys, tmp_path, content, message):
+    path = tmp_path / "outputs.json"
+    path.write_text(content)
+    code = cli.main(["preflight", "--stack", "prod", "--subscription", SUB, "--outputs", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert azure.calls == []
+    code = cli.main(
+        ["preflight", "--stack", "prod", "--subscription", SUB, "--outputs", str(tmp_path / "no")]
+    )
+    assert code == 2 and "cannot read it" in capsys.readouterr().err
+
+
 def test_fake_azure_refuses_what_arm_would_not_answer(azure):
     with pytest.raises(AssertionError, match="unexpected ARM GET"):
         azure.get(f"/subscriptions/{SUB}/resources", "2021-04-01")
@@ -563,3 +754,68 @@ def test_the_buildx_probe_runs_docker_buildx_version(monkeypatch, tmp_path):
     assert "is not a docker command" in preflight_local.probe_buildx()
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert preflight_local.probe_buildx() == "docker is not on PATH"
+
+
+# --- the Stream Analytics cluster's connections wait for approval ------------------------------
+NAMESPACE_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.EventHub/namespaces/"
+    "evhns-batchscore-prod-abc123"
+)
+SERVER_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Sql/servers/"
+    "sql-batchscore-prod-abc123"
+)
+
+
+def connection(target_id: str, name: str, status: str) -> dict:
+    """A private endpoint connection as ARM lists it on its target."""
+    return {
+        "id": f"{target_id}/privateEndpointConnections/{name}",
+        "name": name,
+        "properties": {
+            "privateEndpoint": {"id": f"/subscriptions/managed/.../privateEndpoints/{name}"},
+            "privateLinkServiceConnectionState": {"status": status, "description": ""},
+        },
+    }
+
+
+def test_a_pending_stream_analytics_connection_fails_with_the_approve_command(
+    azure, capsys, monkeypatch, tmp_path
+):
+    use(private_view(), monkeypatch)
+    azure.routes[WORKSPACES] = {"value": []}
+    azure.routes[f"{NAMESPACE_ID}/privateEndpointConnections"] = {
+        "value": [connection(NAMESPACE_ID, "asa-eventhubs", "Pending")]
+    }
+    azure.routes[f"{SERVER_ID}/privateEndpointConnections"] = {
+        "value": [connection(SERVER_ID, "asa-sql", "Approved")]
+    }
+    outputs = {
+        **OUTPUTS,
+        "eventHubsNamespaceFqdn": "evhns-batchscore-prod-abc123.servicebus.windows.net",
+    }
+    args = ("--resource-group", RG, "--outputs", with_outputs(tmp_path, outputs))
+    code, out, _ = preflight_of("prod", capsys, *args)
+    assert code == 1
+    line = line_of(out, "private endpoint connections:")
+    assert "asa-eventhubs on evhns-batchscore-prod-abc123 waits for approval" in line
+    assert "asa-sql" not in line
+    assert (
+        f"fix: az network private-endpoint-connection approve --id {NAMESPACE_ID}"
+        "/privateEndpointConnections/asa-eventhubs" in out
+    )
+
+    azure.routes[f"{NAMESPACE_ID}/privateEndpointConnections"] = {
+        "value": [connection(NAMESPACE_ID, "asa-eventhubs", "Approved")]
+    }
+    code, out, _ = preflight_of("prod", capsys, *args)
+    assert code == 0, out
+    assert "none pending on Event Hubs and SQL (2 in place)" in line_of(
+        out, "private endpoint connections:"
+    )
+
+
+def test_connections_are_not_read_without_the_group_and_the_outputs(azure, capsys):
+    code, out, _ = preflight_of("prod", capsys)
+    assert code == 0 and "private endpoint connections" not in out
+    assert not [p for p in azure.paths() if p.endswith("/privateEndpointConnections")]

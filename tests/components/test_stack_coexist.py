@@ -37,6 +37,11 @@ AUTO_NAMED = {
     "azure-native:monitor:ScheduledQueryRule",
     "azure-native:monitor:MetricAlert",
     "azure-native:monitor:ActivityLogAlert",
+    # private networking (prod)
+    "azure-native:network:VirtualNetwork",
+    "azure-native:network:PrivateEndpoint",
+    "azure-native:privatedns:VirtualNetworkLink",
+    "azure-native:streamanalytics:Cluster",
 }
 SCOPED = {
     "azure-native:storage:BlobServiceProperties",
@@ -52,6 +57,13 @@ SCOPED = {
     "azure-native:monitor:DiagnosticSetting",
     # Named by a GUID of project and stack (Azure wants a GUID), in the stack's resource group.
     "azure-native:applicationinsights:Workbook",
+    # Private networking (prod): named inside their VNet, endpoint, workspace or cluster; the
+    # private DNS zones carry Azure's fixed zone names, in the stack's resource group.
+    "azure-native:network:Subnet",
+    "azure-native:network:PrivateDnsZoneGroup",
+    "azure-native:privatedns:PrivateZone",
+    "azure-native:machinelearningservices:ManagedNetworkSettingsRule",
+    "azure-native:streamanalytics:PrivateEndpoint",
 }
 
 

@@ -96,6 +96,8 @@ DEFINITION_KNOBS = {
     "sql_server_fqdn": "sql-y.database.windows.net",
     "sql_database_name": "other",
     "placement": Placement("rg-unit", "westeurope", {"environment": "other"}),
+    # Private networking moves the job onto its cluster (the job's `cluster`).
+    "network_isolation": True,
 }
 
 
@@ -109,6 +111,9 @@ def test_every_definition_knob_changes_the_restart_hash(knob):
 def test_every_stream_argument_is_classified_for_the_restart_hash():
     """A new argument must join DEFINITION_KNOBS or be shown to reach no stream resource."""
     outside = {"event_hub_id", "subscription_id", "log_analytics_workspace_id"}
+    # The targets of the cluster's managed private endpoints: separate resources, not the
+    # job, its input or its output.
+    outside |= {"event_hubs_namespace_id", "sql_server_id"}
     fields = {f.name for f in dataclasses.fields(StreamProcessingArgs)}
     assert fields == set(DEFINITION_KNOBS) | outside
 
@@ -117,6 +122,10 @@ def test_what_reaches_no_stream_resource_leaves_the_hash_alone():
     assert _definition_hash(
         stream_args(event_hub_id="/other", log_analytics_workspace_id="/l2")
     ) == (_definition_hash(stream_args()))
+    private = {"network_isolation": True, "event_hubs_namespace_id": "/ns", "sql_server_id": "/s"}
+    assert _definition_hash(
+        stream_args(**{**private, "event_hubs_namespace_id": "/ns2", "sql_server_id": "/s2"})
+    ) == _definition_hash(stream_args(**private))
 
 
 @pulumi.runtime.test

@@ -45,8 +45,19 @@ DIAGNOSTICS = "azure-native:monitor:DiagnosticSetting"
 
 DESIGN_TYPES = {
     RG, STORAGE, CONTAINER, NAMESPACE, HUB, CONSUMER_GROUP, JOB, SA_INPUT, SA_OUTPUT,
-    SQL_SERVER, SQL_DB, FIREWALL, REGISTRY, IMAGE, LOGS, INSIGHTS, VAULT, WORKSPACE,
+    SQL_SERVER, SQL_DB, REGISTRY, IMAGE, LOGS, INSIGHTS, VAULT, WORKSPACE,
     COMPUTE, DATASTORE, UAI, ROLE, DIAGNOSTICS,
+}  # fmt: skip
+PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
+DNS_ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
+OUTBOUND_RULE = "azure-native:machinelearningservices:ManagedNetworkSettingsRule"
+SA_CLUSTER = "azure-native:streamanalytics:Cluster"
+SA_ENDPOINT = "azure-native:streamanalytics:PrivateEndpoint"
+# Only the stacks with networkIsolation (prod) declare these; the public ones (dev) the firewall.
+PRIVATE_TYPES = {
+    "azure-native:network:VirtualNetwork", "azure-native:network:Subnet", PRIVATE_ENDPOINT,
+    DNS_ZONE_GROUP, "azure-native:privatedns:PrivateZone",
+    "azure-native:privatedns:VirtualNetworkLink", OUTBOUND_RULE, SA_CLUSTER, SA_ENDPOINT,
 }  # fmt: skip
 COMPONENTS = {
     "Ingestion",
@@ -92,13 +103,19 @@ def role_ids(plan: PlanView, principal_id: str) -> dict[str, str]:
 
 # --- completeness and structure ----------------------------------------------------------------
 def test_every_resource_type_of_the_design_is_declared(plan: PlanView) -> None:
-    missing = DESIGN_TYPES - {r.type for r in plan}
+    private = config_of(plan.stack).network_isolation
+    wanted = DESIGN_TYPES | (PRIVATE_TYPES if private else {FIREWALL})
+    declared = {r.type for r in plan}
+    missing = wanted - declared
     assert not missing, f"stack {plan.stack} lacks {sorted(missing)}"
+    unwanted = ({FIREWALL} if private else PRIVATE_TYPES) & declared
+    assert not unwanted, f"stack {plan.stack} must not declare {sorted(unwanted)}"
 
 
 def test_components_use_the_project_type_token_and_own_their_children(plan: PlanView) -> None:
     components = {r.type.split(":")[-1]: r for r in plan if r.type.startswith("batchscore:")}
-    assert set(components) == COMPONENTS
+    network = {"Network"} if config_of(plan.stack).network_isolation else set()
+    assert set(components) == COMPONENTS | network
     assert all(r.type == f"batchscore:index:{n}" for n, r in components.items())
     component_names = {r.name for r in components.values()}
     top_level = {r.name for r in plan if r.parent is None} - component_names
@@ -191,8 +208,85 @@ def test_stream_job_settings_and_query_come_from_config(plan: PlanView) -> None:
 
 # --- database ----------------------------------------------------------------------------------
 def test_sql_firewall_allows_azure_services_for_stream_analytics(plan: PlanView) -> None:
+    if config_of(plan.stack).network_isolation:  # private endpoint connections only
+        assert not plan.of_type(FIREWALL)
+        assert plan.one(SQL_SERVER).get("publicNetworkAccess") == "Disabled"
+        return
     rule = plan.one(FIREWALL, "database-allow-azure-services")
     assert (rule.get("startIpAddress"), rule.get("endIpAddress")) == ("0.0.0.0", "0.0.0.0")
+    assert plan.one(SQL_SERVER).get("publicNetworkAccess") == "Enabled"
+
+
+# --- private networking (prod) -----------------------------------------------------------------
+def test_each_private_service_has_its_endpoint_in_its_own_component(plan: PlanView) -> None:
+    """Each endpoint connects its own component's service (by the mocks' ARM id), in the
+    endpoints subnet, and its DNS zone group names the endpoint."""
+    if not config_of(plan.stack).network_isolation:
+        assert not plan.of_type(PRIVATE_ENDPOINT)
+        return
+    service_of = {
+        "storage": (STORAGE, {"blob", "file", "queue", "table"}),
+        "ingestion": (NAMESPACE, {"namespace"}),
+        "database": (SQL_SERVER, {"sqlServer"}),
+        "image": (REGISTRY, {"registry"}),
+    }
+    subnet = plan.one("azure-native:network:Subnet", "network-private-endpoints")
+    # One subnet after the other: Azure refuses concurrent changes of one VNet's subnets.
+    runner = plan.one("azure-native:network:Subnet", "network-deploy-runner")
+    assert runner.depends_on == (subnet.name,)
+    groups_by_parent: dict[str, set[str]] = {}
+    for endpoint in plan.of_type(PRIVATE_ENDPOINT):
+        (connection,) = endpoint.get("privateLinkServiceConnections")
+        groups_by_parent.setdefault(endpoint.parent, set()).update(connection["groupIds"])
+        assert endpoint.get("subnet.id") == subnet.id, endpoint
+        if endpoint.parent in service_of:
+            service = plan.one(service_of[endpoint.parent][0])
+            assert connection["privateLinkServiceId"] == service.id, endpoint
+    assert groups_by_parent == {
+        **{parent: groups for parent, (_, groups) in service_of.items()},
+        "ml": {"vault", "amlworkspace"},
+    }
+    zone_groups = {g.get("privateEndpointName") for g in plan.of_type(DNS_ZONE_GROUP)}
+    assert zone_groups == {e.id.rsplit("/", 1)[1] for e in plan.of_type(PRIVATE_ENDPOINT)}
+
+
+def test_the_workspace_has_a_managed_network_with_rules_one_after_another(plan: PlanView) -> None:
+    workspace, compute = plan.one(WORKSPACE), plan.one(COMPUTE)
+    if not config_of(plan.stack).network_isolation:
+        assert workspace.get("publicNetworkAccess") == "Enabled"
+        assert workspace.get("managedNetwork") is None and not plan.of_type(OUTBOUND_RULE)
+        return
+    assert workspace.get("publicNetworkAccess") == "Disabled"
+    assert workspace.get("managedNetwork.isolationMode") == "AllowOnlyApprovedOutbound"
+    assert workspace.get("managedNetwork.outboundRules") is None, "rules are resources (azapi#453)"
+    assert compute.get("properties.properties.enableNodePublicIp") is False
+    rules = {r.name: r for r in plan.of_type(OUTBOUND_RULE)}
+    targets = {
+        (r.get("properties.destination.subresourceTarget"), r.get("properties.type"))
+        for r in rules.values()
+    }
+    assert targets == {
+        ("queue", "PrivateEndpoint"), ("table", "PrivateEndpoint"), ("sqlServer", "PrivateEndpoint")
+    }  # fmt: skip
+    # Created one at a time (azapi#453): a chain, the cluster after the last.
+    order = ["ml-outbound-storage-queue", "ml-outbound-storage-table", "ml-outbound-sql"]
+    for before, after in zip(order, order[1:], strict=False):
+        assert rules[after].depends_on == (before,), rules[after]
+    assert "ml-outbound-sql" in compute.depends_on
+
+
+def test_stream_analytics_runs_on_its_cluster_with_private_endpoints(plan: PlanView) -> None:
+    job = plan.one(JOB)
+    if not config_of(plan.stack).network_isolation:
+        assert job.get("cluster") is None and not plan.of_type(SA_CLUSTER)
+        return
+    cluster = plan.one(SA_CLUSTER)
+    assert job.get("cluster") == {"id": cluster.id}
+    targets = {
+        e.get("manualPrivateLinkServiceConnections")[0]["privateLinkServiceId"]
+        for e in plan.of_type(SA_ENDPOINT)
+    }
+    assert targets == {plan.one(NAMESPACE).id, plan.one(SQL_SERVER).id}
 
 
 def test_sql_database_sizing_follows_the_stack(plan: PlanView) -> None:

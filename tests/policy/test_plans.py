@@ -185,7 +185,90 @@ def test_the_same_cluster_may_stay_warm_in_prod() -> None:
     plan = copy.deepcopy(hand_made_plan())
     plan["stack"] = "prod"
     plan["resources"][3]["inputs"]["properties"]["properties"]["scaleSettings"]["minNodeCount"] = 1
-    assert rules.evaluate_plan(plan) == []
+    # The hand-made plan is a public one: only the scale-to-zero rule is under test here.
+    public_prod = {"private-network-in-prod": {"privateStacks": []}}
+    assert rules.evaluate_plan(plan, public_prod) == []
+
+
+# --- private networking: the prod plan is private, and making any of it public is caught -------
+PUBLIC_AGAIN = [  # (type, dotted input path, public value)
+    (rules.STORAGE_ACCOUNT, "networkRuleSet.defaultAction", "Allow"),
+    (rules.EVENTHUB_NAMESPACE, "publicNetworkAccess", "Enabled"),
+    (rules.SQL_SERVER, "publicNetworkAccess", "Enabled"),
+    (rules.CONTAINER_REGISTRY, "publicNetworkAccess", "Enabled"),
+    (rules.KEY_VAULT, "properties.publicNetworkAccess", "Enabled"),
+    (rules.ML_WORKSPACE, "publicNetworkAccess", "Enabled"),
+    (rules.ML_WORKSPACE, "managedNetwork.isolationMode", "AllowInternetOutbound"),
+    (rules.ML_COMPUTE, "properties.properties.enableNodePublicIp", True),
+    (rules.STREAMING_JOB, "cluster", None),
+]
+
+
+def _set(inputs: dict, path: str, value: object) -> None:
+    *parents, leaf = path.split(".")
+    for key in parents:
+        inputs = inputs.setdefault(key, {})
+    inputs[leaf] = value
+
+
+@pytest.mark.parametrize(("resource_type", "path", "value"), PUBLIC_AGAIN)
+def test_a_public_resource_in_the_prod_plan_is_refused(
+    resource_type: str, path: str, value: object
+) -> None:
+    plan = copy.deepcopy(load_plan("prod"))
+    targets = [r for r in plan["resources"] if r["type"] == resource_type]
+    assert targets, f"plan-prod.json has no {resource_type}"
+    assert not rules.evaluate_plan(plan), "the committed prod plan must be private"
+    for resource in targets:
+        _set(resource.setdefault("inputs", {}), path, value)
+    found = [v for v in rules.evaluate_plan(plan) if v.rule == "private-network-in-prod"]
+    assert {v.resource for v in found} == {r["name"] for r in targets}, found
+
+
+def test_a_sql_firewall_rule_in_prod_is_refused_and_dev_keeps_its_public_services() -> None:
+    prod = copy.deepcopy(load_plan("prod"))
+    assert not [r for r in prod["resources"] if r["type"] == rules.SQL_FIREWALL_RULE]
+    prod["resources"].append(
+        {"type": rules.SQL_FIREWALL_RULE, "name": "database-client-0", "inputs": {}}
+    )
+    found = [v.resource for v in rules.evaluate_plan(prod) if v.rule == "private-network-in-prod"]
+    assert found == ["database-client-0"]
+    dev = load_plan("dev")  # public and cheap on purpose: the rule leaves it alone
+    assert [r for r in dev["resources"] if r["type"] == rules.SQL_FIREWALL_RULE]
+    assert not [v for v in rules.evaluate_plan(dev) if v.rule == "private-network-in-prod"]
+
+
+def test_prod_plan_has_an_endpoint_and_a_zone_for_every_private_service() -> None:
+    """Each service whose public access is off has a private endpoint (with its DNS zone
+    group) in the stack's VNet, or a managed one on the Stream Analytics cluster."""
+    resources = load_plan("prod")["resources"]
+    by_type: dict[str, list[dict]] = {}
+    for resource in resources:
+        by_type.setdefault(resource["type"], []).append(resource)
+    groups = {
+        c["groupIds"][0]
+        for e in by_type["azure-native:network:PrivateEndpoint"]
+        for c in e["inputs"]["privateLinkServiceConnections"]
+    }
+    assert groups == {
+        "blob", "file", "queue", "table", "vault", "registry", "sqlServer", "namespace",
+        "amlworkspace",
+    }  # fmt: skip
+    zones = {z["inputs"]["privateZoneName"] for z in by_type["azure-native:privatedns:PrivateZone"]}
+    linked = {
+        link["inputs"]["privateZoneName"]
+        for link in by_type["azure-native:privatedns:VirtualNetworkLink"]
+    }
+    assert "privatelink.database.windows.net" in zones and len(zones) == 10
+    assert len(by_type["azure-native:privatedns:VirtualNetworkLink"]) == len(zones)
+    assert len(by_type["azure-native:network:PrivateDnsZoneGroup"]) == len(groups)
+    cluster_targets = {
+        c["groupIds"][0]
+        for e in by_type["azure-native:streamanalytics:PrivateEndpoint"]
+        for c in e["inputs"]["manualPrivateLinkServiceConnections"]
+    }
+    assert cluster_targets == {"namespace", "sqlServer"}
+    assert linked, "zones are linked by name (an unknown at plan time is a marker)"
 
 
 @pytest.mark.parametrize(

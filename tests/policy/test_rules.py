@@ -139,7 +139,11 @@ PASSING = [
     (
         "dev-cluster-scales-to-zero",
         rules.ML_COMPUTE,
-        changed(COMPUTE_OK, "properties.properties.scaleSettings.minNodeCount", 2),
+        changed(  # a prod cluster is also private (private-network-in-prod)
+            changed(COMPUTE_OK, "properties.properties.enableNodePublicIp", False),
+            "properties.properties.scaleSettings.minNodeCount",
+            2,
+        ),
         "prod",
     ),
     (
@@ -148,6 +152,69 @@ PASSING = [
         changed(COMPUTE_OK, "properties.properties.scaleSettings.minNodeCount", ...),
         "dev",
     ),
+]
+
+# Private networking (rule private-network-in-prod): what the prod stack declares.
+PRIVATE_STORAGE = changed(
+    STORAGE_OK,
+    "networkRuleSet",
+    {"defaultAction": "Deny", "bypass": "AzureServices", "ipRules": [], "virtualNetworkRules": []},
+)
+PRIVATE_WORKSPACE = {
+    **WORKSPACE_OK,
+    "publicNetworkAccess": "Disabled",
+    "managedNetwork": {"isolationMode": "AllowOnlyApprovedOutbound"},
+}
+PRIVATE_COMPUTE = changed(COMPUTE_OK, "properties.properties.enableNodePublicIp", False)
+PRIVATE_JOB = {**JOB_OK, "cluster": {"id": "/subscriptions/s/.../clusters/stream-cluster"}}
+PASSING += [
+    ("private-network-in-prod", rules.STORAGE_ACCOUNT, STORAGE_OK, "dev"),
+    ("private-network-in-prod", rules.SQL_SERVER, SQL_OK, "dev"),
+    ("private-network-in-prod", rules.STORAGE_ACCOUNT, PRIVATE_STORAGE, "prod"),
+    (
+        "private-network-in-prod",
+        rules.STORAGE_ACCOUNT,
+        {**STORAGE_OK, "publicNetworkAccess": "Disabled"},
+        "prod",
+    ),
+    ("private-network-in-prod", rules.ML_WORKSPACE, PRIVATE_WORKSPACE, "prod"),
+    ("private-network-in-prod", rules.ML_COMPUTE, PRIVATE_COMPUTE, "prod"),
+    ("private-network-in-prod", rules.STREAMING_JOB, PRIVATE_JOB, "prod"),
+    (
+        "private-network-in-prod",
+        rules.SQL_SERVER,
+        {**SQL_OK, "publicNetworkAccess": "Disabled"},
+        "prod",
+    ),
+]
+
+# (rule, resource type, props, a phrase the message must contain): in stack prod.
+FAILING_IN_PROD = [
+    ("private-network-in-prod", rules.STORAGE_ACCOUNT, STORAGE_OK, "defaultAction is not set"),
+    (
+        "private-network-in-prod",
+        rules.STORAGE_ACCOUNT,
+        changed(PRIVATE_STORAGE, "networkRuleSet.ipRules", [{"value": "203.0.113.7"}]),
+        "networkRuleSet.ipRules is not empty",
+    ),
+    (
+        "private-network-in-prod",
+        rules.SQL_SERVER,
+        {**SQL_OK, "publicNetworkAccess": "Enabled"},
+        "publicNetworkAccess is 'Enabled'; must be 'Disabled'",
+    ),
+    ("private-network-in-prod", rules.EVENTHUB_NAMESPACE, EVENTHUB_OK, "publicNetworkAccess"),
+    ("private-network-in-prod", rules.CONTAINER_REGISTRY, ACR_OK, "publicNetworkAccess"),
+    ("private-network-in-prod", rules.KEY_VAULT, VAULT_OK, "properties.publicNetworkAccess"),
+    (
+        "private-network-in-prod",
+        rules.ML_WORKSPACE,
+        changed(PRIVATE_WORKSPACE, "managedNetwork.isolationMode", "AllowInternetOutbound"),
+        "managedNetwork.isolationMode is 'AllowInternetOutbound'",
+    ),
+    ("private-network-in-prod", rules.ML_COMPUTE, COMPUTE_OK, "enableNodePublicIp is not set"),
+    ("private-network-in-prod", rules.STREAMING_JOB, JOB_OK, "cluster.id is not set"),
+    ("private-network-in-prod", rules.SQL_FIREWALL_RULE, {}, "SQL firewall rule"),
 ]
 
 # (rule, resource type, props, stack, a phrase the message must contain).
@@ -344,7 +411,8 @@ FAILING = [
 def test_every_rule_has_a_passing_and_a_failing_case() -> None:
     names = {rule.name for rule in rules.RULES}
     assert names == {case[0] for case in PASSING}, "a rule has no passing case"
-    assert names == {case[0] for case in FAILING}, "a rule has no failing case"
+    failing = {case[0] for case in FAILING} | {case[0] for case in FAILING_IN_PROD}
+    assert names == failing, "a rule has no failing case"
 
 
 @pytest.mark.parametrize(("rule_name", "resource_type", "props", "stack"), PASSING)
@@ -361,6 +429,19 @@ def test_violating_resource_fails_with_a_message_naming_the_property(
     messages = rules.RULES_BY_NAME[rule_name](resource_type, props, "dev")
     assert messages, f"{rule_name} let a violating {resource_type} pass"
     assert any(phrase in message for message in messages), messages
+
+
+@pytest.mark.parametrize(("rule_name", "resource_type", "props", "phrase"), FAILING_IN_PROD)
+def test_a_public_resource_fails_in_prod_and_passes_where_stacks_may_be_public(
+    rule_name: str, resource_type: str, props: dict, phrase: str
+) -> None:
+    rule = rules.RULES_BY_NAME[rule_name]
+    messages = rule(resource_type, props, "prod")
+    assert any(phrase in message for message in messages), messages
+    assert rule(resource_type, props, "dev") == []
+    # The private stacks come from the policy config, like the always-on stacks.
+    assert rule(resource_type, props, "prod", {"privateStacks": ["staging"]}) == []
+    assert rule(resource_type, props, "staging", {"privateStacks": ["staging"]})
 
 
 @pytest.mark.parametrize(("rule_name", "resource_type", "props", "stack"), PASSING)
@@ -465,3 +546,15 @@ def test_every_policy_is_mandatory_and_named_after_its_rule() -> None:
     assert [p.name for p in policies] == [rule.name for rule in rules.RULES]
     assert all(p.enforcement_level.value == "mandatory" for p in policies)
     assert len({p.name for p in policies}) == len(policies)
+
+
+@pytest.mark.parametrize(("rule_name", "resource_type", "props", "phrase"), FAILING_IN_PROD)
+def test_adapter_refuses_a_public_resource_of_the_prod_stack(
+    rule_name: str, resource_type: str, props: dict, phrase: str
+) -> None:
+    policy = to_policy(rules.RULES_BY_NAME[rule_name])
+    prod = validation_args(resource_type, unknown_checking_proxy(props), "prod", name="svc")
+    reported = run_policy(policy, prod)
+    assert any(m.startswith("svc: ") and phrase in m for m in reported), reported
+    dev = validation_args(resource_type, unknown_checking_proxy(props), "dev", name="svc")
+    assert run_policy(policy, dev) == []

@@ -263,3 +263,58 @@ def test_a_webhook_alone_is_a_receiver_if_the_engine_holds_it_encrypted() -> Non
     assert config.alert_webhook_url == "https://h.io/x"
     with pytest.raises(ConfigError, match=r"alertWebhookUrl: store it encrypted .*--secret"):
         StackConfig.from_mapping(values, stack="prod", secret_keys=frozenset())
+
+
+# --- private networking: prod behind it, dev public; what it asks of the other keys ----------
+def test_prod_runs_behind_private_networking_and_dev_stays_public() -> None:
+    assert stack_config("prod").network_isolation
+    assert not stack_config("dev").network_isolation
+    with pytest.raises(ConfigError) as caught:
+        StackConfig.from_mapping({**stack_values("prod"), "networkIsolation": False}, stack="prod")
+    (line,) = caught.value.problems
+    assert line.startswith("networkIsolation: stack 'prod' must run behind private networking")
+
+
+def test_the_vnet_is_split_into_the_endpoint_and_runner_subnets() -> None:
+    config = StackConfig.from_mapping({"networkAddressSpace": "10.70.0.0/22"})
+    assert config.network_subnets == {
+        "private-endpoints": "10.70.0.0/24",
+        "deploy-runner": "10.70.1.0/24",
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "allowed"),
+    [
+        ({"networkAddressSpace": "10.62.0.0/24"}, "networkAddressSpace", "a /23 or larger"),
+        ({"networkAddressSpace": "10.62.0.1/23"}, "networkAddressSpace", "e.g. 10.62.0.0/23"),
+        ({"networkAddressSpace": "vnet"}, "networkAddressSpace", "CIDR"),
+        ({"networkAddressSpace": "20.62.0.0/23"}, "networkAddressSpace", "RFC 1918"),
+        (
+            {"networkIsolation": True, "registrySku": "Basic"},
+            "registrySku",
+            "networkIsolation needs registrySku=Premium",
+        ),
+        (
+            {
+                "networkIsolation": True,
+                "registrySku": "Premium",
+                "sqlFirewallIpRanges": ["1.2.3.4"],
+            },
+            "sqlFirewallIpRanges",
+            "must be empty with networkIsolation",
+        ),
+    ],
+)
+def test_network_values_that_cannot_work_fail_naming_the_key(values, key, allowed) -> None:
+    with pytest.raises(ConfigError) as caught:
+        StackConfig.from_mapping(values)
+    lines = [line for line in caught.value.problems if line.startswith(f"{key}:")]
+    assert lines and allowed in lines[0], caught.value.problems
+
+
+def test_the_public_dev_stack_may_keep_its_basic_registry_and_client_ranges() -> None:
+    config = StackConfig.from_mapping(
+        {"registrySku": "Basic", "sqlFirewallIpRanges": ["203.0.113.7"]}, stack="dev"
+    )
+    assert not config.network_isolation and config.sql_firewall_ranges
