@@ -116,7 +116,15 @@ class LocalFiles:
             raise GenerationError(f"{self.root / name}: cannot write ({exc})") from exc
 
     def delete(self, name: str) -> None:
-        (self.root / name).unlink(missing_ok=True)
+        path = self.root / name
+        path.unlink(missing_ok=True)
+        for folder in path.parents:  # folders left empty go too (as they do on Blob storage)
+            if folder == self.root or not folder.is_relative_to(self.root):
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def names(self, under: str = "") -> list[str]:
         base = self.root / under if under else self.root

@@ -77,7 +77,7 @@ def non_finite_parameters(pipeline: Any) -> list[str]:
     bad = []
     for step_name, step in steps:
         for attr, value in sorted(vars(step).items()):
-            if not attr.endswith("_") or attr.startswith("_"):
+            if not attr.endswith("_") or attr.startswith("__"):  # libsvm's _dual_coef_ too
                 continue
             try:
                 array = np.asarray(value, dtype="float64")
