@@ -17,7 +17,7 @@ module level or any Azure SDK: the command line and the tests validate a stack o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from components.config.alerts import AlertSettings
@@ -67,7 +67,11 @@ class StackSettings:
                 )
         if problems:
             raise ConfigError.listing("stack configuration", problems)
-        return cls(stack, pipeline, AlertSettings.from_config(stack, pipeline), training)
+        alerts = replace(
+            AlertSettings.from_config(stack, pipeline),
+            training_rejected_percent=training.alert_rejected_percent,
+        )
+        return cls(stack, pipeline, alerts, training)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, stack: str | None = None) -> StackSettings:

@@ -30,8 +30,8 @@ KQL_WORDS = frozenset(
 )
 #: the keys a query may read inside each dynamic column of the run summary's event
 DYNAMIC_KEYS = {
-    "Properties": set(telemetry.PROPERTIES),
-    "Measurements": set(telemetry.MEASUREMENTS),
+    "Properties": set(telemetry.PROPERTIES) | set(telemetry.TRAINING_PROPERTIES),
+    "Measurements": set(telemetry.MEASUREMENTS) | set(telemetry.TRAINING_MEASUREMENTS),
 }
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -64,7 +64,7 @@ def problems_of(text: str, table: LogTable) -> list[str]:
 
 
 def render(query: Query) -> str:
-    return query.render(SCOPE, failed_pairs_percent=5)
+    return query.render(SCOPE, failed_pairs_percent=5, rejected_percent=20)
 
 
 @pytest.mark.parametrize("query", ALL_QUERIES, ids=[q.name for q in ALL_QUERIES])

@@ -30,6 +30,7 @@ EXPECTED = {
     "computeClusterName",
     "streamJobName",
     "scoringScheduleName",
+    "trainingScheduleName",
 }
 
 
