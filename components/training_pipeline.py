@@ -2,8 +2,8 @@
 component around the dynamic resource of :mod:`components.providers.training_pipeline`.
 
 Beside the scoring pipeline on the same cluster: extract (the training window) -> train
-(parallel, per pair) -> promote (the gate, the store's next generation). ``TrainingPipelineProvider``
-stays importable from here: stacks know it by this module
+(parallel, per pair) -> promote (the gate, the store's next generation).
+``TrainingPipelineProvider`` stays importable from here: stacks know it by this module
 (:func:`components.providers.common.pickled_as`).
 """
 
