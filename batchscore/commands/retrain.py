@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from scoring.errors import EXIT_OK, UsageError
+from scoring.errors import EXIT_EMPTY, EXIT_OK, UsageError
 from scoring.models.generations import DEFAULT_KEEP
 from scoring.models.promotion import GateRules
 from scoring.steps.promote import DEFAULT_MAX_REJECTED_PERCENT
@@ -56,23 +56,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="training processes (default 1)")
 
 
+def _step_args(add_arguments, argv: list[str]) -> argparse.Namespace:
+    """A step's own arguments, parsed from ``argv`` (the same flags it takes on the cluster)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
 def run(args: argparse.Namespace) -> int:
+    from scoring.data.files import require_output_folder
     from scoring.runner import RunSettings, run_parallel
     from scoring.steps import extract, promote
 
     if args.lookback_days < 1:
         raise UsageError(f"--lookback-days {args.lookback_days}: must be at least 1")
+    for flag in ("keep", "min_rows", "workers"):
+        if getattr(args, flag) < 1:
+            raise UsageError(
+                f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least 1"
+            )
+    if not 0 <= args.holdout_percent < 100:
+        raise UsageError(f"--holdout-percent {args.holdout_percent}: must be in 0..99")
+    require_output_folder("--models", args.models)
+    if args.runs is not None and not args.runs.is_dir():
+        raise UsageError(f"--runs {args.runs}: no such folder")
     work = Path(tempfile.mkdtemp(prefix="batchscore-retrain-"))
     try:
         window = work / "extract"
-        code = extract.main(
-            [
-                "--db", args.db, "--end", args.end, "--output", str(window),
-                "--lookback-minutes", str(args.lookback_days * 1440),
-            ]
+        extract.run(
+            _step_args(
+                extract.add_arguments,
+                ["--db", args.db, "--end", args.end, "--output", str(window),
+                 "--lookback-minutes", str(args.lookback_days * 1440)],
+            )
         )  # fmt: skip
-        if code != EXIT_OK:
-            return code
         candidates = work / "candidates"
         script_args = [
             "--models", str(args.models), "--candidates", str(candidates),
@@ -91,27 +108,29 @@ def run(args: argparse.Namespace) -> int:
                 show_progress=False,
             )
         )
-        if summary.exit_code not in (EXIT_OK,):
+        if summary.exit_code == EXIT_EMPTY:
+            log.warning("no readings in the training window: the store is unchanged")
+            return EXIT_EMPTY
+        if summary.exit_code != EXIT_OK:
             log.error("training step: %s", json.dumps(summary.to_dict(), default=str)[:2000])
             return summary.exit_code
         (candidates / "parts").mkdir(parents=True, exist_ok=True)
-        code = promote.main(
-            [
-                "--candidates", str(candidates), "--models", str(args.models),
-                "--keep", str(args.keep), "--min-rows", str(args.min_rows),
-                "--max-flag-rate-delta-percent", str(args.max_flag_rate_delta_percent),
-                "--max-rejected-percent", str(args.max_rejected_percent),
-                "--summary-out", str(work / "summary"),
-            ]
-        )  # fmt: skip
-        written = work / "summary" / promote.SUMMARY_FILE
-        if written.is_file():
-            result = json.loads(written.read_text(encoding="utf-8"))
-            generation = result["generation"] or "unchanged"
-            counts = ", ".join(
-                f"{result[k]} {k}" for k in ("promoted", "added", "rejected", "failed", "kept")
+        code = promote.run(
+            _step_args(
+                promote.add_arguments,
+                ["--candidates", str(candidates), "--models", str(args.models),
+                 "--keep", str(args.keep), "--min-rows", str(args.min_rows),
+                 "--max-flag-rate-delta-percent", str(args.max_flag_rate_delta_percent),
+                 "--max-rejected-percent", str(args.max_rejected_percent),
+                 "--summary-out", str(work / "summary")],
             )
-            print(f"{args.models}: {result['status']}, generation {generation} ({counts})")
+        )  # fmt: skip
+        result = json.loads((work / "summary" / promote.SUMMARY_FILE).read_text(encoding="utf-8"))
+        generation = result["generation"] or "unchanged"
+        counts = ", ".join(
+            f"{result[k]} {k}" for k in ("promoted", "added", "rejected", "failed", "kept")
+        )
+        print(f"{args.models}: {result['status']}, generation {generation} ({counts})")
         return code
     finally:
         shutil.rmtree(work, ignore_errors=True)
