@@ -426,8 +426,9 @@ class Generations:
         if data is None:
             return index
         header, entries = _parse_manifest(data, self.files.where(MANIFEST_NAME))
-        if isinstance(header.get("generation"), int) or not entries:
-            return index
+        known = {int(g["generation"]) for g in index["generations"]}
+        if header.get("generation") in known or not entries:
+            return index  # (a manifest naming a generation this index lacks was copied in)
         number = max((int(g["generation"]) for g in index["generations"]), default=0) + 1
         text = manifest_text(entries, generation=number).encode("utf-8")
         self.files.write(f"{folder_of(number)}/{MANIFEST_NAME}", text)

@@ -183,7 +183,7 @@ def test_mltable_reads_the_training_extract_and_the_training_steps_promote_every
     with database(url, create=True) as engine:
         replace_windows(engine, frame)
         extract_window(
-            engine, pd.Timestamp("2024-05-02"), 1440, tmp_path / "extract", shard_rows=300
+            engine, pd.Timestamp("2024-05-01 23:55"), 1440, tmp_path / "extract", shard_rows=300
         )
     app = build_app_layout(tmp_path / "app")
     env = {"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin", "SCORING_PROGRESS": "off"}

@@ -144,3 +144,23 @@ def test_the_manifest_names_its_generation_and_the_generation_is_immutable(tmp_p
         "generations/000001/models.pack.arrow",
         "generations/000001/summary.json",
     ]
+
+
+def test_a_manifest_copied_from_another_store_is_adopted_not_lost(tmp_path) -> None:
+    source = tmp_path / "laptop"
+    Generations.local(source).commit(*trained(1))  # its manifest says generation 1
+    target = tmp_path / "uploaded"
+    target.mkdir()
+    for path in source.rglob("*.skops"):
+        (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        (target / path.relative_to(source)).write_bytes(path.read_bytes())
+    (target / "manifest.json").write_bytes((source / "manifest.json").read_bytes())
+    uploaded = versions(target)
+    generations = Generations.local(target)
+    generations.commit(*trained(2))
+    assert [(g.generation, g.source) for g in generations.list()] == [
+        (1, "adopted"),
+        (2, "training"),
+    ]
+    generations.rollback(1)
+    assert versions(target) == uploaded
