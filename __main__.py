@@ -23,12 +23,14 @@ from components.sql_bootstrap import SqlBootstrap, SqlBootstrapArgs
 from components.storage import Storage, StorageArgs
 from components.stream_job import StreamJobStart, StreamJobStartArgs
 from components.stream_processing import StreamProcessing, StreamProcessingArgs
+from components.training_pipeline import TrainingPipeline, TrainingPipelineArgs
 
 try:  # validated before any resource is declared
     settings = StackSettings.from_pulumi()
 except ConfigError as error:
     raise pulumi.RunError(str(error)) from None
 config, pipeline_settings, alert_settings = settings.stack, settings.pipeline, settings.alerts
+training_settings = settings.training
 
 project, stack = pulumi.get_project(), pulumi.get_stack()
 client = authorization.get_client_config_output()
@@ -236,6 +238,28 @@ scoring = ScoringPipeline(
     pulumi.ResourceOptions(depends_on=[ml, bootstrap, storage.deployer_data_access]),
 )
 
+# Retraining on the same cluster: candidates gated per pair, the store's next generation.
+training = TrainingPipeline(
+    "training",
+    TrainingPipelineArgs(
+        subscription_id=client.subscription_id,
+        resource_group_name=group.name,
+        workspace_name=ml.workspace_name,
+        compute_name=ml.cluster_name,
+        identity_client_id=ml.cluster_identity_client_id,
+        image=image.image_ref,
+        sql_server=database.server_fqdn,
+        sql_database=database.database_name,
+        models_datastore=ml.datastore_names["models"],
+        predictions_datastore=ml.datastore_names["predictions"],
+        storage_account_name=storage.account_name,
+        settings=pipeline_settings,
+        training=training_settings,
+        telemetry_connection_string=ml.app_insights_connection_string,
+    ),
+    pulumi.ResourceOptions(depends_on=[ml, bootstrap, storage.deployer_data_access]),
+)
+
 # Operators see failed or missing runs, empty windows, the stream job and ingestion.
 query_scope = QueryScope.of(ml.workspace_id, ml.app_insights_id, stream.job_id, ml.cluster_name)
 Alerting(
@@ -272,6 +296,7 @@ outputs_document = export_stack_outputs(
         "computeClusterName": ml.cluster_name,
         "streamJobName": stream.job_name,
         "scoringScheduleName": scoring.schedule_name,
+        "trainingScheduleName": training.schedule_name,
     }
 )
 # The same document for teams without access to the state (contracts/stack-outputs.schema.json).

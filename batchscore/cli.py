@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "raw readings into tumbling windows in SensorReadings",
     ),
     "train": ("batchscore.commands.train", "train one anomaly model per (Device, Sensor)"),
+    "retrain": (
+        "batchscore.commands.retrain",
+        "the training pipeline locally: retrain, gate, write the store's next generation",
+    ),
     "extract": ("scoring.steps.extract", "readings of one window as partitioned Parquet + MLTable"),
     "score": ("batchscore.commands.score", "run an entry script under the local parallel runner"),
     "publish": (

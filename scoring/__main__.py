@@ -10,7 +10,9 @@ The scoring runtime. Its pipeline steps run as:
 
   python -m scoring.steps.extract --help    one window of readings into an extract folder
   python -m scoring.steps.publish --help    the scored rows of a run into its window folder
-  scoring/steps/score.py                    the parallel step's entry script (Azure ML loads it)
+  python -m scoring.steps.promote --help    a training run's candidates through the gate
+  scoring/steps/score.py                    the scoring step's entry script (Azure ML loads it)
+  scoring/steps/train.py                    the training step's entry script
 
 The command line around it (simulate, train, score, pipeline, ...) is `batchscore`
 (`python -m batchscore --help`), where that package is installed.

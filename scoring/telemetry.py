@@ -118,10 +118,45 @@ def exporter_from_environment(environ: MutableMapping[str, str] | None = None) -
     )
 
 
+#: the training pipeline's event (:mod:`scoring.steps.promote`), read by the training alert
+TRAINING_EVENT_NAME = "TrainingRunSummary"
+TRAINING_PROPERTIES = ("status", "failure", "generation", "run_id", "training_window_end")
+TRAINING_MEASUREMENTS = (
+    "pairs_trained",
+    "promoted",
+    "added",
+    "rejected",
+    "failed",
+    "kept",
+    "rejected_percent",
+)
+
+
+def training_event_fields(summary: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, float]]:
+    """The training event's ``Properties`` and ``Measurements`` from a training summary."""
+    properties = {k: str(summary[k]) for k in TRAINING_PROPERTIES if summary.get(k) is not None}
+    measurements = {
+        k: float(summary[k])
+        for k in TRAINING_MEASUREMENTS
+        if isinstance(summary.get(k), int | float) and not isinstance(summary.get(k), bool)
+    }
+    return properties, measurements
+
+
+def emit_training_summary(summary: Mapping[str, Any], exporter: Any | None = None) -> bool:
+    """Send a training run's summary as one :data:`TRAINING_EVENT_NAME` event (as
+    :func:`emit_run_summary` does for a scoring run)."""
+    return _emit(TRAINING_EVENT_NAME, training_event_fields, summary, exporter)
+
+
 def emit_run_summary(summary: Mapping[str, Any], exporter: Any | None = None) -> bool:
     """Send the run's summary as one :data:`EVENT_NAME` event through ``exporter`` (default:
     :func:`exporter_from_environment`). True when the record was handed to the exporter;
     False (and a log line) when there is nowhere to send it or anything failed."""
+    return _emit(EVENT_NAME, event_fields, summary, exporter)
+
+
+def _emit(name: str, fields_of, summary: Mapping[str, Any], exporter: Any | None) -> bool:
     try:
         exporter = exporter if exporter is not None else exporter_from_environment()
         if exporter is None:
@@ -137,13 +172,13 @@ def emit_run_summary(summary: Mapping[str, Any], exporter: Any | None = None) ->
         provider = LoggerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
         # One record, exported synchronously: the step must not exit before it is sent.
         provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-        properties, measurements = event_fields(summary)
+        properties, measurements = fields_of(summary)
         provider.get_logger(__name__).emit(
-            body=EVENT_NAME,
+            body=name,
             severity_number=SeverityNumber.INFO,
             attributes={
                 **properties,
-                CUSTOM_EVENT_ATTRIBUTE: EVENT_NAME,
+                CUSTOM_EVENT_ATTRIBUTE: name,
                 CUSTOM_MEASUREMENTS_ATTRIBUTE: json.dumps(measurements),
             },
         )
@@ -153,5 +188,5 @@ def emit_run_summary(summary: Mapping[str, Any], exporter: Any | None = None) ->
                     type(exc).__name__, exc)  # fmt: skip
         return False
     # The exporter logs its own failures (e.g. a refused token): the SDK keeps them from us.
-    log.info("run summary handed to the Application Insights exporter as %s", EVENT_NAME)
+    log.info("run summary handed to the Application Insights exporter as %s", name)
     return True

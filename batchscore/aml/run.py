@@ -116,6 +116,7 @@ def watch(
     timeout_seconds: float = 4 * 3600,
     on_change: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
+    summary_step: str = PUBLISH_STEP,
 ) -> RunReport:
     """Poll the run and its steps until it ends (or the timeout), reporting each change."""
     report = RunReport(job_name)
@@ -141,11 +142,14 @@ def watch(
         sleep(poll_seconds)
 
 
-def explain(client: Any, report: RunReport, work: Path) -> RunReport:
-    """Fill in the outcome: the publish summary on success, the first real error otherwise."""
+def explain(
+    client: Any, report: RunReport, work: Path, summary_step: str = PUBLISH_STEP
+) -> RunReport:
+    """Fill in the outcome: the summary of ``summary_step`` (the scoring pipeline's publish,
+    the training pipeline's promote) on success, the first real error otherwise."""
     children = {_step_name(c): c for c in client.jobs.list(parent_job_name=report.job_name)}
     if report.status == SUCCEEDED:
-        publish = children.get(PUBLISH_STEP)
+        publish = children.get(summary_step)
         if publish is not None:
             target = work / "summary"
             client.jobs.download(publish.name, download_path=target, output_name=SUMMARY_OUTPUT)
@@ -219,6 +223,7 @@ def run_now(
     timeout_seconds: float = 4 * 3600,
     on_change: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
+    summary_step: str = PUBLISH_STEP,
 ) -> RunReport:
     """Submit, and with ``wait`` watch and explain (logs go to a temporary folder)."""
     job = submit(client, schedule_name, end)
@@ -236,4 +241,4 @@ def run_now(
         sleep=sleep,
     )
     with tempfile.TemporaryDirectory(prefix="batchscore-run-") as work:
-        return explain(client, report, Path(work))
+        return explain(client, report, Path(work), summary_step)

@@ -30,7 +30,7 @@ from scoring.work_folder import MODELS_FOLDER
 log = logging.getLogger(__name__)
 
 
-ACTIONS = ("pack", "upload", "verify")
+ACTIONS = ("pack", "upload", "verify", "history", "rollback", "pin", "unpin")
 
 
 def _store_folder() -> dict:
@@ -90,6 +90,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=8, metavar="N", help="parallel uploads (default 8)"
     )
 
+    _add_generation_actions(actions)
+
+
+def _store_location(parser: argparse.ArgumentParser) -> None:
+    """Where the store is: a folder (``--models``) or a Blob container (``--container`` with
+    one of the sign-in flags)."""
+    parser.add_argument("--models", **_store_folder())
+    blob = parser.add_argument_group("or on Blob storage (the store the pipelines use)")
+    add_blob_auth(blob.add_mutually_exclusive_group())
+    blob.add_argument("--container", metavar="NAME", help="the Blob container (e.g. models)")
+    blob.add_argument(
+        "--prefix",
+        default=blob_sync.DEFAULT_PREFIX,
+        metavar="P",
+        help=f"folder of the store in the container (default: {blob_sync.DEFAULT_PREFIX})",
+    )
+
+
+def _add_generation_actions(actions) -> None:
+    history = actions.add_parser(
+        "history",
+        help="the store's generations: when, how many pairs, promoted, which is current",
+        description="List the kept generations of a model store (oldest first), with the "
+        "current one marked.",
+    )
+    _store_location(history)
+    history.add_argument("--json", action="store_true", help="a JSON list of objects instead")
+    rollback = actions.add_parser(
+        "rollback",
+        help="make an earlier generation current again (atomic, verified first)",
+        description="Make a kept generation the current one: every file it lists is checked "
+        "first, then the manifest is switched in one write. Scoring uses it from its next run.",
+    )
+    _store_location(rollback)
+    rollback.add_argument("--to", type=int, required=True, metavar="GENERATION")
+    pin = actions.add_parser(
+        "pin",
+        help="serve one (Device, Sensor) with a given generation's model until unpinned",
+        description="Pin one pair to a generation's model: it is served whatever generation "
+        "is current (new generations and rollbacks included) until `models unpin`.",
+    )
+    pin.add_argument("device", metavar="DEVICE")
+    pin.add_argument("sensor", metavar="SENSOR")
+    pin.add_argument("--to", type=int, required=True, metavar="GENERATION")
+    _store_location(pin)
+    unpin = actions.add_parser(
+        "unpin",
+        help="serve a pinned (Device, Sensor) from the current generation again",
+        description="Remove a pair's pin: it is served by the current generation again.",
+    )
+    unpin.add_argument("device", metavar="DEVICE")
+    unpin.add_argument("sensor", metavar="SENSOR")
+    _store_location(unpin)
+
 
 def run(args: argparse.Namespace) -> int:
     action = getattr(args, "models_action", None)
@@ -97,7 +151,80 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"models: choose an action: {', '.join(ACTIONS)} (see `batchscore models -h`)"
         )
-    return {"pack": _pack, "upload": _upload, "verify": _verify}[action](args)
+    handlers = {"pack": _pack, "upload": _upload, "verify": _verify}
+    if action in handlers:
+        return handlers[action](args)
+    return _generations_action(action, args)
+
+
+def _generations_action(action: str, args: argparse.Namespace) -> int:
+    from batchscore.commands.blob_source import uses_blob
+    from scoring.models.generations import Generations
+
+    if uses_blob(args) or args.container:
+        if not (uses_blob(args) and args.container):
+            raise UsageError(
+                "--container needs one of --account-url, --connection-string or "
+                "--connection-string-env (and the other way round)"
+            )
+        from batchscore.cloud.blob_generations import blob_generations
+
+        container = open_container(args, args.container)
+        with container:
+            return _on_generations(action, args, blob_generations(container, args.prefix))
+    _require_folder("--models", args.models)
+    return _on_generations(action, args, Generations.local(args.models))
+
+
+def _on_generations(action: str, args: argparse.Namespace, generations) -> int:
+    from batchscore.cloud.blob_sync import BlobSyncError
+    from scoring.models.store import ModelStoreError
+
+    try:
+        if action == "history":
+            _print_history(generations.history(), as_json=args.json, where=generations)
+        elif action == "rollback":
+            done = generations.rollback(args.to)
+            print(f"{generations.files.where()}: generation {done.generation} is current")
+        elif action == "pin":
+            entry = generations.pin(args.device, args.sensor, args.to)
+            print(
+                f"Device={args.device!r} Sensor={args.sensor!r} pinned to generation {args.to} "
+                f"(version {entry['version']})"
+            )
+        else:
+            if not generations.unpin(args.device, args.sensor):
+                raise UsageError(f"Device={args.device!r} Sensor={args.sensor!r} is not pinned")
+            print(f"Device={args.device!r} Sensor={args.sensor!r} unpinned")
+    except ModelStoreError as exc:
+        raise UsageError(str(exc)) from None
+    except BlobSyncError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+_HISTORY_COLUMNS = ("generation", "created", "pairs", "promoted", "added", "rejected", "source")
+
+
+def _print_history(rows: list[dict], *, as_json: bool, where) -> None:
+    import json
+
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        print(f"{where.files.where()}: no generations yet (the training pipeline writes them)")
+        return
+    table = [[*_HISTORY_COLUMNS, "current"]]
+    for row in rows:
+        mark = "*" if row["current"] else ""
+        if row["pinned"]:
+            mark += f" ({row['pinned']} pinned)"
+        table.append([str(row[c]) for c in _HISTORY_COLUMNS] + [mark.strip()])
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _require_folder(flag: str, folder: Path) -> None:

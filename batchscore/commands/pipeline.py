@@ -88,6 +88,13 @@ def _add_run_arguments(actions) -> None:
         "error of the failing step (from its logs), on success where the predictions landed. "
         "Signs in with DefaultAzureCredential (AzureML Data Scientist on the workspace).",
     )
+    run_now.add_argument(
+        "--pipeline",
+        choices=tuple(PIPELINES),
+        default="scoring",
+        help="which deployed pipeline: scoring (default) or training (retrain, gate, the model "
+        "store's next generation; --end is the training window's end)",
+    )
     where = run_now.add_argument_group("which deployment (one of)")
     where.add_argument(
         "--stack", help="a deployed Pulumi stack: reads its outputs with `pulumi stack output`"
@@ -201,6 +208,13 @@ def _warn_of_placeholders(target, written: list[Path]) -> list[str]:
     return flags
 
 
+#: --pipeline -> (its schedule's stack output, the step whose summary output tells the outcome)
+PIPELINES = {
+    "scoring": ("scoringScheduleName", "publish"),
+    "training": ("trainingScheduleName", "promote"),
+}
+
+
 def _deployment(args: argparse.Namespace) -> tuple[str, str]:
     """(workspace id, schedule name) from the flags, or from the stack's outputs."""
     if args.workspace_id or args.schedule_name:
@@ -210,10 +224,11 @@ def _deployment(args: argparse.Namespace) -> tuple[str, str]:
     if not args.stack:
         raise UsageError("pipeline run needs --stack STACK, or --workspace-id and --schedule-name")
     outputs = stack_outputs(args.stack)
-    missing = [key for key in ("mlWorkspaceId", "scoringScheduleName") if not outputs.get(key)]
+    schedule_output = PIPELINES[getattr(args, "pipeline", "scoring")][0]
+    missing = [key for key in ("mlWorkspaceId", schedule_output) if not outputs.get(key)]
     if missing:
         raise UsageError(f"stack {args.stack}: no output {', '.join(missing)} (deployed yet?)")
-    return outputs["mlWorkspaceId"], outputs["scoringScheduleName"]
+    return outputs["mlWorkspaceId"], outputs[schedule_output]
 
 
 def stack_outputs(stack: str) -> dict:
@@ -260,6 +275,7 @@ def _run_now(args: argparse.Namespace) -> int:
         wait=args.wait,
         poll_seconds=args.poll_seconds,
         timeout_seconds=args.timeout_minutes * 60,
+        summary_step=PIPELINES[args.pipeline][1],
     )
     if report.studio_url:
         print(f"studio: {report.studio_url}")
@@ -275,6 +291,8 @@ def _run_now(args: argparse.Namespace) -> int:
             print(f"first error ({where}):\n{report.error_text}", file=sys.stderr)
         return EXIT_FAILED
     summary = report.summary or {}
+    if args.pipeline == "training":
+        return _training_outcome(report.job_name, summary)
     print(
         f"run {report.job_name} completed: {summary.get('status', '?')}, window "
         f"{summary.get('window', '?')}, {summary.get('rows_published', '?')} rows published "
@@ -285,6 +303,21 @@ def _run_now(args: argparse.Namespace) -> int:
     for failure in summary.get("failed_mini_batches") or []:
         print(f"  failed mini-batch {failure.get('label')}: {failure.get('reason')}")
     return EXIT_EMPTY if summary.get("status") == "empty_window" else EXIT_OK
+
+
+def _training_outcome(job_name: str, summary: dict) -> int:
+    """What a training run did (its promote step's summary); ``failed`` exits 1."""
+    from scoring.errors import EXIT_FAILED, EXIT_OK
+
+    counts = ", ".join(
+        f"{summary.get(k, '?')} {k}" for k in ("promoted", "added", "rejected", "failed", "kept")
+    )
+    generation = summary.get("generation") or "unchanged"
+    print(
+        f"run {job_name} completed: {summary.get('status', '?')}, generation {generation} "
+        f"({counts})"
+    )
+    return EXIT_FAILED if summary.get("status") == "failed" else EXIT_OK
 
 
 def _default_client(workspace):

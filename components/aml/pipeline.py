@@ -120,14 +120,14 @@ def scoring_pipeline_job(
             lookback_minutes=settings.lookback_minutes,
             db_url=target.sql_url(),
         )
-        _run_as_cluster_identity(extract, env_vars)
+        run_as_cluster_identity(extract, env_vars)
         score = built.score(readings=extract.outputs.readings, models=models)
         score.name = "score"  # the builder carries the component name; the step is "score"
-        _run_as_cluster_identity(score, env_vars)
+        run_as_cluster_identity(score, env_vars)
         if built.publish is None:
             return {}
         publish = built.publish(scored=score.outputs.scored, extract=extract.outputs.readings)
-        _run_as_cluster_identity(publish, publish_environment_variables(target))
+        run_as_cluster_identity(publish, publish_environment_variables(target))
         return {"predictions": publish.outputs.published, "summary": publish.outputs.summary}
 
     job = scoring(
@@ -143,7 +143,7 @@ def scoring_pipeline_job(
     return job
 
 
-def _run_as_cluster_identity(node: Any, env_vars: dict[str, str]) -> None:
+def run_as_cluster_identity(node: Any, env_vars: dict[str, str]) -> None:
     """Data access and SDKs in the step use the cluster's managed identity, never a user's.
 
     (A helper, not a loop inside the pipeline function: dsl names each step after the local
@@ -174,7 +174,7 @@ def generic_pipeline_job(
     def batch_inference(data: Input, model: Input = None):  # noqa: ANN202, RUF013 (dsl reads annotations)
         infer = builder(data=data, model=model) if model_input else builder(data=data)
         infer.name = "infer"
-        _run_as_cluster_identity(infer, step_environment_variables(target))
+        run_as_cluster_identity(infer, step_environment_variables(target))
         return {"predictions": infer.outputs.predictions} if settings.append_rows else {}
 
     inputs = {"data": Input(type=input_type, path=input_path, mode="ro_mount")}

@@ -27,6 +27,8 @@ class AlertSettings:
     #: runs publish a summary (appendRows: true); without, the rules that read it are off
     run_summaries: bool = True
     failed_pairs_percent: int = 5
+    #: trainAlertRejectedPercent (the training settings'; set by StackSettings.of)
+    training_rejected_percent: int = 20
     no_input_minutes: int = 30
     ingestion_stall_minutes: int = 30
     severity_run_failed: int = 1

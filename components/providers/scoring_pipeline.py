@@ -164,6 +164,7 @@ class ScoringPipelineProvider(dynamic.ResourceProvider):
     """CRUD of the scoring components and schedule (see the module docstring)."""
 
     serialize_as_secret_always = False  # it captures no secret: credentials live in methods
+    input_keys = INPUT_KEYS
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         inputs = dict(news)
@@ -197,14 +198,29 @@ class ScoringPipelineProvider(dynamic.ResourceProvider):
         return dynamic.CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        return diff_result(olds, news, keys=INPUT_KEYS, replace_keys=REPLACE_KEYS)
+        return diff_result(olds, news, keys=self.input_keys, replace_keys=REPLACE_KEYS)
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        outs = _apply(props)
+        outs = self._apply(props)
         return dynamic.CreateResult(outs["scheduleId"], outs)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
-        return dynamic.UpdateResult(_apply(news))
+        return dynamic.UpdateResult(self._apply(news))
+
+    def _apply(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Register the components and upsert the schedule (the training pipeline's provider
+        builds other components around the same machinery)."""
+        return _apply(props)
+
+    def _from_cloud(self, props: Mapping[str, Any], cloud: Mapping[str, Any]) -> dict[str, Any]:
+        """The inputs the schedule as read from Azure implies (its cron, zone, state)."""
+        settings = dict(props.get("settings") or {})
+        settings.update(
+            scheduleCron=cloud["cronExpression"],
+            scheduleTimeZone=cloud["timeZone"],
+            scheduleEnabled=cloud["enabled"],
+        )
+        return {"settings": settings}
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         client = CLIENT_FACTORY(props)
@@ -254,14 +270,9 @@ class ScoringPipelineProvider(dynamic.ResourceProvider):
                 return dynamic.ReadResult("", {})  # deleted outside Pulumi: gone from state
             raise
         cloud = _schedule_state(schedule)
-        settings = dict(props.get("settings") or {})
-        settings.update(
-            scheduleCron=cloud["cronExpression"],
-            scheduleTimeZone=cloud["timeZone"],
-            scheduleEnabled=cloud["enabled"],
-        )
-        inputs = {k: props[k] for k in INPUT_KEYS if k in props}
-        inputs["settings"] = settings
+        changed = self._from_cloud(props, cloud)
+        inputs = {k: props[k] for k in self.input_keys if k in props}
+        inputs.update(changed)
         drift = {
             k: (props.get(k), cloud[k])
             for k in ("cronExpression", "timeZone", "enabled")
@@ -269,7 +280,7 @@ class ScoringPipelineProvider(dynamic.ResourceProvider):
         }
         if drift:
             log.warning("schedule %s drifted outside Pulumi: %s", name, drift)
-        return dynamic.ReadResult(id_, {**props, **cloud, "settings": settings}, inputs)
+        return dynamic.ReadResult(id_, {**props, **cloud, **changed}, inputs)
 
 
 def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,12 +291,39 @@ def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
 
     settings = settings_of(props)
     target = target_of(props)
+    built = build_components(settings, target, code_dir=SCORING_DIR, code_hash=props["codeHash"])
+
+    def schedule_of(registered: Mapping[str, Any]) -> Any:
+        # The schedule's job points at the registered versions (by id), never re-uploading code.
+        from_registry = ScoringComponents(
+            extract=registered[comps.EXTRACT_NAME],
+            score=registered[comps.SCORE_NAME],
+            publish=registered.get(comps.PUBLISH_NAME),
+        )
+        job = scoring_pipeline_job(settings, target, from_registry)
+        return scoring_schedule(props["scheduleName"], settings, job)
+
+    return register_and_schedule(props, built.all(), schedule_of, input_keys=INPUT_KEYS)
+
+
+def register_and_schedule(
+    props: Mapping[str, Any],
+    items: list[Any],
+    schedule_of: Callable[[Mapping[str, Any]], Any],
+    *,
+    input_keys: tuple[str, ...],
+) -> dict[str, Any]:
+    """Register every component of ``items`` whose content version is missing (retrying a
+    storage 403 while the deployer's blob role propagates), then upsert the schedule
+    ``schedule_of(registered components by name)`` builds; returns the resource's outputs.
+    The one implementation for every pipeline the stack schedules."""
+    from components.aml import components as comps
+
     client = CLIENT_FACTORY(props)
     where = _where(props)
     role = required_role(props)
-    built = build_components(settings, target, code_dir=SCORING_DIR, code_hash=props["codeHash"])
     registered = {}
-    for item in built.all():
+    for item in items:
         component_name = comps.component_of(item).name
         registered[component_name] = common.retry_while_forbidden(
             lambda item=item: _ensure_component(client, item, where, role),
@@ -297,14 +335,7 @@ def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
             refused=is_storage_forbidden,
         )
     versions = {name: c.version for name, c in registered.items()}
-    # The schedule's job points at the registered versions (by id), never re-uploading code.
-    from_registry = ScoringComponents(
-        extract=registered[comps.EXTRACT_NAME],
-        score=registered[comps.SCORE_NAME],
-        publish=registered.get(comps.PUBLISH_NAME),
-    )
-    job = scoring_pipeline_job(settings, target, from_registry)
-    schedule = scoring_schedule(props["scheduleName"], settings, job)
+    schedule = schedule_of(registered)
     name = props["scheduleName"]
     result = run_operation(
         client.schedules.begin_create_or_update,
@@ -316,7 +347,7 @@ def _apply(props: Mapping[str, Any]) -> dict[str, Any]:
         timeout_seconds=WAIT_SECONDS,
     )
     state = _schedule_state(result if result is not None else schedule)
-    outs = {k: props[k] for k in INPUT_KEYS if k in props}
+    outs = {k: props[k] for k in input_keys if k in props}
     outs.update(state, componentVersions=versions, scheduleId=schedule_id(props))
     return outs
 

@@ -179,6 +179,19 @@ def alert_rules(s: AlertSettings) -> AlertRules:
             enabled=s.run_summaries,
         ),
         LogAlertRule(
+            "training-rejected",
+            "Training failed or rejected too many candidates",
+            f"A training run failed, or more than {s.training_rejected_percent}% of its pairs' "
+            "candidates were rejected or failed to train (the current models stay).",
+            q.TRAINING_REJECTED,
+            s.severity_run_quality,
+            every,
+            every,
+            "GreaterThan",
+            0,
+            values={"rejected_percent": s.training_rejected_percent},
+        ),
+        LogAlertRule(
             "stream-no-input",
             "Stream Analytics reads no events",
             f"The Stream Analytics job read no input event in {no_input} minutes "

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from string import Template
 from typing import TYPE_CHECKING
 
-from scoring.telemetry import EVENT_NAME
+from scoring.telemetry import EVENT_NAME, TRAINING_EVENT_NAME
 
 if TYPE_CHECKING:  # the queries themselves need no Pulumi
     import pulumi
@@ -57,7 +57,10 @@ class Query:
 
     def render(self, scope: QueryScope, **values: object) -> str:
         text = Template(self.template).substitute(
-            event=EVENT_NAME, **vars(scope), **{k: str(v) for k, v in values.items()}
+            event=EVENT_NAME,
+            training_event=TRAINING_EVENT_NAME,
+            **vars(scope),
+            **{k: str(v) for k, v in values.items()},
         )
         return text.strip() + "\n"
 
@@ -118,6 +121,25 @@ FAILED_PAIRS = Query(
 | where Pairs > 0 and PairsFailed * 100.0 > Pairs * $failed_pairs_percent
 | project TimeGenerated, Window = tostring(Properties.window), Status = tostring(Properties.status),
     Pairs, PairsFailed, FailedPairs = tostring(Properties.failed_pairs_sample)
+""",
+)
+
+# A training run failed, or rejected (or failed to train) more than $rejected_percent percent
+# of its pairs (scoring.steps.promote's summary; a run that fails before promoting sends no
+# event: RUN_FAILED sees its pipeline job instead).
+TRAINING_REJECTED = Query(
+    "training-rejected",
+    "AppEvents",
+    """\
+AppEvents
+| where _ResourceId =~ "$app_insights_id"
+| where Name == "$training_event"
+| extend Status = tostring(Properties.status),
+    RejectedPercent = todouble(Measurements.rejected_percent)
+| where Status == "failed" or RejectedPercent > $rejected_percent
+| project TimeGenerated, Status, RejectedPercent, Generation = tostring(Properties.generation),
+    Rejected = todouble(Measurements.rejected), Failed = todouble(Measurements.failed),
+    Failure = tostring(Properties.failure)
 """,
 )
 
@@ -209,6 +231,7 @@ ALERT_QUERIES = (
     RUN_MISSING,
     EMPTY_WINDOW,
     FAILED_PAIRS,
+    TRAINING_REJECTED,
     STREAM_NO_INPUT,
     INGESTION_STALLED,
     CLUSTER_CANNOT_SCALE,

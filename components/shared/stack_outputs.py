@@ -42,6 +42,7 @@ STACK_OUTPUTS: dict[str, str] = {
     "computeClusterName": "AmlCompute cluster the scoring pipeline runs on.",
     "streamJobName": "Stream Analytics job (deployed stopped; started after the SQL bootstrap).",
     "scoringScheduleName": "Azure ML schedule that triggers scoring runs (cron from config).",
+    "trainingScheduleName": "Azure ML schedule that triggers training runs (trainCron).",
 }
 
 _ACCOUNT = r"[a-z0-9]{3,24}"

@@ -52,7 +52,7 @@ import json
 import logging
 import os
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +67,8 @@ from scoring.errors import UsageError
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
+#: a store that keeps generations has this index (:mod:`scoring.models.generations`)
+GENERATIONS_INDEX = "generations.json"
 MANIFEST_FORMAT = 1
 MODEL_SUFFIX = ".skops"
 DEFAULT_FEATURES: tuple[str, ...] = ("Value",)
@@ -371,10 +373,7 @@ class ModelStore:
             raise ModelLoadError(
                 f"{_pair(device, sensor)}: {path} cannot be re-checked ({exc}); {upgrade_note}"
             ) from exc
-        same = actual.shape == expected.shape and np.allclose(
-            actual, expected, rtol=_PROBE_RTOL, atol=_PROBE_ATOL
-        )
-        if not same or not np.array_equal(actual > 0, expected > 0):
+        if not probes_agree(actual, expected):
             raise ModelLoadError(
                 f"{_pair(device, sensor)}: {path} gives different results on its probe "
                 f"inputs; {upgrade_note}"
@@ -451,29 +450,49 @@ class ModelStore:
         return str(entry["version"])
 
     def write_manifest(self) -> Path:
-        """Write ``manifest.json`` atomically, then delete superseded model files."""
+        """Write ``manifest.json`` atomically, then delete superseded model files (unless the
+        store keeps generations: their files stay until the generations are pruned, see
+        :mod:`scoring.models.generations`)."""
         entries = self._manifest(must_exist=False)
-        header = {
-            "format": MANIFEST_FORMAT,
-            "written_with": library_versions(),
-            "updated_at": _iso(_utc_now()),
-        }
-        # One model per line: readable, line-diffable, and compact for many models.
-        lines = ",\n".join("  " + json.dumps(entries[key]) for key in sorted(entries))
-        text = json.dumps(header, indent=1)[:-2] + ',\n "models": [\n' + lines + "\n ]\n}\n"
         try:
-            _write_atomically(self.manifest_path, text.encode("utf-8"))
+            _write_atomically(self.manifest_path, manifest_text(entries).encode("utf-8"))
         except OSError as exc:
             raise ModelStoreError(
                 f"{self.manifest_path}: cannot write the manifest ({exc})"
             ) from exc
         self._entries = entries
+        if (self.root / GENERATIONS_INDEX).exists():
+            self._superseded.clear()  # an older generation may still name them
         live = {entry["file"] for entry in entries.values()}
         for relpath in self._superseded:
             if relpath not in live:
                 (self.root / relpath).unlink(missing_ok=True)
         self._superseded.clear()
         return self.manifest_path
+
+
+def manifest_text(entries: Mapping[tuple[str, str], Mapping[str, Any]], **header: Any) -> str:
+    """The text of a ``manifest.json`` listing ``entries``; ``header`` adds keys beside
+    ``format``, ``written_with`` and ``updated_at`` (readers ignore keys they do not know)."""
+    head = {
+        "format": MANIFEST_FORMAT,
+        "written_with": library_versions(),
+        "updated_at": _iso(_utc_now()),
+        **header,
+    }
+    # One model per line: readable, line-diffable, and compact for many models.
+    lines = ",\n".join("  " + json.dumps(dict(entries[key])) for key in sorted(entries))
+    return json.dumps(head, indent=1)[:-2] + ',\n "models": [\n' + lines + "\n ]\n}\n"
+
+
+def probes_agree(actual: np.ndarray, expected: np.ndarray) -> bool:
+    """Whether a model's answers on its probe inputs are the recorded ones (same shape, close,
+    and the same side of the boundary): the one rule for upgrades and for promotion."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    same = actual.shape == expected.shape and np.allclose(
+        actual, expected, rtol=_PROBE_RTOL, atol=_PROBE_ATOL
+    )
+    return bool(same and np.array_equal(actual > 0, expected > 0))
 
 
 @dataclass(frozen=True)

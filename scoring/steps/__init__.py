@@ -2,7 +2,13 @@
 
 * :mod:`.extract` (command step): ``python -m scoring.steps.extract``;
 * :mod:`.score` (parallel step): the entry script Azure ML's parallel driver loads;
-* :mod:`.publish` (command step): ``python -m scoring.steps.publish``.
+* :mod:`.publish` (command step): ``python -m scoring.steps.publish``;
+
+and the training pipeline's:
+
+* :mod:`.train` (parallel step): the entry script fitting every pair of a shard;
+* :mod:`.promote` (command step): ``python -m scoring.steps.promote``, the gate and the model
+  store's next generation (:mod:`scoring.models.generations`).
 """
 
 from pathlib import Path

@@ -33,6 +33,9 @@ REQUIRED = {
     ("models", "upload"): AZURITE,
     ("preflight",): ["--stack", "dev"],
     ("publish",): ["--scored", ".", "--extract", ".", "--out", "o"],
+    ("models", "rollback"): ["--to", "1"],
+    ("models", "pin"): ["d", "s", "--to", "1"],
+    ("models", "unpin"): ["d", "s"],
     ("runs", "list"): ["--predictions", "."],
     ("runs", "show"): ["latest", "--predictions", "."],
     ("runs", "chart"): ["--predictions", ".", "--out", "c.png"],
@@ -112,6 +115,40 @@ CASES: dict[tuple[str, ...], dict[str, tuple[list[str], str] | str]] = {
             "--models {tmp}/nope: no such folder",
         ),
         "bad value": (["--models", "{tmp}", *AZURITE, "--workers", "0"], "--workers 0"),
+    },
+    ("models", "history"): {
+        "output is a file": "history writes nothing",
+        "missing input": (["--models", "{tmp}/nope"], "--models {tmp}/nope: no such folder"),
+        "bad value": (["--models", "{tmp}", "--container", "models"], "--container needs one"),
+    },
+    ("models", "rollback"): {
+        "output is a file": "rollback rewrites the store's manifest in place: no output path",
+        "missing input": (
+            ["--models", "{tmp}/nope", "--to", "1"],
+            "--models {tmp}/nope: no such folder",
+        ),
+        "bad value": (["--models", "{tmp}", "--to", "1"], "generation 1 is not in {tmp}"),
+    },
+    ("models", "pin"): {
+        "output is a file": "pin rewrites the store's manifest in place: no output path",
+        "missing input": (
+            ["d", "s", "--models", "{tmp}/nope", "--to", "1"],
+            "--models {tmp}/nope: no such folder",
+        ),
+        "bad value": (["d", "s", "--models", "{tmp}", "--to", "x"], "invalid int value: 'x'"),
+    },
+    ("models", "unpin"): {
+        "output is a file": "unpin rewrites the store's manifest in place: no output path",
+        "missing input": (["d", "s", "--models", "{tmp}/nope"], "--models {tmp}/nope: no such"),
+        "bad value": (["d", "s", "--models", "{tmp}"], "Device='d' Sensor='s' is not pinned"),
+    },
+    ("retrain",): {
+        "output is a file": (["--models", "{file}"], "--models {file}: exists and is not a folder"),
+        "missing input": (
+            ["--db", "sqlite:///{tmp}/nope.db", "--models", "{tmp}/m"],
+            "no such database file {tmp}/nope.db",
+        ),
+        "bad value": (["--lookback-days", "0"], "--lookback-days 0: must be at least 1"),
     },
     ("pipeline", "export"): {
         "output is a file": (["--out", "{file}"], "--out {file}: exists and is not a folder"),

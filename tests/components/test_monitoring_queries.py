@@ -31,15 +31,15 @@ SCOPE = QueryScope(
 )
 #: the keys a query may read inside each dynamic column of the run summary's event
 DYNAMIC_KEYS = {
-    "Properties": set(telemetry.PROPERTIES),
-    "Measurements": set(telemetry.MEASUREMENTS),
+    "Properties": set(telemetry.PROPERTIES) | set(telemetry.TRAINING_PROPERTIES),
+    "Measurements": set(telemetry.MEASUREMENTS) | set(telemetry.TRAINING_MEASUREMENTS),
 }
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _MEMBER = re.compile(r"\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
 
 
 def render(query: Query) -> str:
-    return query.render(SCOPE, failed_pairs_percent=5)
+    return query.render(SCOPE, failed_pairs_percent=5, rejected_percent=20)
 
 
 def summary_field_problems(text: str, table: str) -> list[str]:

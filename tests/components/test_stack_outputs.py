@@ -35,6 +35,7 @@ EXPECTED = {
     "computeClusterName",
     "streamJobName",
     "scoringScheduleName",
+    "trainingScheduleName",
 }
 
 

@@ -70,6 +70,7 @@ COMPONENTS = {
     "SqlBootstrap",
     "StreamJobStart",
     "ScoringPipeline",
+    "TrainingPipeline",
     "Alerting",
     "OperationsWorkbook",
     "PublishedOutputs",
@@ -528,6 +529,23 @@ def test_the_scoring_pipeline_runs_the_stack_image_on_the_cluster(plan: PlanView
     )
     assert scoring.get("settings")["lookbackMinutes"] > 0
     assert "password" not in str(scoring.inputs).lower(), f"{scoring.name} carries a secret"
+
+
+TRAINING = "pulumi-python:dynamic/batchscore:TrainingPipeline"
+
+
+def test_the_training_pipeline_runs_beside_scoring_with_the_stacks_training_settings(
+    plan: PlanView,
+) -> None:
+    from components.config.training import TrainingSettings
+
+    scoring, training = plan.one(SCORING), plan.one(TRAINING)
+    for key in ("image", "computeName", "workspaceName", "identityClientId", "modelsDatastore"):
+        assert training.get(key) == scoring.get(key), f"{training.name}: {key} differs"
+    expected = TrainingSettings.from_stack(plan.stack, ROOT).to_mapping()
+    assert training.get("training") == expected
+    assert training.get("scheduleNamePrefix") != scoring.get("scheduleNamePrefix")
+    assert "password" not in str(training.inputs).lower(), f"{training.name} carries a secret"
 
 
 def test_the_publish_step_sends_run_summaries_to_the_stacks_application_insights(

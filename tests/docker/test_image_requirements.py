@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from tests.docker.test_dockerfile import build_app_layout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,3 +157,40 @@ def test_mltable_reads_our_extract_and_the_entry_script_answers_every_row(
     assert second["status"] == [["plant 7.a/é", "invalid_value"], ["plant 7.a/é", "ok"]]
     assert [set(keys) for keys in result["runner_shard_keys"]] == [{"Shard"}, {"Shard"}]
     assert result["runner_shard_rows"] == [8, 4], "the local runner's mini-batch is a shard"
+
+
+TRAINING_DRIVER = ROOT / "tests" / "fixtures" / "training_driver.py"
+
+
+@pytest.mark.slow
+def test_mltable_reads_the_training_extract_and_the_training_steps_promote_every_pair(
+    fresh_venv, tmp_path
+):
+    """The training pipeline's extract (shards over the training window, as the extract step
+    writes it) read by the real mltable, each shard fitted by steps/train.py and promoted."""
+    from scoring.data.db import database, replace_windows
+    from scoring.steps.extract import extract_window
+
+    rng = np.random.default_rng(5)
+    times = pd.date_range("2024-05-01", periods=288, freq="5min")
+    pairs = [*[(d, s) for d, s, _ in TRAINED], ("dev-3", "vib")]
+    frame = pd.concat(
+        pd.DataFrame({"TS": times, "Device": d, "Sensor": s, "Value": rng.normal(5, 1, len(times)),
+                      "MinValue": 0.0, "MaxValue": 9.0, "Count": 5})
+        for d, s in pairs
+    )  # fmt: skip
+    url = f"sqlite:///{(tmp_path / 'sensors.db').as_posix()}"
+    with database(url, create=True) as engine:
+        replace_windows(engine, frame)
+        extract_window(
+            engine, pd.Timestamp("2024-05-01 23:55"), 1440, tmp_path / "extract", shard_rows=300
+        )
+    app = build_app_layout(tmp_path / "app")
+    env = {"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin", "SCORING_PROGRESS": "off"}
+    args = [str(tmp_path / "extract"), str(tmp_path / "candidates"), str(tmp_path / "models")]
+    done = _run([str(fresh_venv), str(TRAINING_DRIVER), *args], env=env, cwd=tmp_path, timeout=600)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["null_keys"] == 0, "every row keeps its Device, Sensor and Shard"
+    assert result["rows"] == result["answered"] == len(frame), "one answer per input row"
+    assert result["exit"] == 0 and result["generation"] == 1
+    assert result["pairs"] == sorted([d, s] for d, s in pairs), "every pair got a model"

@@ -174,3 +174,28 @@ def test_first_user_error_prefers_the_traceback_over_generic_lines(tmp_path):
     (tmp_path / "user_logs" / "std_log.txt").write_text(PARALLEL_TRACEBACK)
     where, text = aml_run.first_user_error(tmp_path)
     assert where == "user_logs/std_log.txt" and text.endswith("model file is corrupt")
+
+
+def test_the_training_pipeline_runs_now_and_reports_its_promote_summary(use, capsys):
+    summary = {"status": "succeeded", "generation": 4, "promoted": 90, "added": 2, "rejected": 8,
+               "failed": 0, "kept": 0}  # fmt: skip
+    children = [
+        {"name": "t1", "display_name": "extract", "status": "Completed"},
+        {"name": "t2", "display_name": "train", "status": "Completed"},
+        {"name": "t3", "display_name": "promote", "status": "Completed"},
+    ]
+    client = use(fake_client(["Running", "Completed"], children, summary=summary))
+    args = [*ARGS, "--pipeline", "training", "--wait", "--poll-seconds", "0.01"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "succeeded, generation 4 (90 promoted, 2 added, 8 rejected, 0 failed, 0 kept)" in out
+    assert client.jobs.downloads == [("t3", "summary")], "the promote step's summary"
+    client = use(fake_client(["Completed"], children, summary={**summary, "status": "failed"}))
+    assert main(args) == 1
+
+
+def test_training_needs_the_training_schedule_output(monkeypatch, capsys):
+    outputs = {"mlWorkspaceId": WORKSPACE_ID, "scoringScheduleName": "sched"}
+    monkeypatch.setattr(pipeline_command, "stack_outputs", lambda stack: outputs)
+    assert main(["pipeline", "run", "--stack", "dev", "--pipeline", "training"]) == 2
+    assert "no output trainingScheduleName" in capsys.readouterr().err
