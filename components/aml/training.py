@@ -29,8 +29,8 @@ from azure.ai.ml.parallel import RunFunction, parallel_run_function
 from components.aml import components as comps
 from components.aml.pipeline import (
     TRIGGER_TIME_MACRO,
-    run_as_cluster_identity,
     publish_environment_variables,
+    run_as_cluster_identity,
     step_environment_variables,
 )
 from components.config.pipeline import PipelineSettings, PipelineTarget
