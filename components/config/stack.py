@@ -166,6 +166,7 @@ class StackConfig:
     alert_evaluation_minutes: int = 15
     alert_run_grace_minutes: int = 30
     alert_failed_pairs_percent: int = 5
+    alert_drifted_pairs_percent: int = 20
     alert_no_input_minutes: int = 30
     alert_ingestion_stall_minutes: int = 30
     alert_severity_run_failed: int = 1
@@ -459,6 +460,7 @@ def _alerting(c: StackConfig) -> list[str]:
         _between("alertEvaluationMinutes", c.alert_evaluation_minutes, low, frequency_max),
         _between("alertRunGraceMinutes", c.alert_run_grace_minutes, low, window_max, " minutes"),
         _between("alertFailedPairsPercent", c.alert_failed_pairs_percent, 0, 100, " percent"),
+        _between("alertDriftedPairsPercent", c.alert_drifted_pairs_percent, 0, 100, " percent"),
         _between("alertNoInputMinutes", c.alert_no_input_minutes, low, window_max, " minutes"),
         _between("alertIngestionStallMinutes", c.alert_ingestion_stall_minutes, low, window_max),
     ]

@@ -64,7 +64,7 @@ def problems_of(text: str, table: LogTable) -> list[str]:
 
 
 def render(query: Query) -> str:
-    return query.render(SCOPE, failed_pairs_percent=5)
+    return query.render(SCOPE, failed_pairs_percent=5, drifted_pairs_percent=20)
 
 
 @pytest.mark.parametrize("query", ALL_QUERIES, ids=[q.name for q in ALL_QUERIES])
