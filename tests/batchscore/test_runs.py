@@ -130,7 +130,10 @@ def test_chart_writes_a_png_with_labelled_axes(runs_dir, tmp_path, capsys):
     figure = runs_figure(read_folder(runs_dir))
     anomalies, failures = figure.axes
     assert anomalies.get_ylabel() == "anomalies (rows flagged)"
-    assert failures.get_ylabel() == "failures (count)"
+    assert failures.get_ylabel() == "failures, drifted pairs\n(count)"
+    assert "pairs drifted from their models" not in [line.get_label() for line in failures.lines], (
+        "published without the model store: no drift drawn"
+    )
     assert failures.get_xlabel() == "window end (UTC)"
     bars = [p.get_height() for p in failures.patches]
     assert bars == [1, 1, 0], "one failed pair in each window with readings"
@@ -254,3 +257,6 @@ def test_show_prints_the_drifted_pairs_and_the_worst(tmp_path, capsys):
     assert "drift               1 of 2 pairs drifted from their models' baselines (psi;" in text
     assert "most drifted pairs (psi, worst first):\n    dev-2 / temp: " in text
     assert "dev-1 / temp: " not in text.split("most drifted pairs")[1]
+    failures = runs_figure(read_folder(out)).axes[1]
+    (drifted,) = [line for line in failures.lines if line.get_label().startswith("pairs drifted")]
+    assert list(drifted.get_ydata()) == [1]
