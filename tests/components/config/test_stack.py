@@ -125,6 +125,7 @@ BAD_VALUES = [
     ({"alertWebhookUrl": "http://hooks.example.com/x"}, "alertWebhookUrl", "https://"),
     ({"alertEvaluationMinutes": 1}, "alertEvaluationMinutes", "5..720"),
     ({"alertFailedPairsPercent": 101}, "alertFailedPairsPercent", "0..100"),
+    ({"alertDriftedPairsPercent": -1}, "alertDriftedPairsPercent", "0..100"),
     ({"alertNoInputMinutes": 3000}, "alertNoInputMinutes", "5..2880"),
     (
         {"alertIngestionStallMinutes": 15, "streamWindowMinutes": 10},
