@@ -95,9 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="K",
-        help=f"leave training rows farther than K robust standard deviations (1.4826 x MAD) "
-        f"from the pair's median out of the fit: past anomalies (default: "
-        f"{DEFAULT_OUTLIER_MADS:g})",
+        help=f"leave training rows out of the fit that are both farther than K robust "
+        f"standard deviations (1.4826 x MAD) from the pair's median and in its sparsest "
+        f"tenth: past anomalies (default: {DEFAULT_OUTLIER_MADS:g})",
     )
     parser.add_argument(
         "--range-tolerance",
