@@ -96,3 +96,16 @@ def run_drift(table: pa.Table, models: Path | None, target: Path) -> DriftOutcom
     with atomic_path(target / DRIFT_FILE) as tmp:
         pq.write_table(pa.table(columns, schema=DRIFT_SCHEMA), tmp)
     return outcome
+
+
+def drifted_pairs(path: Path) -> list[tuple[str, str]]:
+    """The (Device, Sensor) pairs a run's ``drift.parquet`` (or the window folder holding it)
+    calls drifted, sorted: what a retraining of only the drifted pairs starts from."""
+    file = path / DRIFT_FILE if path.is_dir() else path
+    table = pq.read_table(file, columns=["Device", "Sensor", "Drifted"])
+    rows = table.to_pydict()
+    return sorted(
+        (str(d), str(s))
+        for d, s, drifted in zip(rows["Device"], rows["Sensor"], rows["Drifted"], strict=True)
+        if drifted
+    )

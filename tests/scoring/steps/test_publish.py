@@ -345,6 +345,9 @@ def test_publish_writes_each_pairs_drift_and_counts_the_drifted(
     )  # fmt: skip
     assert summary["drift_unknown_pairs"] == unknown
     assert [(p["device"], p["sensor"]) for p in summary["drift_worst"]] == [("dev-2", "temp")]
+    from scoring.steps.drift import drifted_pairs
+
+    assert drifted_pairs(folder) == [("dev-2", "temp")], "what retraining starts from"
     ((properties, measurements),) = sent()
     assert (measurements["drift_pairs"], measurements["drifted_pairs"]) == (2, 1)
     assert json.loads(properties["drift_worst_sample"])[0]["device"] == "dev-2"
