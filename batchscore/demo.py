@@ -9,8 +9,9 @@ Stages (each is the real command, run in-process through ``batchscore.cli.main``
 4. ``extract``   the scoring period (the last 12 h) -> ``extract/`` (MLTable + partitions)
 5. ``score``     the entry script under the local parallel runner -> ``predictions/``
                  (and one Parquet part per mini-batch -> ``scored/``, as on Azure ML)
-6. ``publish``   the parts into ``runs/window=<end>/``: the predictions and the run's summary,
-                 as the pipeline's publish step writes them (``batchscore runs list``)
+6. ``publish``   the parts into ``runs/window=<end>/``: the predictions, each pair's drift
+                 against its model's baseline and the run's summary, as the pipeline's
+                 publish step writes them (``batchscore runs list``)
 
 Then it compares the predictions with the injected anomalies. Ground truth per
 window: a window (TS - W, TS] is *truly anomalous* when at least one raw reading
@@ -18,9 +19,11 @@ in it was injected as an anomaly (``InjectedAnomaly == 1``); the same mapping
 aggregate uses, so each prediction row has exactly one truth value. Precision is
 TP / flagged windows, recall TP / truly anomalous windows. The report (text on
 stdout, ``report.json``) holds rows scored, anomalies found, precision, recall,
-recall per anomaly kind, where the false positives come from (and what to do about them)
-and the time of every stage; ``anomalies.png`` charts the pairs the model flagged most
-(true and false flags), the injected anomalies and the training range marked, with a caption.
+recall per anomaly kind, where the false positives come from (and what to do about them),
+the drift the publish stage found and the time of every stage; ``anomalies.png`` charts the
+pairs the model flagged most (true and false flags) and one clean pair beside them, the
+injected anomalies, the training range and the values each pair's model flags marked, the
+legend above the panels, with a caption.
 
 Everything lands in ``--workdir`` (default ``.batchscore/demo`` in the current folder); a
 re-run replaces the previous results.
@@ -35,6 +38,7 @@ import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,6 +107,8 @@ class DemoReport:
     scoring_window: list[str] = field(default_factory=list)
     false_positives_by_place: dict[str, int] = field(default_factory=dict)
     most_flagged_pairs: list[dict[str, object]] = field(default_factory=list)
+    clean_pair: dict[str, object] | None = None
+    drift: dict[str, object] = field(default_factory=dict)
     false_positive_explanation: str = ""
     chart_caption: str = ""
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -122,6 +128,7 @@ class DemoReport:
                 f"({self.true_positives} of {self.true_positives + self.false_positives} flagged)",
                 f"  recall           {self.recall:.3f} ({self.true_positives} of "
                 f"{self.truly_anomalous_windows} found; by kind: {kinds})",
+                f"  drift            {self._drift_text()}",
                 f"  time             {stages}",
                 f"  report           {self.files.get('report', '')}",
                 f"  chart            {self.files.get('chart', '')}",
@@ -136,6 +143,17 @@ class DemoReport:
                     subsequent_indent="  ",
                 ),
             ]
+        )
+
+    def _drift_text(self) -> str:
+        drift = self.drift
+        if drift.get("drifted_pairs") is None:
+            return "not computed"
+        worst = ", ".join(f"{p['device']}/{p['sensor']}" for p in drift.get("worst", [])[:3])
+        return (
+            f"{drift['drifted_pairs']} of {drift['pairs']} pairs drifted from their models' "
+            f"baselines ({drift['statistic']} over the scored window"
+            + (f"; worst {worst})" if worst else ")")
         )
 
 
@@ -275,18 +293,83 @@ def explain_false_positives(
     )
 
 
+def clean_pair(joined: pd.DataFrame, skip: list[dict[str, object]]) -> dict[str, object] | None:
+    """A pair to show beside the worst ones: no injected anomaly and no flag in the scored
+    window if there is one (else the fewest of both), not one of ``skip``."""
+    shown = {(p["device"], p["sensor"]) for p in skip}
+    counts = (
+        joined.assign(flagged=joined[IS_ANOMALY] == 1, injected=joined[TRUE_ANOMALY] == 1)
+        .groupby([DEVICE, SENSOR])[["flagged", "injected"]]
+        .sum()
+    )
+    counts = counts[[key not in shown for key in counts.index]]
+    if counts.empty:
+        return None
+    order = (counts["flagged"] + counts["injected"]).sort_values(kind="mergesort")
+    device, sensor = order.index[0]
+    flagged, injected = (int(v) for v in counts.loc[(device, sensor)])
+    true = int(((joined[DEVICE] == device) & (joined[SENSOR] == sensor)
+                & (joined[IS_ANOMALY] == 1) & (joined[TRUE_ANOMALY] == 1)).sum())  # fmt: skip
+    return {"device": device, "sensor": sensor, "flagged": flagged, "true": true,
+            "false": flagged - true, "injected": injected, "clean": True}  # fmt: skip
+
+
+def _flagged_stretches(models: Path | None, device: str, sensor: str, low: float, high: float):
+    """The value ranges in [low, high] the pair's model flags, as (start, end) pairs: read
+    from the model itself (its decision function on a fine grid)."""
+    if models is None:
+        return []
+    from scoring.models.store import ModelStore, ModelStoreError
+
+    try:
+        model = ModelStore(models).load(device, sensor).pipeline
+    except ModelStoreError as exc:
+        log.warning("chart: %s", exc)
+        return []
+    grid = np.linspace(low, high, 600)
+    flagged = model.decision_function(grid.reshape(-1, 1)) < 0
+    edges = np.flatnonzero(np.diff(np.r_[False, flagged, False].astype(int)))
+    step = (high - low) / (len(grid) - 1)
+    pairs = zip(edges[::2], edges[1::2], strict=True)
+    return [(grid[a] - step / 2, grid[b - 1] + step / 2) for a, b in pairs]
+
+
 def draw_chart(
-    joined: pd.DataFrame, training: pd.DataFrame, report: DemoReport, path: Path
+    joined: pd.DataFrame,
+    training: pd.DataFrame,
+    report: DemoReport,
+    path: Path,
+    models: Path | None = None,
 ) -> Path:
-    """Value over time of the pairs the model flagged most, with their flags, the injected
-    anomalies and the middle 80% of their training windows; axes in units, with a caption."""
+    """Write :func:`chart_figure` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(joined, training, report, models)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def chart_figure(
+    joined: pd.DataFrame,
+    training: pd.DataFrame,
+    report: DemoReport,
+    models: Path | None = None,
+) -> Any:
+    """Value over time of the pairs the model flagged most and of one clean pair, with their
+    flags, the injected anomalies, the middle 80% of their training windows and the values
+    each pair's model flags; axes in units, a legend above the panels, with a caption. The
+    caller closes the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    chosen = report.most_flagged_pairs
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(11, 2.6 * len(chosen) + 1.2), squeeze=False)
+    chosen = list(report.most_flagged_pairs)
+    if report.clean_pair:
+        chosen.append(report.clean_pair)
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(11, 2.6 * len(chosen) + 1.6), squeeze=False)
     for ax, pair_info in zip(axes[:, 0], chosen, strict=True):
         device, sensor = pair_info["device"], pair_info["sensor"]
         pair = joined[(joined[DEVICE] == device) & (joined[SENSOR] == sensor)].sort_values(TS)
@@ -300,30 +383,51 @@ def draw_chart(
         flagged = pair[pair[IS_ANOMALY] == 1]
         ax.scatter(flagged[TS], flagged[VALUE], s=22, color="crimson", marker="x",
                    label="flagged by the model")  # fmt: skip
-        ax.set_title(
-            f"{device} / {sensor}: {pair_info['flagged']} of {len(pair)} windows flagged "
+        bottom, top = ax.get_ylim()
+        for number, (start, end) in enumerate(_flagged_stretches(models, device, sensor,
+                                                                 bottom, top)):  # fmt: skip
+            ax.axhspan(start, end, color="mistyrose", alpha=0.7, zorder=0,
+                       label="values the model flags" if number == 0 else None)  # fmt: skip
+        ax.set_ylim(bottom, top)
+        inside = flagged[(flagged[VALUE] >= low) & (flagged[VALUE] <= high)]
+        what = "a clean pair, for comparison: " if pair_info.get("clean") else ""
+        title = (
+            f"{what}{device} / {sensor}: {pair_info['flagged']} of {len(pair)} windows flagged "
             f"({pair_info['true']} true, {pair_info['false']} false; "
-            f"{pair_info['injected']} with injected anomalies)",
-            fontsize=9,
-            loc="left",
+            f"{pair_info['injected']} with injected anomalies)"
         )
+        if len(inside):  # in the title, above the panel: a note never covers data either
+            title += (
+                f"\n{len(inside)} flag(s) inside the grey band: its model flags the pink "
+                "stretches, values its training rarely held (a quick pass of the cycle, or drift)"
+            )
+        ax.set_title(title, fontsize=9, loc="left")
         ax.set_ylabel(f"{sensor}\n(5-min average, sensor units)", fontsize=8)
         ax.tick_params(labelsize=8)
     axes[-1, 0].set_xlabel("window end (UTC)", fontsize=8)
-    axes[0, 0].legend(fontsize=7, loc="upper right", ncol=4)
+    handles, labels = {}, []
+    for ax in axes[:, 0]:  # every kind of mark once, whichever panel has it
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in handles:
+                handles[label] = handle
+                labels.append(label)
+    # Above the panels, outside every axes: a legend never covers data.
+    fig.legend([handles[label] for label in labels], labels, loc="upper center", ncol=5,
+               fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    worst = len(report.most_flagged_pairs)
     report.chart_caption = (
-        f"The {len(chosen)} pairs the model flagged most in the scored "
+        f"The {worst} pairs the model flagged most in the scored "
         f"{report.scoring_window[0]} .. {report.scoring_window[1]} (true and false flags "
-        "together, so the worst false-positive sources are shown, not only the clean cases). "
-        "Red x: a window the model flagged; black circle: a window holding an injected "
-        "anomaly; grey band: the middle 80% of that pair's training windows."
+        "together, so the worst false-positive sources are shown, not only the clean cases)"
+        + (", and below them a clean pair for comparison" if report.clean_pair else "")
+        + ". Red x: a window the model flagged; black circle: a window holding an injected "
+        "anomaly; grey band: the middle 80% of that pair's training windows; pink: the values "
+        "that pair's model flags (read from the model), so a flag inside the grey band shows "
+        "where the model's normal region has a gap."
     )
     fig.text(0.01, 0.005, textwrap.fill(report.chart_caption, 170), fontsize=7, va="bottom")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    return fig
 
 
 def run_demo(config: DemoConfig, workdir: Path) -> DemoReport:
@@ -382,7 +486,7 @@ def run_demo(config: DemoConfig, workdir: Path) -> DemoReport:
     _stage(
         "publish",
         ["publish", "--scored", str(scored_dir), "--extract", str(extract_dir),
-         "--out", str(runs_dir)],
+         "--out", str(runs_dir), "--models", str(models)],
         timings,
     )  # fmt: skip
 
@@ -390,6 +494,7 @@ def run_demo(config: DemoConfig, workdir: Path) -> DemoReport:
     from scoring.data.extract_folder import read_summary
 
     report.rows_in = int(read_summary(extract_dir)["rows"])
+    report.drift = _published_drift(runs_dir)
     report.scoring_window = [split.isoformat(), end.isoformat()]
     predictions = normalize_readings(
         read_table(predictions_dir / "predictions.parquet"),
@@ -399,9 +504,10 @@ def run_demo(config: DemoConfig, workdir: Path) -> DemoReport:
     raw = normalize_readings(read_table(raw_file), source=str(raw_file))
     training = normalize_readings(read_table(train_file), source=str(train_file))
     joined = evaluate(predictions, window_truth(raw, config.window_minutes), report)
-    report.most_flagged_pairs = most_flagged(joined, config.chart_sensors)
+    report.most_flagged_pairs = most_flagged(joined, max(1, config.chart_sensors - 1))
+    report.clean_pair = clean_pair(joined, report.most_flagged_pairs)
     explain_false_positives(joined, training, report)
-    chart = draw_chart(joined, training, report, workdir / "anomalies.png")
+    chart = draw_chart(joined, training, report, workdir / "anomalies.png", models)
     timings["report"] = round(time.perf_counter() - started, 2)
     timings["total"] = round(sum(timings.values()), 2)
     report.files = {
@@ -416,6 +522,24 @@ def run_demo(config: DemoConfig, workdir: Path) -> DemoReport:
     }
     write_json(asdict(report), workdir / "report.json")
     return report
+
+
+def _published_drift(runs_dir: Path) -> dict[str, object]:
+    """The drift figures of the window the publish stage wrote (its summary.json)."""
+    from scoring.steps.publish import SUMMARY_FILE
+
+    found = sorted(runs_dir.glob(f"window=*/{SUMMARY_FILE}"))
+    if not found:
+        return {}
+    import json
+
+    summary = json.loads(found[-1].read_text(encoding="utf-8"))
+    return {
+        "statistic": summary.get("drift_statistic"),
+        "pairs": summary.get("drift_pairs"),
+        "drifted_pairs": summary.get("drifted_pairs"),
+        "worst": summary.get("drift_worst") or [],
+    }
 
 
 def _write_training_windows(

@@ -1,7 +1,8 @@
 """``runs chart``: anomalies and failures per scored window, as a PNG.
 
 Two panels over the windows' end times (UTC): the rows flagged anomalous per window, and per
-window the (Device, Sensor) pairs that failed to score and the mini-batches that failed.
+window the (Device, Sensor) pairs that failed to score, the mini-batches that failed and the
+pairs that drifted from their models' baselines (runs published with the model store).
 Windows whose run found no readings or failed are marked on both, so an ingestion outage
 shows as a gap with a marker rather than as a quiet stretch.
 """
@@ -47,7 +48,13 @@ def runs_figure(history: History) -> Any:
                label="pairs that failed to score")  # fmt: skip
     bottom.plot(ends, [len(r.summary.failed_mini_batches) for r in runs], "k.",
                 label="failed mini-batches")  # fmt: skip
-    bottom.set_ylabel("failures (count)")
+    drift = [
+        (r.window_end, r.summary.drifted_pairs) for r in runs if r.summary.drifted_pairs is not None
+    ]
+    if drift:  # runs published with the model store; the others have no drift to show
+        bottom.plot([t for t, _ in drift], [n for _, n in drift], "d", color="purple",
+                    markersize=5, label="pairs drifted from their models")  # fmt: skip
+    bottom.set_ylabel("failures, drifted pairs\n(count)")
     bottom.set_xlabel("window end (UTC)")
     for status, marker, label in ((EMPTY_WINDOW, "s", "empty window"), (FAILED, "X", "run failed")):
         marked = [r.window_end for r in runs if r.summary.status == status]

@@ -141,6 +141,7 @@ def run_text(run: Run) -> str:
         f"  pairs               {s.pairs} in the window, {s.pairs_scored} scored, "
         f"{s.pairs_failed} failed",
         f"  model version       {s.model_version or '-'} ({s.model_versions} distinct)",
+        f"  drift               {_drift_text(s)}",
         f"  run id              {s.run_id or '-'}",
         f"  timings             {_pairs_text(s.timings) or '-'}",
         f"  summary             {run.source}",
@@ -150,6 +151,13 @@ def run_text(run: Run) -> str:
         more = f" (first {shown} of {s.pairs_failed})" if s.pairs_failed > shown else ""
         lines.append(f"  failed pairs{more}:")
         lines += [f"    {p['device']} / {p['sensor']}: {p['reason']}" for p in s.failed_pairs]
+    if s.drift_worst:
+        lines.append(f"  most drifted pairs ({s.drift_statistic}, worst first):")
+        lines += [
+            f"    {p.get('device')} / {p.get('sensor')}: {p.get(s.drift_statistic or '')} "
+            f"(threshold {p.get('threshold')}, {p.get('rows')} rows)"
+            for p in s.drift_worst
+        ]
     if s.failed_mini_batches:
         lines.append("  failed mini-batches:")
         for batch in s.failed_mini_batches:
@@ -162,6 +170,19 @@ def run_text(run: Run) -> str:
             for p in s.pairs_not_extracted
         ]
     return "\n".join(lines)
+
+
+def _drift_text(s: PublishSummary) -> str:
+    """The run's drift in one line: counted, not computed, or why it could not be."""
+    if s.drift_failure:
+        return f"not computed: {s.drift_failure}"
+    if s.drifted_pairs is None:
+        return "not computed (published without the model store)"
+    unknown = f", {s.drift_unknown_pairs} unknown" if s.drift_unknown_pairs else ""
+    return (
+        f"{s.drifted_pairs} of {s.drift_pairs} pairs drifted from their models' baselines "
+        f"({s.drift_statistic}{unknown}; drift.parquet beside the predictions has every pair)"
+    )
 
 
 def _totals(history: History) -> str:

@@ -62,6 +62,8 @@ PROPERTIES = (
     "run_id",
     "model_version",
     "failed_pairs_sample",
+    "drift_statistic",
+    "drift_worst_sample",
 )
 #: summary fields sent as ``Measurements`` (numbers)
 MEASUREMENTS = (
@@ -74,6 +76,8 @@ MEASUREMENTS = (
     "pairs_failed",
     "failed_mini_batches",
     "model_versions",
+    "drift_pairs",
+    "drifted_pairs",
     "publish_seconds",
     "scoring_seconds",
     "latency_seconds",
@@ -90,6 +94,8 @@ def event_fields(summary: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, 
         flat["failed_mini_batches"] = len(failed)
     sample = list(flat.get("failed_pairs") or [])[:SAMPLE_PAIRS]
     flat["failed_pairs_sample"] = json.dumps(sample) if sample else None
+    worst = list(flat.get("drift_worst") or [])
+    flat["drift_worst_sample"] = json.dumps(worst) if worst else None
     properties = {key: str(flat[key]) for key in PROPERTIES if flat.get(key) is not None}
     measurements = {
         key: float(flat[key])

@@ -21,6 +21,8 @@ from scoring.models.training import (
     DEFAULT_KERNEL,
     DEFAULT_MIN_ROWS,
     DEFAULT_NU,
+    DEFAULT_OUTLIER_MADS,
+    DEFAULT_RANGE_TOLERANCE,
     FEATURES,
     KERNELS,
     SQL_TABLE,
@@ -73,17 +75,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gamma",
         type=_gamma,
-        default=DEFAULT_GAMMA,
+        default=None,
         help="RBF kernel coefficient on standardised values: a number, scale or auto "
         "(default: 0.1, a kernel about 2 standard deviations wide; scikit-learn's 'scale' "
-        "is 1 here and flags 12-32%% of normal Gaussian readings)",
+        "is 1 here and flags 12-32%% of normal Gaussian readings). Given without "
+        "--outlier-mads or --range-tolerance, the model is scikit-learn's OneClassSVM as is",
     )
     parser.add_argument(
         "--nu",
         type=float,
-        default=DEFAULT_NU,
+        default=None,
         help="upper bound on the outlier fraction, lower bound on the support-vector "
-        "fraction (default: 0.02: mostly-normal data, few support vectors, cheap scoring)",
+        "fraction (default: 0.02: mostly-normal data, few support vectors, cheap scoring). "
+        "Given without --outlier-mads or --range-tolerance, the model is scikit-learn's "
+        "OneClassSVM as is",
+    )
+    parser.add_argument(
+        "--outlier-mads",
+        type=float,
+        default=None,
+        metavar="K",
+        help=f"leave training rows out of the fit that are both farther than K robust "
+        f"standard deviations (1.4826 x MAD) from the pair's median and in its sparsest "
+        f"tenth: past anomalies (default: {DEFAULT_OUTLIER_MADS:g})",
+    )
+    parser.add_argument(
+        "--range-tolerance",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help=f"calibrate each pair's threshold so that its training range, widened by SHARE "
+        f"of its width on each side, is normal (default: {DEFAULT_RANGE_TOLERANCE:g}; 0 "
+        "is the range itself)",
     )
     parser.add_argument(
         "--min-rows",
@@ -117,9 +140,29 @@ def read_readings_db(url: str) -> pd.DataFrame:
         return read_readings(engine, (TS, DEVICE, SENSOR, *FEATURES))
 
 
+def train_params(args: argparse.Namespace) -> TrainParams:
+    """The model the flags ask for: ``--nu``/``--gamma`` alone ask for the reference model
+    (scikit-learn's OneClassSVM on every row, nothing trimmed or calibrated); otherwise the
+    defaults, with whatever was given."""
+    gamma = DEFAULT_GAMMA if args.gamma is None else args.gamma
+    nu = DEFAULT_NU if args.nu is None else args.nu
+    tuned = args.outlier_mads is not None or args.range_tolerance is not None
+    if (args.gamma is not None or args.nu is not None) and not tuned:
+        return TrainParams.reference(kernel=args.kernel, gamma=gamma, nu=nu)
+    return TrainParams(
+        kernel=args.kernel,
+        gamma=gamma,
+        nu=nu,
+        outlier_mads=DEFAULT_OUTLIER_MADS if args.outlier_mads is None else args.outlier_mads,
+        range_tolerance=DEFAULT_RANGE_TOLERANCE
+        if args.range_tolerance is None
+        else args.range_tolerance,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        params = TrainParams(kernel=args.kernel, gamma=args.gamma, nu=args.nu).validate()
+        params = train_params(args).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.min_rows < 1:

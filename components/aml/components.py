@@ -142,16 +142,19 @@ def score_component(
 
 def publish_component(target: PipelineTarget, *, code_dir: Path = SCORING_DIR) -> CommandComponent:
     """Scored parts of one run into ``window=<end>/predictions.parquet`` (replacing), checked
-    against the extract's row count, with the run's summary beside it and as an output."""
+    against the extract's row count, with each pair's drift against its model's baseline
+    (``drift.parquet``, read from the same model store the score step used) and the run's
+    summary beside it and as an output."""
     return CommandComponent(
         name=PUBLISH_NAME,
         display_name="Publish the window's predictions",
         description="Reads the score step's Parquet parts and failure records, checks them "
-        "against the extract and writes window=<end>/predictions.parquet and summary.json, "
-        "replacing a previous run of the same window.",
+        "against the extract and writes window=<end>/predictions.parquet, drift.parquet and "
+        "summary.json, replacing a previous run of the same window.",
         inputs={
             "scored": Input(type="uri_folder", description="the score step's output"),
             "extract": Input(type="mltable", description="the extract step's output"),
+            "models": Input(type="uri_folder", description="model store (the baselines)"),
         },
         outputs={
             "published": Output(type="uri_folder", mode="rw_mount"),
@@ -160,7 +163,7 @@ def publish_component(target: PipelineTarget, *, code_dir: Path = SCORING_DIR) -
         command=(
             "python -m scoring.steps.publish --scored ${{inputs.scored}} "
             "--extract ${{inputs.extract}} --out ${{outputs.published}} "
-            "--summary-out ${{outputs.summary}}"
+            "--summary-out ${{outputs.summary}} --models ${{inputs.models}}"
         ),
         code=str(code_dir),
         environment=environment(target),

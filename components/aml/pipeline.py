@@ -126,7 +126,9 @@ def scoring_pipeline_job(
         run_as_cluster_identity(score, env_vars)
         if built.publish is None:
             return {}
-        publish = built.publish(scored=score.outputs.scored, extract=extract.outputs.readings)
+        publish = built.publish(
+            scored=score.outputs.scored, extract=extract.outputs.readings, models=models
+        )
         run_as_cluster_identity(publish, publish_environment_variables(target))
         return {"predictions": publish.outputs.published, "summary": publish.outputs.summary}
 

@@ -29,6 +29,7 @@ class AlertSettings:
     failed_pairs_percent: int = 5
     #: trainAlertRejectedPercent (the training settings'; set by StackSettings.of)
     training_rejected_percent: int = 20
+    drifted_pairs_percent: int = 20
     no_input_minutes: int = 30
     ingestion_stall_minutes: int = 30
     severity_run_failed: int = 1
@@ -64,6 +65,7 @@ class AlertSettings:
             schedule_unwatched=unwatched,
             run_summaries=pipeline.append_rows,
             failed_pairs_percent=config.alert_failed_pairs_percent,
+            drifted_pairs_percent=config.alert_drifted_pairs_percent,
             no_input_minutes=config.alert_no_input_minutes,
             ingestion_stall_minutes=config.alert_ingestion_stall_minutes,
             severity_run_failed=config.alert_severity_run_failed,

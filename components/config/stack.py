@@ -183,6 +183,7 @@ class StackConfig:
     alert_evaluation_minutes: int = 15
     alert_run_grace_minutes: int = 30
     alert_failed_pairs_percent: int = 5
+    alert_drifted_pairs_percent: int = 20
     alert_no_input_minutes: int = 30
     alert_ingestion_stall_minutes: int = 30
     alert_severity_run_failed: int = 1
@@ -485,6 +486,7 @@ def _alerting(c: StackConfig) -> list[str]:
         ),
         _between("alertRunGraceMinutes", c.alert_run_grace_minutes, low, window_max, " minutes"),
         _between("alertFailedPairsPercent", c.alert_failed_pairs_percent, 0, 100, " percent"),
+        _between("alertDriftedPairsPercent", c.alert_drifted_pairs_percent, 0, 100, " percent"),
         _one_of(
             "alertNoInputMinutes",
             c.alert_no_input_minutes,

@@ -192,6 +192,20 @@ def alert_rules(s: AlertSettings) -> AlertRules:
             values={"rejected_percent": s.training_rejected_percent},
         ),
         LogAlertRule(
+            "scoring-drifted-pairs",
+            "Many pairs drifted from their models",
+            f"More than {s.drifted_pairs_percent}% of a run's (Device, Sensor) pairs drifted "
+            "from their models' training baselines: retrain them.",
+            q.DRIFTED_PAIRS,
+            s.severity_run_quality,
+            every,
+            every,
+            "GreaterThan",
+            0,
+            values={"drifted_pairs_percent": s.drifted_pairs_percent},
+            enabled=s.run_summaries,
+        ),
+        LogAlertRule(
             "stream-no-input",
             "Stream Analytics reads no events",
             f"The Stream Analytics job read no input event in {no_input} minutes "

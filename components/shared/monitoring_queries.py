@@ -123,6 +123,21 @@ FAILED_PAIRS = Query(
     Pairs, PairsFailed, FailedPairs = tostring(Properties.failed_pairs_sample)
 """,
 )
+# A run in which more than $drifted_pairs_percent percent of the pairs whose drift is known
+# (their models have a baseline, enough rows) drifted from their models' baselines.
+DRIFTED_PAIRS = Query(
+    "drifted-pairs",
+    "AppEvents",
+    _SCORING_EVENTS
+    + """\
+| extend DriftPairs = todouble(Measurements.drift_pairs),
+    DriftedPairs = todouble(Measurements.drifted_pairs)
+| where DriftPairs > 0 and DriftedPairs * 100.0 > DriftPairs * $drifted_pairs_percent
+| project TimeGenerated, Window = tostring(Properties.window), DriftPairs, DriftedPairs,
+    Statistic = tostring(Properties.drift_statistic),
+    WorstPairs = tostring(Properties.drift_worst_sample)
+""",
+)
 
 # A training run failed, or rejected (or failed to train) more than $rejected_percent percent
 # of its pairs (scoring.steps.promote's summary; a run that fails before promoting sends no
@@ -232,6 +247,7 @@ ALERT_QUERIES = (
     EMPTY_WINDOW,
     FAILED_PAIRS,
     TRAINING_REJECTED,
+    DRIFTED_PAIRS,
     STREAM_NO_INPUT,
     INGESTION_STALLED,
     CLUSTER_CANNOT_SCALE,

@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 
 from scoring.data.files import atomic_path
 from scoring.errors import UsageError
+from scoring.models import baseline
 from scoring.models.kernel import (
     HALF_CELL,
     REACH,
@@ -227,6 +228,7 @@ class _Rows:
             columns[name] = pa.LargeListArray.from_arrays(
                 pa.array(offsets, pa.int64()), pa.array(values, pa.float64())
             )
+        columns[baseline.PACK_COLUMN] = baseline.pack_column(scalars)  # not in the checksum
         columns["checksum"] = pa.array(
             content_checksums(columns, np.arange(len(scalars))), pa.uint64()
         )
@@ -279,6 +281,7 @@ def write_pack(
             "version": str(entry["version"]),
             "sha256": sha256,
             "features": json.dumps(list(entry.get("features") or DEFAULT_FEATURES)),
+            baseline.PACK_COLUMN: baseline.packed(entry),
         }
         fresh = (compiled or {}).get((device, sensor))
         if fresh is not None and fresh[0] == sha256:

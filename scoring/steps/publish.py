@@ -10,12 +10,15 @@ extract step recorded (its window and row count), and writes
 * ``window=<end as YYYYMMDDTHHMMSSZ>/predictions.parquet``: every row, the contract's columns
   and types (even when there are none), sorted by Device, Sensor, TS; a re-run of the same
   window replaces it (written beside, then swapped in);
+* ``window=<end>/drift.parquet`` (with ``--models``): each pair's drift against its model's
+  baseline (:mod:`scoring.steps.drift`);
 * ``window=<end>/summary.json``: the window, rows extracted and published, rows per status,
   anomalies, the mini-batches that failed with their reasons, the pairs the extract could not
   write, the (Device, Sensor) pairs scored and failed with a reason per failed pair
-  (:mod:`scoring.data.pair_outcomes`), the newest model version scored, timings, and the run's
-  outcome. The same summary goes to Application Insights as one event
-  (:mod:`scoring.telemetry`; never failing the step), where the alert rules read it.
+  (:mod:`scoring.data.pair_outcomes`), the newest model version scored, the drifted pairs
+  (a count and the worst), timings, and the run's outcome. The same summary goes to
+  Application Insights as one event (:mod:`scoring.telemetry`; never failing the step),
+  where the alert rules read it.
 
 Timings: ``publish_seconds`` (this step), ``scoring_seconds`` (from the extract's summary
 being written to the last predictions part: the score step with its queueing),
@@ -67,6 +70,7 @@ from scoring.data.schema import (
     TS,
 )
 from scoring.errors import RunFailed, UsageError
+from scoring.steps.drift import run_drift
 
 log = logging.getLogger("scoring.steps.publish")
 
@@ -102,6 +106,13 @@ class PublishSummary:
     failed_pairs: list[dict[str, str]] = field(default_factory=list)
     model_version: str | None = None
     model_versions: int = 0
+    # the drift of each pair against its model's baseline (scoring.steps.drift)
+    drift_statistic: str | None = None
+    drift_pairs: int | None = None
+    drifted_pairs: int | None = None
+    drift_unknown_pairs: int | None = None
+    drift_worst: list[dict[str, Any]] = field(default_factory=list)
+    drift_failure: str | None = None
     run_id: str | None = None
     timings: dict[str, object] = field(default_factory=dict)
 
@@ -149,7 +160,7 @@ def collect(scored: Path) -> tuple[pa.Table, int]:
     return kept, table.num_rows - kept.num_rows
 
 
-def publish(scored: Path, extract: Path, out: Path) -> PublishSummary:
+def publish(scored: Path, extract: Path, out: Path, models: Path | None = None) -> PublishSummary:
     """Write ``out/window=<end>/`` from the score step's parts; raises :class:`RunFailed` (and
     publishes nothing) when no prediction came back for a window with readings."""
     started = time.monotonic()
@@ -191,6 +202,8 @@ def publish(scored: Path, extract: Path, out: Path) -> PublishSummary:
     if summary.status != FAILED:
         with atomic_path(target / PREDICTIONS_FILE) as tmp:
             pq.write_table(table, tmp)
+        for name, value in asdict(run_drift(table, models, target)).items():
+            setattr(summary, name, value)
     summary.timings = _timings(summary.window_end, extract, scored, started)
     write_json(asdict(summary), target / SUMMARY_FILE)
     return summary
@@ -244,6 +257,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--summary-out", type=Path, help="also write the run's summary.json into this folder"
     )
+    parser.add_argument(
+        "--models",
+        type=Path,
+        help="the model store that scored the run: each pair's drift against its model's "
+        "baseline goes to drift.parquet and the summary (without it, no drift is computed)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -256,7 +275,9 @@ def run(args: argparse.Namespace) -> int:
     require_output_folder("--out", args.out)
     if args.summary_out is not None:
         require_output_folder("--summary-out", args.summary_out)
-    summary = publish(args.scored, args.extract, args.out)
+    if args.models is not None and not args.models.is_dir():
+        raise UsageError(f"--models {args.models}: not a folder")
+    summary = publish(args.scored, args.extract, args.out, args.models)
     if args.summary_out is not None:
         write_json(asdict(summary), args.summary_out / SUMMARY_FILE)
     emit_run_summary(asdict(summary))  # never raises: telemetry cannot fail the run

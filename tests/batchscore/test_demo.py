@@ -184,3 +184,71 @@ def test_the_simulated_fleet_is_checked_before_any_stage(tmp_path, capsys, flags
     err = capsys.readouterr().err
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "demo").exists()
+
+
+def test_the_chart_shows_a_clean_pair_keeps_its_legend_off_the_data_and_explains_flags(
+    tmp_path,
+):
+    """Flags inside the training band are explained in the panel (its title, and the pink
+    stretches the pair's own model flags); the legend sits above every panel."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from batchscore.demo import TRUE_ANOMALY, chart_figure, clean_pair, most_flagged
+    from scoring.models.store import ModelStore
+    from tests.fixtures.models import fitted_pipeline
+
+    rng = np.random.default_rng(1)
+    two_states = np.r_[rng.normal(10, 0.2, 150), rng.normal(14, 0.2, 150)]
+    store = ModelStore(tmp_path / "models")
+    store.save("dev-a", "flow", fitted_pipeline(two_states, nu=0.02, gamma=0.1),
+               training_rows=300, params={})  # fmt: skip
+    training = pd.DataFrame({DEVICE: "dev-a", SENSOR: "flow", VALUE: two_states})
+    training = pd.concat(
+        [training, pd.DataFrame({DEVICE: "dev-b", SENSOR: "flow", VALUE: rng.normal(5, 1, 300)})]
+    )
+    times = pd.date_range("2024-01-02", periods=24, freq="5min")
+    joined = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    TS: times,
+                    DEVICE: "dev-a",
+                    SENSOR: "flow",
+                    VALUE: [10.0] * 20 + [12.0] * 4,
+                    IS_ANOMALY: [0] * 20 + [1] * 4,
+                    TRUE_ANOMALY: 0,
+                }
+            ),  # fmt: skip
+            pd.DataFrame(
+                {
+                    TS: times,
+                    DEVICE: "dev-b",
+                    SENSOR: "flow",
+                    VALUE: 5.0,
+                    IS_ANOMALY: 0,
+                    TRUE_ANOMALY: 0,
+                }
+            ),  # fmt: skip
+        ],
+        ignore_index=True,
+    )
+    report = DemoReport(scoring_window=["2024-01-02T00:00:00", "2024-01-02T02:00:00"])
+    report.most_flagged_pairs = most_flagged(joined, 1)
+    report.clean_pair = clean_pair(joined, report.most_flagged_pairs)
+    assert (report.clean_pair["device"], report.clean_pair["flagged"]) == ("dev-b", 0)
+    fig = chart_figure(joined, training, report, store.root)
+    try:
+        fig.canvas.draw()
+        worst, clean = fig.axes
+        assert "4 flag(s) inside the grey band" in worst.get_title(loc="left")
+        assert clean.get_title(loc="left").startswith("a clean pair, for comparison: dev-b")
+        pink = [p for p in worst.patches if p.get_facecolor()[:3] == (1.0, 228 / 255, 225 / 255)]
+        assert pink, "the stretches the model flags are drawn"
+        (legend,) = fig.legends
+        box = legend.get_window_extent()
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent()), "the legend covers a panel"
+        assert "clean pair" in report.chart_caption and "pink" in report.chart_caption
+    finally:
+        plt.close(fig)

@@ -7,6 +7,7 @@ import json
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -129,7 +130,10 @@ def test_chart_writes_a_png_with_labelled_axes(runs_dir, tmp_path, capsys):
     figure = runs_figure(read_folder(runs_dir))
     anomalies, failures = figure.axes
     assert anomalies.get_ylabel() == "anomalies (rows flagged)"
-    assert failures.get_ylabel() == "failures (count)"
+    assert failures.get_ylabel() == "failures, drifted pairs\n(count)"
+    assert "pairs drifted from their models" not in [line.get_label() for line in failures.lines], (
+        "published without the model store: no drift drawn"
+    )
     assert failures.get_xlabel() == "window end (UTC)"
     bars = [p.get_height() for p in failures.patches]
     assert bars == [1, 1, 0], "one failed pair in each window with readings"
@@ -204,3 +208,55 @@ def test_the_summaries_round_trip_unchanged(runs_dir):
     history = read_folder(runs_dir)
     on_disk = json.loads((runs_dir / "window=20260101T100000Z" / "summary.json").read_text())
     assert publish.PublishSummary.from_dict(on_disk) == history.runs[0].summary
+
+
+def test_show_says_when_drift_was_not_computed(runs_dir, capsys):
+    assert runs("show", "window=20260101T110000Z", "--predictions", str(runs_dir)) == 0
+    assert "drift               not computed (published without the model store)" in (
+        capsys.readouterr().out
+    )
+
+
+def test_show_prints_the_drifted_pairs_and_the_worst(tmp_path, capsys):
+    """A window published with the model store: dev-2's model was trained far from its
+    window's values, dev-1's around them."""
+    from scoring.models.store import ModelStore
+    from scoring.models.training import train_models
+
+    engine = db.open_database(f"sqlite:///{tmp_path / 'sensors.db'}", create=True)
+    db.ensure_table(engine)
+    end = ENDS[0]
+    rows = [
+        (end - pd.Timedelta(minutes=5 * i), device, sensor, 20.0 + i, 19.0, 22.0, 5)
+        for device, sensor in PAIRS[:2]
+        for i in range(12)
+    ]
+    db.replace_windows(engine, pd.DataFrame(rows, columns=list(db.SQL_COLUMNS)))
+    extract_window(engine, end, 60, tmp_path / "extract", layout="pair")
+    engine.dispose()
+    times = pd.date_range(end - pd.Timedelta(days=1), periods=288, freq="5min")
+    rng = np.random.default_rng(0)
+    training = pd.concat(
+        pd.DataFrame(
+            {
+                "TS": times,
+                "Device": device,
+                "Sensor": "temp",
+                "Value": rng.normal(level, 3.0, len(times)),
+            }
+        )  # fmt: skip
+        for device, level in (("dev-1", 25.5), ("dev-2", 100.0))
+    )
+    train_models(training, ModelStore(tmp_path / "models"))
+    (tmp_path / "scored").mkdir()
+    _fake_scoring(tmp_path / "extract", tmp_path / "scored")
+    out = tmp_path / "predictions"
+    publish.publish(tmp_path / "scored", tmp_path / "extract", out, tmp_path / "models")
+    assert runs("show", end.isoformat(), "--predictions", str(out)) == 0
+    text = capsys.readouterr().out
+    assert "drift               1 of 2 pairs drifted from their models' baselines (psi;" in text
+    assert "most drifted pairs (psi, worst first):\n    dev-2 / temp: " in text
+    assert "dev-1 / temp: " not in text.split("most drifted pairs")[1]
+    failures = runs_figure(read_folder(out)).axes[1]
+    (drifted,) = [line for line in failures.lines if line.get_label().startswith("pairs drifted")]
+    assert list(drifted.get_ydata()) == [1]

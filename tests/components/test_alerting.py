@@ -99,6 +99,14 @@ def test_severities_windows_and_thresholds_come_from_config(plan: PlanView) -> N
         )
     failed_pairs = plan.one(LOG_RULE, "alerting-scoring-failed-pairs").get("criteria.allOf.0")
     assert f"Pairs * {settings.failed_pairs_percent}\n" in failed_pairs["query"]
+    drifted = plan.one(LOG_RULE, "alerting-scoring-drifted-pairs")
+    assert (
+        f"DriftPairs * {settings.drifted_pairs_percent}\n"
+        in drifted.get("criteria.allOf.0")["query"]
+    )
+    assert (
+        drifted.get("enabled") is True and drifted.get("severity") == settings.severity_run_quality
+    )
 
 
 def test_log_rules_skip_the_query_check_a_new_workspace_fails(plan: PlanView) -> None:
@@ -202,6 +210,7 @@ def test_without_run_summaries_the_rules_that_read_them_are_off() -> None:
     settings = AlertSettings.from_config(StackConfig(), PipelineSettings(append_rows=False))
     enabled = {rule.key: rule.enabled for rule in alert_rules(settings).log}
     assert enabled["scoring-empty-window"] is enabled["scoring-failed-pairs"] is False
+    assert enabled["scoring-drifted-pairs"] is False
     assert enabled["scoring-run-failed"] is enabled["stream-no-input"] is True
 
 
@@ -251,3 +260,16 @@ def test_no_rule_runs_less_often_than_its_window() -> None:
     rules = alert_rules(AlertSettings(evaluation_minutes=60, no_input_minutes=20))
     for rule in rules.log:
         assert rule.frequency_minutes <= rule.window_minutes, rule.key
+
+
+def test_the_drifted_pairs_share_comes_from_config() -> None:
+    config = StackConfig(alert_drifted_pairs_percent=35)
+    rules = {
+        r.key: r for r in alert_rules(AlertSettings.from_config(config, PipelineSettings())).log
+    }
+    drifted = rules["scoring-drifted-pairs"]
+    assert drifted.values == {"drifted_pairs_percent": 35} and "35%" in drifted.description
+    scope = QueryScope("ws", "ai", "job", "cluster")
+    assert "DriftedPairs * 100.0 > DriftPairs * 35\n" in drifted.query.render(
+        scope, **drifted.values
+    )

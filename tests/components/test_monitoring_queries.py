@@ -39,7 +39,9 @@ _MEMBER = re.compile(r"\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
 
 
 def render(query: Query) -> str:
-    return query.render(SCOPE, failed_pairs_percent=5, rejected_percent=20)
+    return query.render(
+        SCOPE, failed_pairs_percent=5, rejected_percent=20, drifted_pairs_percent=20
+    )
 
 
 def summary_field_problems(text: str, table: str) -> list[str]:

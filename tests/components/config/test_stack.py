@@ -128,6 +128,7 @@ BAD_VALUES = [
     ({"alertEvaluationMinutes": 20}, "alertEvaluationMinutes", "240, 300, 360"),
     ({"alertEvaluationMinutes": 1440}, "alertEvaluationMinutes", "360"),
     ({"alertFailedPairsPercent": 101}, "alertFailedPairsPercent", "0..100"),
+    ({"alertDriftedPairsPercent": -1}, "alertDriftedPairsPercent", "0..100"),
     ({"alertNoInputMinutes": 3000}, "alertNoInputMinutes", "1440, 2880"),
     ({"alertNoInputMinutes": 90}, "alertNoInputMinutes", "60, 120"),
     ({"alertIngestionStallMinutes": 25}, "alertIngestionStallMinutes", "15, 30"),

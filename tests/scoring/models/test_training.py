@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from batchscore.cli import main
 from scoring.models import training as train
+from scoring.models.baseline import Baseline, baseline_of, store_baselines
 from scoring.models.pack import PACK_NAME, verify_pack, write_pack
 from scoring.models.store import ModelStore
 
@@ -51,11 +53,20 @@ def test_one_model_per_pair_with_the_default_hyperparameters(tmp_path: Path) -> 
         assert (svm.kernel, svm.gamma, svm.nu) == ("rbf", 0.1, 0.02)
         entry = store.entry(device, sensor)
         assert entry["training_rows"] == rows
-        assert entry["params"] == {"kernel": "rbf", "gamma": 0.1, "nu": 0.02}
+        assert entry["params"] == {
+            "kernel": "rbf",
+            "gamma": 0.1,
+            "nu": 0.02,
+            "outlier_mads": 3.0,
+            "range_tolerance": 0.3,
+        }
         assert entry["features"] == list(train.FEATURES)
-        # Fitted on this pair's own data: its scaler learnt this pair's mean.
-        own = readings(SMALL).query("Device == @device and Sensor == @sensor")["Value"]
-        assert scaler.mean_[0] == pytest.approx(own.mean())
+        # Fitted on this pair's own data (past anomalies left out): its scaler learnt its mean.
+        own = readings(SMALL).query("Device == @device and Sensor == @sensor")[["Value"]]
+        _, kept = train.fit_model(own.to_numpy(), train.TrainParams())
+        assert scaler.mean_[0] == pytest.approx(kept.mean())
+        # ... and its baseline: the deciles of the values it was trained on
+        assert entry["baseline"] == baseline_of(own.to_numpy()).to_dict()
 
 
 def test_training_builds_a_current_pack_so_scoring_takes_the_fast_path(
@@ -206,6 +217,8 @@ def test_cli_trains_from_the_sensor_readings_table(tmp_path: Path) -> None:
         (["--db", "sqlite:///nowhere/x.db"], "--db sqlite:///nowhere/x.db"),
         (["--input", "readings.csv", "--nu", "1.5"], "--nu 1.5: must be in (0, 1]"),
         (["--input", "readings.csv", "--min-rows", "0"], "--min-rows 0"),
+        (["--input", "readings.csv", "--outlier-mads", "0"], "--outlier-mads 0.0: must be"),
+        (["--input", "readings.csv", "--range-tolerance", "-1"], "--range-tolerance -1.0"),
     ],
 )
 def test_cli_bad_usage_is_one_line(tmp_path: Path, monkeypatch, capsys, extra, expected) -> None:
@@ -229,3 +242,114 @@ def test_help_documents_the_defaults(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     assert "0.02" in text and "rbf" in text and "scale" in text
     assert "support-vector" in text
+
+
+# ------------------------------------------------------------ defaults and the reference model
+
+
+def _with_past_anomalies(seed: int = 3) -> np.ndarray:
+    """A day of a cycling sensor with a stuck run and two spikes among its windows."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(288) / 12
+    values = 20 + 2 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.2, 288)
+    values[100:104] = 35.0
+    values[[40, 200]] += (12.0, -11.0)
+    return values.reshape(-1, 1)
+
+
+def test_explicit_nu_and_gamma_alone_train_scikit_learns_own_model(tmp_path: Path) -> None:
+    """The reference model stays exact: nothing trimmed, nothing calibrated."""
+    X = _with_past_anomalies()
+    frame = pd.DataFrame({"Device": "d", "Sensor": "s", "Value": X[:, 0]})
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    argv = ["train", "--input", str(tmp_path / "r.csv"), "--models", str(tmp_path / "m")]
+    assert main([*argv, "--nu", "0.05", "--gamma", "0.3", "--jobs", "1", "--no-progress"]) == 0
+    ours = ModelStore(tmp_path / "m").load("d", "s").pipeline
+    theirs = make_pipeline(StandardScaler(), OneClassSVM(nu=0.05, gamma=0.3)).fit(X)
+    grid = np.linspace(0, 50, 2001).reshape(-1, 1)
+    assert np.array_equal(ours.predict(grid), theirs.predict(grid))
+    assert np.array_equal(ours.predict(X), theirs.predict(X))
+    assert ours[-1].intercept_ == pytest.approx(theirs[-1].intercept_, abs=0)
+    assert ModelStore(tmp_path / "m").entry("d", "s")["params"] == {
+        "kernel": "rbf", "gamma": 0.3, "nu": 0.05
+    }  # fmt: skip
+
+
+def test_the_defaults_leave_past_anomalies_out_and_calibrate_the_range() -> None:
+    X = _with_past_anomalies()
+    model, kept = train.fit_model(X, train.TrainParams())
+    assert len(kept) == len(X) - 6, "the stuck run and both spikes are left out"
+    low, high = kept.min(), kept.max()
+    inside = np.linspace(low - 0.29 * (high - low), high + 0.29 * (high - low), 500)
+    assert (model.predict(inside.reshape(-1, 1)) == 1).all(), "the widened range is normal"
+    assert (
+        model.predict([[35.0], [low - 0.6 * (high - low)], [high + 0.6 * (high - low)]]) == -1
+    ).all()
+    reference = make_pipeline(StandardScaler(), OneClassSVM(nu=0.02, gamma=0.1)).fit(kept)
+    # only the threshold moved: the same support vectors, a lower intercept
+    assert np.array_equal(model[-1].support_vectors_, reference[-1].support_vectors_)
+    assert model[-1].intercept_[0] > reference[-1].intercept_[0]
+    shift = model[-1].intercept_[0] - reference[-1].intercept_[0]
+    assert np.allclose(model.decision_function(X), reference.decision_function(X) + shift)
+    assert np.allclose(model.score_samples(X), reference.score_samples(X))
+
+
+def test_a_second_operating_state_is_not_trimmed_as_anomalies() -> None:
+    """Far from the median alone would cut a machine's running state: it is dense, kept."""
+    rng = np.random.default_rng(8)
+    idle, running = rng.normal(10, 0.2, 330), rng.normal(14, 0.2, 100)
+    X = np.concatenate([idle, running]).reshape(-1, 1)
+    model, kept = train.fit_model(X, train.TrainParams())
+    assert (kept > 12).sum() >= 70, "the running state stays in the fit (its edges may not)"
+    both_states = np.r_[np.linspace(9.5, 10.5, 50), np.linspace(13.5, 14.5, 50)]
+    assert (model.predict(both_states.reshape(-1, 1)) == 1).all()
+
+
+def test_the_defaults_hold_on_a_fleet_made_by_other_means() -> None:
+    """precision >= 0.5 at recall >= 0.85 on the fixture fleet (not ``batchscore simulate``),
+    and far above the reference model's there."""
+    from tests.fixtures.other_fleet import other_fleet
+
+    def confusion(params: train.TrainParams, seed: int) -> np.ndarray:
+        fleet, counts = other_fleet(seed=seed), np.zeros(3)
+        scored = fleet.score.groupby(["Device", "Sensor"])
+        for key, group in fleet.train.groupby(["Device", "Sensor"]):
+            model, _ = train.fit_model(group[["Value"]].to_numpy(), params)
+            window = scored.get_group(key)
+            flagged = model.predict(window[["Value"]].to_numpy()) == -1
+            actual = window["TrueAnomaly"].to_numpy() == 1
+            counts += [
+                (flagged & actual).sum(),
+                (flagged & ~actual).sum(),
+                (~flagged & actual).sum(),
+            ]
+        return counts
+
+    defaults = sum(confusion(train.TrainParams(), seed) for seed in (0, 1, 2))
+    reference = sum(confusion(train.TrainParams.reference("rbf", 0.1, 0.02), s) for s in (0, 1, 2))
+    precision, recall = (
+        defaults[0] / (defaults[0] + defaults[1]),
+        defaults[0] / (defaults[0] + defaults[2]),
+    )
+    assert precision >= 0.5 and recall >= 0.85, (precision, recall)
+    assert precision > 2 * reference[0] / (reference[0] + reference[1])
+
+
+def test_the_baselines_are_in_the_manifest_and_the_pack(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    train.train_models(readings(SMALL), store)
+    from_pack = store_baselines(tmp_path)
+    (tmp_path / PACK_NAME).unlink()
+    from_manifest = store_baselines(tmp_path)
+    assert from_pack == from_manifest and set(from_pack) == set(SMALL)
+    assert all(isinstance(found, Baseline) for found in from_pack.values())
+
+
+def test_a_model_saved_without_a_baseline_has_drift_unknown(tmp_path: Path) -> None:
+    """Models trained before baselines were kept still load and score; their drift is unknown."""
+    store = ModelStore(tmp_path)
+    X = np.random.default_rng(0).normal(size=(50, 1))
+    store.save("old", "s", make_pipeline(StandardScaler(), OneClassSVM()).fit(X),
+               training_rows=50, params={})  # fmt: skip
+    write_pack(store)
+    assert store_baselines(tmp_path) == {("old", "s"): None}

@@ -296,3 +296,86 @@ def test_telemetry_that_fails_never_fails_the_publish(extract, store, tmp_path, 
     scored, _ = _score(extract, store, tmp_path, append=False)
     assert _publish_main(scored, extract, tmp_path / "out") == 0
     assert (tmp_path / "out" / "window=20240101T010000Z" / "predictions.parquet").is_file()
+
+
+# --- drift: each pair's window against its model's baseline ------------------------------------
+@pytest.fixture
+def trained_store(tmp_path):
+    """Models trained as ``batchscore train`` does (with baselines) on a day of windows:
+    dev 1.a around the window's values, dev-2 far above them; dev-3 has none."""
+    from scoring.models.training import train_models
+
+    rng = np.random.default_rng(2)
+    times = pd.date_range(END - pd.Timedelta(days=1), periods=288, freq="5min")
+    frames = [
+        pd.DataFrame(
+            {
+                "TS": times,
+                "Device": device,
+                "Sensor": sensor,
+                "Value": rng.normal(level, 1.0, len(times)),
+            }
+        )  # fmt: skip
+        for (device, sensor), level in zip(PAIRS[:2], (21.0, 40.0), strict=False)
+    ]
+    store = ModelStore(tmp_path / "trained")
+    train_models(pd.concat(frames, ignore_index=True), store)
+    return store.root
+
+
+def test_publish_writes_each_pairs_drift_and_counts_the_drifted(
+    extract, trained_store, tmp_path, layout, sent
+):
+    scored, _ = _score(extract, trained_store, tmp_path, append=False)
+    argv = ["--scored", str(scored), "--extract", str(extract), "--out", str(tmp_path / "out")]
+    assert publish.main([*argv, "--models", str(trained_store)]) == 0
+    folder = tmp_path / "out" / "window=20240101T010000Z"
+    drift = pq.read_table(folder / "drift.parquet").to_pandas().set_index(["Device", "Sensor"])
+    assert {"Statistic", "Drifted", "Rows"} <= set(drift.columns)
+    assert bool(drift.loc[("dev-2", "temp"), "Drifted"]) is True
+    assert bool(drift.loc[("dev 1.a", "temp"), "Drifted"]) is False
+    assert drift.loc[("dev 1.a", "temp"), "Rows"] == 11, "the unscorable value is not counted"
+    summary = json.loads((folder / "summary.json").read_text())
+    unknown = 1 if layout == "shard" else 0  # dev-3's rows came back (no_model) in a shard
+    if unknown:
+        assert pd.isna(drift.loc[("dev-3", "hum"), "Drifted"])
+        assert "no baseline" in drift.loc[("dev-3", "hum"), "Note"]
+    assert (summary["drift_statistic"], summary["drift_pairs"], summary["drifted_pairs"]) == (
+        "psi", 2, 1
+    )  # fmt: skip
+    assert summary["drift_unknown_pairs"] == unknown
+    assert [(p["device"], p["sensor"]) for p in summary["drift_worst"]] == [("dev-2", "temp")]
+    from scoring.steps.drift import drifted_pairs
+
+    assert drifted_pairs(folder) == [("dev-2", "temp")], "what retraining starts from"
+    ((properties, measurements),) = sent()
+    assert (measurements["drift_pairs"], measurements["drifted_pairs"]) == (2, 1)
+    assert json.loads(properties["drift_worst_sample"])[0]["device"] == "dev-2"
+
+
+def test_without_models_no_drift_is_claimed(extract, store, tmp_path):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    summary = publish.publish(scored, extract, tmp_path / "out")
+    assert summary.drifted_pairs is None and summary.drift_statistic is None
+    assert not list((tmp_path / "out").rglob("drift.parquet"))
+
+
+def test_models_saved_without_baselines_have_drift_unknown(extract, store, tmp_path):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    summary = publish.publish(scored, extract, tmp_path / "out", store)
+    assert summary.drift_pairs == 0 and summary.drifted_pairs == 0
+    assert summary.drift_unknown_pairs >= 2
+
+
+def test_an_unreadable_model_store_does_not_fail_the_publish(extract, store, tmp_path):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    (store / "manifest.json").write_text("{not json")
+    summary = publish.publish(scored, extract, tmp_path / "out", store)
+    assert summary.status == "succeeded" and summary.drifted_pairs is None
+    assert "unreadable manifest" in summary.drift_failure
+
+
+def test_a_models_folder_that_is_not_one_is_refused(extract, tmp_path, capsys):
+    argv = ["--scored", str(tmp_path), "--extract", str(extract), "--out", str(tmp_path / "o")]
+    assert publish.main([*argv, "--models", str(tmp_path / "nowhere")]) == 2
+    assert "--models" in capsys.readouterr().err

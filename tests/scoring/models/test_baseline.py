@@ -1,0 +1,142 @@
+"""A model's baseline and the drift statistic (PSI over the decile bins of the residuals from
+the daily profile): no drift, a level shift and a variance change each way, on windows of the
+sizes runs have, and a daily cycle that is not drift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scoring.models import baseline
+from scoring.models.baseline import Baseline, baseline_of, drift_table, psi, threshold
+
+TRAINING_ROWS = 432  # 36 hours of 5-minute windows, as the demo trains
+
+
+@pytest.fixture(scope="module")
+def trained() -> Baseline:
+    return baseline_of(np.random.default_rng(1).normal(20.0, 2.0, TRAINING_ROWS))
+
+
+def _drifted_share(trained: Baseline, rows: int, mean: float, sd: float, windows: int) -> float:
+    rng = np.random.default_rng(rows * 1000 + int(mean * 10) + int(sd * 100))
+    limit = float(threshold(rows, trained.rows))
+    return float(
+        np.mean([psi(trained, rng.normal(mean, sd, rows)) > limit for _ in range(windows)])
+    )
+
+
+def test_the_baseline_is_the_deciles_of_the_residuals() -> None:
+    values = np.arange(1.0, 101.0)
+    found = baseline_of(values.reshape(-1, 1))
+    assert found.edges == pytest.approx(np.quantile(values, np.arange(1, 10) / 10) - 50.5)
+    assert found.shares == pytest.approx([0.1] * 10)
+    assert found.rows == 100
+    assert found.profile == pytest.approx([50.5, 0, 0, 0, 0]), "no times: a flat profile"
+    assert Baseline.from_dict(found.to_dict()) == found
+    assert baseline.unpacked(baseline.packed({"baseline": found.to_dict()})) == found
+    assert baseline_of(np.array([5.0, np.nan, 5.0, np.inf])).rows == 2, "non-finite left out"
+    with pytest.raises(ValueError, match="no finite training value"):
+        baseline_of(np.array([np.nan]))
+
+
+@pytest.mark.parametrize("broken", [None, {}, {"edges": [1.0], "shares": [1.0], "rows": 3},
+                                    {"edges": "x", "shares": [], "rows": 1}])  # fmt: skip
+def test_an_entry_without_a_usable_baseline_has_none(broken) -> None:
+    assert Baseline.from_dict(broken) is None
+
+
+@pytest.mark.parametrize("rows", [36, 144])
+def test_no_shift_is_not_drift(trained, rows) -> None:
+    assert _drifted_share(trained, rows, 20.0, 2.0, 400) <= 0.01
+
+
+@pytest.mark.parametrize(("rows", "mean"), [(36, 24.0), (144, 22.0), (144, 17.0)])
+def test_a_level_shift_is_drift(trained, rows, mean) -> None:
+    assert _drifted_share(trained, rows, mean, 2.0, 200) >= 0.95
+
+
+@pytest.mark.parametrize(("rows", "sd"), [(144, 4.0), (144, 0.6), (36, 0.6)])
+def test_a_variance_change_either_way_is_drift(trained, rows, sd) -> None:
+    assert _drifted_share(trained, rows, 20.0, sd, 200) >= 0.95
+
+
+def test_the_statistic_grows_with_the_shift(trained) -> None:
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0.0, 2.0, 144)
+    values = [psi(trained, 20.0 + shift + noise) for shift in (0.0, 1.0, 2.0, 4.0)]
+    assert values == sorted(values) and values[0] < 0.25 < values[-1]
+
+
+def test_a_short_window_needs_a_large_shift(trained) -> None:
+    """An hourly run has 12 rows per pair: sampling noise alone moves PSI a lot there."""
+    assert float(threshold(12, trained.rows)) > 1.5 > float(threshold(144, trained.rows))
+    assert _drifted_share(trained, 12, 20.0, 2.0, 400) <= 0.01
+    assert _drifted_share(trained, 12, 20.0 + 4 * 2.0, 2.0, 100) >= 0.95
+
+
+def test_the_drift_table_of_a_run(trained) -> None:
+    rng = np.random.default_rng(3)
+    frames = [
+        pd.DataFrame({"Device": "d1", "Sensor": "steady", "Value": rng.normal(20, 2, 144)}),
+        pd.DataFrame({"Device": "d1", "Sensor": "shifted", "Value": rng.normal(26, 2, 144)}),
+        pd.DataFrame({"Device": "d2", "Sensor": "old-model", "Value": rng.normal(20, 2, 144)}),
+        pd.DataFrame({"Device": "d2", "Sensor": "few", "Value": [20.0] * 4 + [np.nan] * 20}),
+    ]
+    run = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=0)  # any order
+    table = drift_table(
+        run["Device"].to_numpy(),
+        run["Sensor"].to_numpy(),
+        run["Value"].to_numpy(),
+        pd.Timestamp("2026-01-01 10:00") + pd.to_timedelta(run.index.to_numpy() % 144 * 5, "min"),
+        {("d1", "steady"): trained, ("d1", "shifted"): trained, ("d2", "few"): trained},
+    )
+    assert list(table.columns) == list(baseline.DRIFT_COLUMNS)
+    rows = table.set_index(["Device", "Sensor"])
+    assert bool(rows.loc[("d1", "steady"), "Drifted"]) is False
+    assert bool(rows.loc[("d1", "shifted"), "Drifted"]) is True
+    assert rows.loc[("d1", "shifted"), "Statistic"] == pytest.approx(
+        psi(trained, frames[1]["Value"].to_numpy())
+    ), "one vectorised pass gives each pair's own PSI"
+    assert pd.isna(rows.loc[("d2", "old-model"), "Drifted"])
+    assert "no baseline" in rows.loc[("d2", "old-model"), "Note"]
+    assert pd.isna(rows.loc[("d2", "few"), "Drifted"]) and rows.loc[("d2", "few"), "Rows"] == 4
+    (worst,) = baseline.worst_pairs(table, 5)
+    assert (worst["device"], worst["sensor"]) == ("d1", "shifted") and worst["rows"] == 144
+
+
+def test_an_empty_run_has_an_empty_drift_table() -> None:
+    table = drift_table([], [], [], pd.DatetimeIndex([]), {})
+    assert table.empty and list(table.columns) == list(baseline.DRIFT_COLUMNS)
+
+
+def _cycling(hours: float, start: str, rng: np.random.Generator, level=20.0, noise=0.3):
+    times = pd.date_range(start, periods=int(hours * 12), freq="5min")
+    phase = 2 * np.pi * np.asarray(times.hour + times.minute / 60) / 24
+    return level + 3.0 * np.sin(phase) + rng.normal(0, noise, len(times)), times
+
+
+def test_part_of_a_daily_cycle_is_not_drift_a_shifted_cycle_is() -> None:
+    """Half a day of a cycling sensor holds only that half's values: against the plain
+    distribution that reads as drift; against the daily profile it does not."""
+    rng = np.random.default_rng(4)
+    values, times = _cycling(36, "2026-01-01 00:00", rng)
+    with_profile, without = baseline_of(values, times), baseline_of(values)
+    afternoon, when = _cycling(12, "2026-01-02 12:00", rng)
+    limit = float(threshold(len(afternoon), len(values)))
+    assert psi(with_profile, afternoon, when) < limit
+    assert psi(without, afternoon) > limit, "the plain distribution calls the cycle drift"
+    assert psi(with_profile, afternoon + 1.5, when) > limit, "a level shift half the cycle"
+    noisier, _ = _cycling(12, "2026-01-02 12:00", rng, noise=0.9)
+    assert psi(with_profile, noisier, when) > limit, "the same cycle, three times the noise"
+
+
+def test_the_profile_needs_a_day_of_training() -> None:
+    rng = np.random.default_rng(6)
+    values, times = _cycling(12, "2026-01-01 00:00", rng)
+    assert baseline_of(values, times).profile[1:] == (0.0,) * 4, "half a day: flat"
+    values, times = _cycling(30, "2026-01-01 00:00", rng)
+    profile = baseline_of(values, times).profile
+    assert profile[0] == pytest.approx(20.0, abs=0.1)
+    assert np.hypot(profile[1], profile[3]) == pytest.approx(3.0, abs=0.1), "the cycle found"
