@@ -18,7 +18,7 @@ from typing import Any
 
 import pulumi
 
-OUTPUTS_CONTRACT_VERSION = "1.0.0"
+OUTPUTS_CONTRACT_VERSION = "1.1.0"
 CONTRACT_VERSION_OUTPUT = "outputsContractVersion"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -148,7 +148,7 @@ def test_the_pulumi_consumer_reads_the_stack_outputs():
     def check(resolved):
         assert mocks.read == ["acme/batchscore/dev"]
         assert resolved == {
-            "batchscoreContract": "1.0.0",
+            "batchscoreContract": outputs["outputsContractVersion"],
             "predictionsContainerUrl": outputs["predictionsContainerUrl"],
             "scoredPrefixUrl": outputs["predictionsContainerUrl"] + "/scored/",
             "mlWorkspaceId": outputs["mlWorkspaceId"],

@@ -16,6 +16,11 @@ from components.offline.plan import plan_in_subprocess
 from components.shared import stack_outputs
 from components.shared.stack_outputs import CONTRACT_VERSION_OUTPUT, OUTPUTS_CONTRACT_VERSION
 
+# the versions one step after the current contract's, whatever it is now
+_MAJOR, _MINOR, _PATCH = (int(part) for part in OUTPUTS_CONTRACT_VERSION.split("."))
+NEXT_MINOR, NEXT_PATCH = f"{_MAJOR}.{_MINOR + 1}.0", f"{_MAJOR}.{_MINOR}.{_PATCH + 1}"
+NEXT_MAJOR = f"{_MAJOR + 1}.0.0"
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "contracts" / "stack-outputs.schema.json"
 REFRESH = "python -m components.offline.outputs_contract --write"
@@ -104,7 +109,7 @@ def _renamed(old: str, new: str) -> dict[str, str]:
     return {(new if k == old else k): v for k, v in stack_outputs.STACK_OUTPUTS.items()}
 
 
-@pytest.mark.parametrize("version", [OUTPUTS_CONTRACT_VERSION, "1.1.0", "1.0.1"])
+@pytest.mark.parametrize("version", [OUTPUTS_CONTRACT_VERSION, NEXT_MINOR, NEXT_PATCH])
 def test_removing_an_output_without_a_major_bump_fails(monkeypatch, version: str) -> None:
     schema = _schema_with(monkeypatch, _without("streamJobName"), version)
     problems = check_contract(schema, released_schemas())
@@ -112,7 +117,7 @@ def test_removing_an_output_without_a_major_bump_fails(monkeypatch, version: str
 
 
 def test_renaming_an_output_without_a_major_bump_fails(monkeypatch) -> None:
-    schema = _schema_with(monkeypatch, _renamed("streamJobName", "streamJobId"), "1.1.0")
+    schema = _schema_with(monkeypatch, _renamed("streamJobName", "streamJobId"), NEXT_MINOR)
     problems = check_contract(schema, released_schemas())
     assert any(
         "streamJobName was removed (renamed to one of ['streamJobId']?)" in p for p in problems
@@ -120,24 +125,25 @@ def test_renaming_an_output_without_a_major_bump_fails(monkeypatch) -> None:
 
 
 def test_removing_an_output_with_a_major_bump_recorded_passes(monkeypatch) -> None:
-    schema = _schema_with(monkeypatch, _without("streamJobName"), "2.0.0")
-    history = [*released_schemas(), ((2, 0, 0), copy.deepcopy(schema))]
+    schema = _schema_with(monkeypatch, _without("streamJobName"), NEXT_MAJOR)
+    history = [*released_schemas(), ((_MAJOR + 1, 0, 0), copy.deepcopy(schema))]
     assert check_contract(schema, history) == []
 
 
 def test_a_new_version_must_be_recorded(monkeypatch) -> None:
-    schema = _schema_with(monkeypatch, _without("streamJobName"), "2.0.0")
+    schema = _schema_with(monkeypatch, _without("streamJobName"), NEXT_MAJOR)
     (problem,) = check_contract(schema, released_schemas())
-    assert "contracts/released/stack-outputs-2.0.0.schema.json" in problem
+    assert f"contracts/released/stack-outputs-{NEXT_MAJOR}.schema.json" in problem
 
 
 def test_adding_an_output_needs_a_minor_bump(monkeypatch) -> None:
     added = {**stack_outputs.STACK_OUTPUTS, "predictionsDatastoreName": "Datastore."}
     unchanged_version = _schema_with(monkeypatch, added, OUTPUTS_CONTRACT_VERSION)
     (problem,) = check_contract(unchanged_version, released_schemas())
-    assert "changed but its version 1.0.0 did not" in problem and "minor" in problem
-    minor = _schema_with(monkeypatch, added, "1.1.0")
-    assert check_contract(minor, [*released_schemas(), ((1, 1, 0), minor)]) == []
+    assert f"changed but its version {OUTPUTS_CONTRACT_VERSION} did not" in problem
+    assert "minor" in problem
+    minor = _schema_with(monkeypatch, added, NEXT_MINOR)
+    assert check_contract(minor, [*released_schemas(), ((_MAJOR, _MINOR + 1, 0), minor)]) == []
 
 
 def test_a_changed_shape_is_a_major_change(monkeypatch) -> None:
@@ -153,9 +159,9 @@ def test_a_changed_shape_is_a_major_change(monkeypatch) -> None:
 def test_a_description_change_is_a_patch(monkeypatch) -> None:
     old = stack_outputs.contract_schema()
     edited = {**stack_outputs.STACK_OUTPUTS, "eventHubName": "The hub."}
-    new = _schema_with(monkeypatch, edited, "1.0.1")
+    new = _schema_with(monkeypatch, edited, NEXT_PATCH)
     assert required_bump(old, new)[0] == "patch"
-    assert check_contract(new, [*released_schemas(), ((1, 0, 1), new)]) == []
+    assert check_contract(new, [*released_schemas(), ((_MAJOR, _MINOR, _PATCH + 1), new)]) == []
 
 
 def test_a_version_going_backwards_fails(monkeypatch) -> None:
