@@ -95,7 +95,10 @@ def _add_run_arguments(actions) -> None:
     where.add_argument("--workspace-id", help="the workspace's resource id (stack output)")
     where.add_argument("--schedule-name", help="the scoring schedule's name (stack output)")
     run_now.add_argument(
-        "--end", default="now", help="window end, ISO 8601 or 'now' (default: now)"
+        "--end",
+        default="now",
+        help="window end: ISO 8601, 'now' (default), or 'latest' (the last TS in the table, "
+        "resolved by the extract step)",
     )
     run_now.add_argument("--wait", action="store_true", help="follow the run until it ends")
     run_now.add_argument(
@@ -116,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
             "--out DIR`)"
         )
     require_output_folder("--out", args.out)
+    if args.trigger_time is not None:
+        from scoring.steps.extract import check_end
+
+        check_end(args.trigger_time)  # the extract step would refuse it only on the cluster
     from batchscore.aml import export
     from components.config.pipeline import PipelineTarget, stack_settings
 
@@ -246,10 +253,10 @@ def _run_now(args: argparse.Namespace) -> int:
 
     if args.poll_seconds <= 0 or args.timeout_minutes <= 0:
         raise UsageError("--poll-seconds and --timeout-minutes must be above 0")
-    if args.end.strip().lower() != "now":
-        from scoring.steps.extract import parse_end
+    from scoring.steps.extract import check_end
 
-        parse_end(args.end)  # a bad time is a usage error before anything is submitted
+    check_end(args.end)  # a bad time is a usage error before anything is submitted; 'latest'
+    # is resolved by the extract step against Azure SQL, where the table is
     workspace_id, schedule_name = _deployment(args)
     workspace = aml_run.Workspace.from_id(workspace_id)
     client = CLIENT_FACTORY(workspace)
