@@ -23,11 +23,15 @@ Contract (the same under the local runner, ``batchscore score``):
   ``no_model`` / ``model_error``, and the shard's other pairs are scored.
 * ``shutdown()`` logs a summary.
 
-Azure ML loads this file by path (``steps/score.py``, a relative path inside the code folder as
+Azure ML names this file by path (``steps/score.py``, a relative path inside the code folder as
 the parallel run configuration allows: learn.microsoft.com/python/api/azureml-pipeline-steps/
-azureml.pipeline.steps.parallelrunconfig, ``entry_script``) from a snapshot of the ``scoring/``
-folder, whose name is not ``scoring``; the block below then registers that folder as the
-package ``scoring`` so the imports work exactly as in ``import scoring.steps.score``.
+azureml.pipeline.steps.parallelrunconfig, ``entry_script``) in a snapshot of the ``scoring/``
+folder, whose name is not ``scoring``. Its parallel driver puts the snapshot folder on
+``sys.path`` and imports the script by a module name made from that path (``steps.score``, so
+``__package__`` is ``steps``); a loader may also run it as a top-level file. Unless it was
+imported as ``scoring.steps.score``, the block below registers the folder it sits in as the
+package ``scoring`` (when nothing is registered under that name yet), so the imports work
+exactly as in ``import scoring.steps.score`` without relying on the image's ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Any
 
 def _ensure_scoring_package() -> None:
     """Make ``scoring`` importable from the snapshot this file sits in (``steps/score.py``
-    inside the ``scoring/`` folder) when loaded as a top-level file."""
+    inside the ``scoring/`` folder) when it was loaded under another module name."""
     if "scoring" in sys.modules:
         return
     folder = Path(__file__).resolve().parent.parent
@@ -62,7 +66,7 @@ def _ensure_scoring_package() -> None:
         raise
 
 
-if not __package__:
+if __package__ != "scoring.steps":  # a top-level file, or `steps.score` under the driver
     _ensure_scoring_package()
 
 import pandas as pd  # noqa: E402  (after the package registration above)
@@ -226,7 +230,12 @@ def run(mini_batch: Any, mini_batch_context: Any = None) -> pd.DataFrame:
     try:
         if files is None:
             frame = (
-                mini_batch.drop(columns=[SHARD]) if shard else _with_decoded_keys(mini_batch, keys)
+                # errors="ignore": the driver may hand a partition without its key column,
+                # as the partitioned sample does (Azure/azureml-examples cli/jobs/parallel/
+                # 1a_oj_sales_prediction/src/parallel_train/parallel_train.py)
+                mini_batch.drop(columns=[SHARD], errors="ignore")
+                if shard
+                else _with_decoded_keys(mini_batch, keys)
             )
         else:
             frame = _read_files(files)
