@@ -72,10 +72,18 @@ if __package__ != "scoring.steps":  # a top-level file, or `steps.score` under t
 import pandas as pd  # noqa: E402  (after the package registration above)
 
 from scoring.data import scored_parts  # noqa: E402
-from scoring.data.extract_folder import SHARD  # noqa: E402
+from scoring.data.extract_folder import EMPTY_WINDOW_VALUE, SHARD, is_empty_window  # noqa: E402
 from scoring.data.files import SUPPORTED as TABLE_SUFFIXES  # noqa: E402
 from scoring.data.schema import (  # noqa: E402
+    DEVICE,
+    IS_ANOMALY,
+    MODEL_VERSION,
     PARTITION_KEYS,
+    SCORE,
+    SENSOR,
+    STATUS,
+    TS,
+    VALUE,
     decode_partition_value,
     empty_predictions,
     predictions_table,
@@ -88,6 +96,8 @@ from scoring.models.store import ModelNotFoundError, ModelStore  # noqa: E402
 __all__ = ["init", "run", "shutdown", "ModelNotFoundError", "EntryScriptError"]
 
 log = logging.getLogger("scoring.steps.score")
+#: the Status of the answer to an empty window's marker row (never written as a prediction)
+EMPTY_WINDOW_STATUS = "empty_window"
 
 _predictor: SensorPredictor | None = None
 _predictions_dir: Path | None = None
@@ -240,9 +250,12 @@ def run(mini_batch: Any, mini_batch_context: Any = None) -> pd.DataFrame:
         else:
             frame = _read_files(files)
         rows = len(frame)
-        if not rows:  # an empty window's placeholder partition (possibly without columns)
+        if not rows:  # no rows at all (possibly without columns): nothing to answer
             log.info("%s: empty mini-batch", label)
             return empty_predictions()
+        if is_empty_window(frame, keys):  # the empty window's marker: answered, not scored
+            log.info("%s: the window has no readings (its marker partition)", label)
+            return _empty_window_answer(rows)
         # One pair per mini-batch: a missing or damaged model fails it (Azure ML retries and
         # counts it). Many pairs: only that pair's rows say so, the shard goes on.
         result = _predictor.score(frame, name=label, on_model_error="status" if shard else None)
@@ -258,6 +271,23 @@ def run(mini_batch: Any, mini_batch_context: Any = None) -> pd.DataFrame:
         raise
     log.debug("%s: %d rows in, %d answered", label, rows, len(result))
     return result
+
+
+def _empty_window_answer(rows: int) -> pd.DataFrame:
+    """One answer per row of an empty window's marker partition (the driver counts them);
+    nothing is written to the predictions, so publish sees zero rows and says empty_window."""
+    return pd.DataFrame(
+        {
+            TS: pd.Series([pd.NaT] * rows, dtype="datetime64[us]"),
+            DEVICE: [EMPTY_WINDOW_VALUE] * rows,
+            SENSOR: [EMPTY_WINDOW_VALUE] * rows,
+            VALUE: float("nan"),
+            SCORE: float("nan"),
+            IS_ANOMALY: pd.array([pd.NA] * rows, dtype="Int64"),
+            MODEL_VERSION: None,
+            STATUS: EMPTY_WINDOW_STATUS,
+        }
+    )
 
 
 def shutdown() -> None:
