@@ -344,7 +344,7 @@ def _write_shards(build: Path, pairs, shard_rows: int) -> Written:
 
 def write_partitions(root: Path, pairs, layout: str, shard_rows: int) -> Written:
     """Every pair's rows (an iterator of ``(device, sensor, rows)`` in key order) under
-    ``root`` in ``layout``; an empty window still gets its zero-row partition (an MLTable that
+    ``root`` in ``layout``; an empty window still gets its marker partition (an MLTable that
     matches no file cannot be read). The index of rows per folder is written too."""
     if layout == SHARD_LAYOUT:
         written = _write_shards(root, pairs, shard_rows)
