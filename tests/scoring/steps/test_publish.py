@@ -258,6 +258,45 @@ def test_an_empty_window_takes_the_pipelines_path_to_publish(tmp_path, store, la
     assert run.status == "empty_window" and not run.records
 
 
+def test_mini_batches_spread_over_nodes_and_retried_elsewhere_publish_once(
+    extract, store, tmp_path, monkeypatch
+):
+    """scoringInstanceCount > 1: each node runs init() and a share of the mini-batches against
+    the same mounted output, and a mini-batch whose node was lost is run again on another one.
+    Parts are named by the mini-batch, never by the node or attempt, so publish counts every
+    row once."""
+    from scoring.data.extract_folder import iter_partitions
+    from scoring.steps import score
+
+    scored = tmp_path / "scored"
+    argv = ["score.py", "--models", str(store), "--predictions-dir", str(scored)]
+    monkeypatch.setattr("sys.argv", argv)
+    partitions = list(iter_partitions(extract))
+    # node 0 takes the even mini-batches, node 1 the odd ones, then retries mini-batch 0
+    plan = {
+        0: [i for i in range(len(partitions)) if i % 2 == 0],
+        1: [i for i in range(len(partitions)) if i % 2 == 1] + [0],
+    }
+    for indexes in plan.values():
+        score.init()  # a node's own process
+        try:
+            for index in indexes:
+                keys, frame = partitions[index]
+                context = SimpleNamespace(partition_key_value=keys, minibatch_index=index)
+                try:
+                    score.run(frame, context)
+                except Exception:  # a pair without a model fails its mini-batch (recorded)
+                    pass
+        finally:
+            score.shutdown()
+            score._predictor = None
+    summary = publish.publish(scored, extract, tmp_path / "out")
+    published = pq.read_table(next((tmp_path / "out").rglob("predictions.parquet"))).to_pandas()
+    assert not published.duplicated(["Device", "Sensor", "TS"]).any()
+    assert summary.rows_published + summary.rows_missing == summary.rows_extracted
+    assert summary.rows_published == len(published) > 0
+
+
 def test_an_older_summary_reads_back_with_defaults_for_the_new_fields():
     old = {"window": "window=20240101T010000Z", "window_start": "a", "window_end": "b",
            "status": "succeeded", "rows_extracted": 5, "someday": "ignored"}  # fmt: skip
