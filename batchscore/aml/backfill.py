@@ -200,16 +200,35 @@ def table(windows: list[Window]) -> str:
     return "\n".join(lines)
 
 
-def published_in(container: Any, prefix: str) -> set[str]:
-    """The window folders under ``prefix`` of the predictions container whose run summary
-    says the window was closed (succeeded or empty); a failed run's summary does not count."""
-    from batchscore.cloud.run_summaries import read_container
-    from batchscore.run_history import RunHistoryError
+def published_in(container: Any, prefix: str, folders: set[str]) -> set[str]:
+    """Which of the window ``folders`` under ``prefix`` of the predictions container have a run
+    summary saying the window was closed (succeeded or empty); a failed run's summary does not
+    count. One listing, then only the summaries of those windows are read."""
+    from batchscore.cloud.blob_sync import safe_url, storage_call
+    from batchscore.cloud.run_summaries import READER
+    from batchscore.run_history import History
+    from scoring.steps.publish import SUMMARY_FILE
 
-    try:
-        history = read_container(container, prefix)
-    except RunHistoryError:  # no summary at all yet: nothing is published
-        return set()
+    root = prefix.strip("/")
+    where = safe_url(container.url) + (f"/{root}" if root else "")
+    start = f"{root}/window=" if root else "window="
+    names = storage_call(
+        lambda: {b.name for b in container.list_blobs(name_starts_with=start)},
+        "list",
+        where,
+        role=READER,
+    )
+    history = History()
+    for folder in sorted(folders):
+        name = f"{root}/{folder}/{SUMMARY_FILE}" if root else f"{folder}/{SUMMARY_FILE}"
+        if name in names:
+            data = storage_call(
+                lambda name=name: container.download_blob(name).readall(),
+                f"read {name} from",
+                where,
+                role=READER,
+            )
+            history.add(f"{where}/{folder}", data)
     return {run.summary.window for run in history.runs if run.summary.status in CLOSED}
 
 

@@ -345,6 +345,7 @@ def _run_now(args: argparse.Namespace) -> int:
 def _backfill(args: argparse.Namespace) -> int:
     from batchscore.aml import backfill
     from scoring.errors import EXIT_FAILED, EXIT_OK
+    from scoring.steps.publish import window_folder
 
     if args.poll_seconds <= 0 or args.timeout_minutes <= 0:
         raise UsageError("--poll-seconds and --timeout-minutes must be above 0")
@@ -360,7 +361,8 @@ def _backfill(args: argparse.Namespace) -> int:
     if not ends:
         print(f"no window of '{expression}' ({zone}) ends in [{args.start}, {args.end}]")
         return EXIT_OK
-    published = set() if args.force else _published(args, client)
+    folders = {window_folder(end) for end in ends}
+    published = set() if args.force else _published(args, client, folders)
     windows = backfill.plan(ends, published, force=args.force)
     skipped = sum(1 for w in windows if w.status == backfill.SKIPPED)
     print(
@@ -391,7 +393,7 @@ def _window_end(flag: str, text: str):
         raise UsageError(f"{flag} {text!r} is not an ISO 8601 time or 'now'") from exc
 
 
-def _published(args: argparse.Namespace, client) -> set[str]:
+def _published(args: argparse.Namespace, client, folders: set[str]) -> set[str]:
     """The windows already published: from the container the flags name, else from the
     workspace's predictions datastore (Entra auth)."""
     from batchscore.aml import backfill
@@ -408,7 +410,7 @@ def _published(args: argparse.Namespace, client) -> set[str]:
         url, name = backfill.datastore_account(client, args.predictions_datastore)
         container = container_client(name, account_url=url)
     with container:
-        return backfill.published_in(container, PREDICTIONS_PATH)
+        return backfill.published_in(container, PREDICTIONS_PATH, folders)
 
 
 def aml_workspace(workspace_id: str):
