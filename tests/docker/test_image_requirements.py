@@ -79,8 +79,14 @@ def test_the_image_set_resolves_with_the_parallel_runtime(fresh_venv):
     done = _run([str(fresh_venv), "-m", "pip", "check"], timeout=120)
     assert "No broken requirements" in done.stdout
     # (pyodbc needs the unixODBC library, which the image gets with msodbcsql18: not here)
-    probe = "import mltable, azureml.core, sklearn, skops.io; print(azureml.core.VERSION)"
-    assert _run([str(fresh_venv), "-c", probe], timeout=120).stdout.strip() == "1.61.0"
+    probe = (
+        "import mltable, azureml.core, azureml.telemetry, sklearn, skops.io, pandas, numpy, "
+        "pyarrow; print(azureml.core.VERSION, pandas.__version__, numpy.__version__, "
+        "pyarrow.__version__)"
+    )
+    versions = _run([str(fresh_venv), "-c", probe], timeout=120).stdout.split()
+    # the driver-facing path below runs with exactly these (scoring/requirements-image.txt)
+    assert versions == ["1.61.0", "3.1.1", "2.3.2", "23.0.1"]
 
 
 TELEMETRY_PROBE = """
