@@ -229,15 +229,16 @@ def is_empty_window(frame: pd.DataFrame, keys: Mapping[str, str]) -> bool:
 
 
 def is_marker_partition(partition: Partition, recorded: Mapping[str, int]) -> bool:
-    """Whether ``partition`` is an empty window's marker: not in the index ``recorded`` and its
-    rows are the marker row (a local reader leaves it out; the driver answers it on Azure)."""
-    if partition.relative_folder in recorded:
+    """Whether ``partition`` is an empty window's marker (a local reader leaves it out; the
+    driver answers it on Azure). Only an extract whose index records no rows has one."""
+    if recorded:
         return False
     if partition.keys.get(DEVICE) == EMPTY_WINDOW_VALUE:
         return True
-    table = pq.read_table([str(f) for f in partition.files], columns=[DEVICE])
-    devices = set(table.column(DEVICE).to_pylist())
-    return devices == {EMPTY_WINDOW_VALUE}
+    if SHARD not in partition.keys:
+        return False
+    table = pq.read_table([str(f) for f in partition.files], columns=[DEVICE], partitioning=None)
+    return set(table.column(DEVICE).to_pylist()) == {EMPTY_WINDOW_VALUE}
 
 
 def _write_rows(target: Path, rows: pd.DataFrame) -> Path:
