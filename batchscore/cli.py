@@ -50,7 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("batchscore.commands.demo", "everything above on a small fleet, with a report"),
     "example": ("batchscore.commands.example", "a worked batch-inference example (digits images)"),
     "models": ("batchscore.commands.models", "manage a model store (upload to Blob storage)"),
-    "pipeline": ("batchscore.commands.pipeline", "Azure ML pipeline definitions (export as YAML)"),
+    "pipeline": (
+        "batchscore.commands.pipeline",
+        "Azure ML pipeline: export its YAML, run a window, backfill a gap",
+    ),
     "bench": ("batchscore.commands.bench", "benchmark scoring strategies side by side"),
     "preflight": (
         "batchscore.commands.preflight",

@@ -4,8 +4,11 @@ Three things must agree on "the runtime's files": the scoring image (built with 
 as its Docker build context), the Azure ML code snapshot of the pipeline steps (the same
 folder, uploaded by azure-ai-ml) and the content hash that the component versions and the
 Pulumi provider's change detection derive from. They share one exclude list, this folder's
-``.dockerignore`` (the file Docker itself reads for the build context): build by-products
-never count, and nothing else lives here (the tooling is the ``batchscore`` package).
+``.dockerignore`` (the file Docker itself reads for the build context). azure-ai-ml does not
+read ``.dockerignore``: it uploads a code folder minus the patterns of its ``.amlignore``, else
+its ``.gitignore`` (``get_ignore_file`` in azure/ai/ml/_utils/_asset_utils.py), so
+``.amlignore`` here is a symbolic link to the same file. Build by-products never count, and
+nothing else lives here (the tooling is the ``batchscore`` package).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import hashlib
 from pathlib import Path
 
 EXCLUDE_FILE = ".dockerignore"
+#: the name azure-ai-ml reads; in the runtime folder a symbolic link to EXCLUDE_FILE
+AML_EXCLUDE_FILE = ".amlignore"
 #: this folder's own list; also used for a code folder that has none (a user's entry script)
 RUNTIME_EXCLUDE_FILE = Path(__file__).resolve().parent / EXCLUDE_FILE
 

@@ -153,7 +153,12 @@ def component_dict(component: Any, base_dir: Path) -> dict[str, Any]:
 def pipeline_dict(job: Any, component_files: dict[str, str]) -> dict[str, Any]:
     """The SDK's dict of the pipeline job, steps pointing at the component files."""
     data = job._to_dict()
-    for step in data.get("jobs", {}).values():
+    for name, step in data.get("jobs", {}).items():
+        # The SDK's dict leaves out a node's display name (its REST body keeps it): put it
+        # back, so a job created from this file names its child jobs as the deployed one does.
+        display_name = getattr(job.jobs.get(name), "display_name", None)
+        if display_name:
+            step["display_name"] = display_name
         component = step.get("component")
         if isinstance(component, dict) and component.get("name") in component_files:
             step["component"] = f"./{component_files[component['name']]}"

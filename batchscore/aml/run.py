@@ -27,11 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from components.aml.pipeline import PUBLISH_STEP
 from scoring.errors import RunFailed, UsageError
 
 TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding", "Paused"}
 SUCCEEDED = "Completed"
-PUBLISH_STEP = "publish"
+TRIGGER_INPUT = "trigger_time"
 SUMMARY_OUTPUT = "summary"
 _WORKSPACE_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
@@ -89,23 +90,60 @@ class RunReport:
     summary: dict[str, Any] | None = None
 
 
-def submit(client: Any, schedule_name: str, end: str) -> Any:
-    """Submit the schedule's own job with ``trigger_time`` = ``end``; returns the created job."""
-    try:
-        schedule = client.schedules.get(schedule_name)
-    except Exception as exc:
-        raise UsageError(f"schedule {schedule_name!r}: {_one_line(exc)}") from exc
+def submit(client: Any, schedule_name: str, end: str, *, purpose: str = "manual") -> Any:
+    """Submit the schedule's own job with ``trigger_time`` = ``end``; returns the created job.
+
+    The job is the schedule's ``create_job`` as ``schedules.get`` returns it (a fresh entity on
+    every call, so one schedule read serves one submission). ``trigger_time`` is set by
+    attribute: azure-ai-ml's ``InputsAttrDict`` wraps a value in its ``PipelineInput`` only in
+    ``__setattr__``; item assignment is plain ``dict.__setitem__`` and the submission then fails
+    with "'str' object has no attribute '_to_job_input'"
+    (azure/ai/ml/entities/_job/pipeline/_io/attr_dict.py).
+    """
+    from azure.ai.ml.entities import PipelineJob
+
+    schedule = read_schedule(client, schedule_name)
     job = schedule.create_job
-    if isinstance(job, str) or not hasattr(job, "inputs"):
-        raise UsageError(f"schedule {schedule_name!r} does not define a pipeline job here")
-    job.inputs["trigger_time"] = end
+    if not isinstance(job, PipelineJob) or TRIGGER_INPUT not in (job.inputs or {}):
+        raise UsageError(
+            f"schedule {schedule_name!r} does not run a pipeline job with a "
+            f"{TRIGGER_INPUT!r} input (is it the scoring schedule?)"
+        )
+    job.inputs.trigger_time = end  # attribute assignment: see the docstring
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    job.name = f"{schedule_name}-manual-{stamp}-{secrets.token_hex(3)}"
-    job.display_name = f"{schedule_name}: manual run, window ending {end}"
+    job.name = f"{schedule_name}-{purpose}-{stamp}-{secrets.token_hex(3)}"
+    job.display_name = f"{schedule_name}: {purpose} run, window ending {end}"
+    return azure_call(lambda: client.jobs.create_or_update(job), f"submit {job.name}")
+
+
+def read_schedule(client: Any, schedule_name: str) -> Any:
+    """The deployed schedule (``schedules.get``); a missing one is a usage error."""
+    return azure_call(
+        lambda: client.schedules.get(schedule_name),
+        f"read schedule {schedule_name}",
+        missing=f"schedule {schedule_name!r} not found in the workspace (deployed yet? the stack "
+        "output scoringScheduleName names it)",
+    )
+
+
+def azure_call(call: Callable[[], Any], action: str, *, missing: str | None = None) -> Any:
+    """``call()``, its failure as one line of the error hierarchy: no sign-in is "run
+    `az login`" (exit 1, as the other commands), a missing resource with a ``missing`` message
+    a usage error (exit 2), anything else the service's own reason (exit 1)."""
+    from components.providers.azure_errors import explain
+
     try:
-        return client.jobs.create_or_update(job)
+        return call()
     except Exception as exc:
-        raise RunFailed(f"submitting {job.name} failed: {_one_line(exc)}") from exc
+        error = explain(exc, action=action, target="the workspace")
+        if error.kind == "unauthenticated":
+            raise RunFailed(
+                f"{action}: cannot sign in to Azure ({type(exc).__name__}): run `az login` "
+                "(or give this machine a managed or workload identity), then try again"
+            ) from exc
+        if error.kind == "not_found" and missing:
+            raise UsageError(missing) from exc
+        raise RunFailed(_one_line(error)) from exc
 
 
 def watch(
@@ -121,25 +159,40 @@ def watch(
     """Poll the run and its steps until it ends (or the timeout), reporting each change."""
     report = RunReport(job_name)
     deadline = time.monotonic() + timeout_seconds
-    while True:
-        job = client.jobs.get(job_name)
-        report.studio_url = getattr(job, "studio_url", None) or report.studio_url
-        if job.status != report.status:
-            report.status = job.status
-            on_change(f"{job_name}: {job.status}")
-        for child in client.jobs.list(parent_job_name=job_name):
-            step = _step_name(child)
-            if report.steps.get(step) != child.status:
-                report.steps[step] = child.status
-                on_change(f"  step {step}: {child.status}")
-        if job.status in TERMINAL:
-            return report
+    while not poll(client, report, on_change):
         if time.monotonic() > deadline:
             raise RunFailed(
-                f"{job_name} is still {job.status} after {timeout_seconds / 60:.0f} minutes; "
+                f"{job_name} is still {report.status} after {timeout_seconds / 60:.0f} minutes; "
                 f"follow it in the studio: {report.studio_url or job_name}"
             )
         sleep(poll_seconds)
+    return report
+
+
+def poll(client: Any, report: RunReport, on_change: Callable[[str], None] = print) -> bool:
+    """Read the run and its steps once, report what changed; True once the run has ended."""
+    name = report.job_name
+    job = azure_call(lambda: client.jobs.get(name), f"read run {name}")
+    report.studio_url = getattr(job, "studio_url", None) or report.studio_url
+    status = status_text(job.status)
+    if status != report.status:
+        report.status = status
+        on_change(f"{name}: {status}")
+    children = azure_call(
+        lambda: list(client.jobs.list(parent_job_name=name)), f"list the steps of {name}"
+    )
+    for child in children:
+        step, step_status = _step_name(child), status_text(child.status)
+        if report.steps.get(step) != step_status:
+            report.steps[step] = step_status
+            on_change(f"  {name} step {step}: {step_status}")
+    return status in TERMINAL
+
+
+def status_text(status: Any) -> str:
+    """A job's status as its plain name: azure-ai-ml hands back a ``JobStatus`` enum member
+    (a ``str`` whose ``str()`` is "JobStatus.FAILED") or a string."""
+    return str(getattr(status, "value", status) or "NotStarted")
 
 
 def explain(
@@ -147,17 +200,26 @@ def explain(
 ) -> RunReport:
     """Fill in the outcome: the summary of ``summary_step`` (the scoring pipeline's publish,
     the training pipeline's promote) on success, the first real error otherwise."""
-    children = {_step_name(c): c for c in client.jobs.list(parent_job_name=report.job_name)}
+    listed = azure_call(
+        lambda: list(client.jobs.list(parent_job_name=report.job_name)),
+        f"list the steps of {report.job_name}",
+    )
+    children = {_step_name(c): c for c in listed}
     if report.status == SUCCEEDED:
         publish = children.get(summary_step)
         if publish is not None:
             target = work / "summary"
-            client.jobs.download(publish.name, download_path=target, output_name=SUMMARY_OUTPUT)
+            azure_call(
+                lambda: client.jobs.download(
+                    publish.name, download_path=target, output_name=SUMMARY_OUTPUT
+                ),
+                f"download the summary of {report.job_name}",
+            )
             found = sorted(target.rglob("summary.json"))
             if found:
                 report.summary = json.loads(found[0].read_text(encoding="utf-8"))
         return report
-    failed = [name for name, child in children.items() if child.status != SUCCEEDED]
+    failed = [name for name, child in children.items() if status_text(child.status) != SUCCEEDED]
     for step in failed or list(children):
         folder = work / "logs" / step
         try:
@@ -205,7 +267,8 @@ def _error_in(text: str) -> str | None:
 
 
 def _step_name(child: Any) -> str:
-    """A step's name in the pipeline (the child job's display name, else its name)."""
+    """A step's name in the pipeline: the child job's display name, which the pipeline sets to
+    the step's name on every node (:func:`components.aml.pipeline.scoring_pipeline_job`)."""
     return str(getattr(child, "display_name", None) or child.name)
 
 
@@ -227,7 +290,7 @@ def run_now(
 ) -> RunReport:
     """Submit, and with ``wait`` watch and explain (logs go to a temporary folder)."""
     job = submit(client, schedule_name, end)
-    report = RunReport(job.name, status=getattr(job, "status", "NotStarted"))
+    report = RunReport(job.name, status=status_text(getattr(job, "status", None)))
     report.studio_url = getattr(job, "studio_url", None)
     on_change(f"submitted {job.name} (window ending {end})")
     if not wait:

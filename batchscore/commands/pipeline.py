@@ -79,9 +79,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_arguments(actions)
 
 
+def _deployment_arguments() -> argparse.ArgumentParser:
+    """Which deployment, and how long to follow: the flags ``run`` and ``backfill`` share."""
+    parent = argparse.ArgumentParser(add_help=False)
+    where = parent.add_argument_group("which deployment (one of)")
+    where.add_argument(
+        "--stack", help="a deployed Pulumi stack: reads its outputs with `pulumi stack output`"
+    )
+    where.add_argument("--workspace-id", help="the workspace's resource id (stack output)")
+    where.add_argument("--schedule-name", help="the scoring schedule's name (stack output)")
+    parent.add_argument(
+        "--poll-seconds", type=float, default=15.0, help="status poll interval (default 15)"
+    )
+    parent.add_argument(
+        "--timeout-minutes", type=float, default=240.0, help="stop waiting after (default 240)"
+    )
+    return parent
+
+
 def _add_run_arguments(actions) -> None:
+    deployment = _deployment_arguments()
     run_now = actions.add_parser(
         "run",
+        parents=[deployment],
         help="submit one run of the deployed scoring pipeline now and follow it",
         description="Submit the job the stack's schedule submits (read from the workspace), "
         "for the window ending --end, and with --wait follow it: on failure the first real "
@@ -95,21 +115,50 @@ def _add_run_arguments(actions) -> None:
         help="which deployed pipeline: scoring (default) or training (retrain, gate, the model "
         "store's next generation; --end is the training window's end)",
     )
-    where = run_now.add_argument_group("which deployment (one of)")
-    where.add_argument(
-        "--stack", help="a deployed Pulumi stack: reads its outputs with `pulumi stack output`"
-    )
-    where.add_argument("--workspace-id", help="the workspace's resource id (stack output)")
-    where.add_argument("--schedule-name", help="the scoring schedule's name (stack output)")
     run_now.add_argument(
-        "--end", default="now", help="window end, ISO 8601 or 'now' (default: now)"
+        "--end",
+        default="now",
+        help="window end: ISO 8601, 'now' (default), or 'latest' (the last TS in the table, "
+        "resolved by the extract step)",
     )
     run_now.add_argument("--wait", action="store_true", help="follow the run until it ends")
-    run_now.add_argument(
-        "--poll-seconds", type=float, default=15.0, help="status poll interval (default 15)"
+    backfill = actions.add_parser(
+        "backfill",
+        parents=[deployment],
+        help="close a gap: one run per window of the schedule between --from and --to",
+        description="Submit the schedule's job once for every window end its cron fires at "
+        "in [--from, --to] (its time zone), at most --max-parallel at a time, skipping windows "
+        "whose run summary is already in the predictions container (unless --force); follow "
+        "them and print every window's status, rows published and first real error. Exit 0 "
+        "when every window is closed (succeeded, empty, or already published), 1 otherwise. "
+        "Signs in with DefaultAzureCredential (AzureML Data Scientist on the workspace, "
+        "Storage Blob Data Reader on the predictions container).",
     )
-    run_now.add_argument(
-        "--timeout-minutes", type=float, default=240.0, help="stop waiting after (default 240)"
+    backfill.add_argument(
+        "--from", dest="start", required=True, metavar="T1", help="first window end, ISO 8601"
+    )
+    backfill.add_argument(
+        "--to", dest="end", required=True, metavar="T2", help="last window end, ISO 8601 or 'now'"
+    )
+    backfill.add_argument(
+        "--force", action="store_true", help="re-run windows already published (replaces them)"
+    )
+    backfill.add_argument(
+        "--max-parallel", type=int, default=2, metavar="N", help="runs at a time (default 2)"
+    )
+    store = backfill.add_argument_group(
+        "where the run summaries are (default: the workspace's predictions datastore)"
+    )
+    from batchscore.commands.blob_source import add_blob_auth
+
+    add_blob_auth(store.add_mutually_exclusive_group())
+    store.add_argument(
+        "--predictions-datastore",
+        default="predictions",
+        help="the datastore of the predictions (default: predictions)",
+    )
+    store.add_argument(
+        "--container", default=None, help="the predictions container (with --account-url ...)"
     )
 
 
@@ -117,12 +166,18 @@ def run(args: argparse.Namespace) -> int:
     action = getattr(args, "pipeline_action", None)
     if action == "run":
         return _run_now(args)
+    if action == "backfill":
+        return _backfill(args)
     if action != "export":
         raise UsageError(
-            "pipeline: choose an action: export or run (e.g. `batchscore pipeline export "
-            "--out DIR`)"
+            "pipeline: choose an action: export, run or backfill (e.g. `batchscore pipeline "
+            "export --out DIR`)"
         )
     require_output_folder("--out", args.out)
+    if args.trigger_time is not None:
+        from scoring.steps.extract import check_end
+
+        check_end(args.trigger_time)  # the extract step would refuse it only on the cluster
     from batchscore.aml import export
     from components.config.pipeline import PipelineTarget, stack_settings
 
@@ -261,10 +316,10 @@ def _run_now(args: argparse.Namespace) -> int:
 
     if args.poll_seconds <= 0 or args.timeout_minutes <= 0:
         raise UsageError("--poll-seconds and --timeout-minutes must be above 0")
-    if args.end.strip().lower() != "now":
-        from scoring.steps.extract import parse_end
+    from scoring.steps.extract import check_end
 
-        parse_end(args.end)  # a bad time is a usage error before anything is submitted
+    check_end(args.end)  # a bad time is a usage error before anything is submitted; 'latest'
+    # is resolved by the extract step against Azure SQL, where the table is
     workspace_id, schedule_name = _deployment(args)
     workspace = aml_run.Workspace.from_id(workspace_id)
     client = CLIENT_FACTORY(workspace)
@@ -318,6 +373,83 @@ def _training_outcome(job_name: str, summary: dict) -> int:
         f"({counts})"
     )
     return EXIT_FAILED if summary.get("status") == "failed" else EXIT_OK
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from batchscore.aml import backfill
+    from scoring.errors import EXIT_FAILED, EXIT_OK
+    from scoring.steps.publish import window_folder
+
+    if args.poll_seconds <= 0 or args.timeout_minutes <= 0:
+        raise UsageError("--poll-seconds and --timeout-minutes must be above 0")
+    if args.max_parallel < 1:
+        raise UsageError(f"--max-parallel {args.max_parallel}: must be at least 1")
+    start, end = (
+        _window_end(flag, text) for flag, text in (("--from", args.start), ("--to", args.end))
+    )
+    workspace_id, schedule_name = _deployment(args)
+    client = CLIENT_FACTORY(aml_workspace(workspace_id))
+    expression, zone = backfill.schedule_cadence(client, schedule_name)
+    ends = backfill.window_ends(expression, zone, start, end)
+    if not ends:
+        print(f"no window of '{expression}' ({zone}) ends in [{args.start}, {args.end}]")
+        return EXIT_OK
+    folders = {window_folder(end) for end in ends}
+    published = set() if args.force else _published(args, client, folders)
+    windows = backfill.plan(ends, published, force=args.force)
+    skipped = sum(1 for w in windows if w.status == backfill.SKIPPED)
+    print(
+        f"{len(windows)} window(s) of '{expression}' ({zone}): {len(windows) - skipped} to run, "
+        f"{skipped} already published" + (" (--force: none skipped)" if args.force else "")
+    )
+    backfill.run_windows(
+        client,
+        schedule_name,
+        windows,
+        max_parallel=args.max_parallel,
+        poll_seconds=args.poll_seconds,
+        timeout_seconds=args.timeout_minutes * 60,
+    )
+    print(backfill.table(windows))
+    return EXIT_OK if all(w.closed for w in windows) else EXIT_FAILED
+
+
+def _window_end(flag: str, text: str):
+    """A fixed window end (naive UTC) from ``flag``; 'latest' has no place in a backfill."""
+    from scoring.steps.extract import parse_end
+
+    if text.strip().lower() == "latest":
+        raise UsageError(f"{flag} latest: give a time (a backfill needs fixed window ends)")
+    try:
+        return parse_end(text)
+    except UsageError as exc:
+        raise UsageError(f"{flag} {text!r} is not an ISO 8601 time or 'now'") from exc
+
+
+def _published(args: argparse.Namespace, client, folders: set[str]) -> set[str]:
+    """The windows already published: from the container the flags name, else from the
+    workspace's predictions datastore (Entra auth)."""
+    from batchscore.aml import backfill
+    from batchscore.commands.blob_source import open_container, uses_blob
+    from components.config.pipeline import PREDICTIONS_PATH
+
+    if uses_blob(args):
+        if not args.container:
+            raise UsageError("--container NAME goes with --account-url/--connection-string")
+        container = open_container(args, args.container)
+    else:
+        from batchscore.cloud.blob_sync import container_client
+
+        url, name = backfill.datastore_account(client, args.predictions_datastore)
+        container = container_client(name, account_url=url)
+    with container:
+        return backfill.published_in(container, PREDICTIONS_PATH, folders)
+
+
+def aml_workspace(workspace_id: str):
+    from batchscore.aml.run import Workspace
+
+    return Workspace.from_id(workspace_id)
 
 
 def _default_client(workspace):

@@ -42,6 +42,8 @@ TRIGGER_TIME_MACRO = "${{creation_context.trigger_time}}"
 STANDALONE_TRIGGER_TIME = "now"
 PIPELINE_NAME = "batchscore_scoring"
 EXPERIMENT_NAME = "batchscore-scoring"
+#: the steps' names; each node's display name too, so a run's child jobs are found by them
+EXTRACT_STEP, SCORE_STEP, PUBLISH_STEP = "extract", "score", "publish"
 
 
 @dataclass
@@ -120,15 +122,17 @@ def scoring_pipeline_job(
             lookback_minutes=settings.lookback_minutes,
             db_url=target.sql_url(),
         )
+        name_step(extract, EXTRACT_STEP)
         run_as_cluster_identity(extract, env_vars)
         score = built.score(readings=extract.outputs.readings, models=models)
-        score.name = "score"  # the builder carries the component name; the step is "score"
+        name_step(score, SCORE_STEP)  # the builder carries the component name otherwise
         run_as_cluster_identity(score, env_vars)
         if built.publish is None:
             return {}
         publish = built.publish(
             scored=score.outputs.scored, extract=extract.outputs.readings, models=models
         )
+        name_step(publish, PUBLISH_STEP)
         run_as_cluster_identity(publish, publish_environment_variables(target))
         return {"predictions": publish.outputs.published, "summary": publish.outputs.summary}
 
@@ -143,6 +147,14 @@ def scoring_pipeline_job(
         job.outputs.predictions.path = target.predictions_uri()
         job.outputs.predictions.mode = "rw_mount"
     return job
+
+
+def name_step(node: Any, step: str) -> None:
+    """The node's name and display name are the step's: a run's child job shows the node's
+    display name (else the component's, "Extract one window of readings"), and
+    ``batchscore pipeline run`` finds the publish step's summary by it."""
+    node.name = step
+    node.display_name = step
 
 
 def run_as_cluster_identity(node: Any, env_vars: dict[str, str]) -> None:

@@ -29,6 +29,7 @@ from azure.ai.ml.parallel import RunFunction, parallel_run_function
 from components.aml import components as comps
 from components.aml.pipeline import (
     TRIGGER_TIME_MACRO,
+    name_step,
     publish_environment_variables,
     run_as_cluster_identity,
     step_environment_variables,
@@ -176,14 +177,16 @@ def training_pipeline_job(
             lookback_minutes=training.lookback_minutes,
             db_url=target.sql_url(),
         )
+        name_step(extract, "extract")
         run_as_cluster_identity(extract, env_vars)
         step_inputs = {"readings": extract.outputs.readings, "models": models}
         if needs_runs:
             step_inputs["runs"] = runs
         train = built.train(**step_inputs)
-        train.name = "train"
+        name_step(train, "train")
         run_as_cluster_identity(train, env_vars)
         promote = built.promote(candidates=train.outputs.candidates)
+        name_step(promote, "promote")  # `pipeline run --pipeline training` finds it by name
         run_as_cluster_identity(promote, publish_environment_variables(target))
         return {"models": promote.outputs.models, "summary": promote.outputs.summary}
 

@@ -65,8 +65,13 @@ PART_FILE = "part-0.parquet"
 PARTITION_FORMAT = "/Device={Device}/Sensor={Sensor}/" + PART_FILE  # the pair layout's
 #: the longest folder name most file systems (and blob path segments) take, in bytes
 MAX_FOLDER_NAME_BYTES = 255
-#: an empty window still gets one (zero-row) partition: mltable raises on an MLTable whose
-#: pattern matches no file (ScriptExecution.StreamAccess.NotFound), a zero-row file loads
+#: an empty window still gets one partition of one marker row (Device and Sensor this value,
+#: no TS, no Value): mltable raises on an MLTable whose pattern matches no file
+#: (ScriptExecution.StreamAccess.NotFound), and a zero-row file loads as zero rows and zero
+#: partitions, so the parallel step would get no mini-batch at all, an outcome the docs do not
+#: give (it may wait for its first task until first_task_creation_timeout and fail, and publish
+#: would never run). With one row there is one partition, one mini-batch, answered by the entry
+#: script without scoring (:func:`is_empty_window`), and publish reports the empty window.
 EMPTY_WINDOW_VALUE = "_empty-window"
 
 
@@ -193,11 +198,47 @@ def write_shard(root: Path, index: int, frames: Sequence[pd.DataFrame]) -> Path:
 
 
 def write_empty_window(root: Path, layout: str = PAIR_LAYOUT) -> Path:
-    """The zero-row partition that keeps an empty window readable (see EMPTY_WINDOW_VALUE)."""
+    """The one-row marker partition that keeps an empty window readable and scheduled (see
+    EMPTY_WINDOW_VALUE); it is not in the index: the window's rows stay zero."""
+    marker = pd.DataFrame(
+        {
+            TS: pd.Series([pd.NaT], dtype="datetime64[us]"),
+            DEVICE: [EMPTY_WINDOW_VALUE],
+            SENSOR: [EMPTY_WINDOW_VALUE],
+            VALUE: [float("nan")],
+            MIN_VALUE: [float("nan")],
+            MAX_VALUE: [float("nan")],
+            COUNT: [0],
+        }
+    )
     if layout == SHARD_LAYOUT:
-        return write_shard(root, 0, [])
+        return write_shard(root, 0, [marker])
     folder = root / f"{DEVICE}={EMPTY_WINDOW_VALUE}" / f"{SENSOR}={EMPTY_WINDOW_VALUE}"
-    return _write_rows(folder / PART_FILE, pd.DataFrame(columns=FILE_SCHEMA.names))
+    return _write_rows(folder / PART_FILE, marker)
+
+
+def is_empty_window(frame: pd.DataFrame, keys: Mapping[str, str]) -> bool:
+    """Whether a mini-batch is an empty window's marker partition (keys from the folder, or
+    the rows' own Device column in a shard)."""
+    if keys.get(DEVICE) == EMPTY_WINDOW_VALUE:
+        return True
+    column = next((c for c in frame.columns if str(c).lower() == DEVICE.lower()), None)
+    return (
+        column is not None and len(frame) > 0 and bool((frame[column] == EMPTY_WINDOW_VALUE).all())
+    )
+
+
+def is_marker_partition(partition: Partition, recorded: Mapping[str, int]) -> bool:
+    """Whether ``partition`` is an empty window's marker (a local reader leaves it out; the
+    driver answers it on Azure). Only an extract whose index records no rows has one."""
+    if recorded:
+        return False
+    if partition.keys.get(DEVICE) == EMPTY_WINDOW_VALUE:
+        return True
+    if SHARD not in partition.keys:
+        return False
+    table = pq.read_table([str(f) for f in partition.files], columns=[DEVICE], partitioning=None)
+    return set(table.column(DEVICE).to_pylist()) == {EMPTY_WINDOW_VALUE}
 
 
 def _write_rows(target: Path, rows: pd.DataFrame) -> Path:
@@ -304,7 +345,7 @@ def _write_shards(build: Path, pairs, shard_rows: int) -> Written:
 
 def write_partitions(root: Path, pairs, layout: str, shard_rows: int) -> Written:
     """Every pair's rows (an iterator of ``(device, sensor, rows)`` in key order) under
-    ``root`` in ``layout``; an empty window still gets its zero-row partition (an MLTable that
+    ``root`` in ``layout``; an empty window still gets its marker partition (an MLTable that
     matches no file cannot be read). The index of rows per folder is written too."""
     if layout == SHARD_LAYOUT:
         written = _write_shards(root, pairs, shard_rows)

@@ -102,7 +102,7 @@ def _key(keys: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
 
 def _folder_pair(partition: Partition) -> set[Pair]:
     if partition.keys.get(DEVICE) == EMPTY_WINDOW_VALUE:
-        return set()  # the zero-row placeholder of an empty window
+        return set()  # the marker partition of an empty window
     try:
         return {(partition.device, partition.sensor)}
     except ValueError:  # a folder no encoder wrote: name it as it is
@@ -113,7 +113,9 @@ def _shard_pairs(partition: Partition) -> set[Pair]:
     table = pq.read_table([str(f) for f in partition.files], columns=[DEVICE, SENSOR])
     unique = table.group_by([DEVICE, SENSOR]).aggregate([])
     devices, sensors = unique.column(DEVICE).to_pylist(), unique.column(SENSOR).to_pylist()
-    return set(zip(devices, sensors, strict=True))
+    pairs = set(zip(devices, sensors, strict=True))
+    pairs.discard((EMPTY_WINDOW_VALUE, EMPTY_WINDOW_VALUE))  # an empty window's marker row
+    return pairs
 
 
 def _statuses_per_pair(published: pa.Table) -> dict[Pair, dict[str, int]]:

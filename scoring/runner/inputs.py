@@ -94,13 +94,19 @@ def plan_input(path: Path, mini_batch_size: MiniBatchSize) -> InputPlan:
 
 
 def _plan_partitions(folder: Path) -> InputPlan:
-    from scoring.data.extract_folder import ExtractFolderError, list_partitions, read_index
+    from scoring.data.extract_folder import (
+        ExtractFolderError,
+        is_marker_partition,
+        list_partitions,
+        read_index,
+    )
 
     if mltable_available():
         return _plan_partitions_with_mltable(folder)
     try:
-        partitions = list_partitions(folder)
         recorded = read_index(folder)
+        # An empty window's marker row exists for Azure ML's partitioner only: no work here.
+        partitions = [p for p in list_partitions(folder) if not is_marker_partition(p, recorded)]
     except ExtractFolderError as exc:
         raise InvalidSettingsError(f"--input {exc}") from exc
     tasks = [
@@ -135,14 +141,17 @@ def _plan_partitions_with_mltable(folder: Path) -> InputPlan:
     ``partition_keys`` and ``mode: direct``."""
     import mltable
 
-    from scoring.data.extract_folder import LAYOUT_KEYS, layout_of
+    from scoring.data.extract_folder import EMPTY_WINDOW_VALUE, LAYOUT_KEYS, layout_of
+    from scoring.data.schema import DEVICE
 
     partition_keys = list(LAYOUT_KEYS[layout_of(folder)])
     try:
         frame = mltable.load(str(folder)).to_pandas_dataframe()
     except Exception as exc:  # mltable raises its own (azureml.dataprep) exception types
         raise InvalidSettingsError(f"--input {folder}: mltable cannot read it ({exc})") from exc
-    if any(key not in frame.columns for key in partition_keys):
+    if DEVICE in frame.columns:  # an empty window's marker row: for Azure ML's partitioner only
+        frame = frame[frame[DEVICE] != EMPTY_WINDOW_VALUE]
+    if frame.empty or any(key not in frame.columns for key in partition_keys):
         # an empty window's placeholder loads without columns: no mini-batch
         return InputPlan(kind="mltable", tasks=[], notes=[f"{folder}: no rows (mltable)"])
     groups = frame.groupby(partition_keys, sort=True, dropna=False)

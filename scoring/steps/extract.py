@@ -146,6 +146,8 @@ def parse_end(text: str, engine=None, time_zone: str = "UTC") -> pd.Timestamp:
         )
     lowered = text.strip().lower()
     if lowered == "latest":
+        if engine is None:
+            raise UsageError("--end latest needs the database; resolve it where the table is")
         _, last = time_range(engine)
         if last is None:
             raise UsageError("--end latest: the SensorReadings table is empty")
@@ -159,6 +161,15 @@ def parse_end(text: str, engine=None, time_zone: str = "UTC") -> pd.Timestamp:
     if end.tzinfo is None:
         end = end.tz_localize(zone_info(time_zone))
     return end.tz_convert("UTC").tz_localize(None)
+
+
+def check_end(text: str, time_zone: str = "UTC") -> str:
+    """``text`` when it is a window end the extract step will accept (ISO 8601, ``now``, or
+    ``latest``, which only the step itself resolves against its table); a usage error naming it
+    otherwise. For commands that pass the end on to a run (``batchscore pipeline``)."""
+    if text.strip().lower() != "latest":
+        parse_end(text, None, time_zone)
+    return text
 
 
 def zone_info(name: str) -> ZoneInfo:

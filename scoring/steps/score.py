@@ -23,11 +23,15 @@ Contract (the same under the local runner, ``batchscore score``):
   ``no_model`` / ``model_error``, and the shard's other pairs are scored.
 * ``shutdown()`` logs a summary.
 
-Azure ML loads this file by path (``steps/score.py``, a relative path inside the code folder as
+Azure ML names this file by path (``steps/score.py``, a relative path inside the code folder as
 the parallel run configuration allows: learn.microsoft.com/python/api/azureml-pipeline-steps/
-azureml.pipeline.steps.parallelrunconfig, ``entry_script``) from a snapshot of the ``scoring/``
-folder, whose name is not ``scoring``; the block below then registers that folder as the
-package ``scoring`` so the imports work exactly as in ``import scoring.steps.score``.
+azureml.pipeline.steps.parallelrunconfig, ``entry_script``) in a snapshot of the ``scoring/``
+folder, whose name is not ``scoring``. Its parallel driver puts the snapshot folder on
+``sys.path`` and imports the script by a module name made from that path (``steps.score``, so
+``__package__`` is ``steps``); a loader may also run it as a top-level file. Unless it was
+imported as ``scoring.steps.score``, the block below registers the folder it sits in as the
+package ``scoring`` (when nothing is registered under that name yet), so the imports work
+exactly as in ``import scoring.steps.score`` without relying on the image's ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Any
 
 def _ensure_scoring_package() -> None:
     """Make ``scoring`` importable from the snapshot this file sits in (``steps/score.py``
-    inside the ``scoring/`` folder) when loaded as a top-level file."""
+    inside the ``scoring/`` folder) when it was loaded under another module name."""
     if "scoring" in sys.modules:
         return
     folder = Path(__file__).resolve().parent.parent
@@ -62,16 +66,24 @@ def _ensure_scoring_package() -> None:
         raise
 
 
-if not __package__:
+if __package__ != "scoring.steps":  # a top-level file, or `steps.score` under the driver
     _ensure_scoring_package()
 
 import pandas as pd  # noqa: E402  (after the package registration above)
 
 from scoring.data import scored_parts  # noqa: E402
-from scoring.data.extract_folder import SHARD  # noqa: E402
+from scoring.data.extract_folder import EMPTY_WINDOW_VALUE, SHARD, is_empty_window  # noqa: E402
 from scoring.data.files import SUPPORTED as TABLE_SUFFIXES  # noqa: E402
 from scoring.data.schema import (  # noqa: E402
+    DEVICE,
+    IS_ANOMALY,
+    MODEL_VERSION,
     PARTITION_KEYS,
+    SCORE,
+    SENSOR,
+    STATUS,
+    TS,
+    VALUE,
     decode_partition_value,
     empty_predictions,
     predictions_table,
@@ -84,6 +96,8 @@ from scoring.models.store import ModelNotFoundError, ModelStore  # noqa: E402
 __all__ = ["init", "run", "shutdown", "ModelNotFoundError", "EntryScriptError"]
 
 log = logging.getLogger("scoring.steps.score")
+#: the Status of the answer to an empty window's marker row (never written as a prediction)
+EMPTY_WINDOW_STATUS = "empty_window"
 
 _predictor: SensorPredictor | None = None
 _predictions_dir: Path | None = None
@@ -226,14 +240,22 @@ def run(mini_batch: Any, mini_batch_context: Any = None) -> pd.DataFrame:
     try:
         if files is None:
             frame = (
-                mini_batch.drop(columns=[SHARD]) if shard else _with_decoded_keys(mini_batch, keys)
+                # errors="ignore": the driver may hand a partition without its key column,
+                # as the partitioned sample does (Azure/azureml-examples cli/jobs/parallel/
+                # 1a_oj_sales_prediction/src/parallel_train/parallel_train.py)
+                mini_batch.drop(columns=[SHARD], errors="ignore")
+                if shard
+                else _with_decoded_keys(mini_batch, keys)
             )
         else:
             frame = _read_files(files)
         rows = len(frame)
-        if not rows:  # an empty window's placeholder partition (possibly without columns)
+        if not rows:  # no rows at all (possibly without columns): nothing to answer
             log.info("%s: empty mini-batch", label)
             return empty_predictions()
+        if is_empty_window(frame, keys):  # the empty window's marker: answered, not scored
+            log.info("%s: the window has no readings (its marker partition)", label)
+            return _empty_window_answer(rows)
         # One pair per mini-batch: a missing or damaged model fails it (Azure ML retries and
         # counts it). Many pairs: only that pair's rows say so, the shard goes on.
         result = _predictor.score(frame, name=label, on_model_error="status" if shard else None)
@@ -249,6 +271,23 @@ def run(mini_batch: Any, mini_batch_context: Any = None) -> pd.DataFrame:
         raise
     log.debug("%s: %d rows in, %d answered", label, rows, len(result))
     return result
+
+
+def _empty_window_answer(rows: int) -> pd.DataFrame:
+    """One answer per row of an empty window's marker partition (the driver counts them);
+    nothing is written to the predictions, so publish sees zero rows and says empty_window."""
+    return pd.DataFrame(
+        {
+            TS: pd.Series([pd.NaT] * rows, dtype="datetime64[us]"),
+            DEVICE: [EMPTY_WINDOW_VALUE] * rows,
+            SENSOR: [EMPTY_WINDOW_VALUE] * rows,
+            VALUE: float("nan"),
+            SCORE: float("nan"),
+            IS_ANOMALY: pd.array([pd.NA] * rows, dtype="Int64"),
+            MODEL_VERSION: None,
+            STATUS: EMPTY_WINDOW_STATUS,
+        }
+    )
 
 
 def shutdown() -> None:

@@ -31,6 +31,7 @@ REQUIRED = {
     ("extract",): ["--end", "latest"],
     ("example",): ["digits"],
     ("models", "upload"): AZURITE,
+    ("pipeline", "backfill"): ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T01:00:00Z"],
     ("preflight",): ["--stack", "dev"],
     ("publish",): ["--scored", ".", "--extract", ".", "--out", "o"],
     ("models", "rollback"): ["--to", "1"],
@@ -162,6 +163,14 @@ CASES: dict[tuple[str, ...], dict[str, tuple[list[str], str] | str]] = {
         "output is a file": "run writes nothing locally: the job's outputs stay in Azure",
         "missing input": (["--workspace-id", "/subscriptions/x"], "go together"),
         "bad value": ([*PIPELINE_RUN, "--end", "someday"], "someday"),
+    },
+    ("pipeline", "backfill"): {
+        "output is a file": "backfill writes nothing locally: the runs' outputs stay in Azure",
+        "missing input": (
+            ["--from", "2026-01-01T00:00:00Z", "--to", "now", "--workspace-id", "/subscriptions/x"],
+            "go together",
+        ),
+        "bad value": ([*PIPELINE_RUN, "--from", "someday", "--to", "now"], "someday"),
     },
     ("preflight",): {
         "output is a file": "preflight writes nothing: it reads Azure and the stack files",

@@ -16,7 +16,12 @@ from batchscore.cli import main
 from batchscore.run_chart import runs_figure
 from batchscore.run_history import read_folder
 from scoring.data import db, scored_parts
-from scoring.data.extract_folder import list_partitions, read_partition
+from scoring.data.extract_folder import (
+    is_marker_partition,
+    list_partitions,
+    read_index,
+    read_partition,
+)
 from scoring.data.schema import PREDICTION_COLUMNS, predictions_table
 from scoring.steps import publish
 from scoring.steps.extract import extract_window
@@ -28,8 +33,11 @@ EMPTY_END = pd.Timestamp("2026-01-01 12:00")  # no readings: an ingestion outage
 
 def _fake_scoring(extract: Path, scored: Path) -> None:
     """What the score step leaves: a part per pair partition (every other row anomalous),
-    and a failure record for dev-3's mini-batch."""
+    and a failure record for dev-3's mini-batch; nothing for an empty window's marker."""
+    recorded = read_index(extract)
     for partition in list_partitions(extract):
+        if is_marker_partition(partition, recorded):
+            continue
         frame = read_partition(partition.files, partition.keys)
         frame = frame.assign(Device=partition.device, Sensor=partition.sensor)
         key = scored_parts.part_key(partition.keys)

@@ -79,8 +79,14 @@ def test_the_image_set_resolves_with_the_parallel_runtime(fresh_venv):
     done = _run([str(fresh_venv), "-m", "pip", "check"], timeout=120)
     assert "No broken requirements" in done.stdout
     # (pyodbc needs the unixODBC library, which the image gets with msodbcsql18: not here)
-    probe = "import mltable, azureml.core, sklearn, skops.io; print(azureml.core.VERSION)"
-    assert _run([str(fresh_venv), "-c", probe], timeout=120).stdout.strip() == "1.61.0"
+    probe = (
+        "import mltable, azureml.core, azureml.telemetry, sklearn, skops.io, pandas, numpy, "
+        "pyarrow; print(azureml.core.VERSION, pandas.__version__, numpy.__version__, "
+        "pyarrow.__version__)"
+    )
+    versions = _run([str(fresh_venv), "-c", probe], timeout=120).stdout.split()
+    # the driver-facing path below runs with exactly these (scoring/requirements-image.txt)
+    assert versions == ["1.61.0", "3.1.1", "2.3.2", "23.0.1"]
 
 
 TELEMETRY_PROBE = """
@@ -145,7 +151,10 @@ def test_mltable_reads_our_extract_and_the_entry_script_answers_every_row(
         assert answer["status"] == ["ok", "ok", "invalid_value", "ok"]
         assert answer["anomalies"] == 1
     assert "no model for Device='dev-9' Sensor='x'" in answers[("dev-9", "x")]["error"]
-    assert result["empty_rows"] == 0 and result["empty_tasks"] == 0, "an empty window reads"
+    # an empty window reads as one marker row: one partition for the driver, answered without
+    # scoring; the local runner leaves it out
+    assert result["empty_rows"] == 1 and result["empty_partitions"] == 1
+    assert result["empty_answer"] == ["empty_window"] and result["empty_tasks"] == 0
     # shards: the Shard key from the folder, Device and Sensor as plain columns
     assert result["shard_keys"] == ["00000", "00001"]
     assert {"Device", "Sensor", "Shard"} <= set(result["shard_columns"])

@@ -41,6 +41,39 @@ def test_image_context_and_hash_see_the_same_files_as_docker_itself(tmp_path):
     assert "steps/score.py" in ours and not any(".pyc" in path for path in ours)
 
 
+def _working_copy(tmp_path: Path) -> Path:
+    """The runtime folder as a working tree leaves it: by-products beside the sources."""
+    context = tmp_path / "scoring"
+    shutil.copytree(RUNTIME, context, symlinks=True)
+    (context / "steps" / "__pycache__").mkdir(exist_ok=True)
+    (context / "steps" / "__pycache__" / "score.cpython-311.pyc").write_bytes(b"\0")
+    (context / "models" / "stale.pyc").write_bytes(b"\0")
+    (context / ".pytest_cache").mkdir(exist_ok=True)
+    (context / ".pytest_cache" / "v").write_text("x")
+    (context / "data" / ".ipynb_checkpoints").mkdir(exist_ok=True)
+    (context / "data" / ".ipynb_checkpoints" / "x.ipynb").write_text("{}")
+    return context
+
+
+def test_azure_ai_ml_uploads_exactly_the_files_the_hash_counts(tmp_path):
+    """azure-ai-ml's own ignore-file lookup and upload listing (what ``code:`` uploads) on a
+    working copy give the files the content hash and the image count, no by-product."""
+    from azure.ai.ml._utils._asset_utils import get_ignore_file, get_upload_files_from_folder
+
+    context = _working_copy(tmp_path)
+    ignore = get_ignore_file(context)
+    assert ignore.exists(), "azure-ai-ml finds no ignore file in the code folder"
+    assert Path(ignore.path).name == code_snapshot.EXCLUDE_FILE, "not the one list"
+    uploaded = {
+        Path(remote).relative_to("code").as_posix()
+        for _, remote in get_upload_files_from_folder(context, prefix="code", ignore_file=ignore)
+    }
+    assert uploaded == set(code_snapshot.shipped_files(context))
+    assert "steps/score.py" in uploaded and not any(
+        part in path for path in uploaded for part in ("__pycache__", ".pyc", "_cache", "ipynb")
+    )
+
+
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()

@@ -247,3 +247,22 @@ def test_the_sdks_own_noise_is_still_there_at_debug(tmp_path):
     done = _export_process(tmp_path, *REAL_TARGET, "--log-level", "DEBUG")
     assert done.returncode == 0, done.stderr
     assert "This is an experimental class" in done.stderr  # what INFO keeps out
+
+
+@pytest.mark.parametrize("when", ["yesterday", "${{creation_context.trigger_time}}"])
+def test_a_trigger_time_the_extract_step_would_refuse_is_refused_here(tmp_path, capsys, when):
+    argv = ["pipeline", "export", "--out", str(tmp_path), "--trigger-time", when, "--no-validate"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert repr(when) in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pipeline.job.yml").exists(), "nothing written"
+
+
+def test_every_step_of_the_exported_job_carries_its_step_name(tmp_path):
+    assert main(["pipeline", "export", "--out", str(tmp_path), "--no-validate"]) == 0
+    job = yaml.safe_load((tmp_path / "pipeline.job.yml").read_text())
+    assert {name: step["display_name"] for name, step in job["jobs"].items()} == {
+        "extract": "extract",
+        "score": "score",
+        "publish": "publish",
+    }

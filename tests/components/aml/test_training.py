@@ -141,3 +141,12 @@ def test_exported_yaml_loads_back_and_passes_offline_validation(tmp_path):
     (tmp_path / "train.component.yml").write_text(broken)
     with pytest.raises(export.ExportValidationError, match="entry_script"):
         export.validate_folder(tmp_path, rendered.kinds)
+
+
+def test_every_step_of_the_training_job_is_named_for_its_step(job):
+    """`pipeline run --pipeline training` finds the promote step's summary by this name."""
+    assert {key: node.display_name for key, node in job.jobs.items()} == {
+        "extract": "extract",
+        "train": "train",
+        "promote": "promote",
+    }

@@ -15,6 +15,7 @@ from batchscore.cli import main
 from scoring.data import db
 from scoring.data.extract_folder import (
     ExtractFolderError,
+    is_empty_window,
     iter_partitions,
     list_partitions,
     read_index,
@@ -149,13 +150,15 @@ def test_reextracting_replaces_the_folder_as_a_whole(url, tmp_path):
 
 
 def test_an_empty_window_still_writes_a_readable_mltable_and_summary(url, tmp_path, caplog):
-    """mltable raises on an MLTable whose pattern matches no file: one zero-row partition."""
+    """mltable raises on an MLTable whose pattern matches no file, and gives no partition for
+    zero rows: one partition of one marker row, outside the index."""
     out = tmp_path / "empty"
     assert _extract(url, out, end="2030-01-01T00:00:00Z") == 0
     assert (out / "MLTable").is_file()
     assert read_summary(out)["partitions"] == 0 and read_summary(out)["rows"] == 0
     (only,) = list(iter_partitions(out))
-    assert only[0] == {DEVICE: "_empty-window", SENSOR: "_empty-window"} and only[1].empty
+    assert only[0] == {DEVICE: "_empty-window", SENSOR: "_empty-window"} and len(only[1]) == 1
+    assert is_empty_window(only[1], only[0]) and read_index(out) == {}
     assert any("no readings" in r.getMessage() for r in caplog.records)
 
 
@@ -346,11 +349,12 @@ def test_a_case_insensitive_database_never_splits_a_pair_across_shards(tmp_path)
     assert written.rows_by_folder == {"Shard=00000": 9, "Shard=00001": 3}
 
 
-def test_an_empty_window_in_shards_is_one_empty_shard(url, tmp_path):
+def test_an_empty_window_in_shards_is_one_marker_shard(url, tmp_path):
     out = tmp_path / "empty"
     assert _extract(url, out, "2030-01-01T00:00:00Z", 30, "--partitioning", "shard") == 0
     (only,) = list(iter_partitions(out))
-    assert only[0] == {"Shard": "00000"} and only[1].empty
+    assert only[0] == {"Shard": "00000"} and len(only[1]) == 1
+    assert is_empty_window(only[1], only[0]) and read_index(out) == {}
     assert read_summary(out)["rows"] == 0
 
 

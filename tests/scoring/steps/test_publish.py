@@ -4,6 +4,7 @@ the extract; nothing lost silently, an empty window visible, a re-run replacing.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -217,6 +218,83 @@ def test_an_empty_window_has_no_pairs_and_no_model_version(tmp_path):
     summary = publish.publish(tmp_path / "scored", tmp_path / "extract", tmp_path / "out")
     assert (summary.status, summary.pairs, summary.pairs_failed) == ("empty_window", 0, 0)
     assert summary.model_version is None and summary.timings["scoring_seconds"] is None
+
+
+def test_an_empty_window_takes_the_pipelines_path_to_publish(tmp_path, store, layout, monkeypatch):
+    """extract -> score -> publish for a window without readings, as the pipeline runs it: the
+    extract holds one marker partition, so Azure ML's parallel step gets one mini-batch (never
+    none, an outcome its docs do not give); the entry script answers its row without scoring
+    or writing a prediction, and publish reports the empty window. The local runner leaves the
+    marker out (no work), and says empty window as before."""
+    from scoring.data.extract_folder import iter_partitions
+    from scoring.steps import score
+
+    engine = db.open_database(f"sqlite:///{tmp_path / 'e.db'}", create=True)
+    db.ensure_table(engine)
+    extract_window(engine, END, 60, tmp_path / "extract", layout=layout)
+    engine.dispose()
+    scored = tmp_path / "scored"
+    argv = ["score.py", "--models", str(store), "--predictions-dir", str(scored)]
+    monkeypatch.setattr("sys.argv", argv)
+    score.init()
+    try:
+        (partition,) = list(iter_partitions(tmp_path / "extract"))  # what mltable hands over
+        keys, frame = partition
+        context = SimpleNamespace(partition_key_value=keys, minibatch_index=0)
+        answer = score.run(frame, context)
+    finally:
+        score.shutdown()
+        score._predictor = None
+    assert len(answer) == len(frame) == 1, "every row answered: the driver counts no failure"
+    assert answer["Status"].tolist() == ["empty_window"]
+    summary = publish.publish(scored, tmp_path / "extract", tmp_path / "out")
+    assert (summary.status, summary.rows_extracted, summary.rows_published) == (
+        "empty_window",
+        0,
+        0,
+    )
+    assert (summary.pairs, summary.pairs_failed, summary.failed_mini_batches) == (0, 0, [])
+    _, run = _score(tmp_path / "extract", store, tmp_path, append=False)
+    assert run.status == "empty_window" and not run.records
+
+
+def test_mini_batches_spread_over_nodes_and_retried_elsewhere_publish_once(
+    extract, store, tmp_path, monkeypatch
+):
+    """scoringInstanceCount > 1: each node runs init() and a share of the mini-batches against
+    the same mounted output, and a mini-batch whose node was lost is run again on another one.
+    Parts are named by the mini-batch, never by the node or attempt, so publish counts every
+    row once."""
+    from scoring.data.extract_folder import iter_partitions
+    from scoring.steps import score
+
+    scored = tmp_path / "scored"
+    argv = ["score.py", "--models", str(store), "--predictions-dir", str(scored)]
+    monkeypatch.setattr("sys.argv", argv)
+    partitions = list(iter_partitions(extract))
+    # node 0 takes the even mini-batches, node 1 the odd ones, then retries mini-batch 0
+    plan = {
+        0: [i for i in range(len(partitions)) if i % 2 == 0],
+        1: [i for i in range(len(partitions)) if i % 2 == 1] + [0],
+    }
+    for indexes in plan.values():
+        score.init()  # a node's own process
+        try:
+            for index in indexes:
+                keys, frame = partitions[index]
+                context = SimpleNamespace(partition_key_value=keys, minibatch_index=index)
+                try:
+                    score.run(frame, context)
+                except Exception:  # a pair without a model fails its mini-batch (recorded)
+                    pass
+        finally:
+            score.shutdown()
+            score._predictor = None
+    summary = publish.publish(scored, extract, tmp_path / "out")
+    published = pq.read_table(next((tmp_path / "out").rglob("predictions.parquet"))).to_pandas()
+    assert not published.duplicated(["Device", "Sensor", "TS"]).any()
+    assert summary.rows_published + summary.rows_missing == summary.rows_extracted
+    assert summary.rows_published == len(published) > 0
 
 
 def test_an_older_summary_reads_back_with_defaults_for_the_new_fields():

@@ -73,6 +73,26 @@ def test_keys_from_the_context_and_labels_equal_sklearn_predict(ready: Path) -> 
     assert out["IsAnomaly"].iloc[-2:].tolist() == [1, 1]
 
 
+@pytest.mark.parametrize("with_key_column", [True, False])
+def test_a_shard_is_scored_with_or_without_its_key_column(ready: Path, with_key_column) -> None:
+    """The driver hands a shard's rows with the partition key as a column, or without it."""
+    frame = pd.DataFrame(
+        {
+            "TS": pd.date_range("2026-03-01", periods=4, freq="min"),
+            "Device": ["dev-001", "dev-001", "dev-002", "dev-002"],
+            "Sensor": ["temperature", "temperature", "vibration", "vibration"],
+            "Value": [21.0, 60.0, 0.5, 0.4],
+        }
+    )
+    if with_key_column:
+        frame["Shard"] = "00003"
+    shard = SimpleNamespace(partition_key_value={"Shard": "00003"}, minibatch_index=3)
+    out = score.run(frame, shard)
+    assert len(out) == 4 and "Shard" not in out.columns
+    assert out["Status"].tolist() == ["ok"] * 4
+    assert out["IsAnomaly"].tolist()[:2] == [0, 1]
+
+
 def test_keys_given_as_columns_win(ready: Path) -> None:
     frame = pd.DataFrame(
         {"ts": ["2026-03-01T00:00:00"], "device": ["dev-002"], "sensor": ["vibration"]}
@@ -193,16 +213,24 @@ def test_init_names_a_missing_or_wrong_models_flag(tmp_path, monkeypatch) -> Non
 # call init/run/shutdown, and report what it saw.
 DRIVER = textwrap.dedent(
     """
-    import importlib.util, json, sys
+    import importlib, importlib.util, json, sys
     import pandas as pd
     from types import SimpleNamespace
 
-    snapshot, models = sys.argv[1], sys.argv[2]
+    snapshot, models, loaded_as = sys.argv[1], sys.argv[2], sys.argv[3]
     sys.argv = ["driver", "--models", models, "--error_threshold", "5", "--log-level", "INFO"]
-    entry_script = snapshot + "/steps/score.py"
-    spec = importlib.util.spec_from_file_location("azureml_user_entry", entry_script)
-    entry = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(entry)
+    # No editable install, no PYTHONPATH: only the snapshot can give `scoring`.
+    sys.meta_path = [finder for finder in sys.meta_path if "__editable__" not in repr(finder)]
+    assert importlib.util.find_spec("scoring") is None, "scoring importable without the snapshot"
+    if loaded_as == "module":  # the driver: the snapshot on sys.path, steps/score.py as steps.score
+        sys.path.insert(0, snapshot)
+        entry = importlib.import_module("steps.score")
+        assert entry.__package__ == "steps"
+    else:  # a file loaded by path under another name
+        entry_script = snapshot + "/steps/score.py"
+        spec = importlib.util.spec_from_file_location("azureml_user_entry", entry_script)
+        entry = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(entry)
     entry.init()
     frame = pd.DataFrame({"TS": pd.date_range("2026-03-01", periods=3, freq="min"),
                           "Value": [21.0, 21.5, 90.0]})
@@ -226,13 +254,20 @@ DRIVER = textwrap.dedent(
 )
 
 
-def test_loads_as_a_top_level_file_from_a_code_snapshot(models: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loaded_as", ["module", "file"])
+def test_loads_from_a_code_snapshot_however_the_driver_imports_it(
+    models: Path, tmp_path: Path, loaded_as: str
+) -> None:
+    """Azure ML's parallel driver imports the entry script by a module name made from its path
+    (``steps/score.py`` -> ``steps.score``, ``__package__`` "steps") with the snapshot folder on
+    ``sys.path``; the image's PYTHONPATH may or may not hold the package. Either way the entry
+    script must find its own package, the snapshot it sits in."""
     snapshot = tmp_path / "snapshot"  # not named "scoring", like Azure ML's code folder
     shutil.copytree(SCORING_DIR, snapshot, ignore=shutil.ignore_patterns("__pycache__"))
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER, encoding="utf-8")
     completed = subprocess.run(
-        [sys.executable, "-I", str(driver), str(snapshot), str(models)],
+        [sys.executable, "-I", str(driver), str(snapshot), str(models), loaded_as],
         cwd=tmp_path,
         capture_output=True,
         text=True,
