@@ -64,12 +64,15 @@ outputs (in --output DIR):
   .batchscore.lock         while a run is at work (its pid): a second run on the
                            same folder is refused; a dead run's is taken over
 exit codes:
-  0  succeeded
-  1  a threshold was exceeded or init() failed
-  2  bad usage
-  3  empty window: the input holds no rows (summary.json "status": "empty_window"; the
-     predictions file has the declared columns and no rows), so a schedule shows an
-     ingestion outage instead of a green run
+  0    succeeded: every input row came back
+  1    a threshold was exceeded or init() failed ("failed": nothing published), or rows
+       did not come back within the thresholds ("incomplete": the rest published)
+  2    bad usage
+  3    empty window: the input holds no rows (summary.json "status": "empty_window"; the
+       predictions file has the declared columns and no rows), so a schedule shows an
+       ingestion outage instead of a green run
+  130  interrupted by Ctrl-C, 143 by SIGTERM ("interrupted": nothing published, the last
+       good predictions kept, the lock released)
 """
 
 
