@@ -289,6 +289,15 @@ def _process(task: MiniBatchTask, run, pass_context: bool, config, capture) -> M
         )
         return _with_warnings(result, capture)
     result.run_seconds = time.perf_counter() - read_done
+    if config.sort_tabular_rows and result.items_returned > result.items_in:
+        # One answer per input row: more rows than came in means rows answered twice (or rows
+        # of something else); none of them can be trusted as this mini-batch's answer.
+        result.reason = (
+            f"returned {result.items_returned} rows for {result.items_in} in: "
+            "each input row must be answered exactly once"
+        )
+        result.items_returned = 0
+        return _with_warnings(result, capture)
     result.ok = result.items_returned >= result.items_in
     if not result.ok:
         result.reason = f"returned {result.items_returned} of {result.items_in} items"

@@ -1,0 +1,78 @@
+"""Honest answers of ``batchscore score``: the same answer for a readings file and for its
+extract, no traceback for a pair without a model, and never "succeeded" for rows that did
+not come back (or came back twice)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from tests.fixtures.toy_data import readings, write_extract, write_model_store
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "tests" / "fixtures" / "entry_scripts"
+
+
+def _batchscore(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "batchscore", *argv],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SCORING_PROGRESS": "off"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_store_missing_pairs_gives_the_same_answer_for_a_file_and_an_extract(tmp_path):
+    """Pairs without a model come back ``no_model`` from a readings file as from an extract:
+    every row answered, no retries, no traceback, exit 0 (every row came back)."""
+    models = write_model_store(tmp_path / "models", devices=1, sensors=("temp",))
+    frame = pd.concat(
+        [readings(f"dev-{d:03d}", s, 4) for d in range(3) for s in ("temp", "vib")],
+        ignore_index=True,
+    )
+    frame.to_csv(tmp_path / "readings.csv", index=False)
+    extract = write_extract(tmp_path / "extract", devices=3, rows=4)
+    answers = {}
+    for name, source in (("file", tmp_path / "readings.csv"), ("extract", extract)):
+        out = tmp_path / f"out-{name}"
+        done = _batchscore(
+            *("score", "--input", str(source), "--models", str(models)),
+            *("--output", str(out), "--workers", "1"),
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "ModelNotFoundError" not in done.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["status"] == "succeeded"
+        assert summary["mini_batches"]["retried"] == 0
+        rows = pd.read_parquet(out / "predictions.parquet")
+        answers[name] = rows.groupby(["Device", "Sensor"])["Status"].agg(set).to_dict()
+    assert answers["file"] == answers["extract"]
+    assert answers["file"][("dev-000", "temp")] == {"ok"}
+    assert answers["file"][("dev-002", "vib")] == {"no_model"}
+
+
+def test_rows_answered_twice_fail_their_mini_batch_and_are_not_published(tmp_path):
+    extract = write_extract(tmp_path / "extract", devices=2, sensors=("temp",), rows=6)
+    out = tmp_path / "out"
+    done = _batchscore(
+        *("score", "--input", str(extract), "--output", str(out), "--workers", "1"),
+        *("--entry-script", str(SCRIPTS / "twice.py"), "--max-retries", "0"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "scoring run INCOMPLETE: 6 of 12 items did not come back" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    (failed,) = summary["failed_mini_batches"]
+    assert failed["reasons"] == [
+        "returned 12 rows for 6 in: each input row must be answered exactly once"
+    ]
+    rows = pd.read_parquet(out / "predictions.parquet")
+    assert len(rows) == 6 and set(rows["Device"]) == {"dev-001"}
