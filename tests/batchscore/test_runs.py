@@ -85,12 +85,12 @@ def test_list_shows_every_window_in_order_and_names_the_unreadable_summary(runs_
     lines = out.splitlines()
     assert lines[0].startswith("WINDOW END (UTC)")
     assert [line.split()[:3] for line in lines[1:4]] == [
-        ["2026-01-01", "10:00:00", "succeeded"],
-        ["2026-01-01", "11:00:00", "succeeded"],
+        ["2026-01-01", "10:00:00", "incomplete"],  # dev-3's rows did not come back
+        ["2026-01-01", "11:00:00", "incomplete"],
         ["2026-01-01", "12:00:00", "empty_window"],
     ]
     assert lines[1].split()[3:9] == ["36", "24", "12", "3", "1", "1"]  # rows in .. failed batches
-    assert lines[-1] == "3 runs (succeeded 2, empty_window 1); 24 anomalies"
+    assert lines[-1] == "3 runs (incomplete 2, empty_window 1); 24 anomalies"
     assert "window=20260101T130000Z/summary.json: not a run summary" in err
 
 
