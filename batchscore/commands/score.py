@@ -236,6 +236,10 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
     if models is None and uses_default_script:
         models = MODELS_FOLDER
     if models is not None:
+        if models.exists() and not models.is_dir():
+            raise UsageError(
+                f"--models {models}: exists and is not a folder (a model store is one)"
+            )
         if not models.is_dir():
             raise UsageError(work_folder.missing("--models", models, "no such folder"))
         program_arguments = ["--models", str(models), *program_arguments]

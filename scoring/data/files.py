@@ -89,10 +89,20 @@ def require_output_file(flag: str, path: str | Path, error: type[UsageError] = U
 
 
 def output_file_problem(path: Path) -> str | None:
-    """Why file ``path`` cannot be written (None when it can)."""
+    """Why file ``path`` cannot be written (None when it can). Where its folder exists, a file
+    is created beside it and removed: permissions say nothing of a read-only or virtual file
+    system (``/proc``), and root passes every permission check."""
     if path.is_dir():
         return "is a folder; give a file name"
-    return _unwritable(path.parent, is_target=False)
+    problem = _unwritable(path.parent, is_target=False)
+    if problem is None and path.parent.is_dir():
+        probe = temporary_sibling(path)
+        try:
+            probe.open("xb").close()
+        except OSError as exc:
+            return f"cannot write there ({exc.strerror or exc})"
+        probe.unlink(missing_ok=True)
+    return problem
 
 
 def output_folder_problem(folder: Path) -> str | None:

@@ -186,6 +186,32 @@ CASES: dict[tuple[str, ...], dict[str, tuple[list[str], str] | str]] = {
 }
 
 
+# More mistakes, found by trying to break the commands as a new user would: each one line
+# naming what and where, with exit code 2, no traceback. {notsv}: a readings file without TS.
+HONEST: dict[tuple[tuple[str, ...], str], tuple[list[str], str]] = {
+    (("train",), "input without TS"): (
+        ["--input", "{notsv}", "--models", "{tmp}/m"],
+        "--input {notsv}: missing column(s) TS",
+    ),
+    (("simulate",), "output on a file system that takes no files"): (
+        ["--devices", "1", "--hours", "1", "--output", "/proc/r.parquet"],
+        "--output /proc/r.parquet: cannot write there",
+    ),
+    (("score",), "models is a file"): (
+        ["--input", "{readings}", "--models", "{file}"],
+        "--models {file}: exists and is not a folder",
+    ),
+    (("extract",), "an end the clock shows twice"): (
+        ["--end", "2024-10-27T02:30:00", "--time-zone", "Europe/Berlin"],
+        "is ambiguous in Europe/Berlin",
+    ),
+    (("extract",), "an end the clock skips"): (
+        ["--end", "2024-03-31T02:30:00", "--time-zone", "Europe/Berlin"],
+        "does not exist in Europe/Berlin",
+    ),
+}
+
+
 def _cases() -> list[tuple[tuple[str, ...], str, list[str], str]]:
     cases = []
     for path, kinds in CASES.items():
@@ -194,6 +220,7 @@ def _cases() -> list[tuple[tuple[str, ...], str, list[str], str]]:
                 cases.append((path, kind, *case))
         unknown = [*REQUIRED.get(path, []), "--no-such-flag"]
         cases.append((path, "unknown flag", unknown, "unrecognized arguments: --no-such-flag"))
+    cases.extend((path, kind, *case) for (path, kind), case in HONEST.items())
     return cases
 
 
@@ -203,6 +230,7 @@ def _id(path: tuple[str, ...], kind: str) -> str:
 
 def test_every_command_has_every_case_or_says_why():
     assert sorted(CASES) == sorted(leaf_paths()), "a command without its mistake cases"
+    assert {path for path, _ in HONEST} <= set(CASES)
     for path, kinds in CASES.items():
         assert tuple(kinds) == KINDS, path
         for kind, case in kinds.items():
@@ -222,7 +250,12 @@ def answers(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, st
         pd.DataFrame(
             {"TS": ["2024-01-01 00:05"], "Device": ["d"], "Sensor": ["s"], "Value": [1.0]}
         ).to_csv(readings, index=False)
+        notsv = home / "no-ts.csv"
+        pd.DataFrame({"Device": ["d"] * 30, "Sensor": ["s"] * 30, "Value": range(30)}).to_csv(
+            notsv, index=False
+        )
         fill = {"file": home / "a-file", "tmp": home / "empty", "readings": readings}
+        fill["notsv"] = notsv
         argv = [part.format(**fill) for part in argv]
         done = subprocess.run(
             [sys.executable, "-m", "batchscore", *path, *argv],
