@@ -117,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     knobs.add_argument(
         "--workers",
         type=int,
-        help=f"worker processes (local: number of cores, here {default_workers()}; stack: "
+        help="worker processes (local: the cores this process may use; stack: "
         "scoringInstanceCount x maxConcurrencyPerInstance)",
     )
     knobs.add_argument(
