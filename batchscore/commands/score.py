@@ -280,12 +280,11 @@ def _score(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     settings.validate()  # every refusal before the first line of output
     logging.getLogger("scoring.runner").info(
-        "scoring %s with %s on %d worker(s)%s",
+        "scoring %s with %s%s",
         settings.input_path,
         settings.entry_script,
-        settings.workers,
         f", knobs from stack {args.stack}" if args.stack else "",
-    )
+    )  # the workers it runs on are logged once the mini-batches are known
     summary = run_parallel(settings)
     print(format_summary(summary))
     return summary.exit_code

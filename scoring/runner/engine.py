@@ -107,6 +107,11 @@ def run_parallel(settings: RunSettings) -> RunSummary:
         enumerate_seconds = time.perf_counter() - wall_start
         for note in plan.notes:
             log.warning(note)
+        log.info(
+            "%d mini-batch(es) on %d worker(s)",
+            len(plan.tasks),
+            _workers_used(settings.workers, len(plan.tasks)),
+        )
         run = _Run(settings, plan, held)
         run.timings["enumerate"] = enumerate_seconds
         interrupted: KeyboardInterrupt | None = None
@@ -526,7 +531,7 @@ class _Run:
             output_format=settings.output_format,
             predictions_file=predictions_file,
             rows_written=rows_written,
-            workers=min(settings.workers, max(1, len(self.tasks))),
+            workers=_workers_used(settings.workers, len(self.tasks)),
             worker_starts=self.worker_starts,
             start_method=self.context.get_start_method(),
             mini_batch_size=str(settings.mini_batch_size),
@@ -546,6 +551,12 @@ class _Run:
         )
         write_json(summary.to_dict(), settings.output_dir / SUMMARY_FILE)
         return summary
+
+
+def _workers_used(workers: int, tasks: int) -> int:
+    """Worker processes a run starts: no more than it has mini-batches (the log and the summary
+    say the same number)."""
+    return min(workers, max(1, tasks))
 
 
 def _failed_run_note(kept: dict | None, status: str = FAILED) -> str:

@@ -228,3 +228,18 @@ def test_the_summaries_round_trip_unchanged(runs_dir):
     history = read_folder(runs_dir)
     on_disk = json.loads((runs_dir / "window=20260101T100000Z" / "summary.json").read_text())
     assert publish.PublishSummary.from_dict(on_disk) == history.runs[0].summary
+
+
+def test_a_chart_of_one_window_keeps_room_around_it_and_whole_counts(runs_dir):
+    from batchscore.run_history import History
+
+    history = read_folder(runs_dir)
+    lone = History([history.runs[-1]])  # the empty window: every count 0
+    figure = runs_figure(lone)
+    anomalies, failures = figure.axes
+    low, high = failures.get_xlim()  # matplotlib dates: days
+    assert (high - low) * 24 >= 6, "a lone bar must not fill the axis"
+    for ax in (anomalies, failures):
+        ticks = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert ax.get_ylim()[1] >= 1
