@@ -98,3 +98,45 @@ def test_a_missing_package_is_named_as_pip_knows_it(monkeypatch, tmp_path, capsy
     assert len(err.splitlines()) == 1
     assert distribution_of("azure.ai.ml.entities") == "azure-ai-ml"
     assert distribution_of("sklearn.svm") == "scikit-learn"
+
+
+# An Azurite-shaped connection string (its published development key) to a port nobody serves.
+CLOSED_PORT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1"
+)
+
+
+def test_an_unreachable_storage_endpoint_is_named_within_seconds(tmp_path):
+    """It was silent for 84 to 88 s (the SDK's 20 s connects and 15 s + 3**n backoffs)."""
+    import time
+
+    from batchscore.cloud.blob_sync import container_client
+
+    client = container_client("x", connection_string=CLOSED_PORT_STORAGE)
+    retry = client._config.retry_policy
+    assert (retry.total_retries, retry.initial_backoff) == (2, 1)
+    started = time.monotonic()
+    done = _batchscore(
+        "runs", "list", "--connection-string", CLOSED_PORT_STORAGE, "--container", "x",
+        cwd=tmp_path,
+    )  # fmt: skip
+    waited = time.monotonic() - started
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: cannot list http://127.0.0.1:9/devstoreaccount1/x/scored: ")
+    assert "the storage endpoint is unreachable" in line
+    assert waited < 40, f"{waited:.0f} s before the answer"
+
+
+def test_an_unknown_event_hubs_host_is_one_line(tmp_path):
+    done = _batchscore(
+        "simulate", "--devices", "1", "--sensors", "1", "--hours", "0.1",
+        "--eventhub-namespace", "nope.invalid", "--eventhub", "readings",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [errors[-1]] and done.stderr.rstrip().endswith(errors[-1])
+    assert errors[0].startswith("error: cannot send to Event Hub nope.invalid/readings: ")
