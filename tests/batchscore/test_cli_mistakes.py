@@ -187,8 +187,27 @@ CASES: dict[tuple[str, ...], dict[str, tuple[list[str], str] | str]] = {
 
 
 # More mistakes, found by trying to break the commands as a new user would: each one line
-# naming what and where, with exit code 2, no traceback. {notsv}: a readings file without TS.
+# naming what and where, with exit code 2 (or the code given), no traceback. {notsv}: a
+# readings file without TS; {runs}: a predictions root whose one window's summary is cut short.
+CLOSED_PORT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1"
+)
+EXIT_CODES = {
+    (("runs", "show"), "a summary cut short"): 1,
+    (("runs", "list"), "an unreachable storage endpoint"): 1,
+}
 HONEST: dict[tuple[tuple[str, ...], str], tuple[list[str], str]] = {
+    (("runs", "show"), "a summary cut short"): (
+        ["window=20260101T100000Z", "--predictions", "{runs}"],
+        "window=20260101T100000Z: ",
+    ),
+    (("runs", "list"), "an unreachable storage endpoint"): (
+        ["--connection-string", CLOSED_PORT_STORAGE, "--container", "c"],
+        "cannot list http://127.0.0.1:9/devstoreaccount1/c/scored: the storage endpoint is "
+        "unreachable",
+    ),
     (("train",), "input without TS"): (
         ["--input", "{notsv}", "--models", "{tmp}/m"],
         "--input {notsv}: missing column(s) TS",
@@ -256,6 +275,10 @@ def answers(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, st
         )
         fill = {"file": home / "a-file", "tmp": home / "empty", "readings": readings}
         fill["notsv"] = notsv
+        window = home / "runs" / "window=20260101T100000Z"
+        window.mkdir(parents=True)
+        (window / "summary.json").write_text('{"window": "window=2026')
+        fill["runs"] = home / "runs"
         argv = [part.format(**fill) for part in argv]
         done = subprocess.run(
             [sys.executable, "-m", "batchscore", *path, *argv],
@@ -280,7 +303,7 @@ def test_a_mistake_is_one_line_and_exit_2(answers, path, kind):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     shown = f"batchscore {' '.join(path)} {argv}\nstdout: {done.stdout}\nstderr: {done.stderr}"
     assert "Traceback" not in done.stderr + done.stdout, shown
-    assert done.returncode == 2, shown
+    assert done.returncode == EXIT_CODES.get((path, kind), 2), shown
     assert len(lines) == 1, shown
     assert "error: " in lines[0] and fragment in lines[0], shown
 

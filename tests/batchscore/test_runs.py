@@ -139,8 +139,8 @@ def test_a_window_without_its_summary_or_with_a_truncated_one_is_named(runs_dir,
     assert f"{root / 'window=20260101T100000Z'}: no summary.json (the window's publish" in err
     assert "window=20260101T110000Z/summary.json: not a run summary" in err
     assert runs("show", "2026-01-01T10:00:00", "--predictions", str(root)) == 1
-    last = capsys.readouterr().err.splitlines()[-1]
-    assert last.startswith("error: window=20260101T100000Z: ") and "no summary.json" in last
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: window=20260101T100000Z: ") and "no summary.json" in line
     assert runs("show", "window=20260101T110000Z", "--predictions", str(root)) == 1
     assert "not a run summary" in capsys.readouterr().err
 
