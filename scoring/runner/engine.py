@@ -101,8 +101,8 @@ def run_parallel(settings: RunSettings) -> RunSummary:
         except InvalidSettingsError as exc:  # e.g. a missing column: the run says so too
             _Run.refused(settings, held, str(exc)).finish(started_at, wall_start)
             raise
-        except KeyboardInterrupt:  # before any mini-batch: the summary still says so
-            _Run.interrupted_early(settings, held).finish(started_at, wall_start)
+        except KeyboardInterrupt as exc:  # before any mini-batch: the summary still says so
+            _Run.interrupted_early(settings, held, exc).finish(started_at, wall_start)
             raise
         enumerate_seconds = time.perf_counter() - wall_start
         for note in plan.notes:
@@ -192,10 +192,12 @@ class _Run:
         return run
 
     @classmethod
-    def interrupted_early(cls, settings: RunSettings, held: HeldFolder) -> _Run:
+    def interrupted_early(
+        cls, settings: RunSettings, held: HeldFolder, exc: KeyboardInterrupt
+    ) -> _Run:
         """A run interrupted while its input was being listed: no mini-batch ran."""
         run = cls(settings, InputPlan(kind=input_kind(settings.input_path), tasks=[]), held)
-        run.interrupt(KeyboardInterrupt())
+        run.interrupt(exc)
         return run
 
     def interrupt(self, exc: KeyboardInterrupt) -> None:

@@ -150,3 +150,23 @@ def test_the_published_predictions_are_complete(extract, tmp_path):
     out = tmp_path / "out"
     assert _score(extract, out) == 0
     assert len(pd.read_parquet(out / "predictions.parquet")) == 24
+
+
+def test_an_interruption_while_the_input_is_listed_still_says_so(extract, tmp_path, monkeypatch):
+    """SIGTERM before any mini-batch (a big input being listed): the summary says interrupted,
+    not the previous run's success, and the lock is released."""
+    from scoring.errors import Terminated
+    from scoring.runner import engine
+
+    out = tmp_path / "out"
+    assert _score(extract, out) == 0
+
+    def terminated(*args, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(engine, "plan_input", terminated)
+    assert _score(extract, out) == 143
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["status"], summary["failure"]) == ("interrupted", "interrupted (SIGTERM)")
+    assert not (out / output_folder.LOCK_FILE).exists()
+    assert (out / "predictions.parquet").is_file(), "the last good predictions are kept"
