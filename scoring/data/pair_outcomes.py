@@ -31,6 +31,7 @@ from scoring.data.extract_folder import (
     Partition,
     layout_of,
     list_partitions,
+    read_index,
 )
 from scoring.data.schema import DEVICE, SENSOR, STATUS, STATUS_OK
 
@@ -66,9 +67,10 @@ def pairs_by_partition(extract: Path) -> dict[tuple[tuple[str, str], ...], set[P
 def _rows_by_partition(extract: Path) -> dict[tuple[tuple[str, str], ...], dict[Pair, int]]:
     """Partition keys -> {pair: rows the extract holds for it}."""
     shard = layout_of(extract) == SHARD_LAYOUT
+    recorded = {} if shard else read_index(extract)  # a folder per pair: its rows recorded
     found: dict[tuple[tuple[str, str], ...], dict[Pair, int]] = {}
     for partition in list_partitions(extract):
-        rows = _shard_pairs(partition) if shard else _folder_pair(partition)
+        rows = _shard_pairs(partition) if shard else _folder_pair(partition, recorded)
         if rows:
             found[_key(partition.keys)] = rows
     return found
@@ -122,10 +124,14 @@ def _key(keys: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), str(v)) for k, v in keys.items()))
 
 
-def _folder_pair(partition: Partition) -> dict[Pair, int]:
+def _folder_pair(partition: Partition, recorded: Mapping[str, int]) -> dict[Pair, int]:
+    """The pair of a folder and its rows: as the extract's index recorded them (one file read
+    for all pairs), else from its files' footers."""
     if partition.keys.get(DEVICE) == EMPTY_WINDOW_VALUE:
         return {}  # the zero-row placeholder of an empty window
-    rows = sum(pq.ParquetFile(str(f)).metadata.num_rows for f in partition.files)
+    rows = recorded.get(partition.relative_folder)
+    if rows is None:
+        rows = sum(pq.ParquetFile(str(f)).metadata.num_rows for f in partition.files)
     try:
         return {(partition.device, partition.sensor): rows}
     except ValueError:  # a folder no encoder wrote: name it as it is
