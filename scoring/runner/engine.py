@@ -312,7 +312,9 @@ class _Run:
             self.timings["init"] += message.init_seconds
             worker.state, worker.deadline = WorkerState.IDLE, None
         elif isinstance(message, InitFailed):
-            log.error("init() failed in worker %d:\n%s", worker.worker_id, message.traceback)
+            log.error("init() failed in worker %d: %s", worker.worker_id, message.reason)
+            log.debug("the traceback of init() in worker %d:\n%s", worker.worker_id,
+                      message.traceback)  # fmt: skip
             self.failure = (
                 f"init() of {self.settings.entry_script.name} failed in worker "
                 f"{worker.worker_id}: {message.reason}"

@@ -143,3 +143,20 @@ def test_an_unknown_event_hubs_host_is_one_line(tmp_path):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [errors[-1]] and done.stderr.rstrip().endswith(errors[-1])
     assert errors[0].startswith("error: cannot send to Event Hub nope.invalid/readings: ")
+
+
+def test_a_failing_mini_batch_is_one_log_line_and_its_traceback_only_on_debug(tmp_path):
+    extract = write_extract(tmp_path / "extract", devices=2, sensors=("temp",), rows=3)
+    argv = [
+        *("score", "--input", str(extract), "--workers", "1", "--max-retries", "0"),
+        *("--entry-script", str(SCRIPTS / "raise_for_partition.py")),
+    ]
+    plain = _batchscore(*argv, "--output", "a", "--", "--fail-device", "dev-000", cwd=tmp_path)
+    assert plain.returncode == 1
+    assert "Traceback" not in plain.stderr + plain.stdout, plain.stderr
+    assert "ValueError: no model for device dev-000 (at raise_for_partition.py:" in plain.stderr
+    debug = _batchscore(
+        *argv, "--output", "b", "--log-level", "DEBUG", "--", "--fail-device", "dev-000",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback (most recent call last)" in debug.stderr
