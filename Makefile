@@ -9,7 +9,13 @@ STACK  ?= dev
 
 NPM    ?= npm
 
-.PHONY: venv node_modules demo test lint plan preflight clean
+# Every command of `batchscore` and every option, written from the parsers themselves (the same
+# text as README's "Every option"; `python -m batchscore.command_reference --write README.md`
+# refreshes README after a flag changes).
+help: venv
+	@$(PY) -m batchscore.command_reference
+
+.PHONY: help venv node_modules demo test lint plan preflight clean
 
 # The package itself goes in editable (pip install -e .): the `batchscore` command, and
 # `python -m batchscore`, work from any folder and always run this checkout's code.

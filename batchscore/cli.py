@@ -170,12 +170,29 @@ def _missing_package(command: str | None, exc: ModuleNotFoundError) -> int:
     demo's lean virtualenv): one line naming the package and the fix. Our own modules
     missing is a bug, and raises."""
     missing = (exc.name or "").split(".")[0]
-    if not missing or missing in ("scoring", "batchscore"):
+    if not missing or missing in ("scoring", "batchscore", "components"):
         raise exc
     print(
-        f"error: batchscore {command} needs the module {missing!r}, which this environment "
-        "lacks: use the full one (`make venv`, then .venv/bin/batchscore), or "
-        "pip install -r requirements.txt",
+        f"error: batchscore {command} needs the package {distribution_of(exc.name)!r} "
+        f"(module {exc.name}), which this environment lacks: use the full one (`make venv`, "
+        "then .venv/bin/batchscore), or pip install -r requirements.txt",
         file=sys.stderr,
     )
     return EXIT_USAGE
+
+
+#: namespace packages whose distributions are named after the module's first three parts
+#: (azure.storage.blob -> azure-storage-blob, azure.ai.ml -> azure-ai-ml)
+_NAMESPACES = {"azure": 3, "opentelemetry": 2}
+#: modules whose distribution has another name
+_DISTRIBUTIONS = {"sklearn": "scikit-learn", "yaml": "PyYAML", "skops": "skops"}
+
+
+def distribution_of(module: str) -> str:
+    """The pip package that provides ``module`` (``azure.storage.blob`` -> ``azure-storage-blob``;
+    the namespace ``azure`` alone names nothing anyone can install)."""
+    parts = module.split(".")
+    depth = _NAMESPACES.get(parts[0])
+    if depth:
+        return "-".join(parts[:depth])
+    return _DISTRIBUTIONS.get(parts[0], parts[0])

@@ -12,9 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from batchscore.run_history import History
 from scoring.data.files import atomic_path
-from scoring.steps.publish import EMPTY_WINDOW, FAILED
+from scoring.steps.publish import EMPTY_WINDOW, FAILED, INCOMPLETE
+
+#: room on each side of a lone window (a single bar would otherwise fill the axis)
+LONE_WINDOW_MARGIN_HOURS = 3
 
 
 def draw_runs_chart(history: History, path: Path) -> Path:
@@ -56,17 +61,33 @@ def runs_figure(history: History) -> Any:
                     markersize=5, label="pairs drifted from their models")  # fmt: skip
     bottom.set_ylabel("failures, drifted pairs\n(count)")
     bottom.set_xlabel("window end (UTC)")
-    for status, marker, label in ((EMPTY_WINDOW, "s", "empty window"), (FAILED, "X", "run failed")):
+    marks = (
+        (EMPTY_WINDOW, "s", "empty window"),
+        (FAILED, "X", "run failed"),
+        (INCOMPLETE, "v", "rows missing"),
+    )
+    for status, marker, label in marks:
         marked = [r.window_end for r in runs if r.summary.status == status]
         if marked:
             for ax in (top, bottom):
                 ax.plot(marked, [0] * len(marked), marker, color="grey", markersize=8,
                         clip_on=False, label=label if ax is bottom else None)  # fmt: skip
     bottom.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=3, frameon=False)
+    highest = {
+        top: max((r.summary.anomalies for r in runs), default=0),
+        bottom: max(
+            (max(r.summary.pairs_failed, len(r.summary.failed_mini_batches)) for r in runs),
+            default=0,
+        ),
+    }
     for ax in (top, bottom):
         ax.grid(axis="y", alpha=0.3)
-        ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts
+        # counts: whole ticks, and at least 0..1 so a panel of zeros shows no 0.2 steps
+        ax.set_ylim(0, max(1, highest[ax]) * 1.15)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(set(ends)) == 1:
+        margin = pd.Timedelta(hours=LONE_WINDOW_MARGIN_HOURS)
+        bottom.set_xlim(ends[0] - margin, ends[0] + margin)
     bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(bottom.xaxis.get_major_locator()))
     fig.tight_layout()
     return fig

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scoring.errors import UsageError
+from scoring.errors import RunFailed, UsageError
 from scoring.steps.publish import SUMMARY_FILE, PublishSummary, window_folder
 
 #: a run's folder under the predictions root
@@ -47,9 +47,12 @@ class History:
 
     runs: list[Run] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    #: window folder -> why its summary cannot be shown (missing, unreadable, not a summary)
+    unreadable_windows: dict[str, str] = field(default_factory=dict)
 
-    def add(self, source: str, text: str | bytes) -> None:
-        """Parse one ``summary.json``; a bad one is remembered with the reason."""
+    def add(self, source: str, text: str | bytes, window: str | None = None) -> None:
+        """Parse one ``summary.json`` (of the folder ``window``); a bad one is remembered with
+        the reason."""
         try:
             values = json.loads(text)
             if not isinstance(values, dict):
@@ -57,22 +60,43 @@ class History:
             summary = PublishSummary.from_dict(values)
             _utc(summary.window_end)
         except (ValueError, TypeError) as exc:
-            self.unreadable.append(f"{source}: not a run summary ({exc})")
+            self.problem(f"{source}: not a run summary ({exc})", window)
             return
         self.runs.append(Run(source, summary))
 
+    def problem(self, text: str, window: str | None = None) -> None:
+        """A summary that cannot be shown, named (with its window folder, when known)."""
+        self.unreadable.append(text)
+        if window is not None:
+            self.unreadable_windows[window] = text
+
+    def missing(self, folder: str, window: str) -> None:
+        """A window folder without its summary (its publish step did not finish)."""
+        self.problem(
+            f"{folder}: no {SUMMARY_FILE} (the window's publish step did not finish, or its "
+            "summary was removed)",
+            window,
+        )
+
     def sorted(self) -> History:
-        return History(sorted(self.runs, key=lambda r: r.window_end), list(self.unreadable))
+        return History(
+            sorted(self.runs, key=lambda r: r.window_end),
+            list(self.unreadable),
+            dict(self.unreadable_windows),
+        )
 
     def last(self, count: int | None) -> History:
         runs = self.runs[-count:] if count else self.runs
-        return History(list(runs), list(self.unreadable))
+        return History(list(runs), list(self.unreadable), dict(self.unreadable_windows))
 
     def find(self, window: str) -> Run:
         """The run of a window, named as its folder (``window=20240101T010000Z``) or by any
-        ISO 8601 time of its end; the latest summary wins if a window ran twice."""
+        ISO 8601 time of its end; the latest summary wins if a window ran twice. A window whose
+        summary is missing or unreadable says so (exit 1), not "no run"."""
         wanted = window_key(window)
         found = [r for r in self.runs if r.summary.window == wanted]
+        if not found and wanted in self.unreadable_windows:
+            raise RunFailed(f"{wanted}: {self.unreadable_windows[wanted]}")
         if not found:
             known = ", ".join(r.summary.window for r in self.runs[-5:]) or "none"
             raise RunHistoryError(f"no run for {wanted}; the latest windows: {known}")
@@ -89,18 +113,21 @@ def read_folder(root: Path) -> History:
     """Every ``window=*/summary.json`` under ``root`` (or ``root`` itself as a window folder)."""
     if not root.is_dir():
         raise RunHistoryError(f"--predictions {root}: no such folder")
-    paths = (
-        [root / SUMMARY_FILE]
+    folders = (
+        [root]
         if WINDOW_FOLDER.match(root.name)
-        else sorted(root.glob(f"window=*/{SUMMARY_FILE}"))
+        else sorted(p for p in root.glob("window=*") if WINDOW_FOLDER.match(p.name))
     )
     history = History()
-    for path in paths:
-        if WINDOW_FOLDER.match(path.parent.name):
-            try:
-                history.add(str(path), path.read_bytes())
-            except OSError as exc:
-                history.unreadable.append(f"{path}: cannot be read ({exc})")
+    for folder in folders:
+        path = folder / SUMMARY_FILE
+        if not path.exists():
+            history.missing(str(folder), folder.name)
+            continue
+        try:
+            history.add(str(path), path.read_bytes(), folder.name)
+        except OSError as exc:
+            history.problem(f"{path}: cannot be read ({exc})", folder.name)
     if not history.runs and not history.unreadable:
         raise RunHistoryError(
             f"--predictions {root}: no window=<end>/{SUMMARY_FILE} here; run summaries are "
@@ -190,7 +217,11 @@ def _totals(history: History) -> str:
     by_status = pd.Series([s.status for s in runs], dtype="object").value_counts()
     statuses = ", ".join(f"{status} {count}" for status, count in by_status.items())
     count = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
-    return f"{count} ({statuses or 'none'}); {sum(s.anomalies for s in runs)} anomalies"
+    unshown = len(history.unreadable)
+    unshown_text = f"; {unshown} window(s) without a readable summary" if unshown else ""
+    return (
+        f"{count} ({statuses or 'none'}); {sum(s.anomalies for s in runs)} anomalies" + unshown_text
+    )
 
 
 def _pairs_text(values: dict[str, object]) -> str:

@@ -89,10 +89,19 @@ def container_client(
     retries, a minute later. ``client_kwargs`` go to the client (tests pass a
     ``raw_request_hook`` to count requests).
     """
-    from azure.storage.blob import ContainerClient
+    from azure.storage.blob import ContainerClient, ExponentialRetry
 
     if (account_url is None) == (connection_string is None):
         raise ValueError("give exactly one of account_url or connection_string")
+    # The SDK's defaults wait 20 s per connection attempt and back off 15 s + 3**n between its
+    # three retries: an unreachable endpoint was silent for about 85 s (azure-storage-blob
+    # _shared/policies.py ExponentialRetry, _shared/base_client.py CONNECTION_TIMEOUT). A
+    # command line answers within seconds, naming the endpoint.
+    client_kwargs.setdefault("connection_timeout", CONNECT_TIMEOUT_SECONDS)
+    client_kwargs.setdefault(
+        "retry_policy",
+        ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=STORAGE_RETRIES),
+    )
     if connection_string is not None:
         try:
             return ContainerClient.from_connection_string(
@@ -109,6 +118,12 @@ def container_client(
     credential = default_credential()
     storage_call(lambda: credential.get_token(STORAGE_SCOPE), "sign in to", safe_url(account_url))
     return ContainerClient(account_url, container, credential=credential, **client_kwargs)
+
+
+#: seconds to open a connection to a storage endpoint, and retries of a failed request: at
+#: most (1 + STORAGE_RETRIES) x CONNECT_TIMEOUT_SECONDS + the backoffs (1 s, 3 s) in all
+CONNECT_TIMEOUT_SECONDS = 5
+STORAGE_RETRIES = 2
 
 
 def safe_url(url: str) -> str:

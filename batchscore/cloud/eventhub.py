@@ -61,19 +61,46 @@ def send_readings(
     if producer is not None:
         return _send_all(frame, producer, f"{namespace}/{eventhub}", batch_progress)
 
+    from azure.core.exceptions import ClientAuthenticationError
     from azure.eventhub import EventHubProducerClient
+    from azure.eventhub.exceptions import EventHubError
 
     from components.providers.common import default_credential
 
     credential = default_credential()
+    # Bounded: the client's defaults (3 retries backing off up to 120 s) kept an unknown host
+    # busy for long, then ended in a 40-line traceback (azure-eventhub EventHubProducerClient
+    # keywords retry_total, retry_backoff_factor, retry_backoff_max, socket_timeout).
     client = EventHubProducerClient(
-        fully_qualified_namespace=namespace, eventhub_name=eventhub, credential=credential
+        fully_qualified_namespace=namespace,
+        eventhub_name=eventhub,
+        credential=credential,
+        retry_total=EVENTHUB_RETRIES,
+        retry_backoff_factor=0.5,
+        retry_backoff_max=4,
+        socket_timeout=CONNECT_TIMEOUT_SECONDS,
     )
     try:
         with client:
             return _send_all(frame, client, f"{namespace}/{eventhub}", batch_progress)
+    except (EventHubError, ClientAuthenticationError, OSError) as exc:
+        raise EventHubSendError(
+            f"cannot send to Event Hub {namespace}/{eventhub}: {_first_line(exc)} (check the "
+            "namespace's host name, the network, and that the sender holds Azure Event Hubs "
+            "Data Sender on the hub)"
+        ) from None
     finally:
         credential.close()
+
+
+#: retries of a failed Event Hubs operation, and seconds a socket may wait
+EVENTHUB_RETRIES = 2
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def reading_to_event(device: str, sensor: str, value: float, ts: pd.Timestamp) -> str:

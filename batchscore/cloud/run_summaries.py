@@ -38,7 +38,10 @@ def read_container(container: Any, prefix: str) -> History:
             where,
             role=READER,
         )
-        history.add(f"{safe_url(container.url)}/{name}", data)
+        history.add(f"{safe_url(container.url)}/{name}", data, _window_of(name, root))
+    with_summary = {_window_of(n, root) for n in summaries}
+    for window in sorted({w for n in names if (w := _window_of(n, root))} - with_summary):
+        history.missing(f"{where}/{window}", window)
     if not history.runs and not history.unreadable:
         raise RunHistoryError(
             f"{where}: no window=<end>/{SUMMARY_FILE} here (check --container and --prefix; "
@@ -53,3 +56,10 @@ def _is_summary(name: str, root: str) -> bool:
     return (
         len(below) == 2 and WINDOW_FOLDER.match(below[0]) is not None and below[1] == SUMMARY_FILE
     )
+
+
+def _window_of(name: str, root: str) -> str | None:
+    """The ``window=<end>`` folder a blob is in (None when it is in none)."""
+    parts = name.split("/")
+    below = parts[len(root.split("/")) :] if root else parts
+    return below[0] if len(below) >= 2 and WINDOW_FOLDER.match(below[0]) else None

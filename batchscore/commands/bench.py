@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2,
-        help="worker processes for `score` and training (default: the cores, here %(default)s)",
+        help="worker processes for `score` and training (default: the cores this process may use)",
     )
     parser.add_argument(
         "--shard-rows", type=int, default=200_000, help="rows per shard (default: 200000)"

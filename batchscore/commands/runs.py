@@ -109,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if action == "show":
         window_key(args.window)  # a time that is not one is refused before anything is read
     history = _read(args)
-    for problem in history.unreadable:
-        print(f"warning: {problem}", file=sys.stderr)
+    if action != "show":  # show names the one window asked for, when its summary is the problem
+        for problem in history.unreadable:
+            print(f"warning: {problem}", file=sys.stderr)
     history = history.last(last)
     if action == "list":
         print(table_text(history))

@@ -64,12 +64,15 @@ outputs (in --output DIR):
   .batchscore.lock         while a run is at work (its pid): a second run on the
                            same folder is refused; a dead run's is taken over
 exit codes:
-  0  succeeded
-  1  a threshold was exceeded or init() failed
-  2  bad usage
-  3  empty window: the input holds no rows (summary.json "status": "empty_window"; the
-     predictions file has the declared columns and no rows), so a schedule shows an
-     ingestion outage instead of a green run
+  0    succeeded: every input row came back
+  1    a threshold was exceeded or init() failed ("failed": nothing published), or rows
+       did not come back within the thresholds ("incomplete": the rest published)
+  2    bad usage
+  3    empty window: the input holds no rows (summary.json "status": "empty_window"; the
+       predictions file has the declared columns and no rows), so a schedule shows an
+       ingestion outage instead of a green run
+  130  interrupted by Ctrl-C, 143 by SIGTERM ("interrupted": nothing published, the last
+       good predictions kept, the lock released)
 """
 
 
@@ -114,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     knobs.add_argument(
         "--workers",
         type=int,
-        help=f"worker processes (local: number of cores, here {default_workers()}; stack: "
+        help="worker processes (local: the cores this process may use; stack: "
         "scoringInstanceCount x maxConcurrencyPerInstance)",
     )
     knobs.add_argument(
@@ -223,6 +226,10 @@ def build_settings(args: argparse.Namespace) -> RunSettings:
     if models is None and uses_default_script:
         models = MODELS_FOLDER
     if models is not None:
+        if models.exists() and not models.is_dir():
+            raise UsageError(
+                f"--models {models}: exists and is not a folder (a model store is one)"
+            )
         if not models.is_dir():
             raise UsageError(work_folder.missing("--models", models, "no such folder"))
         program_arguments = ["--models", str(models), *program_arguments]
@@ -263,12 +270,11 @@ def _score(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     settings.validate()  # every refusal before the first line of output
     logging.getLogger("scoring.runner").info(
-        "scoring %s with %s on %d worker(s)%s",
+        "scoring %s with %s%s",
         settings.input_path,
         settings.entry_script,
-        settings.workers,
         f", knobs from stack {args.stack}" if args.stack else "",
-    )
+    )  # the workers it runs on are logged once the mini-batches are known
     summary = run_parallel(settings)
     print(format_summary(summary))
     return summary.exit_code

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -100,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
         100.0 * anomalous / max(1, len(readings)),
     )
     if args.output is not None:
-        write_table(readings, args.output)
+        try:
+            write_table(readings, args.output)
+        except OSError as exc:  # a place the checks above could not foresee (/proc, a full disk)
+            raise UsageError(f"--output {args.output}: cannot write it ({_reason(exc)})") from None
         log.info("wrote %s", args.output)
     if to_eventhub:
         from batchscore.cloud import eventhub  # only this branch needs the Event Hubs client
@@ -110,3 +114,9 @@ def run(args: argparse.Namespace) -> int:
         )
         log.info("sent %d readings to %s/%s", sent, args.eventhub_namespace, args.eventhub)
     return 0
+
+
+def _reason(exc: OSError) -> str:
+    """The operating system's words for a failed write (pyarrow's carry the file's temporary
+    name; ``strerror`` alone does not)."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)

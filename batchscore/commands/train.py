@@ -13,7 +13,7 @@ import pandas as pd
 
 from scoring.data.db import DEFAULT_DB_URL
 from scoring.data.files import TableFormatError, read_table, require_output_folder
-from scoring.data.schema import DEVICE, SENSOR, TS
+from scoring.data.schema import DEVICE, READING_COLUMNS, SENSOR, TS, normalize_readings
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 from scoring.models.store import ModelStore, ModelStoreError
 from scoring.models.training import (
@@ -124,12 +124,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_readings_file(path: str) -> pd.DataFrame:
+    """The readings of ``--input``; a file without the columns ``--help`` names (TS, Device,
+    Sensor, Value: the ones ``aggregate`` and ``score`` require too) is refused, naming them."""
     try:
-        return read_table(path)
+        frame = read_table(path)
     except FileNotFoundError as exc:
         raise UsageError(f"--input {path}: no such file") from exc
     except TableFormatError as exc:
         raise UsageError(f"--input {exc}") from exc
+    try:  # on no rows: the check of the names alone, whatever the file's size
+        normalize_readings(frame.head(0), path, required=READING_COLUMNS)
+    except ValueError as exc:
+        raise UsageError(f"--input {exc}") from exc
+    return frame
 
 
 def read_readings_db(url: str) -> pd.DataFrame:

@@ -390,9 +390,29 @@ def _typed(rows, columns: tuple[str, ...] = SQL_COLUMNS) -> pd.DataFrame:
         if name == TS:
             series = pd.to_datetime(pd.Series(column, dtype=object)).astype("datetime64[us]")
         else:
-            series = pd.Series(column, dtype=_DTYPES[name])
+            try:
+                series = pd.Series(column, dtype=_DTYPES[name])
+            except (ValueError, TypeError):  # text in a number column (SQLite keeps any type)
+                series = _numbers_keeping_rows(name, column)
         frame[name] = series
     return pd.DataFrame(frame)
+
+
+def _numbers_keeping_rows(name: str, column: tuple) -> pd.Series:
+    """A number column holding values that are not numbers: those become missing (the score
+    step then answers their rows ``invalid_value``), named in a warning, no row dropped."""
+    raw = pd.Series(column, dtype=object)
+    numbers = pd.to_numeric(raw, errors="coerce")
+    bad = raw[numbers.isna() & raw.notna()]
+    if len(bad):
+        log.warning(
+            "%s: %d value(s) that are not numbers (e.g. %r) read as missing; their rows are "
+            "kept and answered invalid_value",
+            name,
+            len(bad),
+            bad.iloc[0],
+        )
+    return numbers.astype("Int64" if _DTYPES[name] == "int64" else "float64")
 
 
 def read_readings(engine: Engine, columns: tuple[str, ...]) -> pd.DataFrame:

@@ -248,7 +248,7 @@ def _write_rows(target: Path, rows: pd.DataFrame) -> Path:
         frame = pd.concat([earlier, frame], ignore_index=True).sort_values(TS, kind="mergesort")
     target.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_arrays(
-        [pa.array(frame[field.name].to_numpy(), type=field.type) for field in FILE_SCHEMA],
+        [pa.array(_values(frame[field.name]), type=field.type) for field in FILE_SCHEMA],
         schema=FILE_SCHEMA,
     )
     pq.write_table(table, target)
@@ -289,6 +289,14 @@ class Written:
     rows: int = 0
     rows_by_folder: dict[str, int] = field(default_factory=dict)
     skipped: list[dict[str, object]] = field(default_factory=list)
+
+
+def _values(column: pd.Series):
+    """A column for ``pa.array``: its numpy values, or (a nullable column, e.g. a Count read
+    with a value that is not a number) its pandas array, whose missing values become nulls."""
+    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        return column.array
+    return column.to_numpy()
 
 
 def _write_pair_folders(build: Path, pairs) -> Written:

@@ -59,7 +59,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             header = pd.read_csv(path, nrows=0).columns
             text = {name: "str" for name in header if str(name).lower() in _TEXT_COLUMNS}
             return pd.read_csv(path, dtype=text)
-        return pd.read_parquet(path)
+        return _read_parquet_keys_as_text(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise TableFormatError(f"{path}: not a readable CSV file ({exc})") from exc
     except OSError as exc:
@@ -68,6 +68,31 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if type(exc).__module__.startswith("pyarrow"):
             raise TableFormatError(f"{path}: not a readable Parquet file ({exc})") from exc
         raise
+
+
+def _read_parquet_keys_as_text(path: Path) -> pd.DataFrame:
+    """A Parquet file with its identifier columns (Device, Sensor, ...) as text, converted by
+    Arrow from the values as stored: an integer column with a missing value would otherwise
+    reach pandas as floats, and device ``1`` be looked up as ``'1.0'``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    numeric = [
+        field.name
+        for field in schema
+        if str(field.name).lower() in _TEXT_COLUMNS
+        and (pa.types.is_integer(field.type) or pa.types.is_floating(field.type))
+    ]
+    if not numeric:
+        return pd.read_parquet(path)
+    table = pq.read_table(path)
+    for name in numeric:
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, name, table.column(index).cast(pa.string()))
+    # pandas' own metadata would turn the columns back into the numbers it saved
+    metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+    return table.replace_schema_metadata(metadata).to_pandas()
 
 
 def require_output_folder(flag: str, path: str | Path, error: type[UsageError] = UsageError):
@@ -89,10 +114,20 @@ def require_output_file(flag: str, path: str | Path, error: type[UsageError] = U
 
 
 def output_file_problem(path: Path) -> str | None:
-    """Why file ``path`` cannot be written (None when it can)."""
+    """Why file ``path`` cannot be written (None when it can). Where its folder exists, a file
+    is created beside it and removed: permissions say nothing of a read-only or virtual file
+    system (``/proc``), and root passes every permission check."""
     if path.is_dir():
         return "is a folder; give a file name"
-    return _unwritable(path.parent, is_target=False)
+    problem = _unwritable(path.parent, is_target=False)
+    if problem is None and path.parent.is_dir():
+        probe = temporary_sibling(path)
+        try:
+            probe.open("xb").close()
+        except OSError as exc:
+            return f"cannot write there ({exc.strerror or exc})"
+        probe.unlink(missing_ok=True)
+    return problem
 
 
 def output_folder_problem(folder: Path) -> str | None:

@@ -1,6 +1,7 @@
 """Which (Device, Sensor) pairs of a run's window were scored, and why the others were not.
 
-A pair counts as **failed** when none of its rows came back scored (``Status == ok``):
+A pair counts as **failed** when none of its rows came back scored (``Status == ok``), or when
+fewer of its rows came back than the extract holds (a part cut short: "N of M rows came back"):
 
 * its mini-batch raised and was never retried successfully (a pair folder in pair mode, a
   whole shard in shard mode): the reason is the mini-batch's failure record;
@@ -30,6 +31,7 @@ from scoring.data.extract_folder import (
     Partition,
     layout_of,
     list_partitions,
+    read_index,
 )
 from scoring.data.schema import DEVICE, SENSOR, STATUS, STATUS_OK
 
@@ -46,6 +48,8 @@ class PairOutcomes:
     pairs: int = 0
     scored: int = 0
     failed: dict[Pair, str] = field(default_factory=dict)
+    #: pairs of which fewer rows came back than were extracted
+    short: int = 0
 
     def listed(self, limit: int = MAX_LISTED) -> list[dict[str, str]]:
         """The first ``limit`` failed pairs, sorted, as ``{device, sensor, reason}``."""
@@ -57,12 +61,18 @@ class PairOutcomes:
 
 def pairs_by_partition(extract: Path) -> dict[tuple[tuple[str, str], ...], set[Pair]]:
     """Partition keys (raw, as a mini-batch's failure record holds them) -> its pairs."""
+    return {key: set(rows) for key, rows in _rows_by_partition(extract).items()}
+
+
+def _rows_by_partition(extract: Path) -> dict[tuple[tuple[str, str], ...], dict[Pair, int]]:
+    """Partition keys -> {pair: rows the extract holds for it}."""
     shard = layout_of(extract) == SHARD_LAYOUT
-    found: dict[tuple[tuple[str, str], ...], set[Pair]] = {}
+    recorded = {} if shard else read_index(extract)  # a folder per pair: its rows recorded
+    found: dict[tuple[tuple[str, str], ...], dict[Pair, int]] = {}
     for partition in list_partitions(extract):
-        pairs = _shard_pairs(partition) if shard else _folder_pair(partition)
-        if pairs:
-            found[_key(partition.keys)] = pairs
+        rows = _shard_pairs(partition) if shard else _folder_pair(partition, recorded)
+        if rows:
+            found[_key(partition.keys)] = rows
     return found
 
 
@@ -73,11 +83,23 @@ def pair_outcomes(
     not_extracted: Iterable[Mapping[str, object]],
 ) -> PairOutcomes:
     """Classify every pair of the window (see the module docstring)."""
-    by_partition = pairs_by_partition(extract)
-    window: set[Pair] = set().union(*by_partition.values()) if by_partition else set()
+    rows_by_partition = _rows_by_partition(extract)
+    by_partition = {key: set(rows) for key, rows in rows_by_partition.items()}
+    extracted: dict[Pair, int] = {}
+    for rows in rows_by_partition.values():
+        for pair, count in rows.items():
+            extracted[pair] = extracted.get(pair, 0) + count
+    window: set[Pair] = set(extracted)
     statuses = _statuses_per_pair(published)
     scored = {pair for pair, counts in statuses.items() if counts.get(STATUS_OK)}
     failed: dict[Pair, str] = {}
+    short = 0
+    for pair, expected in sorted(extracted.items()):
+        came_back = sum(statuses.get(pair, {}).values())
+        if 0 < came_back < expected:
+            short += 1
+            failed[pair] = f"{came_back} of {expected} rows came back"
+            scored.discard(pair)
     for record in failed_mini_batches:
         keys = record.get("keys")
         members = by_partition.get(_key(keys), set()) if isinstance(keys, Mapping) else set()
@@ -93,29 +115,45 @@ def pair_outcomes(
     for skipped in not_extracted:
         pair = (str(skipped.get("device")), str(skipped.get("sensor")))
         failed[pair] = f"not extracted: {skipped.get('reason', 'no reason recorded')}"
-    return PairOutcomes(pairs=len(window | set(failed)), scored=len(scored), failed=failed)
+    return PairOutcomes(
+        pairs=len(window | set(failed)), scored=len(scored), failed=failed, short=short
+    )
 
 
 def _key(keys: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), str(v)) for k, v in keys.items()))
 
 
-def _folder_pair(partition: Partition) -> set[Pair]:
+def _folder_pair(partition: Partition, recorded: Mapping[str, int]) -> dict[Pair, int]:
+    """The pair of a folder and its rows: as the extract's index recorded them (one file read
+    for all pairs), else from its files' footers."""
     if partition.keys.get(DEVICE) == EMPTY_WINDOW_VALUE:
-        return set()  # the marker partition of an empty window
+        return {}  # the marker partition of an empty window
+    rows = recorded.get(partition.relative_folder)
+    if rows is None:
+        rows = sum(pq.ParquetFile(str(f)).metadata.num_rows for f in partition.files)
     try:
-        return {(partition.device, partition.sensor)}
+        return {(partition.device, partition.sensor): rows}
     except ValueError:  # a folder no encoder wrote: name it as it is
-        return {(partition.keys[DEVICE], partition.keys[SENSOR])}
+        return {(partition.keys[DEVICE], partition.keys[SENSOR]): rows}
 
 
-def _shard_pairs(partition: Partition) -> set[Pair]:
+def _shard_pairs(partition: Partition) -> dict[Pair, int]:
     table = pq.read_table([str(f) for f in partition.files], columns=[DEVICE, SENSOR])
-    unique = table.group_by([DEVICE, SENSOR]).aggregate([])
-    devices, sensors = unique.column(DEVICE).to_pylist(), unique.column(SENSOR).to_pylist()
-    pairs = set(zip(devices, sensors, strict=True))
-    pairs.discard((EMPTY_WINDOW_VALUE, EMPTY_WINDOW_VALUE))  # an empty window's marker row
-    return pairs
+    counted = table.group_by([DEVICE, SENSOR]).aggregate([([], "count_all")])
+    rows = dict(
+        zip(
+            zip(
+                counted.column(DEVICE).to_pylist(),
+                counted.column(SENSOR).to_pylist(),
+                strict=True,
+            ),
+            counted.column("count_all").to_pylist(),
+            strict=True,
+        )
+    )
+    rows.pop((EMPTY_WINDOW_VALUE, EMPTY_WINDOW_VALUE), None)  # an empty window's marker row
+    return rows
 
 
 def _statuses_per_pair(published: pa.Table) -> dict[Pair, dict[str, int]]:

@@ -15,7 +15,9 @@ mini-batch so a retry overwrites it (no duplicates), and written whole or not at
       _failed/part-<key>.json     a mini-batch that raised: its keys, rows and reason
                                   (removed when a retry succeeds)
 
-The publish step (:mod:`scoring.steps.publish`) reads it back.
+The publish step (:mod:`scoring.steps.publish`) reads it back, taking only this run's parts
+(:func:`this_runs_parts`): a folder reused across runs (``--predictions-dir`` locally, a fixed
+datastore path) still holds the parts of other windows, of older models, of a killed run.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scoring.data.files import atomic_path, write_json
@@ -90,3 +95,73 @@ def read_failures(folder: Path) -> list[dict[str, object]]:
         except (OSError, ValueError) as exc:
             failures.append({"reason": f"unreadable failure record {path.name} ({exc})"})
     return failures
+
+
+@dataclass
+class RunParts:
+    """The parts and failure records of one run, and the parts of other runs left aside."""
+
+    tables: list[pa.Table] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    failures: list[dict[str, object]] = field(default_factory=list)
+    #: ``{"part": name, "reason": why it is not this run's}``
+    ignored: list[dict[str, str]] = field(default_factory=list)
+
+
+def this_runs_parts(
+    folder: Path, extracted_at: float | None, window_start: str, window_end: str
+) -> RunParts:
+    """The parts (and failure records) the score step wrote for this run's extract.
+
+    A part is this run's when it was written no earlier than the extract it answers
+    (``extracted_at``, the modification time of the extract's summary, written last: the score
+    step reads the extract only once it is whole) and every time in it lies in the window
+    ``(window_start, window_end]``. Anything else (another window's part, a killed or older
+    run's part) is left aside and named with the reason.
+    """
+    found = RunParts()
+    start, end = _naive_utc(window_start), _naive_utc(window_end)
+    for path, table in iter_parts(folder):
+        reason = _older_than(path, extracted_at) or _outside(table, start, end)
+        if reason:
+            found.ignored.append({"part": path.name, "reason": reason})
+            continue
+        found.tables.append(table)
+        found.paths.append(path)
+    for path in sorted((folder / FAILED_FOLDER).glob(f"{PART_PREFIX}*.json")):
+        reason = _older_than(path, extracted_at)
+        if reason:
+            found.ignored.append({"part": f"{FAILED_FOLDER}/{path.name}", "reason": reason})
+            continue
+        try:
+            found.failures.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            found.failures.append({"reason": f"unreadable failure record {path.name} ({exc})"})
+    return found
+
+
+def _older_than(path: Path, extracted_at: float | None) -> str | None:
+    if extracted_at is None:
+        return None
+    try:
+        written = path.stat().st_mtime
+    except OSError:
+        return None
+    if written < extracted_at:
+        return "written before this run's extract (a part of an earlier run)"
+    return None
+
+
+def _outside(table: pa.Table, start: pd.Timestamp, end: pd.Timestamp) -> str | None:
+    times = table.column("TS")
+    if times.null_count == len(times):
+        return None
+    first, last = pc.min(times).as_py(), pc.max(times).as_py()
+    if pd.Timestamp(first) <= start or pd.Timestamp(last) > end:
+        return f"rows from {first} to {last}, outside this run's window ({start}, {end}]"
+    return None
+
+
+def _naive_utc(text: str) -> pd.Timestamp:
+    stamp = pd.Timestamp(text)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp

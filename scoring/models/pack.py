@@ -392,6 +392,13 @@ class PackedStore:
             table = pa.ipc.open_file(source).read_all()
         except (OSError, pa.ArrowException) as exc:
             raise PackError(f"{path}: not a readable model pack ({exc})") from exc
+        try:
+            # Offsets and string data are used as they are mapped (zero-copy): one out of range
+            # would make a worker read outside the file (IndexError, or a crash). Arrow's full
+            # validation checks every offset and every string before anything is served.
+            table.validate(full=True)
+        except pa.ArrowException as exc:
+            raise PackError(f"{path}: damaged model pack ({exc})") from exc
         meta = table.schema.metadata or {}
         if meta.get(_META_PREFIX + b"format") != str(PACK_FORMAT).encode():
             raise PackError(f"{path}: not a model pack of format {PACK_FORMAT}")

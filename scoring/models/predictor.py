@@ -52,6 +52,9 @@ from scoring.models.kernel import FastOneClassSVM, compile_model
 from scoring.models.pack import PackedStore
 from scoring.models.store import LoadedModel, ModelNotFoundError, ModelStore, ModelStoreError
 
+#: what a pair without a usable model does to its mini-batch (see SensorPredictor)
+MODEL_ERROR_MODES = ("raise", "status", "no_model")
+
 log = logging.getLogger(__name__)
 
 
@@ -120,10 +123,15 @@ class SensorPredictor:
         fast: bool | None = None,
         on_model_error: str = "raise",
     ) -> None:
-        if on_model_error not in ("raise", "status"):
-            raise ValueError(f"on_model_error must be 'raise' or 'status', not {on_model_error!r}")
-        #: "raise": a pair without a usable model fails its mini-batch (one pair per mini-batch);
-        #: "status": its rows come back as no_model / model_error (many pairs per mini-batch)
+        if on_model_error not in MODEL_ERROR_MODES:
+            raise ValueError(
+                f"on_model_error must be one of {', '.join(MODEL_ERROR_MODES)}, "
+                f"not {on_model_error!r}"
+            )
+        #: "raise": a pair without a usable model fails its mini-batch;
+        #: "status": its rows come back as no_model / model_error (many pairs per mini-batch);
+        #: "no_model": a missing model is answered no_model (retrying cannot make one appear),
+        #: a damaged one raises (a retry may read it whole)
         self.on_model_error = on_model_error
         self.store = store if isinstance(store, ModelStore) else ModelStore(store)
         self._models: dict[tuple[str, str], LoadedModel] = {}
@@ -313,9 +321,10 @@ class SensorPredictor:
         try:
             model = self.model(str(device), str(sensor))
         except ModelStoreError as exc:
-            if errors == "raise":
+            missing = isinstance(exc, ModelNotFoundError)
+            if errors == "raise" or (errors == "no_model" and not missing):
                 raise
-            status = "no_model" if isinstance(exc, ModelNotFoundError) else "model_error"
+            status = "no_model" if missing else "model_error"
             self._unscored(label, len(group), len(group), str(exc))
             return _unscored_rows(group, status)
         features = list(model.features)

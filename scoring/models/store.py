@@ -164,6 +164,25 @@ def _pair(device: str, sensor: str) -> str:
     return f"Device={device!r} Sensor={sensor!r}"
 
 
+def _check_entry_names_its_file(
+    device: str, sensor: str, entry: dict[str, Any], manifest: Path
+) -> None:
+    """A model file knows its pair and its version: both are in its name
+    (:func:`model_relpath`). A manifest entry that points a pair at another pair's file, or
+    names a version whose file is not the one it points at, is refused: scoring with it would
+    put another pair's model, or a version no file holds, on every row."""
+    version, relpath = str(entry["version"]), str(entry["file"])
+    try:
+        expected = model_relpath(device, sensor, version) + MODEL_SUFFIX
+    except ModelStoreError:
+        expected = None
+    if relpath != expected:
+        raise ModelLoadError(
+            f"{_pair(device, sensor)}: {manifest} points at {relpath!r}, which is not this "
+            f"pair's file of version {version!r} (expected {expected!r})"
+        )
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -284,9 +303,11 @@ class ModelStore:
         return path
 
     def read_model_bytes(self, device: str, sensor: str) -> tuple[dict[str, Any], Path, bytes]:
-        """The entry, path and verified bytes of one model (sha256 checked)."""
+        """The entry, path and verified bytes of one model (its file is the pair's own file of
+        that version, its sha256 checked)."""
         entry = self.entry(device, sensor)
         path = self._model_path(device, sensor, entry["file"])
+        _check_entry_names_its_file(device, sensor, entry, self.manifest_path)
         try:
             data = path.read_bytes()
         except FileNotFoundError:

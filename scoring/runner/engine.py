@@ -49,6 +49,8 @@ from scoring.runner.processes import start_method, worker_context
 from scoring.runner.summary import (
     EMPTY_WINDOW,
     FAILED,
+    INCOMPLETE,
+    INTERRUPTED,
     SUCCEEDED,
     MiniBatchRecord,
     RunSummary,
@@ -99,17 +101,25 @@ def run_parallel(settings: RunSettings) -> RunSummary:
         except InvalidSettingsError as exc:  # e.g. a missing column: the run says so too
             _Run.refused(settings, held, str(exc)).finish(started_at, wall_start)
             raise
+        except KeyboardInterrupt as exc:  # before any mini-batch: the summary still says so
+            _Run.interrupted_early(settings, held, exc).finish(started_at, wall_start)
+            raise
         enumerate_seconds = time.perf_counter() - wall_start
         for note in plan.notes:
             log.warning(note)
+        log.info(
+            "%d mini-batch(es) on %d worker(s)",
+            len(plan.tasks),
+            _workers_used(settings.workers, len(plan.tasks)),
+        )
         run = _Run(settings, plan, held)
         run.timings["enumerate"] = enumerate_seconds
-        interrupted = False
+        interrupted: KeyboardInterrupt | None = None
         try:
             run.execute()
-        except KeyboardInterrupt:
-            interrupted = True
-            run.failure = run.failure or "interrupted"
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (scoring.errors.Terminated)
+            interrupted = exc
+            run.interrupt(exc)
         except BaseException:
             if run.spool is not None:  # a bug, not a verdict: leave no temporary files behind
                 run.spool.discard()
@@ -117,13 +127,13 @@ def run_parallel(settings: RunSettings) -> RunSummary:
         finally:
             run.close_workers()
         summary = run.finish(started_at, wall_start)
-    if summary.status == FAILED:
-        log.error("run failed: %s", summary.failure)
+    if summary.status in (FAILED, INCOMPLETE):
+        log.error("run %s: %s", summary.status, summary.failure)
         for record in summary.worst_offenders():
             log.error("  %s", record.one_line())
+    if interrupted is not None:  # the command line reports it in one line (130 or 143)
+        raise interrupted
     log.info("summary written to %s", settings.output_dir / SUMMARY_FILE)
-    if interrupted:
-        raise KeyboardInterrupt
     return summary
 
 
@@ -156,6 +166,8 @@ class _Run:
         )
         self.error_threshold.count = plan.unassigned_items
         self.failure: str | None = None
+        #: the signal that interrupted the run (SIGINT or SIGTERM), if one did
+        self.interrupted_by: str | None = None
         self.cpu_start = time.process_time()
         self.notes: list[str] = [*held.notes, *plan.notes]
         self.shutdown_errors: list[str] = []
@@ -178,6 +190,23 @@ class _Run:
         run = cls(settings, InputPlan(kind=input_kind(settings.input_path), tasks=[]), held)
         run.failure = f"input refused: {reason}"
         return run
+
+    @classmethod
+    def interrupted_early(
+        cls, settings: RunSettings, held: HeldFolder, exc: KeyboardInterrupt
+    ) -> _Run:
+        """A run interrupted while its input was being listed: no mini-batch ran."""
+        run = cls(settings, InputPlan(kind=input_kind(settings.input_path), tasks=[]), held)
+        run.interrupt(exc)
+        return run
+
+    def interrupt(self, exc: KeyboardInterrupt) -> None:
+        """Ctrl-C or SIGTERM: the run ends as interrupted (not failed: nothing was wrong with
+        it), publishes nothing and keeps the last good output."""
+        from scoring.errors import Terminated
+
+        self.interrupted_by = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        self.failure = f"interrupted ({self.interrupted_by})"
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -283,7 +312,9 @@ class _Run:
             self.timings["init"] += message.init_seconds
             worker.state, worker.deadline = WorkerState.IDLE, None
         elif isinstance(message, InitFailed):
-            log.error("init() failed in worker %d:\n%s", worker.worker_id, message.traceback)
+            log.error("init() failed in worker %d: %s", worker.worker_id, message.reason)
+            log.debug("the traceback of init() in worker %d:\n%s", worker.worker_id,
+                      message.traceback)  # fmt: skip
             self.failure = (
                 f"init() of {self.settings.entry_script.name} failed in worker "
                 f"{worker.worker_id}: {message.reason}"
@@ -459,18 +490,27 @@ class _Run:
     def finish(self, started_at: datetime, wall_start: float) -> RunSummary:
         settings = self.settings
         status = SUCCEEDED if self.failure is None else FAILED
+        if self.interrupted_by is not None:
+            status = INTERRUPTED
         items_in = sum(record.items_in for record in self.records.values())
         if status == SUCCEEDED and self.plan.tabular and not items_in + self.plan.unassigned_items:
             status = EMPTY_WINDOW
+        lost = sum(r.items_failed for r in self.records.values()) + self.plan.unassigned_items
+        if status == SUCCEEDED and lost:  # a run succeeds only when every item came back
+            status = INCOMPLETE
+            self.failure = (
+                f"{lost} of {items_in + self.plan.unassigned_items} items did not come back "
+                "(within the thresholds: the rest are published)"
+            )
         predictions_file = None
         rows_written = 0
         kept = None
         started = time.perf_counter()
-        if status == FAILED:  # the last good output stays until a new one is complete
+        if status in (FAILED, INTERRUPTED):  # the last good output stays until a new one is in
             if self.spool is not None:
                 self.spool.discard()
             kept = kept_predictions(settings.output_dir, self.held.previous_summary)
-            self.notes.append(_failed_run_note(kept))
+            self.notes.append(_failed_run_note(kept, status))
         elif self.spool is not None:
             destination = predictions_path(settings.output_dir, settings.output_format)
             rows_written = self.spool.publish(destination, settings.output_format)
@@ -495,7 +535,7 @@ class _Run:
             output_format=settings.output_format,
             predictions_file=predictions_file,
             rows_written=rows_written,
-            workers=min(settings.workers, max(1, len(self.tasks))),
+            workers=_workers_used(settings.workers, len(self.tasks)),
             worker_starts=self.worker_starts,
             start_method=self.context.get_start_method(),
             mini_batch_size=str(settings.mini_batch_size),
@@ -517,12 +557,19 @@ class _Run:
         return summary
 
 
-def _failed_run_note(kept: dict | None) -> str:
+def _workers_used(workers: int, tasks: int) -> int:
+    """Worker processes a run starts: no more than it has mini-batches (the log and the summary
+    say the same number)."""
+    return min(workers, max(1, tasks))
+
+
+def _failed_run_note(kept: dict | None, status: str = FAILED) -> str:
+    ended = "was interrupted" if status == INTERRUPTED else "failed"
     if kept is None:
-        return "the run failed: no predictions file was published"
+        return f"the run {ended}: no predictions file was published"
     origin = kept.get("published_by_run_started_at")
     by = f"the run started at {origin}" if origin else "an earlier run"
-    return f"the run failed: nothing was published; {kept['file']} of {by} is left in place"
+    return f"the run {ended}: nothing was published; {kept['file']} of {by} is left in place"
 
 
 def _display_path(path: Path) -> Path:

@@ -7,10 +7,11 @@ past its budget (a slow or retried mini-batch holds the line) they are spilled a
 row groups and put back in order when the file is published. Publishing is one
 ``os.replace``: a failed or repeated run never leaves partial or duplicate rows.
 
-Column types: rows with the prediction contract's columns are written with its types
-(:data:`~scoring.data.schema.PREDICTION_SCHEMA`), so the output never depends on which
-mini-batch arrived first; other entry scripts' rows take the types of the first rows
-returned. A mini-batch whose rows do not convert fails alone, naming the column.
+Column types: every column the prediction contract declares (``Score``, ``TS`` ...) is
+written with its type (:data:`~scoring.data.schema.PREDICTION_SCHEMA`), whatever other columns
+an entry script adds, so those never depend on which mini-batch arrived first; columns of a
+script's own take the types of the first rows returned. A mini-batch whose rows do not convert
+fails alone, naming the column.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class OrderedRowSpool:
         arrived first), else that of the first rows returned (generic entry scripts).
         """
         if self.schema is None:
-            self.schema = contract_schema(table.column_names) or table.schema
+            self.schema = contract_schema(table.column_names) or with_contract_types(table.schema)
         if table.schema.equals(self.schema):
             return table
         origin = (
@@ -220,6 +221,14 @@ def contract_schema(names: list[str]) -> pa.Schema | None:
     if sorted(names) == sorted(PREDICTION_COLUMNS):
         return PREDICTION_SCHEMA
     return None
+
+
+def with_contract_types(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with each column the prediction contract declares (``Score``, ``TS`` ...)
+    given the contract's type: an entry script with columns of its own still gets those
+    declared, not taken from whichever mini-batch arrived first."""
+    declared = {field.name: field for field in PREDICTION_SCHEMA}
+    return pa.schema([declared.get(field.name, field) for field in schema])
 
 
 def cast_columns(table: pa.Table, schema: pa.Schema, origin: str) -> pa.Table:

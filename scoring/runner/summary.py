@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from scoring.errors import EXIT_EMPTY, EXIT_FAILED, EXIT_OK
+from scoring.errors import EXIT_EMPTY, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 MAX_LISTED_FAILURES = 1000
 MAX_LISTED_WARNINGS = 100
@@ -14,7 +14,19 @@ SUCCEEDED, FAILED, PENDING = "succeeded", "failed", "pending"
 #: a run's status when its tabular input held no rows at all: an ingestion outage upstream
 #: should show, not pass as a green run
 EMPTY_WINDOW = "empty_window"
-EXIT_CODES = {SUCCEEDED: EXIT_OK, EMPTY_WINDOW: EXIT_EMPTY, FAILED: EXIT_FAILED}
+#: Ctrl-C or SIGTERM ended the run: nothing published, the last good output kept (the command
+#: exits 130 or 143, :func:`scoring.errors.interruption_exit_code`)
+INTERRUPTED = "interrupted"
+#: thresholds tolerated its failed items, so its rows are published; but not every row came
+#: back, and a run succeeds only when every row did
+INCOMPLETE = "incomplete"
+EXIT_CODES = {
+    SUCCEEDED: EXIT_OK,
+    EMPTY_WINDOW: EXIT_EMPTY,
+    FAILED: EXIT_FAILED,
+    INCOMPLETE: EXIT_FAILED,
+    INTERRUPTED: EXIT_INTERRUPTED,
+}
 
 
 @dataclass
@@ -33,6 +45,10 @@ class MiniBatchRecord:
 
     @property
     def items_failed(self) -> int:
+        """Items of a mini-batch that ran and did not come back (one never run: 0, it counts
+        as not run)."""
+        if self.status == PENDING:
+            return 0
         return max(0, self.items_in - self.items_returned)
 
     def to_dict(self) -> dict:
@@ -129,6 +145,11 @@ class RunSummary:
     def items_failed(self) -> int:
         return sum(r.items_failed for r in self.records) + self.unassigned_items
 
+    @property
+    def items_not_run(self) -> int:
+        """Items of mini-batches never finished (the run stopped or was interrupted first)."""
+        return sum(r.items_in for r in self.records if r.status == PENDING)
+
     def worst_offenders(self, limit: int = WORST_OFFENDERS) -> list[MiniBatchRecord]:
         """Mini-batches that lost items or failed, most items lost first."""
         hurt = [r for r in self.records if r.status == FAILED or r.items_failed]
@@ -177,6 +198,7 @@ class RunSummary:
                 "in": self.items_in,
                 "returned": self.items_returned,
                 "failed": self.items_failed,
+                "not_run": self.items_not_run,
                 "unassigned": self.unassigned_items,
             },
             "thresholds": {
@@ -204,6 +226,8 @@ def format_summary(summary: RunSummary) -> str:
     headline = {
         SUCCEEDED: "succeeded",
         EMPTY_WINDOW: "found an EMPTY WINDOW: the input holds no rows (exit code 3)",
+        INCOMPLETE: f"INCOMPLETE: {summary.failure}",
+        INTERRUPTED: f"was INTERRUPTED: {summary.failure}",
     }.get(summary.status, f"FAILED: {summary.failure}")
     output = data["output"]["predictions_file"] or (
         "no predictions written" if summary.append_rows else "summary only"
@@ -216,7 +240,8 @@ def format_summary(summary: RunSummary) -> str:
         f"{summary.start_method})",
         f"  mini-batches  {batches['total']} total, {batches['succeeded']} succeeded, "
         f"{batches['failed']} failed, {batches['retried']} retried, {batches['not_run']} not run",
-        f"  items         {items['in']} in, {items['returned']} returned, {items['failed']} failed",
+        f"  items         {items['in']} in, {items['returned']} returned, {items['failed']} failed"
+        + (f", {items['not_run']} not run" if items["not_run"] else ""),
         f"  thresholds    {summary.error_threshold.describe()}; "
         f"{summary.mini_batch_error_threshold.describe()}",
         f"  output        {output} ({summary.rows_written} rows)",

@@ -279,16 +279,26 @@ def _process(task: MiniBatchTask, run, pass_context: bool, config, capture) -> M
     except BaseException as exc:  # noqa: BLE001 - sys.exit() inside run() fails this batch only
         result.run_seconds = time.perf_counter() - read_done
         result.reason = describe_exception(exc)
+        # One line (the reason names the file and line); the traceback for whoever asks for it
         log.error(
-            "mini-batch %d (%s) attempt %d failed: %s\n%s",
+            "mini-batch %d (%s) attempt %d failed: %s",
             task.index,
             task.label,
             task.attempt + 1,
             result.reason,
-            traceback.format_exc(),
         )
+        log.debug("the traceback of mini-batch %d:\n%s", task.index, traceback.format_exc())
         return _with_warnings(result, capture)
     result.run_seconds = time.perf_counter() - read_done
+    if config.sort_tabular_rows and result.items_returned > result.items_in:
+        # One answer per input row: more rows than came in means rows answered twice (or rows
+        # of something else); none of them can be trusted as this mini-batch's answer.
+        result.reason = (
+            f"returned {result.items_returned} rows for {result.items_in} in: "
+            "each input row must be answered exactly once"
+        )
+        result.items_returned = 0
+        return _with_warnings(result, capture)
     result.ok = result.items_returned >= result.items_in
     if not result.ok:
         result.reason = f"returned {result.items_returned} of {result.items_in} items"

@@ -159,7 +159,7 @@ def parse_end(text: str, engine=None, time_zone: str = "UTC") -> pd.Timestamp:
     if end is pd.NaT:
         raise UsageError(f"--end {text!r} is not an ISO 8601 timestamp, 'now' or 'latest'")
     if end.tzinfo is None:
-        end = end.tz_localize(zone_info(time_zone))
+        end = _localized(end, text, time_zone)
     return end.tz_convert("UTC").tz_localize(None)
 
 
@@ -170,6 +170,29 @@ def check_end(text: str, time_zone: str = "UTC") -> str:
     if text.strip().lower() != "latest":
         parse_end(text, None, time_zone)
     return text
+
+
+def _localized(end: pd.Timestamp, text: str, time_zone: str) -> pd.Timestamp:
+    """A wall-clock time read in ``time_zone``; one that the zone's clock shows twice (the hour
+    repeated when daylight saving ends) or never (the hour skipped when it starts) is refused,
+    naming the candidates: a window end must be one instant, and guessing would score the
+    wrong hour silently."""
+    zone = zone_info(time_zone)
+    try:
+        return end.tz_localize(zone)
+    except ValueError as exc:  # pandas' AmbiguousTimeError / NonExistentTimeError
+        if "ambiguous" in type(exc).__name__.lower() or "ambiguous" in str(exc).lower():
+            first = end.tz_localize(zone, ambiguous=True).tz_convert("UTC")
+            second = end.tz_localize(zone, ambiguous=False).tz_convert("UTC")
+            raise UsageError(
+                f"--end {text!r} is ambiguous in {time_zone}: that wall-clock time happens "
+                f"twice (daylight saving ends), at {first:%Y-%m-%dT%H:%M:%SZ} and "
+                f"{second:%Y-%m-%dT%H:%M:%SZ}; give it with an offset or in UTC"
+            ) from None
+        raise UsageError(
+            f"--end {text!r} does not exist in {time_zone}: the clock skips that hour "
+            "(daylight saving starts); give it with an offset or in UTC"
+        ) from None
 
 
 def zone_info(name: str) -> ZoneInfo:
@@ -243,6 +266,8 @@ def run(args: argparse.Namespace) -> int:
     if args.shard_rows < 1:
         raise UsageError(f"--shard-rows {args.shard_rows}: must be at least 1")
     zone_info(args.time_zone)  # a bad zone is a usage error before any database work
+    if args.end.strip().lower() != "latest":  # and so is a bad --end
+        parse_end(args.end, None, args.time_zone)
     with database(args.db) as engine:
         end = parse_end(args.end, engine, args.time_zone)
         summary = extract_window(

@@ -30,10 +30,17 @@ Model version: the publish step does not open the model store; ``model_version``
 newest ``ModelVersion`` among the scored rows (versions begin with their training time, so
 the newest sorts last) and ``model_versions`` how many distinct versions scored.
 
-Outcomes: ``succeeded``; ``empty_window`` (the extract found no readings: an ingestion
-outage should show, not pass as green); ``failed`` (exit 1, nothing published) when the
-extract had rows and no prediction came back, or when more rows came back than went in.
-Rows of failed mini-batches (within the parallel step's thresholds) are reported as missing.
+Which parts: only this run's (:func:`scoring.data.scored_parts.this_runs_parts`): parts written
+before the extract, or holding rows outside the window, are left aside and named in
+``parts_ignored``.
+
+Outcomes: ``succeeded`` (every extracted row came back, scored or with its status);
+``incomplete`` (exit 1: rows did not come back, e.g. a failed mini-batch within the parallel
+step's thresholds or a part cut short; the rows that did are published, the missing ones
+counted in ``rows_missing`` and their pairs named in ``failed_pairs``); ``empty_window``
+(exit 3 from ``batchscore publish``: the extract found no readings, an ingestion outage
+should show, not pass as green); ``failed`` (exit 1, nothing published) when the extract had
+rows and no prediction came back, or when more rows came back than went in.
 """
 
 from __future__ import annotations
@@ -69,7 +76,7 @@ from scoring.data.schema import (
     STATUS_OK,
     TS,
 )
-from scoring.errors import RunFailed, UsageError
+from scoring.errors import EXIT_EMPTY, EXIT_OK, RunFailed, UsageError
 from scoring.steps.drift import run_drift
 
 log = logging.getLogger("scoring.steps.publish")
@@ -78,6 +85,7 @@ PREDICTIONS_FILE = "predictions.parquet"
 SUMMARY_FILE = "summary.json"
 KEY_COLUMNS = [TS, DEVICE, SENSOR]
 SUCCEEDED, EMPTY_WINDOW, FAILED = "succeeded", "empty_window", "failed"
+INCOMPLETE = "incomplete"
 #: the Azure ML job's run id, where the step runs as one
 RUN_ID_ENV = "AZUREML_RUN_ID"
 
@@ -99,10 +107,14 @@ class PublishSummary:
     rows_by_status: dict[str, int] = field(default_factory=dict)
     parts: int = 0
     failed_mini_batches: list[dict[str, object]] = field(default_factory=list)
+    #: parts in the scored folder that are not this run's (another window, an earlier run)
+    parts_ignored: list[dict[str, str]] = field(default_factory=list)
     pairs_not_extracted: list[dict[str, object]] = field(default_factory=list)
     pairs: int = 0
     pairs_scored: int = 0
     pairs_failed: int = 0
+    #: pairs of which fewer rows came back than were extracted
+    pairs_failed_rows: int = 0
     failed_pairs: list[dict[str, str]] = field(default_factory=list)
     model_version: str | None = None
     model_versions: int = 0
@@ -137,10 +149,9 @@ def window_folder(window_end: str) -> str:
     return f"window={stamp.strftime('%Y%m%dT%H%M%SZ')}"
 
 
-def collect(scored: Path) -> tuple[pa.Table, int]:
-    """Every part's rows, sorted by Device, Sensor, TS, one row per (TS, Device, Sensor);
+def collect(tables: list[pa.Table]) -> tuple[pa.Table, int]:
+    """The parts' rows, sorted by Device, Sensor, TS, one row per (TS, Device, Sensor);
     returns the table and how many duplicate rows were dropped."""
-    tables = [table for _, table in scored_parts.iter_parts(scored)]
     table = pa.concat_tables(tables) if tables else PREDICTION_SCHEMA.empty_table()
     table = table.sort_by([(DEVICE, "ascending"), (SENSOR, "ascending"), (TS, "ascending")])
     if table.num_rows < 2:
@@ -166,17 +177,26 @@ def publish(scored: Path, extract: Path, out: Path, models: Path | None = None) 
     started = time.monotonic()
     extracted = read_summary(extract)
     end = str(extracted["window_end"])
+    parts = scored_parts.this_runs_parts(
+        scored,
+        _modified(extract / EXTRACT_SUMMARY_FILE),
+        str(extracted["window_start"]),
+        end,
+    )
     summary = PublishSummary(
         window=window_folder(end),
         window_start=str(extracted["window_start"]),
         window_end=end,
         rows_extracted=int(extracted.get("rows", 0)),
         pairs_not_extracted=list(extracted.get("skipped_pairs") or []),
-        failed_mini_batches=scored_parts.read_failures(scored),
+        failed_mini_batches=parts.failures,
+        parts_ignored=parts.ignored,
         run_id=os.environ.get(RUN_ID_ENV) or None,
     )
-    table, summary.duplicates_dropped = collect(scored)
-    summary.parts = len(list(scored.glob(f"{scored_parts.PART_PREFIX}*.parquet")))
+    for ignored in parts.ignored:
+        log.warning("not this run's: %s (%s)", ignored["part"], ignored["reason"])
+    table, summary.duplicates_dropped = collect(parts.tables)
+    summary.parts = len(parts.tables)
     summary.rows_published = table.num_rows
     summary.rows_missing = max(0, summary.rows_extracted - table.num_rows)
     statuses = Counter(table.column(STATUS).to_pylist())
@@ -198,13 +218,21 @@ def publish(scored: Path, extract: Path, out: Path, models: Path | None = None) 
         )
     elif not summary.rows_extracted:
         summary.status = EMPTY_WINDOW
+    elif summary.rows_missing or summary.pairs_failed_rows:
+        summary.status = INCOMPLETE
+        summary.failure = (
+            f"{summary.rows_missing} of {summary.rows_extracted} extracted rows did not come back "
+            f"({summary.pairs_failed_rows} pair(s) short, "
+            f"{len(summary.failed_mini_batches)} failed mini-batches); the "
+            f"{summary.rows_published} that did are published"
+        )
     target = out / summary.window
     if summary.status != FAILED:
         with atomic_path(target / PREDICTIONS_FILE) as tmp:
             pq.write_table(table, tmp)
         for name, value in asdict(run_drift(table, models, target)).items():
             setattr(summary, name, value)
-    summary.timings = _timings(summary.window_end, extract, scored, started)
+    summary.timings = _timings(summary.window_end, extract, parts.paths, started)
     write_json(asdict(summary), target / SUMMARY_FILE)
     return summary
 
@@ -215,6 +243,7 @@ def _count_pairs(summary: PublishSummary, extract: Path, table: pa.Table) -> Non
     )
     summary.pairs, summary.pairs_scored = outcomes.pairs, outcomes.scored
     summary.pairs_failed = len(outcomes.failed)
+    summary.pairs_failed_rows = outcomes.short
     summary.failed_pairs = outcomes.listed()
 
 
@@ -225,11 +254,13 @@ def _model_versions(summary: PublishSummary, table: pa.Table) -> None:
     summary.model_version = max(versions) if versions else None
 
 
-def _timings(window_end: str, extract: Path, scored: Path, started: float) -> dict[str, object]:
+def _timings(
+    window_end: str, extract: Path, part_paths: list[Path], started: float
+) -> dict[str, object]:
     """See the module docstring; a time that cannot be known is None."""
     now = datetime.now(UTC)
     extracted_at = _modified(extract / EXTRACT_SUMMARY_FILE)
-    parts = [_modified(p) for p in scored.glob(f"{scored_parts.PART_PREFIX}*.parquet")]
+    parts = [_modified(p) for p in part_paths]
     last_part = max((t for t in parts if t is not None), default=None)
     end = pd.Timestamp(window_end)
     end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
@@ -282,16 +313,22 @@ def run(args: argparse.Namespace) -> int:
         write_json(asdict(summary), args.summary_out / SUMMARY_FILE)
     emit_run_summary(asdict(summary))  # never raises: telemetry cannot fail the run
     line = json.dumps(asdict(summary), default=str)
-    if summary.status == FAILED:
-        raise RunFailed(f"publish of {summary.window} failed: {summary.failure}; summary: {line}")
+    if summary.status in (FAILED, INCOMPLETE):
+        raise RunFailed(
+            f"publish of {summary.window} {summary.status}: {summary.failure}; summary: {line}"
+        )
     log.info("published %s: %s", summary.window, line)
-    return 0
+    return EXIT_EMPTY if summary.status == EMPTY_WINDOW else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The step as Azure ML runs it. An empty window exits 0 here: a non-zero exit fails the
+    pipeline job, and an empty window is not a failed run (its summary and event say
+    ``empty_window``, which the empty-window alert reads); ``batchscore publish`` exits 3."""
     from scoring.steps import run_step
 
-    return run_step("python -m scoring.steps.publish", __doc__, add_arguments, run, argv)
+    code = run_step("python -m scoring.steps.publish", __doc__, add_arguments, run, argv)
+    return EXIT_OK if code == EXIT_EMPTY else code
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ Contract (the same under the local runner, ``batchscore score``):
   (``TS, Device, Sensor, Value, Score, IsAnomaly, ModelVersion, Status``): Azure ML counts a
   mini-batch that returns fewer items than it got as failed and retries it, so an unscorable
   reading is answered with a ``Status`` (``invalid_value``, ``missing_ts``, ...) and no score.
-  In a pair's mini-batch, a missing or damaged model or a folder value no encoder wrote
-  raises, naming the pair: the mini-batch fails with that reason (recorded in ``DIR/_failed/``
-  for the publish step) and the others go on. In a shard, such a pair's rows come back with
-  ``no_model`` / ``model_error``, and the shard's other pairs are scored.
+  A pair without a model is answered ``no_model`` in every layout (and from a readings file
+  under the local runner: the same answer for every input). In a pair's mini-batch, a damaged
+  model or a folder value no encoder wrote raises, naming the pair: the mini-batch fails with
+  that reason (recorded in ``DIR/_failed/`` for the publish step) and the others go on. In a
+  shard, such a pair's rows come back with ``model_error``, and the shard's other pairs are
+  scored.
 * ``shutdown()`` logs a summary.
 
 Azure ML names this file by path (``steps/score.py``, a relative path inside the code folder as
@@ -256,9 +258,12 @@ def run(mini_batch: Any, mini_batch_context: Any = None) -> pd.DataFrame:
         if is_empty_window(frame, keys):  # the empty window's marker: answered, not scored
             log.info("%s: the window has no readings (its marker partition)", label)
             return _empty_window_answer(rows)
-        # One pair per mini-batch: a missing or damaged model fails it (Azure ML retries and
-        # counts it). Many pairs: only that pair's rows say so, the shard goes on.
-        result = _predictor.score(frame, name=label, on_model_error="status" if shard else None)
+        # A missing model is an answer (no_model rows), whatever the input: retrying cannot
+        # make it appear. A damaged one fails a pair's mini-batch (Azure ML retries it and
+        # counts it); in a shard only that pair's rows say so and the shard goes on.
+        result = _predictor.score(
+            frame, name=label, on_model_error="status" if shard else "no_model"
+        )
         if _predictions_dir is not None:
             scored_parts.write_part(_predictions_dir, part, predictions_table(result), describe)
     except Exception as exc:

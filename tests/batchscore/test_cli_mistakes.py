@@ -232,6 +232,51 @@ CASES: dict[tuple[str, ...], dict[str, tuple[list[str], str] | str]] = {
 }
 
 
+# More mistakes, found by trying to break the commands as a new user would: each one line
+# naming what and where, with exit code 2 (or the code given), no traceback. {notsv}: a
+# readings file without TS; {runs}: a predictions root whose one window's summary is cut short.
+CLOSED_PORT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1"
+)
+EXIT_CODES = {
+    (("runs", "show"), "a summary cut short"): 1,
+    (("runs", "list"), "an unreachable storage endpoint"): 1,
+}
+HONEST: dict[tuple[tuple[str, ...], str], tuple[list[str], str]] = {
+    (("runs", "show"), "a summary cut short"): (
+        ["window=20260101T100000Z", "--predictions", "{runs}"],
+        "window=20260101T100000Z: ",
+    ),
+    (("runs", "list"), "an unreachable storage endpoint"): (
+        ["--connection-string", CLOSED_PORT_STORAGE, "--container", "c"],
+        "cannot list http://127.0.0.1:9/devstoreaccount1/c/scored: the storage endpoint is "
+        "unreachable",
+    ),
+    (("train",), "input without TS"): (
+        ["--input", "{notsv}", "--models", "{tmp}/m"],
+        "--input {notsv}: missing column(s) TS",
+    ),
+    (("simulate",), "output on a file system that takes no files"): (
+        ["--devices", "1", "--hours", "1", "--output", "/proc/r.parquet"],
+        "--output /proc/r.parquet: cannot write there",
+    ),
+    (("score",), "models is a file"): (
+        ["--input", "{readings}", "--models", "{file}"],
+        "--models {file}: exists and is not a folder",
+    ),
+    (("extract",), "an end the clock shows twice"): (
+        ["--end", "2024-10-27T02:30:00", "--time-zone", "Europe/Berlin"],
+        "is ambiguous in Europe/Berlin",
+    ),
+    (("extract",), "an end the clock skips"): (
+        ["--end", "2024-03-31T02:30:00", "--time-zone", "Europe/Berlin"],
+        "does not exist in Europe/Berlin",
+    ),
+}
+
+
 def _cases() -> list[tuple[tuple[str, ...], str, list[str], str]]:
     cases = []
     for path, kinds in CASES.items():
@@ -240,6 +285,7 @@ def _cases() -> list[tuple[tuple[str, ...], str, list[str], str]]:
                 cases.append((path, kind, *case))
         unknown = [*REQUIRED.get(path, []), "--no-such-flag"]
         cases.append((path, "unknown flag", unknown, "unrecognized arguments: --no-such-flag"))
+    cases.extend((path, kind, *case) for (path, kind), case in HONEST.items())
     return cases
 
 
@@ -249,6 +295,7 @@ def _id(path: tuple[str, ...], kind: str) -> str:
 
 def test_every_command_has_every_case_or_says_why():
     assert sorted(CASES) == sorted(leaf_paths()), "a command without its mistake cases"
+    assert {path for path, _ in HONEST} <= set(CASES)
     for path, kinds in CASES.items():
         assert tuple(kinds) == KINDS, path
         for kind, case in kinds.items():
@@ -268,7 +315,16 @@ def answers(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, st
         pd.DataFrame(
             {"TS": ["2024-01-01 00:05"], "Device": ["d"], "Sensor": ["s"], "Value": [1.0]}
         ).to_csv(readings, index=False)
+        notsv = home / "no-ts.csv"
+        pd.DataFrame({"Device": ["d"] * 30, "Sensor": ["s"] * 30, "Value": range(30)}).to_csv(
+            notsv, index=False
+        )
         fill = {"file": home / "a-file", "tmp": home / "empty", "readings": readings}
+        fill["notsv"] = notsv
+        window = home / "runs" / "window=20260101T100000Z"
+        window.mkdir(parents=True)
+        (window / "summary.json").write_text('{"window": "window=2026')
+        fill["runs"] = home / "runs"
         argv = [part.format(**fill) for part in argv]
         done = subprocess.run(
             [sys.executable, "-m", "batchscore", *path, *argv],
@@ -293,7 +349,7 @@ def test_a_mistake_is_one_line_and_exit_2(answers, path, kind):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     shown = f"batchscore {' '.join(path)} {argv}\nstdout: {done.stdout}\nstderr: {done.stderr}"
     assert "Traceback" not in done.stderr + done.stdout, shown
-    assert done.returncode == 2, shown
+    assert done.returncode == EXIT_CODES.get((path, kind), 2), shown
     assert len(lines) == 1, shown
     assert "error: " in lines[0] and fragment in lines[0], shown
 

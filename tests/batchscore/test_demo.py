@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -169,6 +171,27 @@ def test_the_demo_publishes_its_window_like_the_pipeline_and_runs_lists_it(demo_
     capsys.readouterr()
     assert main(["runs", "list", "--predictions", str(demo_dir / "runs")]) == 0
     assert "1 run (succeeded 1)" in capsys.readouterr().out
+    # the simulated days end by today's midnight: the latency is of this run, not of 2024
+    assert 0 < values["timings"]["latency_seconds"] < 2 * 86400
+
+
+@pytest.mark.slow
+def test_the_demos_closing_hint_runs_in_the_shell_that_ran_it(demo_dir):
+    """`make demo` runs .venv-demo/bin/batchscore, on no PATH: the hint names a command that
+    runs as printed (here: this interpreter with -m batchscore)."""
+    import shlex
+    import subprocess
+    import sys
+
+    report = json.loads((demo_dir / "report.json").read_text())
+    line = next(line for line in DemoReport(**report).text().splitlines() if "run history" in line)
+    command = shlex.split(line.split("run history", 1)[1])
+    assert command[:3] == [sys.executable, "-m", "batchscore"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    assert done.returncode == 0 and "1 run (succeeded 1)" in done.stdout, done.stderr
 
 
 @pytest.mark.parametrize(

@@ -170,9 +170,10 @@ def test_without_a_producer_it_connects_with_entra_and_closes(monkeypatch):
             made["credential_closed"] = True
 
     class FakeClient(RecordingProducer):
-        def __init__(self, *, fully_qualified_namespace, eventhub_name, credential):
+        def __init__(self, *, fully_qualified_namespace, eventhub_name, credential, **bounds):
             super().__init__(max_batch_bytes=10_000)
             made.update(ns=fully_qualified_namespace, hub=eventhub_name, credential=credential)
+            made["bounds"] = bounds
 
         def __enter__(self):
             return self
@@ -186,6 +187,9 @@ def test_without_a_producer_it_connects_with_entra_and_closes(monkeypatch):
     sent = send_readings(_readings(1, 1, 2), "ns.servicebus.windows.net", "sensor-readings")
 
     assert sent == 2
+    # bounded retries and socket waits: an unknown host answers in seconds, not minutes
+    assert made["bounds"]["retry_total"] == 2 and made["bounds"]["retry_backoff_max"] <= 4
+    assert made["bounds"]["socket_timeout"] == 5
     assert (made["ns"], made["hub"]) == ("ns.servicebus.windows.net", "sensor-readings")
     assert isinstance(made["credential"], FakeCredential)
     assert made["client_closed"] and made["credential_closed"]

@@ -84,8 +84,8 @@ def test_the_console_command_simulates_from_an_unrelated_folder(installed, elsew
     [
         (["example", "digits"], "come with a clone of the repository, not with an installed "
                                 "package: clone it and `pip install -e .` there"),
-        (["pipeline", "export"], "batchscore pipeline needs the module 'yaml', which this "
-                                 "environment lacks"),
+        (["pipeline", "export"], "batchscore pipeline needs the package 'PyYAML' (module "
+                                 "yaml), which this environment lacks"),
     ],
     ids=["example without its files", "a platform command in the runtime set"],
 )  # fmt: skip

@@ -94,12 +94,15 @@ def test_list_shows_every_window_in_order_and_names_the_unreadable_summary(runs_
     lines = out.splitlines()
     assert lines[0].startswith("WINDOW END (UTC)")
     assert [line.split()[:3] for line in lines[1:4]] == [
-        ["2026-01-01", "10:00:00", "succeeded"],
-        ["2026-01-01", "11:00:00", "succeeded"],
+        ["2026-01-01", "10:00:00", "incomplete"],  # dev-3's rows did not come back
+        ["2026-01-01", "11:00:00", "incomplete"],
         ["2026-01-01", "12:00:00", "empty_window"],
     ]
     assert lines[1].split()[3:9] == ["36", "24", "12", "3", "1", "1"]  # rows in .. failed batches
-    assert lines[-1] == "3 runs (succeeded 2, empty_window 1); 24 anomalies"
+    assert lines[-1] == (
+        "3 runs (incomplete 2, empty_window 1); 24 anomalies; "
+        "1 window(s) without a readable summary"
+    )
     assert "window=20260101T130000Z/summary.json: not a run summary" in err
 
 
@@ -128,6 +131,27 @@ def test_show_of_an_unknown_window_names_the_known_ones(runs_dir, capsys):
     err = capsys.readouterr().err
     assert "no run for window=20250601T000000Z; the latest windows: window=20260101T100000Z" in err
     assert "Traceback" not in err
+
+
+def test_a_window_without_its_summary_or_with_a_truncated_one_is_named(runs_dir, tmp_path, capsys):
+    import shutil
+
+    root = shutil.copytree(runs_dir, tmp_path / "runs")
+    (root / "window=20260101T100000Z" / "summary.json").unlink()  # publish did not finish
+    summary = root / "window=20260101T110000Z" / "summary.json"
+    summary.write_bytes(summary.read_bytes()[:200])  # cut short
+    assert runs("list", "--predictions", str(root)) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == (
+        "1 run (empty_window 1); 0 anomalies; 3 window(s) without a readable summary"
+    )
+    assert f"{root / 'window=20260101T100000Z'}: no summary.json (the window's publish" in err
+    assert "window=20260101T110000Z/summary.json: not a run summary" in err
+    assert runs("show", "2026-01-01T10:00:00", "--predictions", str(root)) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: window=20260101T100000Z: ") and "no summary.json" in line
+    assert runs("show", "window=20260101T110000Z", "--predictions", str(root)) == 1
+    assert "not a run summary" in capsys.readouterr().err
 
 
 def test_chart_writes_a_png_with_labelled_axes(runs_dir, tmp_path, capsys):
@@ -268,3 +292,18 @@ def test_show_prints_the_drifted_pairs_and_the_worst(tmp_path, capsys):
     failures = runs_figure(read_folder(out)).axes[1]
     (drifted,) = [line for line in failures.lines if line.get_label().startswith("pairs drifted")]
     assert list(drifted.get_ydata()) == [1]
+
+
+def test_a_chart_of_one_window_keeps_room_around_it_and_whole_counts(runs_dir):
+    from batchscore.run_history import History
+
+    history = read_folder(runs_dir)
+    lone = History([history.runs[-1]])  # the empty window: every count 0
+    figure = runs_figure(lone)
+    anomalies, failures = figure.axes
+    low, high = failures.get_xlim()  # matplotlib dates: days
+    assert (high - low) * 24 >= 6, "a lone bar must not fill the axis"
+    for ax in (anomalies, failures):
+        ticks = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert ax.get_ylim()[1] >= 1

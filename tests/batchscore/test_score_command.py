@@ -204,7 +204,7 @@ def test_an_empty_window_exits_3_with_its_status_and_the_declared_columns(
 
 def test_exit_code_3_is_documented_in_help(capsys):
     assert main(["score", "--help"]) == 0
-    assert "3  empty window" in capsys.readouterr().out
+    assert "3    empty window" in capsys.readouterr().out
 
 
 def _project(folder: Path, stack: str, config: dict[str, object]) -> Path:

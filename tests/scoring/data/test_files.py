@@ -54,3 +54,29 @@ def test_the_callers_error_class_is_raised(blocker):
 
     with pytest.raises(Refused):
         require_output_folder("--out", blocker, Refused)
+
+
+def test_identifiers_stored_as_numbers_are_read_as_their_text_never_through_floats(tmp_path):
+    """An integer Device column with a missing value reaches pandas as floats: device 1 was
+    looked up as '1.0'. Keys are converted from the values as stored."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from scoring.data.files import read_table
+    from scoring.data.schema import normalize_readings
+
+    stored = pa.table(
+        {
+            "TS": pa.array([1, 2, 3], pa.timestamp("us")),
+            "Device": pa.array([1, None, 30], pa.int64()),  # as another tool writes it
+            "Sensor": pa.array([7.0, 7.0, 7.5]),
+            "Value": pa.array([1.0, 2.0, np.nan]),
+        }
+    )
+    pq.write_table(stored, tmp_path / "r.parquet")
+    frame = normalize_readings(read_table(tmp_path / "r.parquet"), "r.parquet")
+    assert frame["Device"].tolist()[::2] == ["1", "30"] and pd.isna(frame["Device"][1])
+    assert frame["Sensor"].tolist() == ["7", "7", "7.5"]
+    assert frame["Value"].dtype == "float64"

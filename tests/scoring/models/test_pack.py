@@ -372,3 +372,79 @@ def test_pairs_sharing_a_hash_are_told_apart_by_their_names(store, monkeypatch):
     for (device, sensor), row in zip(pairs, rows, strict=False):
         assert pack.strings("device", np.array([row]))[0] == device
         assert pack.strings("sensor", np.array([row]))[0] == sensor
+
+
+# --- a damaged pack or a manifest that lies: refused in one line, never scored as ok ------------
+def test_a_flipped_offset_in_the_pack_is_refused_and_models_load_from_their_files(
+    store, capsys, caplog
+):
+    """An offsets buffer pointing outside the file made workers crash or raise IndexError;
+    the pack's structure is validated before any row is served."""
+    import subprocess
+    import sys
+
+    from batchscore.cli import main
+    from scoring.models.predictor import SensorPredictor
+
+    path = write_pack(store).path
+    pack = PackedStore.open(path)
+    offsets = pack.lists["support_vectors"][0]
+    needle = offsets.tobytes()
+    del offsets
+    del pack
+    data = bytearray(path.read_bytes())
+    at = data.find(needle)
+    assert at >= 0  # (dual_coef's offsets are the same numbers: either buffer will do)
+    width = len(needle) // (len(store) + 1)
+    data[at + 3 * width + width - 2] ^= 0x40  # the fourth offset, far past the values
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        assert PackedStore.for_store(ModelStore(store.root)) is None
+    assert "damaged model pack" in caplog.text
+    predictor = SensorPredictor(ModelStore(store.root))
+    device, sensor = store.keys()[0]
+    out = predictor.score(_readings(device, sensor, np.linspace(-5, 5, 50)))
+    assert set(out["Status"]) == {"ok"}  # from the verified skops file
+    assert main(["models", "verify", str(store.root)]) == 1
+    printed = capsys.readouterr().out
+    assert "damaged model pack" in printed and printed.count("\n") == 2
+    done = subprocess.run(
+        [sys.executable, "-m", "batchscore", "models", "verify", str(store.root)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+
+
+def _rewrite_manifest(store: ModelStore, change) -> None:
+    import json
+
+    document = json.loads(store.manifest_path.read_text())
+    for entry in document["models"]:
+        change(entry)
+    store.manifest_path.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize("lie", ["a version without a file", "another pair's file"])
+def test_a_manifest_entry_that_does_not_name_its_own_file_is_refused(store, capsys, lie):
+    from batchscore.cli import main
+    from scoring.models.predictor import SensorPredictor
+
+    write_pack(store)
+    other = store.entry("dev-1", "pressure")
+
+    def change(entry):
+        if (entry["device"], entry["sensor"]) != ("dev-1", "temperature"):
+            return
+        if lie == "a version without a file":
+            entry["version"] = "20990101T000000Z-000000000000"
+        else:  # dev-1/temperature scored by dev-1/pressure's model
+            entry.update(file=other["file"], sha256=other["sha256"], version=other["version"])
+
+    _rewrite_manifest(store, change)
+    assert main(["models", "verify", str(store.root)]) == 1
+    printed = capsys.readouterr().out
+    assert "Device='dev-1' Sensor='temperature'" in printed
+    assert "which is not this pair's file of version" in printed
+    predictor = SensorPredictor(ModelStore(store.root), on_model_error="status")
+    out = predictor.score(_readings("dev-1", "temperature", np.linspace(-5, 5, 20)))
+    assert set(out["Status"]) == {"model_error"} and out["Score"].isna().all()

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
@@ -18,6 +17,7 @@ from scoring.models import training as train
 from scoring.models.baseline import Baseline, baseline_of, store_baselines
 from scoring.models.pack import PACK_NAME, verify_pack, write_pack
 from scoring.models.store import ModelStore
+from tests.fixtures.models import fitted_pipeline
 
 
 def readings(pairs: dict[tuple[str, str], int], seed: int = 0) -> pd.DataFrame:
@@ -260,12 +260,13 @@ def _with_past_anomalies(seed: int = 3) -> np.ndarray:
 def test_explicit_nu_and_gamma_alone_train_scikit_learns_own_model(tmp_path: Path) -> None:
     """The reference model stays exact: nothing trimmed, nothing calibrated."""
     X = _with_past_anomalies()
-    frame = pd.DataFrame({"Device": "d", "Sensor": "s", "Value": X[:, 0]})
+    ts = pd.date_range("2024-01-01", periods=len(X), freq="5min")
+    frame = pd.DataFrame({"TS": ts, "Device": "d", "Sensor": "s", "Value": X[:, 0]})
     frame.to_csv(tmp_path / "r.csv", index=False)
     argv = ["train", "--input", str(tmp_path / "r.csv"), "--models", str(tmp_path / "m")]
     assert main([*argv, "--nu", "0.05", "--gamma", "0.3", "--jobs", "1", "--no-progress"]) == 0
     ours = ModelStore(tmp_path / "m").load("d", "s").pipeline
-    theirs = make_pipeline(StandardScaler(), OneClassSVM(nu=0.05, gamma=0.3)).fit(X)
+    theirs = fitted_pipeline(X, nu=0.05, gamma=0.3)
     grid = np.linspace(0, 50, 2001).reshape(-1, 1)
     assert np.array_equal(ours.predict(grid), theirs.predict(grid))
     assert np.array_equal(ours.predict(X), theirs.predict(X))
@@ -285,7 +286,7 @@ def test_the_defaults_leave_past_anomalies_out_and_calibrate_the_range() -> None
     assert (
         model.predict([[35.0], [low - 0.6 * (high - low)], [high + 0.6 * (high - low)]]) == -1
     ).all()
-    reference = make_pipeline(StandardScaler(), OneClassSVM(nu=0.02, gamma=0.1)).fit(kept)
+    reference = fitted_pipeline(kept, nu=0.02, gamma=0.1)
     # only the threshold moved: the same support vectors, a lower intercept
     assert np.array_equal(model[-1].support_vectors_, reference[-1].support_vectors_)
     assert model[-1].intercept_[0] > reference[-1].intercept_[0]
@@ -349,7 +350,7 @@ def test_a_model_saved_without_a_baseline_has_drift_unknown(tmp_path: Path) -> N
     """Models trained before baselines were kept still load and score; their drift is unknown."""
     store = ModelStore(tmp_path)
     X = np.random.default_rng(0).normal(size=(50, 1))
-    store.save("old", "s", make_pipeline(StandardScaler(), OneClassSVM()).fit(X),
+    store.save("old", "s", fitted_pipeline(X, ),
                training_rows=50, params={})  # fmt: skip
     write_pack(store)
     assert store_baselines(tmp_path) == {("old", "s"): None}

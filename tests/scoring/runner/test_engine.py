@@ -68,7 +68,12 @@ def test_retry_then_failure_tries_one_plus_max_retries_times(tmp_path):
     summary, data = _run(
         tmp_path, "raise_for_partition.py", "--fail-device", "dev-001", max_retries=3
     )
-    assert summary.status == "succeeded"  # thresholds are -1: failures are tolerated
+    # thresholds are -1: failures are tolerated, so the rest is published; but the run is not
+    # a success when rows did not come back
+    assert (summary.status, summary.exit_code) == ("incomplete", 1)
+    assert summary.failure == (
+        "10 of 30 items did not come back (within the thresholds: the rest are published)"
+    )
     assert _attempts(tmp_path, "dev-001_temp") == 4
     assert _attempts(tmp_path, "dev-000_temp") == 1
     failed = _failed(data)
@@ -77,7 +82,7 @@ def test_retry_then_failure_tries_one_plus_max_retries_times(tmp_path):
     assert entry["attempts"] == 4 and entry["items_failed"] == 5
     assert entry["reasons"][-1].startswith("ValueError: no model for device dev-001 (at ")
     assert "raise_for_partition.py" in entry["reasons"][-1]
-    assert data["items"] == {"in": 30, "returned": 20, "failed": 10, "unassigned": 0}
+    assert data["items"] == {"in": 30, "returned": 20, "failed": 10, "not_run": 0, "unassigned": 0}
     predictions = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
     assert "dev-001" not in set(predictions["Device"]) and len(predictions) == 20
 
@@ -119,14 +124,14 @@ def test_mini_batch_error_threshold_equal_to_the_count_passes(tmp_path):
         max_retries=0,
         mini_batch_error_threshold=2,
     )
-    assert summary.status == "succeeded"
+    assert summary.status == "incomplete"  # not failed: published, but not every row came back
     assert data["thresholds"]["mini_batch_error_threshold"]["count"] == 2
 
 
 def test_error_threshold_counts_failed_items_not_mini_batches(tmp_path):
     args = ("--fail-device", "dev-000")
     ok, _ = _run(tmp_path / "a", "raise_for_partition.py", *args, max_retries=0, error_threshold=10)
-    assert ok.status == "succeeded" and ok.error_threshold.count == 10
+    assert ok.status == "incomplete" and ok.error_threshold.count == 10
     failed, data = _run(
         tmp_path / "b", "raise_for_partition.py", *args, max_retries=0, error_threshold=9
     )
@@ -144,7 +149,7 @@ def test_thresholds_of_minus_one_ignore_every_failure(tmp_path):
         *("--fail-device", "dev-000", "--fail-device", "dev-001", "--fail-device", "dev-002"),
         max_retries=0,
     )
-    assert summary.status == "succeeded"
+    assert summary.status == "incomplete"
     assert data["mini_batches"]["failed"] == 6 and data["items"]["failed"] == 30
     assert data["output"]["rows_written"] == 0
 
@@ -162,7 +167,7 @@ def test_short_returns_are_retried_then_kept_and_their_warnings_captured(tmp_pat
     # the rows that did score are kept: bad input loses nothing else
     predictions = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
     assert len(predictions) == 4 and (predictions["Value"] >= 0).all()
-    assert data["items"] == {"in": 6, "returned": 4, "failed": 2, "unassigned": 0}
+    assert data["items"] == {"in": 6, "returned": 4, "failed": 2, "not_run": 0, "unassigned": 0}
 
 
 def test_warnings_of_succeeded_mini_batches_are_listed_and_bounded(tmp_path):
@@ -271,7 +276,7 @@ def test_workers_killed_during_init_are_replaced_and_the_run_succeeds(tmp_path):
     assert summary.status == "succeeded"
     assert _attempts(tmp_path, "init") == 3
     assert data["workers"]["processes_started"] == 3
-    assert data["items"] == {"in": 30, "returned": 30, "failed": 0, "unassigned": 0}
+    assert data["items"] == {"in": 30, "returned": 30, "failed": 0, "not_run": 0, "unassigned": 0}
     death = "died during init() of init_killed.py (worker died with signal SIGKILL): replaced"
     assert data["notes"] == [f"worker 1 {death}", f"worker 2 {death}"]
 

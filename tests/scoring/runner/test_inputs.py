@@ -31,7 +31,7 @@ def test_files_are_batched_by_count_and_every_file_gets_a_row(tmp_path):
     summary, data = _run(tmp_path, "echo.py", mini_batch_size="3")
     assert data["input_kind"] == "files"
     assert data["mini_batches"]["total"] == 3
-    assert data["items"] == {"in": 7, "returned": 7, "failed": 0, "unassigned": 0}
+    assert data["items"] == {"in": 7, "returned": 7, "failed": 0, "not_run": 0, "unassigned": 0}
     rows = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
     assert list(rows.columns) == ["file", "bytes"]
     assert list(rows["file"]) == [f"doc{i:02d}.txt" for i in range(7)]  # mini-batch order
@@ -49,7 +49,7 @@ def test_a_file_that_makes_run_raise_fails_its_mini_batch_only(tmp_path):
     summary, data = _run(
         tmp_path, "raise_for_partition.py", "--fail-file", "corrupt", mini_batch_size="2"
     )
-    assert summary.status == "succeeded"
+    assert summary.status == "incomplete"
     (failed,) = data["failed_mini_batches"]
     assert failed["label"] == "corrupt.txt (+1 more)" and failed["attempts"] == 3
     assert failed["reasons"][0].startswith("OSError: cannot parse corrupt.txt")

@@ -189,7 +189,7 @@ def test_contract_columns_take_the_contracts_types_whatever_arrives_first(
         *("--text-score-device", "dev-000"),
         workers=workers,
     )
-    assert summary.status == "succeeded"
+    assert summary.status == "incomplete"
     table = pq.read_table(tmp_path / "out" / "predictions.parquet")
     assert table.schema.equals(PREDICTION_SCHEMA)
     assert table.num_rows == 5 * 2 * 7 and "dev-000" not in table.column("Device").to_pylist()
@@ -200,3 +200,24 @@ def test_contract_columns_take_the_contracts_types_whatever_arrives_first(
         "returned column Score as large_string, which does not convert to double, its type in "
         "the prediction contract: Failed to parse string: 'n/a'"
     )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_contract_columns_are_declared_even_beside_a_scripts_own_columns(
+    extract, tmp_path, workers
+):
+    """Score arriving as text first (dev-000) no longer makes the column text: with a column
+    of the script's own, the contract's columns still take the contract's types."""
+    summary = _run(
+        extract,
+        tmp_path / "out",
+        "contract_rows.py",
+        *("--text-score-device", "dev-000", "--extra-column"),
+        workers=workers,
+    )
+    assert summary.status == "incomplete"  # dev-000's rows failed alone, named
+    table = pq.read_table(tmp_path / "out" / "predictions.parquet")
+    assert str(table.schema.field("Score").type) == "double"
+    assert table.column_names[-1] == "Note" and table.num_rows == 5 * 2 * 7
+    (reason,) = {record.reasons[-1] for record in summary.failed_records}
+    assert reason.startswith("returned column Score as large_string, which does not convert")

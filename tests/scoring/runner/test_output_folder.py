@@ -76,7 +76,16 @@ def test_a_dead_runs_lock_and_temporary_files_are_taken_over_and_cleared(extract
     )
 
 
-def test_ctrl_c_keeps_the_last_good_predictions_and_summary_says_so(extract, tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "code", "name"),
+    [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_an_interrupted_run_keeps_the_last_good_predictions_and_summary_says_so(
+    extract, tmp_path, signum, code, name
+):
+    """Ctrl-C and SIGTERM alike: one line, 130 or 143, the lock released, the summary saying
+    interrupted (not the previous run's success), the last good predictions kept."""
     out, markers = tmp_path / "out", tmp_path / "markers"
     markers.mkdir()
     assert _score(extract, out) == 0
@@ -85,19 +94,25 @@ def test_ctrl_c_keeps_the_last_good_predictions_and_summary_says_so(extract, tmp
     command = [sys.executable, "-m", "batchscore", "score", "--input", str(extract)]
     command += ["--output", str(out), "--workers", "1", "--entry-script", str(SCRIPTS / "hang.py")]
     command += ["--", "--hang-device", "dev-001", "--marker-dir", str(markers)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SCORING_PROGRESS": "off"}
     with subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as process:
         _wait_for(markers / "dev-001_temp.attempts", process)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, err = process.communicate(timeout=60)
-    assert process.returncode == 1 and err.endswith("interrupted\n"), err
+    assert process.returncode == code, err
+    assert err.endswith(f"error: interrupted ({name}); exit code {code}\n"), err
+    assert "Traceback" not in err and "no reason recorded" not in err, err
     assert (out / "predictions.parquet").read_bytes() == published
     assert sorted(path.name for path in out.iterdir()) == ["predictions.parquet", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["status"], summary["failure"]) == ("failed", "interrupted")
+    signal_name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+    assert summary["status"] == "interrupted"
+    assert summary["failure"] == f"interrupted ({signal_name})"
     assert summary["output"]["kept_predictions"]["published_by_run_started_at"] == started_at
+    assert summary["notes"][-1].startswith("the run was interrupted: nothing was published")
+    assert summary["items"]["failed"] == 0 and summary["mini_batches"]["not_run"] > 0
 
 
 def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 60) -> None:
@@ -135,3 +150,23 @@ def test_the_published_predictions_are_complete(extract, tmp_path):
     out = tmp_path / "out"
     assert _score(extract, out) == 0
     assert len(pd.read_parquet(out / "predictions.parquet")) == 24
+
+
+def test_an_interruption_while_the_input_is_listed_still_says_so(extract, tmp_path, monkeypatch):
+    """SIGTERM before any mini-batch (a big input being listed): the summary says interrupted,
+    not the previous run's success, and the lock is released."""
+    from scoring.errors import Terminated
+    from scoring.runner import engine
+
+    out = tmp_path / "out"
+    assert _score(extract, out) == 0
+
+    def terminated(*args, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(engine, "plan_input", terminated)
+    assert _score(extract, out) == 143
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["status"], summary["failure"]) == ("interrupted", "interrupted (SIGTERM)")
+    assert not (out / output_folder.LOCK_FILE).exists()
+    assert (out / "predictions.parquet").is_file(), "the last good predictions are kept"

@@ -367,3 +367,52 @@ def test_names_too_long_for_a_folder_fit_in_a_shard(url, tmp_path):
     assert read_summary(out)["skipped_pairs"] == []
     frame = read_partition(*(lambda p: (p.files, p.keys))(list_partitions(out)[0]))
     assert ("é" * 100) in set(frame[DEVICE])
+
+
+# --- a daylight-saving edge or a text value: a clear line or a status, never a traceback ---------
+@pytest.mark.parametrize(
+    ("end", "expected"),
+    [
+        (
+            "2024-10-27T02:30:00",
+            "--end '2024-10-27T02:30:00' is ambiguous in Europe/Berlin: that wall-clock time "
+            "happens twice (daylight saving ends), at 2024-10-27T00:30:00Z and "
+            "2024-10-27T01:30:00Z; give it with an offset or in UTC",
+        ),
+        (
+            "2024-03-31T02:30:00",
+            "--end '2024-03-31T02:30:00' does not exist in Europe/Berlin: the clock skips that "
+            "hour (daylight saving starts); give it with an offset or in UTC",
+        ),
+    ],
+    ids=["ambiguous", "nonexistent"],
+)
+def test_a_daylight_saving_edge_is_refused_naming_the_instants(tmp_path, capsys, end, expected):
+    """Refused before any database is opened (none exists here)."""
+    argv = ["extract", "--db", f"sqlite:///{tmp_path / 'none.db'}", "--end", end]
+    assert main([*argv, "--time-zone", "Europe/Berlin", "--output", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == f"error: {expected}\n"
+    offset = ["--end", "2024-10-27T02:30:00+01:00", "--time-zone", "Europe/Berlin"]
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    db.ensure_table(db.open_database(url, create=True))
+    assert main(["extract", "--db", url, *offset, "--output", str(tmp_path / "y")]) == 0
+    assert read_summary(tmp_path / "y")["window_end"] == "2024-10-27T01:30:00"
+
+
+def test_a_text_value_in_the_table_is_kept_as_missing_and_named(url, tmp_path, caplog):
+    """SQLite keeps any type in any column: the row is extracted with a missing Value (the
+    score step answers it invalid_value), the value named in a warning, the others intact."""
+    engine = db.open_database(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO SensorReadings (TS, Device, Sensor, Value, MinValue, MaxValue, Count) "
+            "VALUES ('2024-01-01 00:52:30.000000', 'odd', 'temperature', 'n/a', 1, 2, 'x')"
+        )
+    engine.dispose()
+    with caplog.at_level("WARNING"):
+        assert _extract(url, tmp_path / "out") == 0
+    assert "Value: 1 value(s) that are not numbers (e.g. 'n/a') read as missing" in caplog.text
+    rows = {keys["Device"]: frame for keys, frame in iter_partitions(tmp_path / "out")}
+    odd = rows[encode_partition_value("odd")]
+    assert len(odd) == 1 and odd[VALUE].isna().all() and odd[COUNT].isna().all()
+    assert read_summary(tmp_path / "out")["rows"] == 6 * 6 + 1

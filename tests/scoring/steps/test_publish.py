@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -97,21 +99,10 @@ def test_parts_become_the_windows_predictions_with_failures_reported(
     assert summary.status == "succeeded"
     on_disk = json.loads((folder / "summary.json").read_text())
     assert on_disk["window_end"] == "2024-01-01T01:00:00"
-    if layout == "pair":  # a pair without a model fails its own mini-batch
-        assert (summary.rows_extracted, summary.rows_published, summary.rows_missing) == (
-            36, 24, 12
-        )  # fmt: skip
-        assert summary.rows_by_status == {"invalid_value": 1, "ok": 23}
-        (failed,) = summary.failed_mini_batches
-        assert failed["keys"] == {"Device": "dev-3", "Sensor": "hum"} and failed["rows"] == 12
-        assert "no model for Device='dev-3' Sensor='hum'" in failed["reason"]
-        assert on_disk["rows_missing"] == 12
-    else:  # in a shard, that pair's rows say so and the others are scored
-        assert (summary.rows_extracted, summary.rows_published, summary.rows_missing) == (
-            36, 36, 0
-        )  # fmt: skip
-        assert summary.rows_by_status == {"invalid_value": 1, "no_model": 12, "ok": 23}
-        assert summary.failed_mini_batches == []
+    # a pair without a model: its rows say so in either layout, and every row came back
+    assert (summary.rows_extracted, summary.rows_published, summary.rows_missing) == (36, 36, 0)
+    assert summary.rows_by_status == {"invalid_value": 1, "no_model": 12, "ok": 23}
+    assert summary.failed_mini_batches == [] and summary.parts_ignored == []
     assert {"dev 1.a", "dev-2"} <= set(published["Device"]), "real names, decoded"
 
 
@@ -122,7 +113,7 @@ def test_a_rerun_of_the_window_replaces_it(extract, store, tmp_path, layout):
     files = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert files == ["predictions.parquet", "summary.json"]
     rows = pq.read_metadata(next((tmp_path / "out").rglob("*.parquet"))).num_rows
-    assert rows == (24 if layout == "pair" else 36)
+    assert rows == 36
 
 
 def test_no_prediction_for_a_window_with_readings_fails_loudly(extract, tmp_path, capsys):
@@ -174,11 +165,7 @@ def test_the_summary_counts_pairs_names_each_failed_one_and_times_the_run(
     assert (summary.pairs, summary.pairs_scored, summary.pairs_failed) == (3, 2, 1)
     (failed,) = summary.failed_pairs
     assert (failed["device"], failed["sensor"]) == ("dev-3", "hum")
-    if layout == "pair":  # the pair's own mini-batch failed, with the entry script's reason
-        assert failed["reason"].startswith("mini-batch failed: ")
-        assert "no model for Device='dev-3' Sensor='hum'" in failed["reason"]
-    else:  # in a shard the pair's rows came back, none scored
-        assert failed["reason"] == "no row scored (no_model: 12)"
+    assert failed["reason"] == "no row scored (no_model: 12)"  # in either layout
     assert summary.model_versions == 2
     models = ModelStore(store)
     assert summary.model_version == max(models.entry(*pair)["version"] for pair in models.keys())
@@ -414,10 +401,9 @@ def test_publish_writes_each_pairs_drift_and_counts_the_drifted(
     assert bool(drift.loc[("dev 1.a", "temp"), "Drifted"]) is False
     assert drift.loc[("dev 1.a", "temp"), "Rows"] == 11, "the unscorable value is not counted"
     summary = json.loads((folder / "summary.json").read_text())
-    unknown = 1 if layout == "shard" else 0  # dev-3's rows came back (no_model) in a shard
-    if unknown:
-        assert pd.isna(drift.loc[("dev-3", "hum"), "Drifted"])
-        assert "no baseline" in drift.loc[("dev-3", "hum"), "Note"]
+    unknown = 1  # dev-3's rows came back (no_model) in either layout: its drift is unknown
+    assert pd.isna(drift.loc[("dev-3", "hum"), "Drifted"])
+    assert "no baseline" in drift.loc[("dev-3", "hum"), "Note"]
     assert (summary["drift_statistic"], summary["drift_pairs"], summary["drifted_pairs"]) == (
         "psi", 2, 1
     )  # fmt: skip
@@ -457,3 +443,73 @@ def test_a_models_folder_that_is_not_one_is_refused(extract, tmp_path, capsys):
     argv = ["--scored", str(tmp_path), "--extract", str(extract), "--out", str(tmp_path / "o")]
     assert publish.main([*argv, "--models", str(tmp_path / "nowhere")]) == 2
     assert "--models" in capsys.readouterr().err
+
+
+# --- only this run's rows, all of them, or not a success ---------------------------------------
+def _parts(scored):
+    return sorted(scored.glob("part-*.parquet"))
+
+
+def test_a_deleted_part_is_an_incomplete_window_exit_1(extract, store, tmp_path, capsys, layout):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    lost = pq.read_metadata(_parts(scored)[0]).num_rows
+    _parts(scored)[0].unlink()
+    assert _publish_main(scored, extract, tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert f"publish of window=20240101T010000Z incomplete: {lost} of 36 extracted rows" in err
+    on_disk = json.loads(next((tmp_path / "out").rglob("summary.json")).read_text())
+    assert (on_disk["status"], on_disk["rows_missing"]) == ("incomplete", lost)
+    assert on_disk["pairs_failed"] >= 1
+    rows = pq.read_metadata(next((tmp_path / "out").rglob("predictions.parquet"))).num_rows
+    assert rows == 36 - lost, "the rows that came back are published, nothing else lost"
+
+
+def test_a_part_cut_short_names_its_pair(extract, store, tmp_path, layout):
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    part = next(p for p in _parts(scored) if "dev-2" in pq.read_table(p)["Device"].to_pylist())
+    table = pq.read_table(part)
+    keep = [d != "dev-2" or i % 2 == 1 for i, d in enumerate(table["Device"].to_pylist())]
+    pq.write_table(table.filter(keep), part)  # dev-2 loses 6 of its 12 rows
+    summary = publish.publish(scored, extract, tmp_path / "out")
+    assert (summary.status, summary.rows_missing, summary.pairs_failed_rows) == (
+        "incomplete", 6, 1
+    )  # fmt: skip
+    reasons = {(p["device"], p["sensor"]): p["reason"] for p in summary.failed_pairs}
+    assert reasons[("dev-2", "temp")] == "6 of 12 rows came back"
+    assert summary.pairs_failed == 2  # and dev-3 without a model
+
+
+def test_parts_of_other_runs_are_left_aside_and_named(extract, store, tmp_path, layout):
+    import os
+
+    scored, _ = _score(extract, store, tmp_path, append=False)
+    (first, *_), extracted_at = _parts(scored), (extract / "_extract.json").stat().st_mtime
+    older = scored / "part-older-run.parquet"  # an earlier run's part, still in the folder
+    older.write_bytes(first.read_bytes())
+    os.utime(older, (extracted_at - 60, extracted_at - 60))
+    other = pq.read_table(first)  # another window's rows, written just now
+    shifted = other.set_column(
+        0, "TS", pc.add(other["TS"], pa.scalar(86_400_000_000, pa.duration("us")))
+    )
+    pq.write_table(shifted.cast(PREDICTION_SCHEMA), scored / "part-other-window.parquet")
+    summary = publish.publish(scored, extract, tmp_path / "out")
+    assert summary.status == "succeeded" and summary.rows_published == 36
+    assert summary.duplicates_dropped == 0
+    ignored = {entry["part"]: entry["reason"] for entry in summary.parts_ignored}
+    assert ignored["part-older-run.parquet"] == (
+        "written before this run's extract (a part of an earlier run)"
+    )
+    assert "outside this run's window" in ignored["part-other-window.parquet"]
+
+
+def test_an_empty_window_exits_3_from_the_command_line_and_0_as_the_azure_step(tmp_path):
+    from batchscore.cli import main
+
+    engine = db.open_database(f"sqlite:///{tmp_path / 'e.db'}", create=True)
+    db.ensure_table(engine)
+    extract_window(engine, END, 60, tmp_path / "extract")
+    engine.dispose()
+    (tmp_path / "scored").mkdir()
+    argv = ["--scored", str(tmp_path / "scored"), "--extract", str(tmp_path / "extract")]
+    assert main(["publish", *argv, "--out", str(tmp_path / "a")]) == 3
+    assert publish.main([*argv, "--out", str(tmp_path / "b")]) == 0

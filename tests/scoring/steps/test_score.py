@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from scoring.data.schema import PREDICTION_COLUMNS
-from scoring.models.store import ModelNotFoundError, ModelStore
+from scoring.models.predictor import PartitionError
+from scoring.models.store import ModelLoadError, ModelStore
 from scoring.steps import score
 from tests.fixtures.models import default_pipeline
 
@@ -102,10 +103,25 @@ def test_keys_given_as_columns_win(ready: Path) -> None:
     assert out[["Device", "Sensor"]].iloc[0].tolist() == ["dev-002", "vibration"]
 
 
-def test_missing_model_fails_the_mini_batch_with_a_clear_reason(ready: Path) -> None:
+def test_a_missing_model_is_answered_no_model_in_a_pair_mini_batch_too(ready: Path) -> None:
+    """The same answer a shard gives (and a readings file under the local runner): no retries
+    of a mini-batch that cannot succeed, no traceback, every row answered."""
+    frame = pd.DataFrame({"TS": pd.date_range("2026-03-01", periods=2, freq="min")})
+    out = score.run(frame.assign(Value=1.0), context("dev-404", "temperature"))
+    assert out["Status"].tolist() == ["no_model", "no_model"]
+    assert out["Score"].isna().all() and set(out["Device"]) == {"dev-404"}
+
+
+def test_a_damaged_model_still_fails_a_pair_mini_batch(models: Path, tmp_path, monkeypatch):
+    """A retry may read a damaged file whole: that mini-batch fails (and is retried)."""
+    damaged = shutil.copytree(models, tmp_path / "models")
+    (damaged / ModelStore(damaged).entry("dev-001", "temperature")["file"]).write_bytes(b"x")
+    monkeypatch.setattr(sys, "argv", ["score.py", "--models", str(damaged)])
+    score.init()
     frame = pd.DataFrame({"TS": [pd.Timestamp("2026-03-01")], "Value": [1.0]})
-    with pytest.raises(ModelNotFoundError, match=r"Device='dev-404' Sensor='temperature'"):
-        score.run(frame, context("dev-404", "temperature"))
+    with pytest.raises(ModelLoadError, match="dev-001"):
+        score.run(frame, context("dev-001", "temperature"))
+    score._predictor = None
 
 
 def test_empty_partition_returns_an_empty_frame(ready: Path) -> None:
@@ -168,15 +184,19 @@ def test_predictions_parts_and_failures_are_written_for_the_publish_step(
     good = frame.assign(Value=[21.0, None, 20.0])
     out = score.run(good, context("dev-001", "temperature"))
     score.run(good, context("dev-001", "temperature"))  # a retry overwrites, never duplicates
-    with pytest.raises(ModelNotFoundError):
-        score.run(frame.assign(Value=1.0), context("dev-404", "temperature"))
-    parts = list(scored_parts.iter_parts(scored))
-    assert len(parts) == 1
-    table = parts[0][1].to_pandas()
-    pd.testing.assert_series_equal(table["Status"], out["Status"], check_dtype=False)
+    missing = score.run(frame.assign(Value=1.0), context("dev-404", "temperature"))
+    assert set(missing["Status"]) == {"no_model"}  # answered, so it has its part too
+    with pytest.raises(PartitionError):
+        score.run(frame.assign(Value=1.0), context("%FF", "temperature"))
+    parts = {
+        tuple(table.column("Device").unique().to_pylist()): table.to_pandas()
+        for _, table in scored_parts.iter_parts(scored)
+    }
+    assert sorted(parts) == [("dev-001",), ("dev-404",)]
+    pd.testing.assert_series_equal(parts[("dev-001",)]["Status"], out["Status"], check_dtype=False)
     (failure,) = scored_parts.read_failures(scored)
-    assert failure["keys"] == {"Device": "dev-404", "Sensor": "temperature"}
-    assert failure["rows"] == 3 and "dev-404" in failure["reason"]
+    assert failure["keys"] == {"Device": "%FF", "Sensor": "temperature"}
+    assert failure["rows"] == 3 and "%FF" in failure["reason"]
     score._predictor = None
 
 
@@ -237,12 +257,8 @@ DRIVER = textwrap.dedent(
     ctx = SimpleNamespace(partition_key_value={"Device": "dev-001", "Sensor": "temperature"},
                           minibatch_index=0)
     out = entry.run(frame, ctx)
-    try:
-        entry.run(frame, SimpleNamespace(partition_key_value={"Device": "x", "Sensor": "y"},
-                                         minibatch_index=1))
-        missing = None
-    except Exception as exc:
-        missing = f"{type(exc).__name__}: {exc}"
+    missing = entry.run(frame, SimpleNamespace(partition_key_value={"Device": "x", "Sensor": "y"},
+                                               minibatch_index=1))["Status"].unique().tolist()
     entry.shutdown()
     print(json.dumps({
         "package_file": sys.modules["scoring"].__file__,
@@ -278,5 +294,5 @@ def test_loads_from_a_code_snapshot_however_the_driver_imports_it(
     assert Path(seen["package_file"]).parent == snapshot, "scoring came from somewhere else"
     assert seen["columns"] == list(PREDICTION_COLUMNS)
     assert seen["anomalies"] == [0, 0, 1]
-    assert seen["missing"].startswith("ModelNotFoundError: no model for Device='x' Sensor='y'")
+    assert seen["missing"] == ["no_model"]
     assert "entry script done" in completed.stderr
