@@ -1,0 +1,73 @@
+"""The results as a short text table, and the ratios to the baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchscore.bench.modes import KERNEL, LOOP, PAIR, PROCESS, SHARD
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    """How many times faster than the loop (wall clock, and per core-second)."""
+    ratios: dict[str, float] = {}
+    loop = results.get(LOOP)
+    for mode in (SHARD, PAIR, PROCESS):
+        if loop and mode in results:
+            ratios[f"{mode}_vs_loop_wall"] = loop["seconds"] / results[mode]["seconds"]
+            ratios[f"{mode}_vs_loop_core_seconds"] = (
+                loop["cpu_seconds"] / results[mode]["cpu_seconds"]
+            )
+    return ratios
+
+
+def _peak_mib(figures: dict[str, Any]) -> float:
+    """The process tree's peak memory: PSS where known (shared pages counted once), else RSS."""
+    pss = figures.get("peak_pss_mib")
+    return figures["peak_rss_mib"] if pss is None else pss
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """The figures as a short text table."""
+    config = results["config"]
+    lines = [
+        f"fleet: {config['sensors']} pairs x {config['rows_per_sensor']} rows = "
+        f"{config['rows']} rows scored; {config['workers']} workers; "
+        f"load average at start {results['machine']['load_average_at_start'][0]:.2f}",
+        f"prepare: trained and packed {config['sensors']} models in "
+        f"{results['prepare']['train_and_pack_seconds']:.1f} s "
+        f"(pack {results['prepare']['pack_bytes'] / 2**20:.1f} MiB)",
+        f"{'mode':<18}{'seconds':>10}{'core-s':>10}{'rows/s':>14}{'core-ms/pair':>14}"
+        f"{'peak MiB':>10}{'RSS sum':>10}",
+    ]
+    for mode in (LOOP, SHARD, PAIR, PROCESS):
+        if mode in results:
+            r = results[mode]
+            note = " (extrapolated)" if mode == PROCESS else ""
+            lines.append(
+                f"{mode:<18}{r['seconds']:>10.2f}{r['cpu_seconds']:>10.2f}"
+                f"{r['rows_per_second']:>14,.0f}{r['core_ms_per_pair']:>14.3f}"
+                f"{_peak_mib(r):>10.0f}{r['peak_rss_mib']:>10.0f}{note}"
+            )
+    lines.append(
+        "  peak MiB: the process tree's summed proportional set size (a page the workers "
+        "share, like the mapped model pack, counted once); RSS sum counts it in every process"
+    )
+    if KERNEL in results:
+        k = results[KERNEL]
+        lines.append(
+            f"fleet kernel, 1 core: {k['rows']:,} rows of {k['pairs']:,} pairs in "
+            f"{k['seconds'] * 1e3:.1f} ms = {k['rows_per_second'] / 1e6:.1f} M rows/s"
+        )
+    if LOOP in results:
+        lines.append(
+            f"  (the loop with labels from its decision values, one scikit-learn call a pair: "
+            f"{results[LOOP]['one_call_seconds']:.2f} s)"
+        )
+    for name, value in results.get("ratios", {}).items():
+        lines.append(f"  {name.replace('_', ' ')}: {value:.2f}x")
+    problems = results["correctness"]["problems"]
+    if problems:
+        lines.append("CORRECTNESS FAILED: " + "; ".join(problems))
+    else:
+        lines.append("correctness: labels identical to scikit-learn's, scores within 1e-9")
+    return "\n".join(lines)
