@@ -48,7 +48,14 @@ from scoring.data.schema import (
     encode_partition_value,
 )
 from scoring.errors import UsageError
-from scoring.partitioning import LAYOUT_KEYS, LAYOUTS, PAIR_LAYOUT, SHARD, SHARD_LAYOUT
+from scoring.partitioning import (
+    LAYOUT_KEYS,
+    LAYOUTS,
+    PAIR_LAYOUT,
+    SHARD,
+    SHARD_LAYOUT,
+    shard_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +180,7 @@ def write_partition(root: Path, device: str, sensor: str, rows: pd.DataFrame) ->
 
 
 def shard_folder(index: int) -> Path:
-    return Path(f"{SHARD}={index:05d}")
+    return Path(f"{SHARD}={shard_value(index)}")
 
 
 def write_shard(root: Path, index: int, frames: Sequence[pd.DataFrame]) -> Path:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
+from scoring import partitioning
 from scoring.data.db import (
     DEFAULT_DB_URL,
     database,
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LOOKBACK_MINUTES = 60
 #: rows a shard holds (whole pairs, so a little more): ~10 MB of Parquet, a few hundred
 #: milliseconds of a worker; an hourly run of 100,000 pairs (12 rows each) is 6 shards
-DEFAULT_SHARD_ROWS = 200_000
+DEFAULT_SHARD_ROWS = partitioning.DEFAULT_SHARD_ROWS
 
 
 def _swap_into(built: Path, target: Path) -> None:
