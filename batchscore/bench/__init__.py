@@ -7,17 +7,20 @@ packs them); the scoring window is written with the product's own extract writer
 layouts. Then, on the same data, each mode is measured and every prediction checked against
 scikit-learn's:
 
-* ``sklearn-loop`` (the baseline): a careful in-process loop, models already loaded, the
-  window's values already in memory as one array per pair; one ``decision_function`` and one
-  ``predict`` per pair written into one array each, one output frame. Only the loop is timed
-  (no interpreter start, no file read, no model load): the loop is favoured. The same loop
-  with one scikit-learn call per pair is timed beside it.
-* ``score-shard`` / ``score-pair``: the product end to end as a user runs it,
-  ``batchscore score`` on the extract (shards of whole pairs, or a folder per pair), from the
-  interpreter's start to the published predictions and summary.
+* ``sklearn-loop`` (the baseline): a careful in-process loop, models already loaded (not
+  timed); timed: read the window's Parquet, one ``decision_function`` per pair into one
+  array, labels from its sign, one output Parquet written. Beside it, the bench's earlier
+  baseline: the loop over values in memory with ``decision_function`` and ``predict`` a pair.
+* ``score-shard`` / ``score-file`` / ``score-pair``: the product end to end as a user runs
+  it, ``batchscore score`` on the extract in shards of whole pairs, on the window as one
+  Parquet file of readings, and on the extract in a folder per pair, from the interpreter's
+  start to the published predictions and summary.
 * ``fleet-kernel``: the vectorised kernel alone across every pair at once, on one core.
 * ``process-per-pair`` (not run by default): one Python process per pair, as one pipeline step
   per pair would run, on a sample of pairs, extrapolated to S over the workers.
+* ``train``: ``batchscore train`` end to end (model files, manifest and pack; every pack row
+  verified afterwards), beside its baseline ``fit-loop``: a plain in-process loop of one
+  ``Pipeline.fit`` per pair on readings in memory, nothing saved.
 
 Each figure is reported as wall-clock seconds and as core-seconds (CPU time of the whole
 process tree): on Azure ML, core-seconds are what is billed. ``--repeat`` alternates the

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from batchscore.bench.modes import LOOP, PAIR, PROCESS, SCORE_TOLERANCE, SHARD
+from batchscore.bench.modes import LOOP, PROCESS, SCORE_MODES, SCORE_TOLERANCE
 
 if TYPE_CHECKING:
     from batchscore.bench.run import BenchContext
@@ -68,9 +68,9 @@ def check_outputs(
     checks: dict[str, Any] = {}
     expected = ctx.spec.sensors * ctx.spec.rows
     reference = outputs.get(LOOP)
-    if reference is None and any(mode in outputs for mode in (SHARD, PAIR)):
+    if reference is None and any(mode in outputs for mode in SCORE_MODES):
         reference = sklearn_reference(ctx.extract_dir("shard"), ctx.store_dir)
-    for mode in (SHARD, PAIR):
+    for mode in SCORE_MODES:
         if mode in outputs:
             checks[mode] = compare_predictions(outputs[mode], reference, f"{mode} vs scikit-learn")
             problems.extend(checks[mode]["problems"])

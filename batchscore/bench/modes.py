@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-LOOP, SHARD, PAIR, KERNEL, PROCESS = (
+LOOP, SHARD, FILE, PAIR, KERNEL, PROCESS, TRAIN = (
     "sklearn-loop",
     "score-shard",
+    "score-file",
     "score-pair",
     "fleet-kernel",
     "process-per-pair",
+    "train",
 )
-MODES = (LOOP, SHARD, PAIR, KERNEL, PROCESS)
-DEFAULT_MODES = (LOOP, SHARD, PAIR, KERNEL)
-#: the product's two layouts and the mode that scores each
+MODES = (LOOP, SHARD, FILE, PAIR, KERNEL, PROCESS, TRAIN)
+DEFAULT_MODES = (LOOP, SHARD, FILE, PAIR, KERNEL, TRAIN)
+#: the modes that run ``batchscore score``, each on its own input shape
+SCORE_MODES = (SHARD, FILE, PAIR)
+#: the product's two extract layouts and the mode that scores each
 LAYOUT_OF = {SHARD: "shard", PAIR: "pair"}
+#: the training baseline, measured beside ``train``
+FIT_LOOP = "fit-loop"
 SCORE_TOLERANCE = 1e-9
 PREDICTIONS_FILE = "predictions.parquet"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +17,21 @@ import pandas as pd
 
 from batchscore.bench.checks import check_outputs
 from batchscore.bench.fleet import FleetSpec, fleet_frames, write_extract
-from batchscore.bench.modes import KERNEL, LAYOUT_OF, LOOP, PAIR, PREDICTIONS_FILE, PROCESS, SHARD
+from batchscore.bench.modes import (
+    FILE,
+    FIT_LOOP,
+    KERNEL,
+    LAYOUT_OF,
+    LOOP,
+    PAIR,
+    PREDICTIONS_FILE,
+    PROCESS,
+    SCORE_MODES,
+    TRAIN,
+)
 from batchscore.bench.processes import run_child
 from batchscore.bench.report import ratios
-from batchscore.bench.strategies import mode_process_per_pair, mode_score
+from batchscore.bench.strategies import mode_process_per_pair, mode_score, mode_train
 
 
 @dataclass
@@ -39,6 +51,18 @@ class BenchContext:
 
     def extract_dir(self, layout: str) -> Path:
         return self.work / f"extract-{layout}"
+
+    @property
+    def window_file(self) -> Path:
+        """The scoring window as one Parquet file, in time order as a stream writes it."""
+        return self.work / "window.parquet"
+
+    @property
+    def training_file(self) -> Path:
+        return self.work / "training.parquet"
+
+    def input_of(self, mode: str) -> Path:
+        return self.window_file if mode == FILE else self.extract_dir(LAYOUT_OF[mode])
 
 
 def bench(ctx: BenchContext) -> dict[str, Any]:
@@ -66,6 +90,12 @@ def bench(ctx: BenchContext) -> dict[str, Any]:
     for layout in ("shard", "pair"):
         if layout == "shard" or PAIR in ctx.modes or PROCESS in ctx.modes:
             write_extract(window, ctx.extract_dir(layout), layout, ctx.shard_rows)
+    if FILE in ctx.modes:
+        flat = pd.concat([frame for _, _, frame in window], ignore_index=True)
+        flat.sort_values("TS", kind="mergesort").to_parquet(ctx.window_file, index=False)
+        del flat
+    if TRAIN in ctx.modes:
+        readings.to_parquet(ctx.training_file, index=False)
     prepare["generate_seconds"] = time.perf_counter() - t0
     del window
     t0 = time.perf_counter()
@@ -79,16 +109,21 @@ def bench(ctx: BenchContext) -> dict[str, Any]:
 
     problems: list[str] = []
     outputs: dict[str, pd.DataFrame] = {}
-    timed = [mode for mode in (LOOP, SHARD, PAIR) if mode in ctx.modes]
+    timed = [mode for mode in (LOOP, *SCORE_MODES) if mode in ctx.modes]
+    if TRAIN in ctx.modes:
+        timed += [FIT_LOOP, TRAIN]
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in timed}
-    for _ in range(ctx.repeat):  # alternate the timed modes; the fastest of each is reported
+    for number in range(ctx.repeat):  # alternate the timed modes; the fastest of each is reported
         for mode in timed:
-            runs[mode].append(_run_mode(ctx, mode, problems))
+            runs[mode].append(_run_mode(ctx, mode, problems, number))
     for mode, measured in runs.items():
         best = min(measured, key=lambda run: run["seconds"])
         best["all_seconds"] = [run["seconds"] for run in measured]
-        results[mode] = _figures(best, rows, spec.sensors)
-        outputs[mode] = pd.read_parquet(_output(ctx, mode))
+        training = mode in (FIT_LOOP, TRAIN)
+        results[mode] = _figures(best, spec.train_rows * spec.sensors if training else rows,
+                                 spec.sensors)  # fmt: skip
+        if not training:
+            outputs[mode] = pd.read_parquet(_output(ctx, mode))
     if KERNEL in ctx.modes:
         payload = {"input": str(ctx.extract_dir("shard")), "models": str(ctx.store_dir)}
         kernel, _ = run_child("batchscore.bench.strategies.child_fleet_kernel", payload)
@@ -123,7 +158,19 @@ def _output(ctx: BenchContext, mode: str) -> Path:
     return ctx.work / f"out-{mode}" / PREDICTIONS_FILE
 
 
-def _run_mode(ctx: BenchContext, mode: str, problems: list[str]) -> dict[str, Any]:
+def _run_mode(ctx: BenchContext, mode: str, problems: list[str], number: int) -> dict[str, Any]:
+    if mode == FIT_LOOP:
+        payload = {"input": str(ctx.training_file)}
+        child, measured = run_child("batchscore.bench.strategies.child_fit_loop", payload)
+        return {
+            "seconds": child["seconds"],
+            "cpu_seconds": child["cpu_seconds"],
+            "peak_rss_bytes": measured.peak_rss_bytes,
+            "peak_pss_bytes": measured.peak_pss_bytes,
+            "process_seconds": measured.seconds,
+        }
+    if mode == TRAIN:
+        return _run_train(ctx, problems, number)
     if mode == LOOP:
         out = _output(ctx, mode)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -133,14 +180,12 @@ def _run_mode(ctx: BenchContext, mode: str, problems: list[str]) -> dict[str, An
         return {
             "seconds": child["seconds"],
             "cpu_seconds": child["cpu_seconds"],
-            "one_call_seconds": child["one_call_seconds"],
+            "two_call_seconds": child["two_call_seconds"],
             "peak_rss_bytes": measured.peak_rss_bytes,
             "peak_pss_bytes": measured.peak_pss_bytes,
             "process_seconds": measured.seconds,
         }
-    scored = mode_score(
-        ctx.extract_dir(LAYOUT_OF[mode]), ctx.store_dir, _output(ctx, mode).parent, ctx.workers
-    )
+    scored = mode_score(ctx.input_of(mode), ctx.store_dir, _output(ctx, mode).parent, ctx.workers)
     if scored["status"] != "succeeded" or scored["items_failed"]:
         problems.append(f"{mode}: {scored['status']}, {scored['items_failed']} items failed")
     measured = scored["measured"]
@@ -151,6 +196,31 @@ def _run_mode(ctx: BenchContext, mode: str, problems: list[str]) -> dict[str, An
         "peak_pss_bytes": measured.peak_pss_bytes,
         "mini_batches": scored["mini_batches"],
         "runner_timings": scored["timings"],
+    }
+
+
+def _run_train(ctx: BenchContext, problems: list[str], number: int) -> dict[str, Any]:
+    """``batchscore train`` into a fresh store; checked: every pair trained, the pack current
+    and every row of it verified."""
+    from scoring.models.pack import verify_pack
+    from scoring.models.store import ModelStore
+
+    models = ctx.work / f"out-train-{number}"
+    measured = mode_train(ctx.training_file, models, ctx.workers)
+    store = ModelStore(models)
+    checked, pack_problems = verify_pack(store)
+    if len(store) != ctx.spec.sensors or checked != ctx.spec.sensors:
+        problems.append(
+            f"{TRAIN}: {len(store)} models in the manifest and {checked} in the pack, "
+            f"{ctx.spec.sensors} pairs"
+        )
+    problems.extend(f"{TRAIN}: {problem}" for problem in pack_problems)
+    shutil.rmtree(models, ignore_errors=True)
+    return {
+        "seconds": measured.seconds,
+        "cpu_seconds": measured.cpu_seconds,
+        "peak_rss_bytes": measured.peak_rss_bytes,
+        "peak_pss_bytes": measured.peak_pss_bytes,
     }
 
 

@@ -27,22 +27,26 @@ def test_tiny_fleet_every_mode_prints_figures_and_agrees_with_scikit_learn(tmp_p
     assert code == 0, printed
     results = json.loads(out.read_text())
     assert results["correctness"]["problems"] == []
-    for mode in ("score-shard", "score-pair", "process-per-pair"):
+    for mode in ("score-shard", "score-file", "score-pair", "process-per-pair"):
         assert results["correctness"][mode]["problems"] == [], mode
-    assert results["correctness"]["score-shard"]["rows"] == 8 * 12
+        assert results["correctness"][mode]["rows"] == (
+            8 * 12 if mode != "process-per-pair" else 12
+        )
     assert results["score-shard"]["mini_batches"] == 3, "shards of about 30 rows, whole pairs"
+    assert results["score-file"]["mini_batches"] == 1, "one file: shards of whole pairs"
     assert results["score-pair"]["mini_batches"] == 8, "one per pair"
-    for mode in ("sklearn-loop", "score-shard", "score-pair", "process-per-pair"):
+    modes = ("sklearn-loop", "score-shard", "score-file", "score-pair", "process-per-pair",
+             "fit-loop", "train")  # fmt: skip
+    for mode in modes:
         figures = results[mode]
         assert figures["seconds"] > 0 and figures["cpu_seconds"] > 0, mode
         assert figures["peak_rss_mib"] > 20, f"{mode}: a Python process uses more than 20 MiB"
         assert mode in printed
-    assert results["sklearn-loop"]["one_call_seconds"] > 0
+    assert results["sklearn-loop"]["two_call_seconds"] > 0
     kernel = results["fleet-kernel"]
     assert kernel["rows"] == 8 * 12 and kernel["pairs"] == 8 and kernel["rows_per_second"] > 0
-    assert {"score-shard_vs_loop_wall", "score-shard_vs_loop_core_seconds"} <= set(
-        results["ratios"]
-    )
+    assert {"score-shard_vs_loop_wall", "score-file_vs_loop_wall", "train_vs_fit_loop_wall",
+            "score-shard_vs_loop_core_seconds"} <= set(results["ratios"])  # fmt: skip
     assert "correctness: labels identical" in printed and "fleet kernel, 1 core" in printed
 
 
