@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -306,6 +307,57 @@ def _write_shards(build: Path, pairs, shard_rows: int) -> Written:
         last_key = key
     if frames:
         flush()
+    return written
+
+
+def casefolded_keys(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, its (Device, Sensor) as one case-insensitive key: pairs that a case-insensitive
+    collation (SQL Server's default) may interleave share it."""
+    devices = frame[DEVICE].str.casefold().to_numpy(dtype=object)
+    sensors = frame[SENSOR].str.casefold().to_numpy(dtype=object)
+    return devices + "\0" + sensors
+
+
+def write_shards_of_chunks(root: Path, chunks, shard_rows: int) -> Written:
+    """The shard layout from frames of whole pairs in key order (the database's columnar
+    chunks, :func:`scoring.data.db.iter_window_chunks`), with :func:`_write_shards`' rule: a
+    shard closes at the first pair boundary, between pairs that differ case-insensitively,
+    once it holds ``shard_rows`` rows. Boundaries are found per chunk at once, never a frame
+    per pair. The index and the empty window's placeholder are written too."""
+    written = Written()
+    pieces: list[pd.DataFrame] = []
+    rows = 0
+
+    def flush() -> None:
+        nonlocal pieces, rows
+        shard = pd.concat(pieces, ignore_index=True).sort_values(
+            [DEVICE, SENSOR, TS], kind="mergesort", ignore_index=True
+        )
+        index = len(written.rows_by_folder)
+        write_shard(root, index, [shard])
+        written.rows_by_folder[shard_folder(index).as_posix()] = len(shard)
+        pieces, rows = [], 0
+
+    for chunk in chunks:
+        if not len(chunk):
+            continue
+        keys = casefolded_keys(chunk)
+        starts = [0, *(np.flatnonzero(keys[1:] != keys[:-1]) + 1).tolist()]
+        first = 0
+        for start in starts:  # a chunk starts a pair: chunks never split one
+            if rows + start - first >= shard_rows and (start > first or pieces):
+                if start > first:
+                    pieces.append(chunk.iloc[first:start])
+                flush()
+                first = start
+        pieces.append(chunk.iloc[first:])
+        rows += len(chunk) - first
+        written.rows += len(chunk)
+    if pieces:
+        flush()
+    if not written.rows_by_folder:
+        write_empty_window(root, SHARD_LAYOUT)
+    write_index(root, written.rows_by_folder)
     return written
 
 
