@@ -28,7 +28,7 @@ from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import URL, Engine, make_url
 
 from scoring import work_folder
-from scoring.data.extract_folder import casefolded_keys
+from scoring.data.extract_folder import pair_run_starts
 from scoring.data.files import output_file_problem
 from scoring.data.schema import (
     COUNT,
@@ -371,9 +371,8 @@ def iter_window_chunks(
 
 def _last_run_start(frame: pd.DataFrame) -> int:
     """Where the frame's last run of rows with one case-insensitive (Device, Sensor) begins."""
-    keys = casefolded_keys(frame)
-    changes = np.flatnonzero(keys[1:] != keys[:-1])
-    return int(changes[-1]) + 1 if len(changes) else 0
+    starts = pair_run_starts(frame)
+    return int(starts[-1]) if len(starts) else 0
 
 
 def iter_pair_readings(

@@ -310,12 +310,21 @@ def _write_shards(build: Path, pairs, shard_rows: int) -> Written:
     return written
 
 
-def casefolded_keys(frame: pd.DataFrame) -> np.ndarray:
-    """Per row, its (Device, Sensor) as one case-insensitive key: pairs that a case-insensitive
-    collation (SQL Server's default) may interleave share it."""
-    devices = frame[DEVICE].str.casefold().to_numpy(dtype=object)
-    sensors = frame[SENSOR].str.casefold().to_numpy(dtype=object)
-    return devices + "\0" + sensors
+def pair_run_starts(frame: pd.DataFrame) -> np.ndarray:
+    """Where each run of rows of one case-insensitive (Device, Sensor) begins (0 first), in a
+    frame in key order: pairs a case-insensitive collation (SQL Server's default) may
+    interleave form one run. Names are folded once per run of exact names, not per row."""
+    if not len(frame):
+        return np.zeros(0, dtype=np.int64)
+    devices = frame[DEVICE].to_numpy(dtype=object)
+    sensors = frame[SENSOR].to_numpy(dtype=object)
+    exact = np.flatnonzero((devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])) + 1
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), exact])
+    names = zip(devices[starts], sensors[starts], strict=True)
+    folded = np.array([f"{d.casefold()}\0{s.casefold()}" for d, s in names], dtype=object)
+    new_key = np.ones(len(starts), dtype=bool)
+    new_key[1:] = folded[1:] != folded[:-1]
+    return starts[new_key]
 
 
 def write_shards_of_chunks(root: Path, chunks, shard_rows: int) -> Written:
@@ -341,8 +350,7 @@ def write_shards_of_chunks(root: Path, chunks, shard_rows: int) -> Written:
     for chunk in chunks:
         if not len(chunk):
             continue
-        keys = casefolded_keys(chunk)
-        starts = [0, *(np.flatnonzero(keys[1:] != keys[:-1]) + 1).tolist()]
+        starts = pair_run_starts(chunk).tolist()
         first = 0
         for start in starts:  # a chunk starts a pair: chunks never split one
             if rows + start - first >= shard_rows and (start > first or pieces):
