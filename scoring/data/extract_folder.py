@@ -278,38 +278,6 @@ def _write_pair_folders(build: Path, pairs) -> Written:
     return written
 
 
-def _write_shards(build: Path, pairs, shard_rows: int) -> Written:
-    """Whole pairs into shards of about ``shard_rows`` rows, in key order. A shard closes only
-    between pairs that differ case-insensitively: under SQL Server's case-insensitive collation
-    "dev-1" and "Dev-1" come back interleaved, and no pair may be split across shards."""
-    written = Written()
-    frames: list[pd.DataFrame] = []
-    rows = 0
-    last_key = None
-
-    def flush() -> None:
-        nonlocal frames, rows
-        shard = pd.concat(frames, ignore_index=True).sort_values(
-            [DEVICE, SENSOR, TS], kind="mergesort", ignore_index=True
-        )
-        index = len(written.rows_by_folder)
-        write_shard(build, index, [shard])
-        written.rows_by_folder[shard_folder(index).as_posix()] = len(shard)
-        frames, rows = [], 0
-
-    for device, sensor, frame in pairs:
-        key = (device.casefold(), sensor.casefold())
-        if frames and rows >= shard_rows and key != last_key:
-            flush()
-        frames.append(frame)
-        rows += len(frame)
-        written.rows += len(frame)
-        last_key = key
-    if frames:
-        flush()
-    return written
-
-
 def pair_run_starts(frame: pd.DataFrame) -> np.ndarray:
     """Where each run of rows of one case-insensitive (Device, Sensor) begins (0 first), in a
     frame in key order: pairs a case-insensitive collation (SQL Server's default) may
@@ -327,12 +295,18 @@ def pair_run_starts(frame: pd.DataFrame) -> np.ndarray:
     return starts[new_key]
 
 
+def _folded_key(frame: pd.DataFrame, row: int) -> str:
+    return f"{frame[DEVICE].iat[row].casefold()}\0{frame[SENSOR].iat[row].casefold()}"
+
+
 def write_shards_of_chunks(root: Path, chunks, shard_rows: int) -> Written:
-    """The shard layout from frames of whole pairs in key order (the database's columnar
-    chunks, :func:`scoring.data.db.iter_window_chunks`), with :func:`_write_shards`' rule: a
-    shard closes at the first pair boundary, between pairs that differ case-insensitively,
-    once it holds ``shard_rows`` rows. Boundaries are found per chunk at once, never a frame
-    per pair. The index and the empty window's placeholder are written too."""
+    """The shard layout from frames of rows in (Device, Sensor) order: the database's
+    columnar chunks (:func:`scoring.data.db.iter_window_chunks`) or one frame per pair. Whole
+    pairs in shards of about ``shard_rows`` rows: a shard closes only between pairs that
+    differ case-insensitively (under SQL Server's case-insensitive collation "dev-1" and
+    "Dev-1" come back interleaved, and no pair may be split across shards), at the first such
+    boundary once it holds ``shard_rows`` rows. Boundaries are found a chunk at a time. The
+    index and the empty window's placeholder are written too."""
     written = Written()
     pieces: list[pd.DataFrame] = []
     rows = 0
@@ -347,12 +321,17 @@ def write_shards_of_chunks(root: Path, chunks, shard_rows: int) -> Written:
         written.rows_by_folder[shard_folder(index).as_posix()] = len(shard)
         pieces, rows = [], 0
 
+    last_key = None
     for chunk in chunks:
         if not len(chunk):
             continue
         starts = pair_run_starts(chunk).tolist()
+        first_key = _folded_key(chunk, 0)
+        if first_key == last_key:  # the previous chunk's last pair goes on here
+            starts = starts[1:]
+        last_key = _folded_key(chunk, len(chunk) - 1)
         first = 0
-        for start in starts:  # a chunk starts a pair: chunks never split one
+        for start in starts:
             if rows + start - first >= shard_rows and (start > first or pieces):
                 if start > first:
                     pieces.append(chunk.iloc[first:start])
@@ -374,9 +353,8 @@ def write_partitions(root: Path, pairs, layout: str, shard_rows: int) -> Written
     ``root`` in ``layout``; an empty window still gets its zero-row partition (an MLTable that
     matches no file cannot be read). The index of rows per folder is written too."""
     if layout == SHARD_LAYOUT:
-        written = _write_shards(root, pairs, shard_rows)
-    else:
-        written = _write_pair_folders(root, pairs)
+        return write_shards_of_chunks(root, (frame for _, _, frame in pairs), shard_rows)
+    written = _write_pair_folders(root, pairs)
     if not written.rows_by_folder:
         write_empty_window(root, layout)
     write_index(root, written.rows_by_folder)

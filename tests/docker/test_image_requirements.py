@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from tests.docker.test_dockerfile import build_app_layout
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -126,3 +126,14 @@ def test_text_and_datetime_timestamps_read_the_same():
     stamps = [(datetime(2024, 1, 1, 0, 5), "d", "s", 1.0, 0.0, 2.0, 5)]
     pd.testing.assert_frame_equal(db._columns(text), db._columns(stamps))
     assert db._columns(text)["TS"].iat[0] == pd.Timestamp("2024-01-01 00:05")
+
+
+def test_a_pair_frame_that_goes_on_with_the_same_key_in_another_case_is_not_cut_off(tmp_path):
+    """Per-pair frames as a case-insensitive collation yields them: dev-1, DEV-1, dev-1 again."""
+    window = _window([("dev-0", "t"), ("dev-1", "t"), ("DEV-1", "t"), ("dev-2", "t")], rows=4)
+    dev1, upper = window.iloc[4:8], window.iloc[8:12]
+    pairs = [window.iloc[:4], dev1.iloc[:2], upper, dev1.iloc[2:], window.iloc[12:]]
+    triples = [(f["Device"].iat[0], f["Sensor"].iat[0], f) for f in pairs]
+    written = write_partitions(tmp_path / "x", iter(triples), "shard", shard_rows=2)
+    shards = _shards(tmp_path / "x", written)
+    assert [len(shard) for shard in shards] == [4, 8, 4]
