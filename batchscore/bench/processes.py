@@ -135,7 +135,7 @@ def _pythonpath() -> list[str]:
     return [part for part in existing.split(os.pathsep) if part]
 
 
-def _maxrss_bytes() -> int:
+def maxrss_bytes() -> int:
     """This process's peak RSS since it started (its exec), in bytes."""
     try:  # Linux: VmHWM is per address space, reset by exec
         with open("/proc/self/status", encoding="ascii") as status:

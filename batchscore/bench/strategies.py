@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from batchscore.bench.processes import Measured, _maxrss_bytes, run_measured
+from batchscore.bench.processes import Measured, maxrss_bytes, run_measured
 
 
 def child_sklearn_loop(payload: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def child_sklearn_loop(payload: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": cpu,
         "two_call_seconds": two_call_seconds,
         "rows": len(frame),
-        "maxrss_bytes": _maxrss_bytes(),
+        "maxrss_bytes": maxrss_bytes(),
     }
 
 
@@ -94,7 +94,7 @@ def child_fit_loop(payload: dict[str, Any]) -> dict[str, Any]:
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - cpu0,
         "pairs": len(groups),
-        "maxrss_bytes": _maxrss_bytes(),
+        "maxrss_bytes": maxrss_bytes(),
     }
 
 

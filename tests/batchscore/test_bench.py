@@ -150,7 +150,7 @@ def test_a_child_peak_is_its_own_not_the_forking_parents():
     """ru_maxrss survives fork + exec; the child's figure must not include the parent's size."""
     ballast = bytearray(400 * 2**20)
     ballast[::4096] = b"x" * len(ballast[::4096])
-    code = "from batchscore import bench; print(bench._maxrss_bytes())"
+    code = "from batchscore import bench; print(bench.maxrss_bytes())"
     measured = bench.run_measured([sys.executable, "-c", code])
     own = int(measured.stdout.strip().splitlines()[-1])
     assert 10 * 2**20 < own < 300 * 2**20, own
