@@ -19,9 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Generate a fleet (S pairs; T rows each to train on, R rows each to score), train and "
         "pack its models as `train` does, write the scoring window in both extract layouts, "
-        "then time a careful in-process scikit-learn loop (the baseline), the product's "
-        "`score` on shards and on per-pair folders, and the fleet kernel alone; every label is "
-        "checked against scikit-learn's. Wall-clock and core-seconds (what Azure bills)."
+        "then time a careful in-process scikit-learn loop (the baseline: read the window's "
+        "Parquet, one decision_function a pair, labels from its sign, one Parquet written), "
+        "the product's `score` on shards, on one flat file of readings and on per-pair "
+        "folders, the fleet kernel alone, and `train` against a plain in-process fit loop; "
+        "every label is checked against scikit-learn's, every trained model against the "
+        "pack. Wall-clock and core-seconds (what Azure bills)."
     )
     parser.add_argument("--sensors", type=int, default=1000, help="pairs S (default: 1000)")
     parser.add_argument(

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import URL, Engine, make_url
 
 from scoring import work_folder
+from scoring.data.extract_folder import pair_run_starts
 from scoring.data.files import output_file_problem
 from scoring.data.schema import (
     COUNT,
@@ -303,7 +304,7 @@ class ReadingsTransaction:
             table.c[TS] > pd.Timestamp(after).to_pydatetime(),
             table.c[TS] <= pd.Timestamp(until).to_pydatetime(),
         )
-        return _typed(self.conn.execute(query).all(), READING_COLUMNS)
+        return _columns(self.conn.execute(query).all(), READING_COLUMNS)
 
     def replace_windows(self, windows: pd.DataFrame) -> int:
         """Write window rows, replacing those with the same (Device, Sensor, TS); returns how
@@ -325,37 +326,68 @@ def replace_windows(engine: Engine, windows: pd.DataFrame) -> int:
         return transaction.replace_windows(windows)
 
 
-def iter_pair_readings(
-    engine: Engine, start: datetime, end: datetime, chunk_rows: int = 50_000
-) -> Iterator[tuple[str, str, pd.DataFrame]]:
-    """Yield ``(device, sensor, rows)`` for readings with TS in (start, end].
-
-    One ordered, streamed query; only one chunk plus one pair is held in memory.
-    A pair is normally yielded once; under a case-insensitive collation (SQL
-    Server's default) pairs differing only in case may interleave, so callers must
-    accept the same pair more than once.
-    """
+def _window_query(start: datetime, end: datetime) -> sa.Select:
+    """Readings with TS in (start, end], ordered by Device, Sensor, TS."""
     table = sensor_readings
-    stmt = (
+    return (
         sa.select(*(table.c[name] for name in SQL_COLUMNS))
         .where(table.c[TS] > start, table.c[TS] <= end)
         .order_by(table.c[DEVICE], table.c[SENSOR], table.c[TS])
     )
+
+
+def iter_window_chunks(
+    engine: Engine, start: datetime, end: datetime, chunk_rows: int = 200_000
+) -> Iterator[pd.DataFrame]:
+    """The readings with TS in (start, end] as frames of about ``chunk_rows`` rows, each
+    holding whole pairs, in (Device, Sensor, TS) order: the columnar read path.
+
+    One ordered query, fetched from the driver's own cursor (``fetchmany``), each chunk
+    turned into columns at once (:func:`_columns`): no SQLAlchemy row object or Python
+    datetime per row,
+    and no frame per pair (the row-by-row path cost about 2.5 ms a pair at 100,000 pairs).
+    The same code serves SQLite and Azure SQL (pyodbc); only the SQL text differs, compiled
+    for the engine's dialect. Under a case-insensitive collation (SQL Server's default) pairs
+    differing only in case may interleave: a run of such pairs is never split across chunks.
+    """
     with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
+        # SQLAlchemy binds the window (each dialect's own datetime form); the rows are then
+        # fetched from the driver's cursor (CursorResult.cursor) without SQLAlchemy's per-row
+        # processing. No stream_results: its buffered strategy prefetches rows itself.
+        cursor = conn.execute(_window_query(start, end)).cursor
         pending: pd.DataFrame | None = None
-        for rows in result.partitions():
-            chunk = _typed(rows)
+        while rows := cursor.fetchmany(chunk_rows):
+            chunk = _columns(rows)
             if pending is not None:
                 chunk = pd.concat([pending, chunk], ignore_index=True)
-            runs = _runs(chunk)
-            # The last pair may go on in the next chunk: hold it back.
-            *complete, (last_start, _) = runs
-            for first, stop in complete:
-                yield _pair(chunk, first, stop)
-            pending = chunk.iloc[last_start:].reset_index(drop=True)
-        if pending is not None and len(pending):
-            yield _pair(pending, 0, len(pending))
+            # The last run of a case-insensitive key may go on in the next chunk: hold it back.
+            cut = _last_run_start(chunk)
+            if cut:
+                yield chunk.iloc[:cut].reset_index(drop=True)
+            pending = chunk.iloc[cut:].reset_index(drop=True)
+    if pending is not None and len(pending):
+        yield pending
+
+
+def _last_run_start(frame: pd.DataFrame) -> int:
+    """Where the frame's last run of rows with one case-insensitive (Device, Sensor) begins."""
+    starts = pair_run_starts(frame)
+    return int(starts[-1]) if len(starts) else 0
+
+
+def iter_pair_readings(
+    engine: Engine, start: datetime, end: datetime, chunk_rows: int = 50_000
+) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """Yield ``(device, sensor, rows)`` for readings with TS in (start, end], from the
+    columnar chunks of :func:`iter_window_chunks` (only one chunk is held in memory).
+
+    A pair is normally yielded once; under a case-insensitive collation (SQL
+    Server's default) pairs differing only in case may interleave, so callers must
+    accept the same pair more than once.
+    """
+    for chunk in iter_window_chunks(engine, start, end, chunk_rows):
+        for first, stop in _runs(chunk):
+            yield _pair(chunk, first, stop)
 
 
 def _runs(frame: pd.DataFrame) -> list[tuple[int, int]]:
@@ -381,20 +413,22 @@ _DTYPES = {
 }
 
 
-def _typed(rows, columns: tuple[str, ...] = SQL_COLUMNS) -> pd.DataFrame:
-    """Database rows of ``columns`` -> a frame with the contract's dtypes (one conversion per
-    chunk)."""
+def _columns(rows: list, columns: tuple[str, ...] = SQL_COLUMNS) -> pd.DataFrame:
+    """Driver rows of ``columns`` -> a frame with the contract's dtypes, a column at a time.
+    TS arrives as text from SQLite (parsed at once, ISO 8601) and as datetimes from pyodbc."""
     values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
     frame = {}
     for name, column in zip(columns, values, strict=True):
         if name == TS:
-            series = pd.to_datetime(pd.Series(column, dtype=object)).astype("datetime64[us]")
+            raw = np.array(column, dtype=object)
+            text = len(raw) and isinstance(raw[0], str)
+            stamps = pd.to_datetime(raw, format="ISO8601") if text else pd.to_datetime(raw)
+            frame[name] = pd.Series(stamps, dtype="datetime64[us]")
         else:
             try:
-                series = pd.Series(column, dtype=_DTYPES[name])
+                frame[name] = pd.Series(np.array(column, dtype=object)).astype(_DTYPES[name])
             except (ValueError, TypeError):  # text in a number column (SQLite keeps any type)
-                series = _numbers_keeping_rows(name, column)
-        frame[name] = series
+                frame[name] = _numbers_keeping_rows(name, column)
     return pd.DataFrame(frame)
 
 

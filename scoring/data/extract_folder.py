@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,7 +49,14 @@ from scoring.data.schema import (
     encode_partition_value,
 )
 from scoring.errors import UsageError
-from scoring.partitioning import LAYOUT_KEYS, LAYOUTS, PAIR_LAYOUT, SHARD, SHARD_LAYOUT
+from scoring.partitioning import (
+    LAYOUT_KEYS,
+    LAYOUTS,
+    PAIR_LAYOUT,
+    SHARD,
+    SHARD_LAYOUT,
+    shard_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +186,7 @@ def write_partition(root: Path, device: str, sensor: str, rows: pd.DataFrame) ->
 
 
 def shard_folder(index: int) -> Path:
-    return Path(f"{SHARD}={index:05d}")
+    return Path(f"{SHARD}={shard_value(index)}")
 
 
 def write_shard(root: Path, index: int, frames: Sequence[pd.DataFrame]) -> Path:
@@ -319,35 +327,73 @@ def _write_pair_folders(build: Path, pairs) -> Written:
     return written
 
 
-def _write_shards(build: Path, pairs, shard_rows: int) -> Written:
-    """Whole pairs into shards of about ``shard_rows`` rows, in key order. A shard closes only
-    between pairs that differ case-insensitively: under SQL Server's case-insensitive collation
-    "dev-1" and "Dev-1" come back interleaved, and no pair may be split across shards."""
+def pair_run_starts(frame: pd.DataFrame) -> np.ndarray:
+    """Where each run of rows of one case-insensitive (Device, Sensor) begins (0 first), in a
+    frame in key order: pairs a case-insensitive collation (SQL Server's default) may
+    interleave form one run. Names are folded once per run of exact names, not per row."""
+    if not len(frame):
+        return np.zeros(0, dtype=np.int64)
+    devices = frame[DEVICE].to_numpy(dtype=object)
+    sensors = frame[SENSOR].to_numpy(dtype=object)
+    exact = np.flatnonzero((devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])) + 1
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), exact])
+    names = zip(devices[starts], sensors[starts], strict=True)
+    folded = np.array([f"{d.casefold()}\0{s.casefold()}" for d, s in names], dtype=object)
+    new_key = np.ones(len(starts), dtype=bool)
+    new_key[1:] = folded[1:] != folded[:-1]
+    return starts[new_key]
+
+
+def _folded_key(frame: pd.DataFrame, row: int) -> str:
+    return f"{frame[DEVICE].iat[row].casefold()}\0{frame[SENSOR].iat[row].casefold()}"
+
+
+def write_shards_of_chunks(root: Path, chunks, shard_rows: int) -> Written:
+    """The shard layout from frames of rows in (Device, Sensor) order: the database's
+    columnar chunks (:func:`scoring.data.db.iter_window_chunks`) or one frame per pair. Whole
+    pairs in shards of about ``shard_rows`` rows: a shard closes only between pairs that
+    differ case-insensitively (under SQL Server's case-insensitive collation "dev-1" and
+    "Dev-1" come back interleaved, and no pair may be split across shards), at the first such
+    boundary once it holds ``shard_rows`` rows. Boundaries are found a chunk at a time. The
+    index and the empty window's placeholder are written too."""
     written = Written()
-    frames: list[pd.DataFrame] = []
+    pieces: list[pd.DataFrame] = []
     rows = 0
-    last_key = None
 
     def flush() -> None:
-        nonlocal frames, rows
-        shard = pd.concat(frames, ignore_index=True).sort_values(
+        nonlocal pieces, rows
+        shard = pd.concat(pieces, ignore_index=True).sort_values(
             [DEVICE, SENSOR, TS], kind="mergesort", ignore_index=True
         )
         index = len(written.rows_by_folder)
-        write_shard(build, index, [shard])
+        write_shard(root, index, [shard])
         written.rows_by_folder[shard_folder(index).as_posix()] = len(shard)
-        frames, rows = [], 0
+        pieces, rows = [], 0
 
-    for device, sensor, frame in pairs:
-        key = (device.casefold(), sensor.casefold())
-        if frames and rows >= shard_rows and key != last_key:
-            flush()
-        frames.append(frame)
-        rows += len(frame)
-        written.rows += len(frame)
-        last_key = key
-    if frames:
+    last_key = None
+    for chunk in chunks:
+        if not len(chunk):
+            continue
+        starts = pair_run_starts(chunk).tolist()
+        first_key = _folded_key(chunk, 0)
+        if first_key == last_key:  # the previous chunk's last pair goes on here
+            starts = starts[1:]
+        last_key = _folded_key(chunk, len(chunk) - 1)
+        first = 0
+        for start in starts:
+            if rows + start - first >= shard_rows and (start > first or pieces):
+                if start > first:
+                    pieces.append(chunk.iloc[first:start])
+                flush()
+                first = start
+        pieces.append(chunk.iloc[first:])
+        rows += len(chunk) - first
+        written.rows += len(chunk)
+    if pieces:
         flush()
+    if not written.rows_by_folder:
+        write_empty_window(root, SHARD_LAYOUT)
+    write_index(root, written.rows_by_folder)
     return written
 
 
@@ -356,9 +402,8 @@ def write_partitions(root: Path, pairs, layout: str, shard_rows: int) -> Written
     ``root`` in ``layout``; an empty window still gets its marker partition (an MLTable that
     matches no file cannot be read). The index of rows per folder is written too."""
     if layout == SHARD_LAYOUT:
-        written = _write_shards(root, pairs, shard_rows)
-    else:
-        written = _write_pair_folders(root, pairs)
+        return write_shards_of_chunks(root, (frame for _, _, frame in pairs), shard_rows)
+    written = _write_pair_folders(root, pairs)
     if not written.rows_by_folder:
         write_empty_window(root, layout)
     write_index(root, written.rows_by_folder)

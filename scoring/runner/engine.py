@@ -97,7 +97,7 @@ def run_parallel(settings: RunSettings) -> RunSummary:
         for note in held.notes:
             log.warning(note)
         try:
-            plan = plan_input(settings.input_path, size)
+            plan = plan_input(settings.input_path, size, entry_script=settings.entry_script)
         except InvalidSettingsError as exc:  # e.g. a missing column: the run says so too
             _Run.refused(settings, held, str(exc)).finish(started_at, wall_start)
             raise

@@ -13,8 +13,12 @@ Three kinds of input:
   Each partition's row count comes from the extract's own index, so rows of a partition that
   cannot be read still count as failed items.
 * one CSV or Parquet file of readings: read once (:func:`scoring.data.files.read_table`,
-  :func:`scoring.data.schema.normalize_readings`), grouped by (Device, Sensor), one mini-batch
-  per pair, its keys given as an extract of the file would give them (folder values).
+  :func:`scoring.data.schema.normalize_readings`) and cut as an extract of the file would be.
+  For the product's entry script, the shard layout: sorted by (Device, Sensor) (a pair's rows
+  keep their order in the file), shards of whole pairs of about ``shard_rows`` rows, each with
+  ``partition_key_value`` ``{"Shard": ...}`` and the keys as plain columns, so the whole file
+  goes through the fleet kernel a shard at a time. For any other entry script, the pair
+  layout's contract: one mini-batch per pair, its keys given as folder values.
 * a folder of files without an ``MLTable`` (generic batch inference, ``uri_folder``): the
   files sorted by relative path, grouped ``--mini-batch-size`` files (or bytes) at a time;
   ``run`` receives the list of paths.
@@ -22,15 +26,18 @@ Three kinds of input:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scoring.data.files import TableFormatError, read_table
 from scoring.data.schema import PARTITION_KEYS, encode_partition_value, normalize_readings
+from scoring.partitioning import DEFAULT_SHARD_ROWS, DEVICE, SENSOR, SHARD, shard_value
 from scoring.runner.contract import InvalidSettingsError, MiniBatchSize
 
 KIND_PARTITION = "partition"  # the worker reads the partition's files
@@ -80,11 +87,22 @@ def input_kind(path: Path) -> str:
     return "files"
 
 
-def plan_input(path: Path, mini_batch_size: MiniBatchSize) -> InputPlan:
-    """Decide the input's kind and list its mini-batches (no partition data is read)."""
+def plan_input(
+    path: Path,
+    mini_batch_size: MiniBatchSize,
+    *,
+    entry_script: Path | None = None,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+) -> InputPlan:
+    """Decide the input's kind and list its mini-batches (no partition data is read).
+
+    ``entry_script``: the script that will score them; a readings file is cut into shards
+    of whole pairs for the product's own (:data:`scoring.steps.ENTRY_SCRIPT`), into one
+    mini-batch per pair for any other."""
     kind = input_kind(path)
     if kind == "table-file":
-        return _plan_table_file(path)
+        shards = entry_script is not None and _is_product_entry_script(entry_script)
+        return _plan_table_file(path, shard_rows if shards else None)
     if kind == "mltable":
         return _plan_partitions(path)
     return _plan_files(path, mini_batch_size)
@@ -188,7 +206,15 @@ def partition_row_count(task: MiniBatchTask) -> int | None:
 # --- tabular: one file ------------------------------------------------------------------
 
 
-def _plan_table_file(path: Path) -> InputPlan:
+def _is_product_entry_script(entry_script: Path) -> bool:
+    from scoring.steps import ENTRY_SCRIPT
+
+    return Path(entry_script).resolve() == ENTRY_SCRIPT
+
+
+def _plan_table_file(path: Path, shard_rows: int | None) -> InputPlan:
+    """A readings file's mini-batches: shards of whole pairs (``shard_rows``), or one per pair
+    (None)."""
     try:
         frame = normalize_readings(read_table(path), source=str(path))
     except (OSError, TableFormatError, ValueError) as exc:
@@ -198,14 +224,42 @@ def _plan_table_file(path: Path) -> InputPlan:
     if keyless.any():
         notes.append(f"{int(keyless.sum())} row(s) of {path} have no Device/Sensor: not scored")
         frame = frame[~keyless]
+    tasks = _pair_tasks(frame) if shard_rows is None else _shard_tasks(frame, shard_rows)
+    return InputPlan(
+        kind="table-file", tasks=tasks, unassigned_items=int(keyless.sum()), notes=notes
+    )
+
+
+def _shard_tasks(frame: pd.DataFrame, shard_rows: int) -> list[MiniBatchTask]:
+    """Whole pairs in key order, a shard closing at the first pair boundary once it holds
+    ``shard_rows`` rows (the extract's rule, :func:`scoring.data.extract_folder
+    .write_partitions`); a stable sort keeps each pair's rows in their order in the file."""
+    frame = frame.sort_values(list(PARTITION_KEYS), kind="mergesort", ignore_index=True)
+    devices = frame[DEVICE].to_numpy(dtype=object)
+    sensors = frame[SENSOR].to_numpy(dtype=object)
+    pair_starts = np.flatnonzero((devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1]))
+    bounds = [0]
+    for start in (pair_starts + 1).tolist():
+        if start - bounds[-1] >= shard_rows:
+            bounds.append(start)
+    bounds.append(len(frame))
+    tasks = []
+    for index, (first, stop) in enumerate(itertools.pairwise(bounds)):
+        if stop > first:
+            value = shard_value(index)
+            shard = frame.iloc[first:stop].assign(**{SHARD: value})
+            tasks.append(_frame_task(index, {SHARD: value}, shard))
+    return tasks
+
+
+def _pair_tasks(frame: pd.DataFrame) -> list[MiniBatchTask]:
+    """One mini-batch per pair, its keys as folder values (the pair layout's contract)."""
     tasks = []
     for index, (values, group) in enumerate(frame.groupby(list(PARTITION_KEYS), sort=True)):
         # The keys as an extract of this file would hand them over: folder values.
         keys = {k: encode_partition_value(v) for k, v in zip(PARTITION_KEYS, values, strict=True)}
         tasks.append(_frame_task(index, keys, group.assign(**keys)))
-    return InputPlan(
-        kind="table-file", tasks=tasks, unassigned_items=int(keyless.sum()), notes=notes
-    )
+    return tasks
 
 
 # --- files ------------------------------------------------------------------------------

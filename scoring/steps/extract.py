@@ -22,10 +22,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
+from scoring import partitioning
 from scoring.data.db import (
     DEFAULT_DB_URL,
     database,
     iter_pair_readings,
+    iter_window_chunks,
     time_range,
 )
 from scoring.data.extract_folder import (
@@ -36,6 +38,7 @@ from scoring.data.extract_folder import (
     looks_like_extract,
     partition_format,
     write_partitions,
+    write_shards_of_chunks,
 )
 from scoring.data.files import require_output_folder
 from scoring.errors import UsageError
@@ -47,7 +50,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LOOKBACK_MINUTES = 60
 #: rows a shard holds (whole pairs, so a little more): ~10 MB of Parquet, a few hundred
 #: milliseconds of a worker; an hourly run of 100,000 pairs (12 rows each) is 6 shards
-DEFAULT_SHARD_ROWS = 200_000
+DEFAULT_SHARD_ROWS = partitioning.DEFAULT_SHARD_ROWS
 
 
 def _swap_into(built: Path, target: Path) -> None:
@@ -104,9 +107,15 @@ def extract_window(
     start = end - pd.Timedelta(minutes=lookback_minutes)
     build = _new_build_folder(output)
     try:
-        pairs = iter_pair_readings(engine, start.to_pydatetime(), end.to_pydatetime())
-        pairs = progress(pairs, desc="extracting", unit="pair", logger=log)
-        written = write_partitions(build, pairs, layout, shard_rows)
+        window = (start.to_pydatetime(), end.to_pydatetime())
+        if layout == SHARD_LAYOUT:  # columnar: chunks of whole pairs, never a frame per pair
+            chunks = iter_window_chunks(engine, *window, chunk_rows=shard_rows)
+            chunks = progress(chunks, desc="extracting", unit="chunk", logger=log)
+            written = write_shards_of_chunks(build, chunks, shard_rows)
+        else:
+            pairs = iter_pair_readings(engine, *window)
+            pairs = progress(pairs, desc="extracting", unit="pair", logger=log)
+            written = write_partitions(build, pairs, layout, shard_rows)
         summary: dict[str, object] = {
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),

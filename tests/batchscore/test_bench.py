@@ -27,22 +27,26 @@ def test_tiny_fleet_every_mode_prints_figures_and_agrees_with_scikit_learn(tmp_p
     assert code == 0, printed
     results = json.loads(out.read_text())
     assert results["correctness"]["problems"] == []
-    for mode in ("score-shard", "score-pair", "process-per-pair"):
+    for mode in ("score-shard", "score-file", "score-pair", "process-per-pair"):
         assert results["correctness"][mode]["problems"] == [], mode
-    assert results["correctness"]["score-shard"]["rows"] == 8 * 12
+        assert results["correctness"][mode]["rows"] == (
+            8 * 12 if mode != "process-per-pair" else 12
+        )
     assert results["score-shard"]["mini_batches"] == 3, "shards of about 30 rows, whole pairs"
+    assert results["score-file"]["mini_batches"] == 1, "one file: shards of whole pairs"
     assert results["score-pair"]["mini_batches"] == 8, "one per pair"
-    for mode in ("sklearn-loop", "score-shard", "score-pair", "process-per-pair"):
+    modes = ("sklearn-loop", "score-shard", "score-file", "score-pair", "process-per-pair",
+             "fit-loop", "train")  # fmt: skip
+    for mode in modes:
         figures = results[mode]
         assert figures["seconds"] > 0 and figures["cpu_seconds"] > 0, mode
         assert figures["peak_rss_mib"] > 20, f"{mode}: a Python process uses more than 20 MiB"
         assert mode in printed
-    assert results["sklearn-loop"]["one_call_seconds"] > 0
+    assert results["sklearn-loop"]["two_call_seconds"] > 0
     kernel = results["fleet-kernel"]
     assert kernel["rows"] == 8 * 12 and kernel["pairs"] == 8 and kernel["rows_per_second"] > 0
-    assert {"score-shard_vs_loop_wall", "score-shard_vs_loop_core_seconds"} <= set(
-        results["ratios"]
-    )
+    assert {"score-shard_vs_loop_wall", "score-file_vs_loop_wall", "train_vs_fit_loop_wall",
+            "score-shard_vs_loop_core_seconds"} <= set(results["ratios"])  # fmt: skip
     assert "correctness: labels identical" in printed and "fleet kernel, 1 core" in printed
 
 
@@ -146,7 +150,7 @@ def test_a_child_peak_is_its_own_not_the_forking_parents():
     """ru_maxrss survives fork + exec; the child's figure must not include the parent's size."""
     ballast = bytearray(400 * 2**20)
     ballast[::4096] = b"x" * len(ballast[::4096])
-    code = "from batchscore import bench; print(bench._maxrss_bytes())"
+    code = "from batchscore import bench; print(bench.maxrss_bytes())"
     measured = bench.run_measured([sys.executable, "-c", code])
     own = int(measured.stdout.strip().splitlines()[-1])
     assert 10 * 2**20 < own < 300 * 2**20, own

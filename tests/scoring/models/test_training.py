@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -354,3 +355,43 @@ def test_a_model_saved_without_a_baseline_has_drift_unknown(tmp_path: Path) -> N
                training_rows=50, params={})  # fmt: skip
     write_pack(store)
     assert store_baselines(tmp_path) == {("old", "s"): None}
+
+
+def test_a_trained_model_is_the_one_a_plain_fit_gives(tmp_path: Path) -> None:
+    """Training skips scikit-learn's per-fit input checks (done once for all pairs): the fitted
+    numbers must be exactly those of the same fit made with the checks on."""
+    frame = readings(SMALL, seed=4)
+    store = ModelStore(tmp_path)
+    train.train_models(frame, store)
+    for device, sensor in SMALL:
+        X = frame.query("Device == @device and Sensor == @sensor")[["Value"]].to_numpy()
+        plain, _ = train.fit_model(X, train.TrainParams())
+        trained = store.load(device, sensor).pipeline
+        for name in ("mean_", "scale_"):
+            np.testing.assert_array_equal(getattr(trained[0], name), getattr(plain[0], name))
+        for name in ("support_vectors_", "dual_coef_", "intercept_", "offset_"):
+            np.testing.assert_array_equal(getattr(trained[1], name), getattr(plain[1], name))
+
+
+def test_bulk_training_flushes_once_before_the_manifest_not_once_per_file(tmp_path, monkeypatch):
+    """An fsync per model file cost more than the fit; the files must still be on disk before
+    the manifest that names them (one flush of everything, then the manifest)."""
+    from scoring.models import store as store_module
+
+    events: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(store_module.os, "fsync", lambda fd: events.append("fsync"))
+    monkeypatch.setattr(store_module.os, "sync", lambda: events.append("sync"))
+
+    def replace(src, dst):
+        events.append(f"replace {Path(dst).name}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("scoring.data.files.os.replace", replace)
+    report = train.train_models(readings(SMALL), ModelStore(tmp_path))
+    assert len(report.trained) == len(SMALL)
+    manifest = events.index("replace manifest.json")
+    model_files = [i for i, e in enumerate(events) if e.endswith(".skops")]
+    assert len(model_files) == len(SMALL)
+    assert events.count("sync") == 1 and max(model_files) < events.index("sync") < manifest
+    assert events.count("fsync") == 1, events  # the manifest's own
