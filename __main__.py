@@ -217,23 +217,24 @@ stream_start = StreamJobStart(
     ),
 )
 
+pipeline_args = ScoringPipelineArgs(
+    subscription_id=client.subscription_id,
+    resource_group_name=group.name,
+    workspace_name=ml.workspace_name,
+    compute_name=ml.cluster_name,
+    identity_client_id=ml.cluster_identity_client_id,
+    image=image.image_ref,
+    sql_server=database.server_fqdn,
+    sql_database=database.database_name,
+    models_datastore=ml.datastore_names["models"],
+    predictions_datastore=ml.datastore_names["predictions"],
+    storage_account_name=storage.account_name,
+    settings=pipeline_settings,
+    telemetry_connection_string=ml.app_insights_connection_string,
+)
 scoring = ScoringPipeline(
     "scoring",
-    ScoringPipelineArgs(
-        subscription_id=client.subscription_id,
-        resource_group_name=group.name,
-        workspace_name=ml.workspace_name,
-        compute_name=ml.cluster_name,
-        identity_client_id=ml.cluster_identity_client_id,
-        image=image.image_ref,
-        sql_server=database.server_fqdn,
-        sql_database=database.database_name,
-        models_datastore=ml.datastore_names["models"],
-        predictions_datastore=ml.datastore_names["predictions"],
-        storage_account_name=storage.account_name,
-        settings=pipeline_settings,
-        telemetry_connection_string=ml.app_insights_connection_string,
-    ),
+    pipeline_args,
     # Registering the components uploads their code to the storage account as the deployer.
     pulumi.ResourceOptions(depends_on=[ml, bootstrap, storage.deployer_data_access]),
 )
@@ -241,22 +242,7 @@ scoring = ScoringPipeline(
 # Retraining on the same cluster: candidates gated per pair, the store's next generation.
 training = TrainingPipeline(
     "training",
-    TrainingPipelineArgs(
-        subscription_id=client.subscription_id,
-        resource_group_name=group.name,
-        workspace_name=ml.workspace_name,
-        compute_name=ml.cluster_name,
-        identity_client_id=ml.cluster_identity_client_id,
-        image=image.image_ref,
-        sql_server=database.server_fqdn,
-        sql_database=database.database_name,
-        models_datastore=ml.datastore_names["models"],
-        predictions_datastore=ml.datastore_names["predictions"],
-        storage_account_name=storage.account_name,
-        settings=pipeline_settings,
-        training=training_settings,
-        telemetry_connection_string=ml.app_insights_connection_string,
-    ),
+    TrainingPipelineArgs.beside(pipeline_args, training_settings),
     pulumi.ResourceOptions(depends_on=[ml, bootstrap, storage.deployer_data_access]),
 )
 

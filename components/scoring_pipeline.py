@@ -56,6 +56,30 @@ class ScoringPipelineArgs:
     telemetry_connection_string: pulumi.Input[str] = ""
 
 
+def pipeline_inputs(name: str, args: ScoringPipelineArgs) -> dict[str, Any]:
+    """The dynamic resource's inputs of a pipeline component named ``name``: where it runs,
+    its settings and the content hash of the code it ships (the scoring and the training
+    pipeline take the same, the training one adds its own settings)."""
+    return {
+        "subscriptionId": args.subscription_id,
+        "resourceGroupName": args.resource_group_name,
+        "workspaceName": args.workspace_name,
+        "scheduleName": args.schedule_name,
+        "scheduleNamePrefix": f"{name}-{pulumi.get_stack()}",
+        "image": args.image,
+        "settings": args.settings.to_mapping(),
+        "codeHash": hash_folder(SCORING_DIR),
+        "modelsDatastore": args.models_datastore,
+        "predictionsDatastore": args.predictions_datastore,
+        "sqlServer": args.sql_server,
+        "sqlDatabase": args.sql_database,
+        "computeName": args.compute_name,
+        "identityClientId": args.identity_client_id,
+        "storageAccountName": args.storage_account_name,
+        "telemetryConnectionString": args.telemetry_connection_string,
+    }
+
+
 class ScoringPipeline(pulumi.ComponentResource):
     """The registered scoring components and their schedule in one Azure ML workspace.
 
@@ -66,24 +90,7 @@ class ScoringPipeline(pulumi.ComponentResource):
         self, name: str, args: ScoringPipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("batchscore:index:ScoringPipeline", name, None, opts)
-        props: dict[str, Any] = {
-            "subscriptionId": args.subscription_id,
-            "resourceGroupName": args.resource_group_name,
-            "workspaceName": args.workspace_name,
-            "scheduleName": args.schedule_name,
-            "scheduleNamePrefix": f"{name}-{pulumi.get_stack()}",
-            "image": args.image,
-            "settings": args.settings.to_mapping(),
-            "codeHash": hash_folder(SCORING_DIR),
-            "modelsDatastore": args.models_datastore,
-            "predictionsDatastore": args.predictions_datastore,
-            "sqlServer": args.sql_server,
-            "sqlDatabase": args.sql_database,
-            "computeName": args.compute_name,
-            "identityClientId": args.identity_client_id,
-            "storageAccountName": args.storage_account_name,
-            "telemetryConnectionString": args.telemetry_connection_string,
-        }
+        props = pipeline_inputs(name, args)
         self.pipeline = ScoringPipelineResource(
             f"{name}-schedule", props, pulumi.ResourceOptions(parent=self)
         )

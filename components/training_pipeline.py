@@ -9,44 +9,36 @@ Beside the scoring pipeline on the same cluster: extract (the training window) -
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
 
 import pulumi
 
-from components.config.pipeline import PipelineSettings
 from components.config.training import TrainingSettings
-from components.providers.scoring_pipeline import SCORING_DIR
 from components.providers.training_pipeline import (
     TrainingPipelineProvider,
     TrainingPipelineResource,
 )
-from components.shared.hashing import hash_folder
+from components.scoring_pipeline import ScoringPipelineArgs, pipeline_inputs
 
 __all__ = ["TrainingPipeline", "TrainingPipelineArgs", "TrainingPipelineProvider"]
 
 
 @dataclass
-class TrainingPipelineArgs:
-    """What the training pipeline needs from the other components (as the scoring pipeline's
-    :class:`~components.scoring_pipeline.ScoringPipelineArgs`), and the ``train*`` settings.
-    ``settings`` gives the parallel knobs and the schedule's time zone."""
+class TrainingPipelineArgs(ScoringPipelineArgs):
+    """What the training pipeline needs: the scoring pipeline's arguments (the same workspace,
+    cluster, image, database and datastores; ``settings`` gives the parallel knobs and the
+    schedule's time zone) and the ``train*`` settings."""
 
-    subscription_id: pulumi.Input[str]
-    resource_group_name: pulumi.Input[str]
-    workspace_name: pulumi.Input[str]
-    compute_name: pulumi.Input[str]
-    identity_client_id: pulumi.Input[str]
-    image: pulumi.Input[str]
-    sql_server: pulumi.Input[str]
-    sql_database: pulumi.Input[str]
-    settings: PipelineSettings
-    training: TrainingSettings
-    models_datastore: pulumi.Input[str] = "models"
-    predictions_datastore: pulumi.Input[str] = "predictions"
-    storage_account_name: pulumi.Input[str] | None = None
-    schedule_name: str | None = None
-    telemetry_connection_string: pulumi.Input[str] = ""
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+
+    @classmethod
+    def beside(
+        cls, scoring: ScoringPipelineArgs, training: TrainingSettings
+    ) -> TrainingPipelineArgs:
+        """Where the scoring pipeline runs, with the training settings (the same workspace,
+        cluster, image, database and datastores; the schedule named on its own)."""
+        shared = {f.name: getattr(scoring, f.name) for f in fields(ScoringPipelineArgs)}
+        return cls(**{**shared, "schedule_name": None}, training=training)
 
 
 class TrainingPipeline(pulumi.ComponentResource):
@@ -59,25 +51,7 @@ class TrainingPipeline(pulumi.ComponentResource):
         self, name: str, args: TrainingPipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("batchscore:index:TrainingPipeline", name, None, opts)
-        props: dict[str, Any] = {
-            "subscriptionId": args.subscription_id,
-            "resourceGroupName": args.resource_group_name,
-            "workspaceName": args.workspace_name,
-            "scheduleName": args.schedule_name,
-            "scheduleNamePrefix": f"{name}-{pulumi.get_stack()}",
-            "image": args.image,
-            "settings": args.settings.to_mapping(),
-            "training": args.training.to_mapping(),
-            "codeHash": hash_folder(SCORING_DIR),
-            "modelsDatastore": args.models_datastore,
-            "predictionsDatastore": args.predictions_datastore,
-            "sqlServer": args.sql_server,
-            "sqlDatabase": args.sql_database,
-            "computeName": args.compute_name,
-            "identityClientId": args.identity_client_id,
-            "storageAccountName": args.storage_account_name,
-            "telemetryConnectionString": args.telemetry_connection_string,
-        }
+        props = {**pipeline_inputs(name, args), "training": args.training.to_mapping()}
         self.pipeline = TrainingPipelineResource(
             f"{name}-schedule", props, pulumi.ResourceOptions(parent=self)
         )
