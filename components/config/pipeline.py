@@ -16,14 +16,13 @@ reported at once. This module imports neither Pulumi nor azure-ai-ml.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from components.config.errors import ConfigError
-from components.config.files import StackFileError, coerce, find_project_dir
-from components.config.files import read_stack_config as read_stack_files
+from components.config.files import find_project_dir
+from components.config.keyed import KeyedSettings
 from scoring.log_config import LOG_LEVELS
 from scoring.partitioning import LAYOUTS as PARTITIONINGS
 
@@ -42,8 +41,10 @@ _DATASTORE_NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 
 
 @dataclass(frozen=True)
-class PipelineSettings:
+class PipelineSettings(KeyedSettings):
     """The scoring pipeline's knobs. ``metadata["key"]`` is the Pulumi.yaml config key."""
+
+    WHAT: ClassVar[str] = "scoring pipeline settings"
 
     schedule_cron: str = field(default="0 * * * *", metadata={"key": "scheduleCron"})
     schedule_time_zone: str = field(default="UTC", metadata={"key": "scheduleTimeZone"})
@@ -66,57 +67,7 @@ class PipelineSettings:
     def __post_init__(self) -> None:
         problems = _check_settings(self)
         if problems:
-            raise ConfigError.listing("scoring pipeline settings", problems)
-
-    # --- construction -------------------------------------------------------------------
-
-    @classmethod
-    def config_keys(cls) -> dict[str, str]:
-        """Pulumi.yaml config key -> field name."""
-        return {f.metadata["key"]: f.name for f in fields(cls)}
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> PipelineSettings:
-        """Settings from ``{configKey: value}``; missing keys take the defaults.
-
-        Keys may carry the project namespace (``batchscore:scheduleCron``); keys that are not
-        pipeline settings are ignored (the stack's infrastructure keys live beside them).
-        Values are coerced the way Pulumi config arrives: ``"30"`` and ``30.0`` are 30,
-        ``"true"`` is True.
-        """
-        by_key = cls.config_keys()
-        kinds = {f.name: f.type for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        problems: list[str] = []
-        for raw_key, value in values.items():
-            key = raw_key.split(":", 1)[1] if raw_key.startswith(f"{PROJECT}:") else raw_key
-            name = by_key.get(key)
-            if name is None or value is None:
-                continue
-            try:
-                kwargs[name] = _coerce(value, kinds[name])
-            except ValueError as exc:
-                problems.append(f"{key}: {exc}")
-        if problems:
-            raise ConfigError.listing("scoring pipeline settings", problems)
-        return cls(**kwargs)
-
-    @classmethod
-    def from_stack(cls, stack: str | None, project_dir: str | Path) -> PipelineSettings:
-        """``Pulumi.yaml`` defaults overridden by ``Pulumi.<stack>.yaml`` (if ``stack``)."""
-        values = read_stack_config(stack, project_dir)
-        return cls.from_mapping(values)
-
-    @classmethod
-    def from_pulumi(cls, config: Any = None) -> PipelineSettings:
-        """The pipeline keys of the running program's config (``pulumi.Config()`` unless
-        given): Pulumi applies the Pulumi.yaml defaults; keys it does not know fall back to
-        the same defaults here."""
-        import pulumi
-
-        config = config or pulumi.Config()
-        values = {key: config.get(key) for key in cls.config_keys()}
-        return cls.from_mapping({k: v for k, v in values.items() if v is not None})
+            raise ConfigError.listing(self.WHAT, problems)
 
     def parallel_job_knobs(self) -> dict[str, Any]:
         """The v2 parallel job's knobs (``parallel_run_function`` keywords), from this config:
@@ -145,11 +96,6 @@ class PipelineSettings:
             "append_rows": self.append_rows,
             "log_level": job["logging_level"],
         }
-
-    def to_mapping(self) -> dict[str, Any]:
-        """``{configKey: value}``: the form stored as the dynamic resource's input."""
-        by_name = {f.name: f.metadata["key"] for f in fields(self)}
-        return {by_name[name]: value for name, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -248,21 +194,6 @@ def stack_settings(stack: str | None, project_dir: Path | None = None) -> Pipeli
     """:meth:`PipelineSettings.from_stack` for a command line: Pulumi.yaml found as
     :func:`find_project_dir` does unless given."""
     return PipelineSettings.from_stack(stack, project_dir or find_project_dir())
-
-
-def read_stack_config(stack: str | None, project_dir: str | Path) -> dict[str, Any]:
-    """``{key: typed value}``: Pulumi.yaml defaults, then ``Pulumi.<stack>.yaml`` overrides,
-    read by the project's one stack-file reader (:mod:`components.config.files`)."""
-    root = Path(project_dir)
-    if stack and not (root / f"Pulumi.{stack}.yaml").is_file():
-        raise StackFileError(f"stack {stack!r}: no stack file Pulumi.{stack}.yaml in {root}")
-    return read_stack_files(stack, root)
-
-
-def _coerce(value: Any, kind: Any) -> Any:
-    """``value`` as the field's Python type, by the stack files' one coercion."""
-    name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-    return coerce(value, {"bool": "boolean", "int": "integer"}.get(name, "string"))
 
 
 def _azure_ml_time_zones() -> frozenset[str]:

@@ -11,22 +11,21 @@ Every problem names its key and what is allowed, all reported at once in one
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from components.config.errors import ConfigError
-from components.config.files import coerce
-from components.config.files import read_stack_config as read_stack_files
+from components.config.keyed import KeyedSettings
 
 PROJECT = "batchscore"
 RETRAIN_CHOICES = ("all", "needed")  # scoring.steps.train.RETRAIN_CHOICES (the step's flag)
 
 
 @dataclass(frozen=True)
-class TrainingSettings:
+class TrainingSettings(KeyedSettings):
     """The training pipeline's knobs. ``metadata["key"]`` is the Pulumi.yaml config key."""
+
+    WHAT: ClassVar[str] = "training pipeline settings"
 
     cron: str = field(default="0 2 * * *", metadata={"key": "trainCron"})
     enabled: bool = field(default=True, metadata={"key": "trainScheduleEnabled"})
@@ -44,57 +43,11 @@ class TrainingSettings:
     def __post_init__(self) -> None:
         problems = _check(self)
         if problems:
-            raise ConfigError.listing("training pipeline settings", problems)
+            raise ConfigError.listing(self.WHAT, problems)
 
     @property
     def lookback_minutes(self) -> int:
         return self.lookback_days * 1440
-
-    @classmethod
-    def config_keys(cls) -> dict[str, str]:
-        """Pulumi.yaml config key -> field name."""
-        return {f.metadata["key"]: f.name for f in fields(cls)}
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> TrainingSettings:
-        """From ``{configKey: value}`` (typed, or the engine's strings); other keys ignored."""
-        by_key = cls.config_keys()
-        kinds = {f.name: _KINDS[type(f.default)] for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        problems = []
-        for raw_key, value in values.items():
-            key = raw_key.split(":", 1)[1] if raw_key.startswith(f"{PROJECT}:") else raw_key
-            name = by_key.get(key)
-            if name is None or value is None:
-                continue
-            try:
-                kwargs[name] = coerce(value, kinds[name])
-            except ValueError as exc:
-                problems.append(f"{key}: {exc}")
-        if problems:
-            raise ConfigError.listing("training pipeline settings", problems)
-        return cls(**kwargs)
-
-    @classmethod
-    def from_stack(cls, stack: str | None, project_dir: str | Path) -> TrainingSettings:
-        """``Pulumi.yaml`` defaults overridden by ``Pulumi.<stack>.yaml`` (if ``stack``)."""
-        return cls.from_mapping(read_stack_files(stack, project_dir))
-
-    @classmethod
-    def from_pulumi(cls, config: Any = None) -> TrainingSettings:
-        import pulumi
-
-        config = config or pulumi.Config()
-        values = {key: config.get(key) for key in cls.config_keys()}
-        return cls.from_mapping({k: v for k, v in values.items() if v is not None})
-
-    def to_mapping(self) -> dict[str, Any]:
-        """``{configKey: value}``: the form stored as the dynamic resource's input."""
-        by_name = {f.name: f.metadata["key"] for f in fields(self)}
-        return {by_name[name]: value for name, value in asdict(self).items()}
-
-
-_KINDS = {bool: "boolean", int: "integer", str: "string"}
 
 
 def _check(s: TrainingSettings) -> list[str]:

@@ -8,11 +8,8 @@ import pytest
 import yaml
 
 from components.config.errors import ConfigError
-from components.config.pipeline import (
-    PipelineSettings,
-    PipelineTarget,
-    read_stack_config,
-)
+from components.config.keyed import read_stack_config
+from components.config.pipeline import PipelineSettings, PipelineTarget
 
 # azure-ai-ml's own schemas raise marshmallow deprecation warnings on import; not ours.
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
