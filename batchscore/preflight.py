@@ -25,8 +25,9 @@ Each check reads Azure Resource Manager as the identity that will run `pulumi up
   the SQL admin and receives the storage data role; a stack already deployed by another
   identity (its SQL server's admin, found in the resource group tagged with the stack's
   project and environment) would flip both to whoever runs `pulumi up` now.
-* **this machine** (:mod:`batchscore.preflight_local`): Docker with buildx for the scoring
-  image, and, outside CI, an address in ``sqlFirewallIpRanges`` for the SQL bootstrap.
+* **this machine** (:mod:`batchscore.preflight_local`, run beside these by the command):
+  Docker with buildx for the scoring image, and, outside CI, an address in
+  ``sqlFirewallIpRanges`` for the SQL bootstrap.
 
 With ``networkIsolation`` (docs/networking.md) three more:
 
@@ -788,10 +789,6 @@ def run_checks(
     checks.append(check_sql_admin(target, deployer))
     if target.config.network_isolation:
         checks.append(check_line_of_sight(target, **(probes or {})))
-
-    from batchscore import preflight_local  # its checks build this module's Check
-
-    checks += preflight_local.run_local_checks(target)
     return checks
 
 

@@ -35,11 +35,12 @@ re-exported here.
 from __future__ import annotations
 
 from batchscore.bench.checks import check_outputs, compare_predictions, sklearn_reference
+from batchscore.bench.context import BenchContext
 from batchscore.bench.fleet import FleetSpec, fleet_frames, pair_values, write_extract
 from batchscore.bench.modes import DEFAULT_MODES, MODES
 from batchscore.bench.processes import Measured, PeakRss, maxrss_bytes, run_child, run_measured
 from batchscore.bench.report import format_report, ratios
-from batchscore.bench.run import BenchContext, bench
+from batchscore.bench.run import bench
 
 __all__ = [
     "DEFAULT_MODES",

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from batchscore.bench.context import BenchContext
 from batchscore.bench.modes import LOOP, PROCESS, SCORE_MODES, SCORE_TOLERANCE
-
-if TYPE_CHECKING:
-    from batchscore.bench.run import BenchContext
 
 
 def compare_predictions(

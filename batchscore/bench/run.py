@@ -8,7 +8,6 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 from batchscore.bench.checks import check_outputs
-from batchscore.bench.fleet import FleetSpec, fleet_frames, write_extract
+from batchscore.bench.context import BenchContext
+from batchscore.bench.fleet import fleet_frames, write_extract
 from batchscore.bench.modes import (
     FILE,
     FIT_LOOP,
     KERNEL,
-    LAYOUT_OF,
     LOOP,
     PAIR,
     PREDICTIONS_FILE,
@@ -32,37 +31,6 @@ from batchscore.bench.modes import (
 from batchscore.bench.processes import run_child
 from batchscore.bench.report import ratios
 from batchscore.bench.strategies import mode_process_per_pair, mode_score, mode_train
-
-
-@dataclass
-class BenchContext:
-    spec: FleetSpec
-    workers: int
-    modes: tuple[str, ...]
-    work: Path
-    repeat: int = 1
-    sample: int = 20
-    shard_rows: int = 200_000
-    results: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def store_dir(self) -> Path:
-        return self.work / "models"
-
-    def extract_dir(self, layout: str) -> Path:
-        return self.work / f"extract-{layout}"
-
-    @property
-    def window_file(self) -> Path:
-        """The scoring window as one Parquet file, in time order as a stream writes it."""
-        return self.work / "window.parquet"
-
-    @property
-    def training_file(self) -> Path:
-        return self.work / "training.parquet"
-
-    def input_of(self, mode: str) -> Path:
-        return self.window_file if mode == FILE else self.extract_dir(LAYOUT_OF[mode])
 
 
 def bench(ctx: BenchContext) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from batchscore import preflight
+    from batchscore import preflight, preflight_local
     from components.config import StackConfig
     from components.config.files import find_project_dir, read_stack_config, stack_names
     from components.providers.arm_rest import ARM_SCOPE
@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         close = getattr(credential, "close", None)
         if callable(close):
             close()
+    checks += preflight_local.run_local_checks(target)  # this machine: Docker, SQL firewall
     print(preflight.report(checks, target, deployer))
     return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
 

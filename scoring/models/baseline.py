@@ -347,35 +347,3 @@ def pack_column(rows: Sequence[Mapping[str, Any]]) -> Any:
     np.cumsum([part.size for part in parts], out=offsets[1:])
     flat = np.concatenate(parts) if parts else np.empty(0)
     return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(flat))
-
-
-def store_baselines(models: Any) -> dict[tuple[str, str], Baseline | None]:
-    """Every pair's baseline in a model store folder: from its pack when the pack is current
-    and has them (memory-mapped, no manifest parse), else from ``manifest.json``."""
-    from scoring.models.pack import PackedStore
-    from scoring.models.store import ModelStore
-
-    store = ModelStore(models)
-    pack = PackedStore.for_store(store)
-    if pack is not None:
-        found = pack_baselines(pack)
-        if found is not None:
-            return found
-    return {key: Baseline.from_dict(store.entry(*key).get(ENTRY_KEY)) for key in store.keys()}
-
-
-def pack_baselines(pack: Any) -> dict[tuple[str, str], Baseline | None] | None:
-    """The baselines of a :class:`scoring.models.pack.PackedStore`; None for a pack written
-    before baselines were kept (no ``baseline`` column)."""
-    table = pack._table  # noqa: SLF001 - the pack's own memory-mapped table
-    if PACK_COLUMN not in table.column_names:
-        return None
-    column = table.column(PACK_COLUMN).combine_chunks()
-    offsets = column.offsets.to_numpy()
-    flat = column.values.to_numpy()
-    devices = table.column("device").to_pylist()
-    sensors = table.column("sensor").to_pylist()
-    return {
-        (d, s): unpacked(flat[offsets[i] : offsets[i + 1]])
-        for i, (d, s) in enumerate(zip(devices, sensors, strict=True))
-    }

@@ -623,3 +623,36 @@ def _no_exact_model(device: str, sensor: str, path: Path):
         )
 
     return missing
+
+
+# --- the baselines a pack carries (scoring.models.baseline) ----------------------------------
+def store_baselines(models: Any) -> dict[tuple[str, str], baseline.Baseline | None]:
+    """Every pair's baseline in a model store folder: from its pack when the pack is current
+    and has them (memory-mapped, no manifest parse), else from ``manifest.json``."""
+    store = ModelStore(models)
+    pack = PackedStore.for_store(store)
+    if pack is not None:
+        found = pack_baselines(pack)
+        if found is not None:
+            return found
+    return {
+        key: baseline.Baseline.from_dict(store.entry(*key).get(baseline.ENTRY_KEY))
+        for key in store.keys()
+    }
+
+
+def pack_baselines(pack: PackedStore) -> dict[tuple[str, str], baseline.Baseline | None] | None:
+    """The baselines of a :class:`scoring.models.pack.PackedStore`; None for a pack written
+    before baselines were kept (no ``baseline`` column)."""
+    table = pack._table  # noqa: SLF001 - the pack's own memory-mapped table, read here
+    if baseline.PACK_COLUMN not in table.column_names:
+        return None
+    column = table.column(baseline.PACK_COLUMN).combine_chunks()
+    offsets = column.offsets.to_numpy()
+    flat = column.values.to_numpy()
+    devices = table.column("device").to_pylist()
+    sensors = table.column("sensor").to_pylist()
+    return {
+        (d, s): baseline.unpacked(flat[offsets[i] : offsets[i + 1]])
+        for i, (d, s) in enumerate(zip(devices, sensors, strict=True))
+    }

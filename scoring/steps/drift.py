@@ -26,6 +26,7 @@ from scoring.data.files import atomic_path
 from scoring.data.schema import DEVICE, SENSOR, TS, VALUE
 from scoring.errors import UsageError
 from scoring.models import baseline
+from scoring.models.pack import store_baselines
 
 log = logging.getLogger("scoring.steps.publish")
 
@@ -65,7 +66,7 @@ def run_drift(table: pa.Table, models: Path | None, target: Path) -> DriftOutcom
     if models is None:
         return DriftOutcome()
     try:
-        baselines = baseline.store_baselines(models)
+        baselines = store_baselines(models)
     except (UsageError, OSError) as exc:
         log.warning("drift not computed: %s", exc)
         return DriftOutcome(drift_failure=f"model store {models}: {exc}")

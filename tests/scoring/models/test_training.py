@@ -15,8 +15,8 @@ from sklearn.svm import OneClassSVM
 
 from batchscore.cli import main
 from scoring.models import training as train
-from scoring.models.baseline import Baseline, baseline_of, store_baselines
-from scoring.models.pack import PACK_NAME, verify_pack, write_pack
+from scoring.models.baseline import Baseline, baseline_of
+from scoring.models.pack import PACK_NAME, store_baselines, verify_pack, write_pack
 from scoring.models.store import ModelStore
 from tests.fixtures.models import fitted_pipeline
 
