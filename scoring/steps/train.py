@@ -56,7 +56,7 @@ def _ensure_scoring_package() -> None:
         raise
 
 
-if not __package__:
+if __package__ != "scoring.steps":  # a top-level file, or `steps.train` under the driver
     _ensure_scoring_package()
 
 import numpy as np  # noqa: E402

@@ -143,3 +143,37 @@ def test_the_holdout_is_the_most_recent_rows_and_never_all(share, held):
     assert len(recent) == held and len(older) + len(recent) == 200
     if held:
         assert older["TS"].max() < recent["TS"].min()
+
+
+def test_the_train_entry_script_finds_its_package_as_the_driver_imports_it(tmp_path):
+    """Azure ML's parallel driver imports ``steps/train.py`` as ``steps.train`` (``__package__``
+    "steps") with the snapshot folder alone on ``sys.path``: ``scoring`` must come from it."""
+    import shutil
+    import subprocess
+    import textwrap
+    from pathlib import Path
+
+    snapshot = tmp_path / "snapshot"  # not named "scoring", like Azure ML's code folder
+    scoring_dir = Path(__file__).resolve().parents[3] / "scoring"
+    shutil.copytree(scoring_dir, snapshot, ignore=shutil.ignore_patterns("__pycache__"))
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        textwrap.dedent(
+            """
+            import importlib, importlib.util, sys
+            sys.meta_path = [f for f in sys.meta_path if "__editable__" not in repr(f)]
+            assert importlib.util.find_spec("scoring") is None
+            sys.path.insert(0, sys.argv[1])
+            entry = importlib.import_module("steps.train")
+            assert entry.__package__ == "steps" and callable(entry.run)
+            print(sys.modules["scoring"].__file__)
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", str(driver), str(snapshot)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip().splitlines()[-1]).parent == snapshot
