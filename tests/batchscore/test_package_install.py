@@ -10,47 +10,20 @@ minute), so marked ``slow``, but it runs in CI.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGED = ("pyproject.toml", "scoring", "components", "batchscore")
-
-
-def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, **kwargs)
-
-
-def _ok(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    done = _run(argv, **kwargs)
-    assert done.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{done.stdout}\n{done.stderr}"
-    return done
+from tests.fixtures.install import copy_packaged, env_of, fresh_venv, ok, run
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """The bin/ folder of a fresh virtualenv with the package installed (not editable)."""
-    source = tmp_path_factory.mktemp("source")
-    for name in PACKAGED:
-        origin = ROOT / name
-        if origin.is_dir():
-            shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(origin, source / name)
+    source = copy_packaged(tmp_path_factory.mktemp("source"))
     venv = tmp_path_factory.mktemp("package-venv") / "venv"
-    started = time.monotonic()
-    _ok([sys.executable, "-m", "venv", str(venv)], timeout=300)
-    python = venv / "bin" / "python"
-    _ok([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], timeout=600)
-    _ok([str(python), "-m", "pip", "install", "--quiet", str(source)], timeout=1200)
-    print(f"\nfresh install of the package: {time.monotonic() - started:.0f} s")
-    return venv / "bin"
+    return fresh_venv(venv, [str(source)], "the package", timeout=1200)
 
 
 @pytest.fixture
@@ -61,16 +34,11 @@ def elsewhere(tmp_path) -> Path:
     return folder
 
 
-def _env(bin_dir: Path, home: Path) -> dict[str, str]:
-    """Only the fresh virtualenv and the system's own tools on PATH."""
-    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "SCORING_PROGRESS": "off", "HOME": str(home)}
-
-
 @pytest.mark.slow
 def test_the_console_command_simulates_from_an_unrelated_folder(installed, elsewhere):
-    done = _ok(
+    done = ok(
         ["batchscore", "simulate", "--devices", "2", "--sensors", "3", "--hours", "1"],
-        cwd=elsewhere, env=_env(installed, elsewhere.parent), timeout=300,
+        cwd=elsewhere, env=env_of(installed, elsewhere.parent), timeout=300,
     )  # fmt: skip
     readings = pd.read_parquet(elsewhere / ".batchscore" / "readings.parquet")
     assert len(readings) == 2 * 3 * 60, done.stderr
@@ -92,8 +60,8 @@ def test_the_console_command_simulates_from_an_unrelated_folder(installed, elsew
 def test_what_the_installed_package_cannot_do_is_one_line_naming_the_fix(
     installed, elsewhere, argv, expected
 ):
-    done = _run(
-        ["batchscore", *argv], cwd=elsewhere, env=_env(installed, elsewhere.parent), timeout=300
+    done = run(
+        ["batchscore", *argv], cwd=elsewhere, env=env_of(installed, elsewhere.parent), timeout=300
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1, done.stderr
@@ -103,9 +71,9 @@ def test_what_the_installed_package_cannot_do_is_one_line_naming_the_fix(
 
 @pytest.mark.slow
 def test_python_dash_m_batchscore_is_the_command_line(installed, elsewhere):
-    done = _ok(
+    done = ok(
         [str(installed / "python"), "-m", "batchscore", "--help"],
-        cwd=elsewhere, env=_env(installed, elsewhere.parent), timeout=120,
+        cwd=elsewhere, env=env_of(installed, elsewhere.parent), timeout=120,
     )  # fmt: skip
     assert "simulate" in done.stdout and "usage: batchscore" in done.stdout
 
@@ -113,19 +81,19 @@ def test_python_dash_m_batchscore_is_the_command_line(installed, elsewhere):
 @pytest.mark.slow
 def test_python_dash_m_scoring_names_the_steps_and_never_reaches_up(installed, elsewhere):
     """The runtime does not import the command line: it names its steps and points up."""
-    env = _env(installed, elsewhere.parent)
-    done = _ok([str(installed / "python"), "-m", "scoring", "--help"], cwd=elsewhere, env=env)
+    env = env_of(installed, elsewhere.parent)
+    done = ok([str(installed / "python"), "-m", "scoring", "--help"], cwd=elsewhere, env=env)
     assert "python -m scoring.steps.extract" in done.stdout and "batchscore" in done.stdout
-    wrong = _run([str(installed / "python"), "-m", "scoring", "simulate"], cwd=elsewhere, env=env)
+    wrong = run([str(installed / "python"), "-m", "scoring", "simulate"], cwd=elsewhere, env=env)
     assert wrong.returncode == 2 and "python -m batchscore" in wrong.stderr
 
 
 @pytest.mark.slow
 def test_the_package_carries_what_the_code_reads_at_run_time(installed, elsewhere):
     probe = "from scoring import code_snapshot as c; print(c.RUNTIME_EXCLUDE_FILE.is_file())"
-    done = _ok(
+    done = ok(
         [str(installed / "python"), "-c", probe],
         cwd=elsewhere,
-        env=_env(installed, elsewhere.parent),
+        env=env_of(installed, elsewhere.parent),
     )
     assert done.stdout.strip() == "True", "scoring/.dockerignore is package data"

@@ -13,42 +13,24 @@ warm), so marked ``slow``; it runs in CI.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "scoring", "components", "batchscore")
+from tests.fixtures.install import ROOT, copy_packaged, env_of, fresh_venv, ok, run
+
 STACK_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml")
-
-
-def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, **kwargs)
-
-
-def _ok(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    done = _run(argv, **kwargs)
-    assert done.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """The package built as a wheel from a copy of what pyproject.toml packages."""
-    source = tmp_path_factory.mktemp("wheel-source")
-    for name in SOURCES:
-        origin = ROOT / name
-        if origin.is_dir():
-            shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(origin, source / name)
+    source = copy_packaged(tmp_path_factory.mktemp("wheel-source"))
     out = tmp_path_factory.mktemp("dist")
-    _ok([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(source)],
-        timeout=600)  # fmt: skip
+    ok([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(source)],
+       timeout=600)  # fmt: skip
     (built,) = out.glob("batchscore-*.whl")
     return built
 
@@ -57,14 +39,8 @@ def wheel(tmp_path_factory) -> Path:
 def platform_bin(wheel, tmp_path_factory) -> Path:
     """bin/ of a fresh virtualenv holding the wheel and the platform set, nothing else."""
     venv = tmp_path_factory.mktemp("platform-venv") / "venv"
-    started = time.monotonic()
-    _ok([sys.executable, "-m", "venv", str(venv)], timeout=300)
-    python = venv / "bin" / "python"
-    _ok([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], timeout=600)
-    _ok([str(python), "-m", "pip", "install", "--quiet", "-r", str(ROOT / "requirements.txt"),
-         str(wheel)], timeout=1800)  # fmt: skip
-    print(f"\nfresh install of the wheel and the platform set: {time.monotonic() - started:.0f} s")
-    return venv / "bin"
+    install = ["-r", str(ROOT / "requirements.txt"), str(wheel)]
+    return fresh_venv(venv, install, "the wheel and the platform set", timeout=1800)
 
 
 @pytest.fixture
@@ -75,11 +51,6 @@ def project(tmp_path) -> Path:
     for name in STACK_FILES:
         shutil.copy2(ROOT / name, folder / name)
     return folder
-
-
-def _env(bin_dir: Path, home: Path) -> dict[str, str]:
-    """The fresh virtualenv and the system's tools on PATH; no Azure login anywhere."""
-    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "SCORING_PROGRESS": "off", "HOME": str(home)}
 
 
 @pytest.mark.slow
@@ -99,9 +70,9 @@ def test_the_wheel_holds_the_runtime_the_stack_and_the_command_line(wheel):
 
 @pytest.mark.slow
 def test_pipeline_export_runs_from_the_project_folder(platform_bin, project):
-    done = _ok(
+    done = ok(
         ["batchscore", "pipeline", "export", "--stack", "dev", "--out", str(project / "aml")],
-        cwd=project, env=_env(platform_bin, project.parent), timeout=600,
+        cwd=project, env=env_of(platform_bin, project.parent), timeout=600,
     )  # fmt: skip
     assert "needs the module" not in done.stderr
     assert (project / "aml" / "pipeline.job.yml").is_file(), done.stderr
@@ -110,10 +81,10 @@ def test_pipeline_export_runs_from_the_project_folder(platform_bin, project):
 
 @pytest.mark.slow
 def test_preflight_runs_and_asks_for_a_login_not_for_a_module(platform_bin, project):
-    done = _run(
+    done = run(
         ["batchscore", "preflight", "--stack", "dev",
          "--subscription", "00000000-0000-0000-0000-000000000001"],
-        cwd=project, env=_env(platform_bin, project.parent), timeout=600,
+        cwd=project, env=env_of(platform_bin, project.parent), timeout=600,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert "needs the module" not in done.stderr and "Traceback" not in done.stderr
@@ -129,7 +100,7 @@ def test_preflight_runs_and_asks_for_a_login_not_for_a_module(platform_bin, proj
 def test_help_works_from_any_folder(platform_bin, tmp_path, argv):
     elsewhere = tmp_path / "anywhere"
     elsewhere.mkdir()
-    done = _ok(["batchscore", *argv], cwd=elsewhere, env=_env(platform_bin, tmp_path), timeout=300)
+    done = ok(["batchscore", *argv], cwd=elsewhere, env=env_of(platform_bin, tmp_path), timeout=300)
     assert "usage: batchscore" in done.stdout
 
 
@@ -137,9 +108,9 @@ def test_help_works_from_any_folder(platform_bin, tmp_path, argv):
 def test_a_deploy_command_outside_the_project_names_the_folder_it_needs(platform_bin, tmp_path):
     elsewhere = tmp_path / "anywhere"
     elsewhere.mkdir()
-    done = _run(
+    done = run(
         ["batchscore", "pipeline", "export", "--stack", "dev", "--out", str(elsewhere / "aml")],
-        cwd=elsewhere, env=_env(platform_bin, tmp_path), timeout=300,
+        cwd=elsewhere, env=env_of(platform_bin, tmp_path), timeout=300,
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "Pulumi.yaml" in done.stderr and "--project-dir" in done.stderr, done.stderr
