@@ -12,9 +12,8 @@ is read with GET and changed with PATCH, only while the job is stopped.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from azure.core.exceptions import HttpResponseError
+from azure.mgmt.streamanalytics import models
 
 from components.providers import stream_job as sj
 
@@ -42,6 +41,13 @@ class FakeResponse:
         return ""
 
 
+def _transformation(query: str, units: int) -> models.Transformation:
+    """The job's transformation as the SDK returns it (its model, from the REST body)."""
+    return models.Transformation.deserialize(
+        {"properties": {"query": query, "streamingUnits": units}}
+    )
+
+
 class FakeStreamingJobs:
     """Keeps one job's state like the service does and records every call."""
 
@@ -51,7 +57,7 @@ class FakeStreamingJobs:
         self.calls: list[tuple] = []
         self.fail: dict[str, list[Exception]] = {}
         self.stopping_polls = 0
-        self.transformation = SimpleNamespace(query=query, streaming_units=units)
+        self.transformation = _transformation(query, units)
         self.settings: dict[str, object] = {}  # the job's event and error policies
         self.transformations = FakeTransformations(self)
 
@@ -67,19 +73,10 @@ class FakeStreamingJobs:
             self.stopping_polls -= 1
             if self.stopping_polls < 0:
                 self.state = "Stopped"
-                return SimpleNamespace(job_state="Stopping", last_output_event_time=None)
-        return SimpleNamespace(
-            job_state=self.state,
-            last_output_event_time=self.last_output,
-            events_out_of_order_policy=self.settings.get("eventsOutOfOrderPolicy"),
-            events_out_of_order_max_delay_in_seconds=self.settings.get(
-                "eventsOutOfOrderMaxDelayInSeconds"
-            ),
-            events_late_arrival_max_delay_in_seconds=self.settings.get(
-                "eventsLateArrivalMaxDelayInSeconds"
-            ),
-            output_error_policy=self.settings.get("outputErrorPolicy"),
-        )
+                return models.StreamingJob.deserialize({"properties": {"jobState": "Stopping"}})
+        # As the SDK hands it back: its own model deserialized from the REST body
+        properties = {"jobState": self.state, "lastOutputEventTime": self.last_output}
+        return models.StreamingJob.deserialize({"properties": {**properties, **self.settings}})
 
     def begin_start(self, resource_group, job_name, start_job_parameters=None, **_):
         mode = start_job_parameters.output_start_mode
@@ -149,7 +146,7 @@ class FakeTransformations:
         self.jobs.calls.append(("get-transformation", resource_group, job_name))
         self.jobs._maybe_fail("get-transformation")
         current = self.jobs.transformation
-        return SimpleNamespace(query=current.query, streaming_units=current.streaming_units)
+        return _transformation(current.query, current.streaming_units)
 
     def update(self, resource_group, job_name, transformation_name, transformation, **_):
         self.jobs.calls.append(
