@@ -20,6 +20,7 @@ from batchscore.bench.fleet import fleet_frames, write_extract
 from batchscore.bench.modes import (
     FILE,
     FIT_LOOP,
+    FIT_LOOP_DEFAULT,
     KERNEL,
     LOOP,
     PAIR,
@@ -27,6 +28,8 @@ from batchscore.bench.modes import (
     PROCESS,
     SCORE_MODES,
     TRAIN,
+    TRAIN_REFERENCE,
+    TRAINING_TIMED,
 )
 from batchscore.bench.processes import run_child
 from batchscore.bench.report import ratios
@@ -79,7 +82,7 @@ def bench(ctx: BenchContext) -> dict[str, Any]:
     outputs: dict[str, pd.DataFrame] = {}
     timed = [mode for mode in (LOOP, *SCORE_MODES) if mode in ctx.modes]
     if TRAIN in ctx.modes:
-        timed += [FIT_LOOP, TRAIN]
+        timed += TRAINING_TIMED
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in timed}
     for number in range(ctx.repeat):  # alternate the timed modes; the fastest of each is reported
         for mode in timed:
@@ -87,7 +90,7 @@ def bench(ctx: BenchContext) -> dict[str, Any]:
     for mode, measured in runs.items():
         best = min(measured, key=lambda run: run["seconds"])
         best["all_seconds"] = [run["seconds"] for run in measured]
-        training = mode in (FIT_LOOP, TRAIN)
+        training = mode in TRAINING_TIMED
         results[mode] = _figures(best, spec.train_rows * spec.sensors if training else rows,
                                  spec.sensors)  # fmt: skip
         if not training:
@@ -127,8 +130,9 @@ def _output(ctx: BenchContext, mode: str) -> Path:
 
 
 def _run_mode(ctx: BenchContext, mode: str, problems: list[str], number: int) -> dict[str, Any]:
-    if mode == FIT_LOOP:
-        payload = {"input": str(ctx.training_file)}
+    if mode in (FIT_LOOP, FIT_LOOP_DEFAULT):
+        model = "default" if mode == FIT_LOOP_DEFAULT else "reference"
+        payload = {"input": str(ctx.training_file), "model": model}
         child, measured = run_child("batchscore.bench.strategies.child_fit_loop", payload)
         return {
             "seconds": child["seconds"],
@@ -137,8 +141,8 @@ def _run_mode(ctx: BenchContext, mode: str, problems: list[str], number: int) ->
             "peak_pss_bytes": measured.peak_pss_bytes,
             "process_seconds": measured.seconds,
         }
-    if mode == TRAIN:
-        return _run_train(ctx, problems, number)
+    if mode in (TRAIN, TRAIN_REFERENCE):
+        return _run_train(ctx, mode, problems, number)
     if mode == LOOP:
         out = _output(ctx, mode)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -167,22 +171,22 @@ def _run_mode(ctx: BenchContext, mode: str, problems: list[str], number: int) ->
     }
 
 
-def _run_train(ctx: BenchContext, problems: list[str], number: int) -> dict[str, Any]:
-    """``batchscore train`` into a fresh store; checked: every pair trained, the pack current
-    and every row of it verified."""
+def _run_train(ctx: BenchContext, mode: str, problems: list[str], number: int) -> dict[str, Any]:
+    """``batchscore train`` (of the reference model for ``train-reference``) into a fresh
+    store; checked: every pair trained, the pack current and every row of it verified."""
     from scoring.models.pack import verify_pack
     from scoring.models.store import ModelStore
 
-    models = ctx.work / f"out-train-{number}"
-    measured = mode_train(ctx.training_file, models, ctx.workers)
+    models = ctx.work / f"out-{mode}-{number}"
+    measured = mode_train(ctx.training_file, models, ctx.workers, reference=mode != TRAIN)
     store = ModelStore(models)
     checked, pack_problems = verify_pack(store)
     if len(store) != ctx.spec.sensors or checked != ctx.spec.sensors:
         problems.append(
-            f"{TRAIN}: {len(store)} models in the manifest and {checked} in the pack, "
+            f"{mode}: {len(store)} models in the manifest and {checked} in the pack, "
             f"{ctx.spec.sensors} pairs"
         )
-    problems.extend(f"{TRAIN}: {problem}" for problem in pack_problems)
+    problems.extend(f"{mode}: {problem}" for problem in pack_problems)
     shutil.rmtree(models, ignore_errors=True)
     return {
         "seconds": measured.seconds,

@@ -78,18 +78,25 @@ def _two_call_loop(work: list[tuple[Any, np.ndarray]]) -> float:
 
 
 def child_fit_loop(payload: dict[str, Any]) -> dict[str, Any]:
-    """The training baseline, in a fresh process: the readings in memory, one plain
-    ``Pipeline(StandardScaler, OneClassSVM).fit`` per pair (the product's hyperparameters),
-    timed; nothing saved. One process, the way a user would write it."""
-    from scoring.models.training import TrainParams, build_pipeline
+    """A training baseline, in a fresh process: the readings in memory, one pair after another
+    through scikit-learn's public API, timed; nothing saved. One process, the way a user would
+    write it. ``payload["model"]``: ``reference``, one plain ``Pipeline(StandardScaler,
+    OneClassSVM).fit`` a pair (the product's hyperparameters); ``default``, the product's
+    default model (the trimming fit, the fit, the calibration) with scikit-learn's own ``fit``
+    and ``decision_function``."""
+    from scoring.models.training import TrainParams, build_pipeline, fit_model
 
     readings = pd.read_parquet(payload["input"])
     values = readings["Value"].to_numpy(dtype="float64").reshape(-1, 1)
     groups = readings.groupby(["Device", "Sensor"], sort=True).indices
     params = TrainParams()
+    default = payload.get("model") == "default"
     cpu0, t0 = time.process_time(), time.perf_counter()
     for positions in groups.values():
-        build_pipeline(params).fit(values[positions])
+        if default:
+            fit_model(values[positions], params, direct=False)
+        else:
+            build_pipeline(params).fit(values[positions])
     return {
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - cpu0,
@@ -98,11 +105,16 @@ def child_fit_loop(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def mode_train(readings: Path, models: Path, workers: int) -> Measured:
+def mode_train(readings: Path, models: Path, workers: int, *, reference: bool = False) -> Measured:
     """``batchscore train`` as a user runs it, from the interpreter's start to the model files,
-    the manifest and the pack written."""
+    the manifest and the pack written; ``reference``: the reference model (``--nu`` and
+    ``--gamma`` given: scikit-learn's OneClassSVM on every row, what ``fit-loop`` fits)."""
+    from scoring.models.training import DEFAULT_GAMMA, DEFAULT_NU
+
     argv = [sys.executable, "-m", "batchscore", "--log-level", "WARNING", "train"]
     argv += ["--input", str(readings), "--models", str(models), "--jobs", str(workers)]
+    if reference:
+        argv += ["--nu", str(DEFAULT_NU), "--gamma", str(DEFAULT_GAMMA)]
     return run_measured([*argv, "--no-progress"])
 
 

@@ -139,9 +139,29 @@ class Baseline:
 def day_fraction(times: Any) -> np.ndarray:
     """The time of day of each time (naive UTC, as readings carry them) as a fraction of a
     day, 0 <= f < 1; NaN for a missing time."""
-    index = pd.DatetimeIndex(times)
-    midnight = index.normalize()
-    return ((index - midnight) / pd.Timedelta(days=1)).to_numpy(dtype="float64", na_value=np.nan)
+    stamps = _plain_datetimes(times)
+    if stamps is None:  # aware times, lists, ...: as pandas reads them
+        index = pd.DatetimeIndex(times)
+        midnight = index.normalize()
+        fraction = (index - midnight) / pd.Timedelta(days=1)
+        return fraction.to_numpy(dtype="float64", na_value=np.nan)
+    # The same quotient for a datetime64 array, without a pandas index per call (0.6 ms a
+    # model at training, most of its baseline): the time since midnight over a day, both in
+    # the array's own unit (the modulo floors, as normalize does before 1970).
+    unit = np.datetime_data(stamps.dtype)[0]
+    ticks_a_day = int(np.timedelta64(1, "D") // np.timedelta64(1, unit))
+    fraction = (stamps.view("int64") % ticks_a_day) / ticks_a_day
+    fraction[np.isnat(stamps)] = np.nan
+    return fraction
+
+
+def _plain_datetimes(times: Any) -> np.ndarray | None:
+    """``times`` if a naive datetime64 array in seconds to nanoseconds, else None."""
+    if isinstance(times, np.ndarray) and times.dtype.kind == "M":
+        unit, count = np.datetime_data(times.dtype)
+        if unit in ("s", "ms", "us", "ns") and count == 1:
+            return times
+    return None
 
 
 def day_terms(days: np.ndarray) -> np.ndarray:
@@ -159,10 +179,12 @@ def baseline_of(values: np.ndarray, times: Any = None) -> Baseline:
     finite = np.isfinite(flat)
     days = None
     if times is not None:
-        stamps = pd.DatetimeIndex(times)
-        finite &= ~np.asarray(stamps.isna())
+        stamps = _plain_datetimes(times)
+        if stamps is None:
+            stamps = pd.DatetimeIndex(times)
+        finite &= ~np.asarray(pd.isna(stamps))
         kept = stamps[finite]
-        if len(kept) and kept.max() - kept.min() >= PROFILE_MIN_SPAN:
+        if len(kept) and pd.Timedelta(kept.max() - kept.min()) >= PROFILE_MIN_SPAN:
             days = day_fraction(kept)
     if not finite.any():
         raise ValueError("no finite training value to take a baseline of")
@@ -170,10 +192,11 @@ def baseline_of(values: np.ndarray, times: Any = None) -> Baseline:
     profile = np.zeros(PROFILE_SIZE)
     if days is None:
         profile[0] = flat.mean()
+        residuals = flat - profile[0]
     else:
-        profile = np.linalg.lstsq(day_terms(days), flat, rcond=None)[0]
-    base = Baseline((0.0,) * (BINS - 1), (1 / BINS,) * BINS, int(flat.size), tuple(profile))
-    residuals = base.residuals(flat, days)
+        terms = day_terms(days)  # once: the fit and the residuals (Baseline.residuals) share it
+        profile = np.linalg.lstsq(terms, flat, rcond=None)[0]
+        residuals = flat - terms @ profile
     edges = np.quantile(residuals, np.arange(1, BINS) / BINS)
     counts = np.bincount(np.searchsorted(edges, residuals, side="left"), minlength=BINS)
     return Baseline(

@@ -53,7 +53,7 @@ from scoring.data.files import atomic_path
 from scoring.models.store import (
     GENERATIONS_INDEX,
     MANIFEST_NAME,
-    MODEL_SUFFIX,
+    MODEL_SUFFIXES,
     ModelStore,
     ModelStoreError,
     manifest_text,
@@ -469,7 +469,7 @@ class Generations:
                 for e in _parse_manifest(current, self.files.where(MANIFEST_NAME))[1].values()
             }
         for name in self.files.names():
-            if name.endswith(MODEL_SUFFIX) and name not in named:
+            if name.endswith(MODEL_SUFFIXES) and name not in named:
                 self.files.delete(name)
         if dropped:
             log.info("%s: dropped generations %s", self.files.where(), dropped)

@@ -36,7 +36,7 @@ def test_tiny_fleet_every_mode_prints_figures_and_agrees_with_scikit_learn(tmp_p
     assert results["score-file"]["mini_batches"] == 1, "one file: shards of whole pairs"
     assert results["score-pair"]["mini_batches"] == 8, "one per pair"
     modes = ("sklearn-loop", "score-shard", "score-file", "score-pair", "process-per-pair",
-             "fit-loop", "train")  # fmt: skip
+             "fit-loop", "train-reference", "fit-loop-default", "train")  # fmt: skip
     for mode in modes:
         figures = results[mode]
         assert figures["seconds"] > 0 and figures["cpu_seconds"] > 0, mode
@@ -46,6 +46,7 @@ def test_tiny_fleet_every_mode_prints_figures_and_agrees_with_scikit_learn(tmp_p
     kernel = results["fleet-kernel"]
     assert kernel["rows"] == 8 * 12 and kernel["pairs"] == 8 and kernel["rows_per_second"] > 0
     assert {"score-shard_vs_loop_wall", "score-file_vs_loop_wall", "train_vs_fit_loop_wall",
+            "train-reference_vs_fit_loop_wall", "train_vs_fit_loop_default_wall",
             "score-shard_vs_loop_core_seconds"} <= set(results["ratios"])  # fmt: skip
     assert "correctness: labels identical" in printed and "fleet kernel, 1 core" in printed
 

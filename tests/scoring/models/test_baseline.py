@@ -140,3 +140,31 @@ def test_the_profile_needs_a_day_of_training() -> None:
     profile = baseline_of(values, times).profile
     assert profile[0] == pytest.approx(20.0, abs=0.1)
     assert np.hypot(profile[1], profile[3]) == pytest.approx(3.0, abs=0.1), "the cycle found"
+
+
+def _pandas_day_fraction(times) -> np.ndarray:
+    """The time of day as pandas reads it (what day_fraction computed before it went to numpy)."""
+    index = pd.DatetimeIndex(times)
+    return ((index - index.normalize()) / pd.Timedelta(days=1)).to_numpy(
+        dtype="float64", na_value=np.nan
+    )
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_the_time_of_day_is_pandas_to_the_bit(unit: str) -> None:
+    """Across 1900 to 2200, before 1970 too (a floor, not a truncation), missing times, and
+    aware times read on their own clock."""
+    rng = np.random.default_rng(11)
+    per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+    ticks = rng.integers(-2_200_000_000, 7_200_000_000, 20_000) * per_second
+    ticks += rng.integers(0, per_second, ticks.size)
+    times = ticks.astype(f"datetime64[{unit}]")
+    times[::37] = np.datetime64("NaT")
+    found = baseline.day_fraction(times)
+    assert np.array_equal(found, _pandas_day_fraction(times), equal_nan=True)
+    assert ((found >= 0) & (found < 1) | np.isnan(found)).all()
+    aware = pd.DatetimeIndex(times).tz_localize("UTC").tz_convert("America/New_York")
+    assert np.array_equal(baseline.day_fraction(aware), _pandas_day_fraction(aware), equal_nan=True)
+    assert np.array_equal(
+        baseline.day_fraction(pd.Series(times)), _pandas_day_fraction(times), equal_nan=True
+    )

@@ -10,7 +10,7 @@ import pytest
 
 from scoring.models.generations import GenerationError, Generations, LocalFiles
 from scoring.models.store import ModelStore, serialize_model
-from tests.fixtures.models import fitted_pipeline
+from tests.fixtures.models import fitted_pipeline, model_files
 
 PAIRS = (("dev-1", "temp"), ("dev-1", "vib"), ("dev-2", "temp"))
 
@@ -103,7 +103,7 @@ def test_keep_n_drops_old_generations_and_their_files_but_not_pinned_ones(tmp_pa
     generations.unpin("dev-1", "temp")
     generations.commit(*trained(5))
     assert [g.generation for g in generations.list()] == [4, 5]
-    on_disk = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.skops")}
+    on_disk = {p.relative_to(tmp_path).as_posix() for p in model_files(tmp_path)}
     named = {e["file"] for g in (4, 5) for e in generations.manifest_of(g).values()}
     assert on_disk == named
     assert not (tmp_path / "generations" / "000001").exists()
@@ -151,7 +151,7 @@ def test_a_manifest_copied_from_another_store_is_adopted_not_lost(tmp_path) -> N
     Generations.local(source).commit(*trained(1))  # its manifest says generation 1
     target = tmp_path / "uploaded"
     target.mkdir()
-    for path in source.rglob("*.skops"):
+    for path in model_files(source):
         (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
         (target / path.relative_to(source)).write_bytes(path.read_bytes())
     (target / "manifest.json").write_bytes((source / "manifest.json").read_bytes())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from scoring.models.store import (
     ModelStore,
     ModelStoreError,
 )
-from tests.fixtures.models import fitted_pipeline
+from tests.fixtures.models import fitted_pipeline, model_files
 
 PARAMS = {"kernel": "rbf", "gamma": "scale", "nu": 0.05}
 
@@ -69,7 +70,7 @@ def test_manifest_records_what_a_model_needs(store_with_one) -> None:
         version,
     )
     file = store.root / entry["file"]
-    assert file.is_file() and file.suffix == ".skops"
+    assert file.is_file() and file.name.endswith(".model.json"), "the default model is JSON"
     assert entry["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
     assert version.endswith(entry["sha256"][:12]), "version must carry the content hash"
     assert entry["training_rows"] == 120
@@ -100,7 +101,7 @@ def test_retrain_gives_a_new_version_and_removes_the_old_file(store_with_one) ->
     assert second != first
     assert not old_file.exists(), "superseded model file left behind"
     assert ModelStore(store.root).load("dev-001", "temperature").version == second
-    assert len(list(store.root.rglob("*.skops"))) == 1
+    assert len(model_files(store.root)) == 1
 
 
 def test_bulk_saves_write_the_manifest_once(tmp_path: Path) -> None:
@@ -120,7 +121,7 @@ def test_names_are_encoded_inside_the_store(tmp_path: Path, device: str, sensor:
     root = tmp_path / "store"
     store = ModelStore(root)
     store.save(device, sensor, fitted(), training_rows=120, params=PARAMS)
-    (file,) = root.rglob("*.skops")
+    (file,) = model_files(root)
     assert file.resolve().is_relative_to(root.resolve())
     assert file.parent.parent == root, f"{file} must sit one folder below the root"
     assert ModelStore(root).load(device, sensor).device == device
@@ -161,7 +162,7 @@ def test_failed_model_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(ModelStoreError, match=r"Device='d' Sensor='s'.*no space left"):
         ModelStore(tmp_path).save("d", "s", fitted(), training_rows=120, params=PARAMS)
-    assert not list(tmp_path.rglob("*.skops"))
+    assert not model_files(tmp_path)
     assert _no_temp_files(tmp_path)
 
 
@@ -179,12 +180,43 @@ class SneakyScaler(StandardScaler):
 
 
 def _plant(store: ModelStore, estimator) -> Path:
-    """Replace the store's single model file by ``estimator`` and fix up the sha256."""
+    """Replace the store's single model file by ``estimator`` saved with skops under the
+    name a skops file of that version has, and fix up the manifest entry."""
     entry = manifest(store.root)["models"][0]
-    path = store.root / entry["file"]
+    old = store.root / entry["file"]
+    path = old.with_name(old.name.removesuffix(".model.json").removesuffix(".skops") + ".skops")
+    old.unlink()
     sio.dump(estimator, path)
+    relpath = path.relative_to(store.root).as_posix()
+    rewrite_entry(store.root, file=relpath, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    return path
+
+
+def _as_skops(store: ModelStore) -> Path:
+    """The store as an earlier release wrote it: its one default model as a skops file."""
+    return _plant(store, ModelStore(store.root).load("dev-001", "temperature").pipeline)
+
+
+def _rewrite_state(store: ModelStore, edit) -> Path:
+    """Edit the JSON of the store's single (state format) model file, fix up the sha256."""
+    path = store.root / manifest(store.root)["models"][0]["file"]
+    document = json.loads(path.read_bytes())
+    edit(document)
+    path.write_bytes(json.dumps(document).encode())
     rewrite_entry(store.root, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
     return path
+
+
+def test_a_store_of_skops_files_still_loads(store_with_one) -> None:
+    """Stores written before the JSON format: the same model, the same answers."""
+    store, pipeline, _ = store_with_one
+    path = _as_skops(store)
+    loaded = ModelStore(store.root).load("dev-001", "temperature")
+    assert loaded.file == path
+    X = np.linspace(5, 35, 50).reshape(-1, 1)
+    np.testing.assert_array_equal(
+        loaded.pipeline.decision_function(X), pipeline.decision_function(X)
+    )
 
 
 def test_a_file_with_an_untrusted_type_is_refused(store_with_one) -> None:
@@ -201,20 +233,70 @@ def test_a_file_with_an_untrusted_type_is_refused(store_with_one) -> None:
     assert CONSTRUCTED == [], "the untrusted type was constructed"
 
 
+@pytest.mark.parametrize(
+    ("class_name", "refused"),
+    [(f"{__name__}.SneakyScaler", "refused type"), ("os.system", "refused type")],
+)
+def test_a_state_file_naming_another_type_is_refused(store_with_one, class_name, refused):
+    store, _, _ = store_with_one
+
+    def swap_the_scaler(document):
+        step = document["model"]["estimator"]["state"]["steps"][0]["tuple"][1]
+        step["estimator"]["class"] = class_name
+
+    path = _rewrite_state(store, swap_the_scaler)
+    CONSTRUCTED.clear()
+    with pytest.raises(ModelLoadError) as caught:
+        ModelStore(store.root).load("dev-001", "temperature")
+    message = str(caught.value)
+    assert refused in message and class_name in message and str(path) in message
+    assert CONSTRUCTED == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "refused"),
+    [
+        (lambda svm: svm.update(__class__="x"), "refused attribute name '__class__'"),
+        (
+            lambda svm: svm["support_"]["ndarray"].update(dtype="|O"),
+            "refused array dtype '|O'",
+        ),
+        (lambda svm: svm["support_"]["ndarray"].update(shape=[99]), "do not make an array"),
+        (lambda svm: svm.update(kernel={"call": "os.system"}), "unknown tag 'call'"),
+    ],
+)
+def test_a_state_file_with_anything_else_is_refused(store_with_one, edit, refused) -> None:
+    store, _, _ = store_with_one
+
+    def edit_the_svm(document):
+        edit(document["model"]["estimator"]["state"]["steps"][1]["tuple"][1]["estimator"]["state"])
+
+    _rewrite_state(store, edit_the_svm)
+    with pytest.raises(ModelLoadError, match=re.escape(refused)):
+        ModelStore(store.root).load("dev-001", "temperature")
+
+
 def test_save_refuses_a_model_that_could_not_be_loaded_safely(tmp_path: Path) -> None:
     sneaky = Pipeline([("scale", SneakyScaler()), ("svm", OneClassSVM())])
     sneaky.fit(np.arange(20.0).reshape(-1, 1))
     with pytest.raises(ModelStoreError, match="SneakyScaler"):
         ModelStore(tmp_path).save("d", "s", sneaky, training_rows=20, params={})
-    assert not list(tmp_path.rglob("*.skops"))
+    assert not model_files(tmp_path)
 
 
-def test_extra_trusted_types_can_be_allowed(store_with_one) -> None:
-    store, _, _ = store_with_one
+def test_extra_trusted_types_can_be_allowed(tmp_path: Path) -> None:
+    """A type beyond the default model's is saved with skops, and loads where it is trusted."""
     sneaky = Pipeline([("scale", SneakyScaler()), ("svm", OneClassSVM())])
-    _plant(store, sneaky.fit(np.arange(20.0).reshape(-1, 1)))
-    opened = ModelStore(store.root, extra_trusted_types=[f"{__name__}.SneakyScaler"])
+    sneaky.fit(np.arange(20.0).reshape(-1, 1))
+    trusted = [f"{__name__}.SneakyScaler"]
+    ModelStore(tmp_path, extra_trusted_types=trusted).save(
+        "dev-001", "temperature", sneaky, training_rows=20, params={}
+    )
+    assert [p.suffix for p in model_files(tmp_path)] == [".skops"]
+    opened = ModelStore(tmp_path, extra_trusted_types=trusted)
     assert isinstance(opened.load("dev-001", "temperature").pipeline[0], SneakyScaler)
+    with pytest.raises(ModelLoadError, match="untrusted"):
+        ModelStore(tmp_path).load("dev-001", "temperature")
 
 
 def test_a_corrupt_file_is_refused_naming_pair_and_file(store_with_one) -> None:
@@ -230,12 +312,19 @@ def test_a_corrupt_file_is_refused_naming_pair_and_file(store_with_one) -> None:
     assert "'dev-001'" in message and "'temperature'" in message
 
 
-def test_a_file_that_is_not_skops_is_refused_even_with_a_matching_hash(store_with_one) -> None:
+@pytest.mark.parametrize(
+    ("skops", "refused"), [(False, "not a state file"), (True, "not a readable skops file")]
+)
+def test_a_file_that_is_not_a_model_is_refused_even_with_a_matching_hash(
+    store_with_one, skops, refused
+) -> None:
     store, _, _ = store_with_one
+    if skops:
+        _as_skops(store)
     path = store.root / manifest(store.root)["models"][0]["file"]
     path.write_bytes(b"not a zip file at all")
     rewrite_entry(store.root, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-    with pytest.raises(ModelLoadError, match="not a readable skops file"):
+    with pytest.raises(ModelLoadError, match=refused):
         ModelStore(store.root).load("dev-001", "temperature")
 
 
@@ -298,17 +387,21 @@ def test_upgrade_with_changed_results_asks_for_a_retrain(store_with_one, monkeyp
     assert "dev-001" in str(caught.value)
 
 
-def test_upgrade_that_breaks_loading_asks_for_a_retrain(store_with_one, monkeypatch) -> None:
+@pytest.mark.parametrize("skops", [False, True])
+def test_upgrade_that_breaks_loading_asks_for_a_retrain(store_with_one, monkeypatch, skops):
     store, _, _ = store_with_one
+    path = _as_skops(store) if skops else store.root / manifest(store.root)["models"][0]["file"]
 
     def incompatible(*args, **kwargs):
         raise AttributeError("OneClassSVM has no attribute '_new_internal'")
 
     monkeypatch.setattr(model_store, "running_sklearn_version", lambda: "99.0")
     monkeypatch.setattr(model_store.sio, "loads", incompatible)
+    # the state format rebuilds through scikit-learn's own __setstate__: where it would break
+    monkeypatch.setattr(OneClassSVM, "__setstate__", incompatible, raising=False)
     with pytest.raises(ModelLoadError, match=UPGRADE) as caught:
         ModelStore(store.root).load("dev-001", "temperature")
-    assert "_new_internal" in str(caught.value) and ".skops" in str(caught.value)
+    assert "_new_internal" in str(caught.value) and str(path) in str(caught.value)
 
 
 def test_upgrade_without_probes_cannot_be_verified(store_with_one, monkeypatch) -> None:

@@ -391,7 +391,22 @@ def test_bulk_training_flushes_once_before_the_manifest_not_once_per_file(tmp_pa
     report = train.train_models(readings(SMALL), ModelStore(tmp_path))
     assert len(report.trained) == len(SMALL)
     manifest = events.index("replace manifest.json")
-    model_files = [i for i, e in enumerate(events) if e.endswith(".skops")]
+    model_files = [i for i, e in enumerate(events) if e.endswith(".model.json")]
     assert len(model_files) == len(SMALL)
     assert events.count("sync") == 1 and max(model_files) < events.index("sync") < manifest
     assert events.count("fsync") == 1, events  # the manifest's own
+
+
+def test_the_probes_recorded_at_training_are_scikit_learns_answers(tmp_path: Path) -> None:
+    """Training answers the probes with the compiled model (scikit-learn's signs, its values
+    within 1e-9): exactly the check a scikit-learn upgrade and the promotion gate apply."""
+    from scoring.models.store import probe_outputs, probes_agree
+
+    store = ModelStore(tmp_path)
+    train.train_models(readings(SMALL, seed=9), store)
+    for device, sensor in SMALL:
+        entry = store.entry(device, sensor)
+        inputs = np.asarray(entry["probes"]["inputs"])
+        exact = probe_outputs(store.load(device, sensor).pipeline, inputs)
+        assert probes_agree(exact, np.asarray(entry["probes"]["outputs"]))
+        np.testing.assert_allclose(entry["probes"]["outputs"], exact, rtol=0, atol=1e-9)

@@ -1,0 +1,71 @@
+"""The default model's JSON file: the same estimator back, and nothing else accepted.
+(Refusals through the store, naming pair and file: tests/scoring/models/test_store.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+from scoring.models import state_file, training
+from scoring.models.direct_fit import same_state
+from tests.fixtures.models import default_pipeline
+
+X = np.random.default_rng(5).normal(3.0, 0.5, (300, 1))
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        default_pipeline(gamma=0.1, nu=0.02).fit(X),
+        default_pipeline(gamma="scale", nu=0.1).fit(X),  # a numpy float64 _gamma
+        default_pipeline(kernel="linear", nu=0.3).fit(np.c_[X, X**2]),
+        OneClassSVM(nu=0.2).fit(X),
+        StandardScaler().fit(X),
+        training.fit_model(X, training.TrainParams())[0],  # calibrated intercept
+    ],
+    ids=["default", "gamma-scale", "two-features", "bare-svm", "scaler", "calibrated"],
+)
+def test_the_file_gives_back_the_same_estimator(estimator) -> None:
+    data = state_file.dumps(estimator)
+    back = state_file.loads(data)
+    assert same_state(back, estimator)
+    if hasattr(estimator, "decision_function"):
+        grid = np.linspace(0, 6, 200).reshape(-1, 1)
+        grid = grid if estimator.n_features_in_ == 1 else np.c_[grid, grid**2]
+        assert back.decision_function(grid).tobytes() == estimator.decision_function(grid).tobytes()
+    assert state_file.dumps(back) == data, "the same model writes the same bytes (its version)"
+
+
+def test_the_rebuilt_arrays_are_the_estimators_own() -> None:
+    back = state_file.loads(state_file.dumps(default_pipeline(gamma=0.1, nu=0.02).fit(X)))
+    svm = back[-1]
+    assert svm.support_vectors_.flags.writeable and svm.support_vectors_.dtype == np.float64
+    assert svm.support_.dtype == np.int32
+    back.fit(X)  # a loaded model can be fitted again like any other
+
+
+def test_anything_but_the_three_types_is_not_saved_in_this_format() -> None:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    other = Pipeline([("scale", MinMaxScaler()), ("svm", OneClassSVM())]).fit(X)
+    with pytest.raises(state_file.StateFileError, match="MinMaxScaler"):
+        state_file.dumps(other)
+    assert not state_file.can_save(other)
+    odd = default_pipeline(gamma=0.1, nu=0.02).fit(X)
+    odd[0].note_ = {"a": 1}  # a dict attribute: not a value this format holds
+    with pytest.raises(state_file.StateFileError, match="dict"):
+        state_file.dumps(odd)
+
+
+def test_other_documents_are_refused_with_what_is_wrong() -> None:
+    with pytest.raises(state_file.StateFileError, match="not a state file"):
+        state_file.loads(b"PK\x03\x04 a zip")
+    with pytest.raises(state_file.StateFileError, match="format 'other/2'"):
+        state_file.loads(json.dumps({"format": "other/2"}).encode())
+    with pytest.raises(state_file.StateFileError, match="expected an estimator"):
+        state_file.loads(json.dumps({"format": state_file.FORMAT, "model": [1]}).encode())
