@@ -187,8 +187,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # (after a replace there is nothing left to remove)
+        raise
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:

@@ -476,17 +476,14 @@ class ModelStore:
     def write_serialized(self, model: SerializedModel, *, write_manifest: bool = True) -> str:
         """Write a model :func:`serialize_model` made (here or in another process) and record
         it in the manifest (now, or with the bulk's final :meth:`write_manifest`)."""
-        entry = model.entry
+        write_model_file(self.root, model, durable=write_manifest)
+        return self.record_written(model.entry, write_manifest=write_manifest)
+
+    def record_written(self, entry: dict[str, Any], *, write_manifest: bool = True) -> str:
+        """Record a model whose file is already written (by :func:`write_model_file`, here or
+        in a training worker) in the manifest: now, or with the bulk's :meth:`write_manifest`,
+        which first makes the files durable."""
         device, sensor, relpath = entry["device"], entry["sensor"], entry["file"]
-        target = self.root / relpath
-        try:
-            # A bulk write defers durability to its one write_manifest (see there): an fsync
-            # per file cost 3 to 8 ms each here, more than fitting the model.
-            _write_atomically(target, model.data, durable=write_manifest or not _CAN_FLUSH_ALL)
-        except OSError as exc:
-            raise ModelStoreError(
-                f"{_pair(device, sensor)}: cannot write {target} ({exc})"
-            ) from exc
         entries = self._manifest(must_exist=False)
         previous = entries.get((device, sensor))
         if previous is not None and previous["file"] != relpath:
@@ -617,6 +614,28 @@ def _skops_bytes(device: str, sensor: str, pipeline: Any, trusted_types: Sequenc
             f"safely: untrusted types {', '.join(refused)}"
         )
     return data
+
+
+def write_model_file(
+    root: Path, model: SerializedModel, *, durable: bool, folders: set[Path] | None = None
+) -> Path:
+    """Write one model's file into the store at ``root`` (its manifest is not touched:
+    :meth:`ModelStore.record_written`). Not ``durable``: a bulk defers durability to its one
+    :meth:`ModelStore.write_manifest` (an fsync per file cost 3 to 8 ms here, more than
+    fitting the model). ``folders``: those already made, to skip making them again."""
+    entry = model.entry
+    target = root / entry["file"]
+    try:
+        if folders is None or target.parent not in folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if folders is not None:
+                folders.add(target.parent)
+        _write_atomically(target, model.data, durable=durable or not _CAN_FLUSH_ALL)
+    except OSError as exc:
+        raise ModelStoreError(
+            f"{_pair(entry['device'], entry['sensor'])}: cannot write {target} ({exc})"
+        ) from exc
+    return target
 
 
 def _write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:

@@ -64,6 +64,8 @@ import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,7 +83,7 @@ from scoring.data.schema import (
 )
 from scoring.models import baseline, direct_fit
 from scoring.models.kernel import FastOneClassSVM, compile_model
-from scoring.models.store import ModelStore, SerializedModel, serialize_model
+from scoring.models.store import ModelStore, ModelStoreError, serialize_model, write_model_file
 from scoring.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -212,9 +214,7 @@ def _inliers(X: np.ndarray, params: TrainParams, direct: bool) -> np.ndarray:
     return X[~(far & sparse)]
 
 
-def _calibrate_range(
-    pipeline: Pipeline, kept: np.ndarray, tolerance: float, direct: bool
-) -> None:
+def _calibrate_range(pipeline: Pipeline, kept: np.ndarray, tolerance: float, direct: bool) -> None:
     """Lower the SVM's threshold (its intercept) until every training row, and for one
     feature every value of the training range widened by ``tolerance`` of its width on each
     side, scores >= 0. Never raises it: the fit's own boundary stays when it is wider."""
@@ -245,15 +245,17 @@ class PairData:
 
 @dataclass
 class FitResult:
-    """One pair's outcome, made in a worker: the model serialized and compiled there, so the
-    parent only writes files (at 100,000 pairs the serializing is most of the work)."""
+    """One pair's outcome, made in a worker: the model fitted, compiled, serialized and its
+    file written there, so the parent only records manifest entries and builds the pack (a
+    parent writing 100,000 files was the one serial part of training)."""
 
     device: str
     sensor: str
     rows: int
-    saved: SerializedModel | None = None
+    entry: dict[str, Any] | None = None  # the manifest entry of the file written
     compiled: FastOneClassSVM | None = None  # as arrays: the pack is built from them
-    error: str | None = None
+    error: str | None = None  # the pair failed (the others go on)
+    write_error: str | None = None  # its file could not be written (training stops)
 
 
 @dataclass
@@ -266,30 +268,34 @@ class TrainReport:
 
 @dataclass(frozen=True)
 class _SaveAs:
-    """What a worker needs to serialize the models it fits as the store would."""
+    """What a worker needs to save the models it fits as the store would."""
 
+    root: Path  # the store's folder
     params: dict[str, object]
     trusted_types: tuple[str, ...]
 
 
 def _fit_chunk(chunk: Sequence[PairData], params: TrainParams, save_as: _SaveAs) -> list[FitResult]:
-    """Fit, serialize and compile several pairs (one process-pool task); a failing pair does
-    not sink the rest.
+    """Fit, compile, serialize and write several pairs (one process-pool task); a failing pair
+    does not sink the rest.
 
     scikit-learn's input and parameter checks are skipped here (``assume_finite``,
     ``skip_parameter_validation``): at 288 rows they cost about a third of a fit, and both
     were done once for all pairs (:meth:`TrainParams.validate`, and :func:`train_models`
     drops every row whose value is not finite). The fitted model is the same."""
+    folders: set[Path] = set()
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        return [_fit_one(pair, params, save_as) for pair in chunk]
+        return [_fit_one(pair, params, save_as, folders) for pair in chunk]
 
 
-def _fit_one(pair: PairData, params: TrainParams, save_as: _SaveAs) -> FitResult:
+def _fit_one(
+    pair: PairData, params: TrainParams, save_as: _SaveAs, folders: set[Path]
+) -> FitResult:
     result = FitResult(pair.device, pair.sensor, len(pair.X))
     try:
         pipeline, _ = fit_model(pair.X, params)
         result.compiled = compile_model(pipeline)
-        result.saved = serialize_model(
+        saved = serialize_model(
             pair.device,
             pair.sensor,
             pipeline,
@@ -299,9 +305,16 @@ def _fit_one(pair: PairData, params: TrainParams, save_as: _SaveAs) -> FitResult
             trusted_types=save_as.trusted_types,
             answers=result.compiled,
         )
-        result.saved.entry[baseline.ENTRY_KEY] = baseline.baseline_of(pair.X, pair.times).to_dict()
+        saved.entry[baseline.ENTRY_KEY] = baseline.baseline_of(pair.X, pair.times).to_dict()
     except Exception as exc:  # noqa: BLE001 - reported per pair, the others go on
         result.error = f"{type(exc).__name__}: {exc}"
+        return result
+    try:
+        write_model_file(save_as.root, saved, durable=False, folders=folders)
+    except ModelStoreError as exc:  # a full or read-only disk: not this pair's fault
+        result.write_error = str(exc)
+        return result
+    result.entry = saved.entry
     return result
 
 
@@ -345,10 +358,14 @@ def fit_pairs(
             futures = [
                 pool.submit(_fit_chunk, chunk, params, save_as) for chunk in _chunks(pairs, size)
             ]
-            for future in as_completed(futures):
-                results = future.result()
-                yield from results
-                bar.update(len(results))
+            try:
+                for future in as_completed(futures):
+                    results = future.result()
+                    yield from results
+                    bar.update(len(results))
+            finally:  # stopped early (a write error, Ctrl-C): the queued chunks are not started
+                for future in futures:
+                    future.cancel()
 
 
 def split_pairs(readings: pd.DataFrame, *, min_rows: int, report: TrainReport) -> list[PairData]:
@@ -404,10 +421,14 @@ def train_models(
         )
         frame = frame.loc[~bad]
     pairs = split_pairs(frame, min_rows=min_rows, report=report)
-    save_as = _SaveAs(params=params.recorded(), trusted_types=tuple(store.trusted_types))
+    save_as = _SaveAs(
+        root=store.root, params=params.recorded(), trusted_types=tuple(store.trusted_types)
+    )
     compiled: dict[tuple[str, str], tuple[str, FastOneClassSVM | None]] = {}
     for result in fit_pairs(pairs, params, save_as, jobs=jobs, progress=progress):
-        if result.saved is None:
+        if result.write_error is not None:
+            raise ModelStoreError(result.write_error)
+        if result.entry is None:
             log.warning(
                 "training failed for Device=%r Sensor=%r (%d rows): %s",
                 result.device,
@@ -417,11 +438,11 @@ def train_models(
             )
             report.failed.append((result.device, result.sensor, str(result.error)))
             continue
-        version = store.write_serialized(result.saved, write_manifest=False)
+        version = store.record_written(result.entry, write_manifest=False)
         report.trained.append((result.device, result.sensor, version, result.rows))
         # The pack is built from the models just fitted (no file read back); the sha256 of the
         # file each was saved as is what the pack checks against the manifest.
-        compiled[(result.device, result.sensor)] = (result.saved.entry["sha256"], result.compiled)
+        compiled[(result.device, result.sensor)] = (result.entry["sha256"], result.compiled)
     if report.trained:
         store.write_manifest()
         _write_pack(store, compiled)

@@ -17,7 +17,7 @@ from batchscore.cli import main
 from scoring.models import training as train
 from scoring.models.baseline import Baseline, baseline_of
 from scoring.models.pack import PACK_NAME, store_baselines, verify_pack, write_pack
-from scoring.models.store import ModelStore
+from scoring.models.store import ModelStore, ModelStoreError
 from tests.fixtures.models import fitted_pipeline
 
 
@@ -135,6 +135,21 @@ def test_a_failing_pair_does_not_sink_the_others(tmp_path: Path, monkeypatch, ca
     assert [(d, s) for d, s, _ in report.failed] == [("dev-2", "temp")]
     assert "solver diverged" in report.failed[0][2]
     assert len(report.trained) == 2
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_model_file_that_cannot_be_written_stops_training_naming_it(tmp_path, jobs) -> None:
+    """The workers write the model files: one that cannot be written (here a plain file where
+    its device's folder goes; permissions would not stop root) stops the run with the pair and
+    the path named, and no manifest names a file that is not there."""
+    pairs = {(f"dev-{i:02d}", "temp"): 40 for i in range(train._POOL_MIN_PAIRS + 4)}
+    (tmp_path / "dev-07").write_text("in the way")
+    with pytest.raises(ModelStoreError) as caught:
+        train.train_models(readings(pairs), ModelStore(tmp_path), jobs=jobs)
+    message = str(caught.value)
+    assert "Device='dev-07' Sensor='temp'" in message and "cannot write" in message
+    assert str(tmp_path / "dev-07") in message
+    assert not (tmp_path / "manifest.json").exists()
 
 
 def test_process_pool_gives_the_same_models_as_one_process(tmp_path: Path) -> None:
