@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import URL, Engine, make_url
@@ -413,9 +415,58 @@ _DTYPES = {
 }
 
 
+_ARROW_TYPES = {
+    DEVICE: pa.large_string(),
+    SENSOR: pa.large_string(),
+    VALUE: pa.float64(),
+    MIN_VALUE: pa.float64(),
+    MAX_VALUE: pa.float64(),
+    COUNT: pa.int64(),
+}
+
+
 def _columns(rows: list, columns: tuple[str, ...] = SQL_COLUMNS) -> pd.DataFrame:
-    """Driver rows of ``columns`` -> a frame with the contract's dtypes, a column at a time.
-    TS arrives as text from SQLite (parsed at once, ISO 8601) and as datetimes from pyodbc."""
+    """Driver rows of ``columns`` -> a frame with the contract's dtypes. TS arrives as text
+    from SQLite (ISO 8601) and as datetimes from pyodbc.
+
+    Arrow turns the row tuples into typed columns in one pass (:func:`_arrow_columns`: 0.08 s
+    for 200,000 rows, where transposing them in Python alone took 0.17 s and the whole
+    column-by-column path 0.40 s). Rows Arrow will not take as they are (text in a number
+    column, which SQLite allows; a missing value; a time it does not parse) go the careful
+    way, a column at a time, which names and keeps them."""
+    if rows:
+        try:
+            return _arrow_columns(rows, columns)
+        except (pa.ArrowException, ValueError, TypeError, OverflowError):
+            pass
+    return _python_columns(rows, columns)
+
+
+def _arrow_columns(rows: list, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The rows through one Arrow struct array; ValueError if any value is missing."""
+    text_times = isinstance(rows[0][columns.index(TS)], str)
+    fields = [
+        (name, (pa.string() if text_times else pa.timestamp("us")) if name == TS else kind)
+        for name in columns
+        for kind in (_ARROW_TYPES.get(name),)
+    ]
+    parts = pa.array(rows, type=pa.struct(fields)).flatten()
+    frame = {}
+    for name, part in zip(columns, parts, strict=True):
+        if part.null_count:
+            raise ValueError(f"{name}: a missing value")
+        if name == TS:
+            part = pc.cast(part, pa.timestamp("us")) if text_times else part
+            frame[name] = pd.Series(part.to_numpy(zero_copy_only=False), dtype="datetime64[us]")
+        elif _DTYPES[name] == "str":
+            frame[name] = pd.Series(pd.array(part, dtype="str"))
+        else:
+            frame[name] = pd.Series(part.to_numpy(zero_copy_only=False), dtype=_DTYPES[name])
+    return pd.DataFrame(frame)
+
+
+def _python_columns(rows: list, columns: tuple[str, ...]) -> pd.DataFrame:
+    """:func:`_columns` a column at a time, for rows Arrow does not take as they are."""
     values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
     frame = {}
     for name, column in zip(columns, values, strict=True):

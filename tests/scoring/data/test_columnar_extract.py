@@ -137,3 +137,30 @@ def test_a_pair_frame_that_goes_on_with_the_same_key_in_another_case_is_not_cut_
     written = write_partitions(tmp_path / "x", iter(triples), "shard", shard_rows=2)
     shards = _shards(tmp_path / "x", written)
     assert [len(shard) for shard in shards] == [4, 8, 4]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [("2024-01-01 00:05:00.000000", "d", "s", 1.5, 0.0, 2.0, 5)],
+        [("2024-01-01 00:05:00", "dev-é", "温度", -1e300, 0.0, 2.0, 0)],  # no fraction
+        [("2024-01-01T00:05:00.123456", "d", "s", 1.0, 0.0, 2.0, 2**40)],  # a T, microseconds
+        [(datetime(1969, 12, 31, 23, 59, 59, 999999), "d", "s", 1.0, 0.0, 2.0, 1)],
+        [("2024-01-01 00:05:00", "d", "s", None, 0.0, 2.0, 5)],  # a missing value
+        [("2024-01-01 00:05:00", "d", "s", "12,5", 0.0, 2.0, 5)],  # text in a number column
+        [("2024-01-01 00:05:00", "d", "s", 1.0, 0.0, 2.0, None)],  # a missing count
+        [("2024-01-01 00:05:00", "d", "s", 3, 0.0, 2.0, 5)],  # an integer Value
+    ],
+)
+def test_the_arrow_read_gives_what_the_column_by_column_read_gives(rows, caplog):
+    """Arrow takes the rows in one pass when it can; the careful path (names and keeps values
+    that are not numbers) gives the same frame, and takes over when Arrow cannot."""
+    rows = rows * 3
+    expected = db._python_columns(rows, SQL_COLUMNS)
+    pd.testing.assert_frame_equal(db._columns(rows), expected)
+
+
+def test_the_arrow_read_is_the_one_taken_for_plain_rows(monkeypatch):
+    rows = [("2024-01-01 00:05:00.000000", "d", "s", 1.0, 0.0, 2.0, 5)] * 4
+    monkeypatch.setattr(db, "_python_columns", lambda *a: pytest.fail("the slow path was taken"))
+    assert len(db._columns(rows)) == 4
