@@ -2,7 +2,7 @@
 
 ``pack`` builds or refreshes the store's pack (``models.pack.arrow``: every compiled model
 in one memory-mapped file, :mod:`scoring.models.pack`), so scoring serves its models without
-reading a skops file per model; ``train`` already does this after training.
+reading a model file per model; ``train`` already does this after training.
 
 ``upload`` pushes a local store to a Blob container (see :mod:`batchscore.cloud.blob_sync`)::
 
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "pack",
         help="build or refresh models.pack.arrow in a model store (what makes scoring fast)",
         description="Build or refresh models.pack.arrow in a model store folder, so scoring "
-        "serves its models without reading a skops file per model. Unchanged rows are reused.",
+        "serves its models without reading a model file per model. Unchanged rows are reused.",
     )
     pack.add_argument("models", nargs="?", **_store_folder())
     verify = actions.add_parser(
@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     upload = actions.add_parser(
         "upload",
         help="push a local model store to a Blob container (only changed models)",
-        description="Push a local model store (manifest.json + skops files) to a Blob "
+        description="Push a local model store (manifest.json + model files) to a Blob "
         "container. Models whose bytes are already there are skipped; the manifest goes last.",
     )
     upload.add_argument("--models", **_store_folder())

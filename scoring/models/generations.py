@@ -13,7 +13,8 @@ Layout, beside the store's usual files (:mod:`scoring.models.store`)::
     generations/000003/manifest.json    generation 3's models, never rewritten
     generations/000003/summary.json     why (the training summary: every gate decision)
     generations/000003/models.pack.arrow  its pack, when one was built (copied back on rollback)
-    <device>/<sensor>.<version>.skops   model files, named by version: shared by generations
+    <device>/<sensor>.<version>.model.json  model files (.skops: other estimators, earlier
+                                            releases), named by version: shared by generations
 
 Rules:
 

@@ -1,6 +1,6 @@
 """A packed form of the model store: every compiled model's arrays in one Arrow file.
 
-Loading a model from its skops file takes milliseconds (zip, JSON, a safe rebuild of the
+Loading a model from its file takes milliseconds (JSON or a zip, a safe rebuild of the
 estimator, a sha256); a fleet has up to hundreds of thousands of models. The pack holds what
 :mod:`scoring.models.kernel` needs to score each compilable model (scaler mean and scale,
 support vectors, dual coefficients, rho, gamma, the 1-feature Taylor table, the guard band),
@@ -20,11 +20,11 @@ What is verified, and when:
 
 * at open: the file is a pack of this format and kernel, built from the store's current
   ``manifest.json`` (its sha256); otherwise it is not used (with a warning) and models load
-  from their skops files;
+  from their model files;
 * at a row's first use: the row's checksum, recorded when it was written, over its numbers,
   arrays and strings (sums and XORs mod 2**64: any flipped bit shows), checked vectorised for
   all the rows a shard needs; a damaged row is refused with a warning and that pair loads from
-  its skops file;
+  its model file;
 * the model files themselves are read (and their sha256 checked against the manifest) only
   when a row needs the exact estimator (its guard band) or is not in the pack;
   ``batchscore models verify`` checks every file.
@@ -243,7 +243,7 @@ class PackSummary:
     path: Path
     packed: int  # models in the pack
     reused: int  # of which taken over from the previous pack unchanged
-    not_compiled: list[tuple[str, str]]  # loaded from skops at scoring time instead
+    not_compiled: list[tuple[str, str]]  # loaded from their files at scoring time instead
     failed: list[str]  # models that could not be loaded (one message each)
 
 
@@ -343,7 +343,7 @@ def _single_chunk(column: pa.ChunkedArray) -> pa.Array:
 
 
 class PackedStore:
-    """A memory-mapped pack: (Device, Sensor) -> compiled model, without reading skops files."""
+    """A memory-mapped pack: (Device, Sensor) -> compiled model, without reading model files."""
 
     def __init__(self, path: Path, table: pa.Table) -> None:
         self.path = path

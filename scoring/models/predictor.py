@@ -18,7 +18,7 @@ a faster kernel can be plugged in.
 
 Fast path (:mod:`scoring.models.kernel`, :mod:`scoring.models.pack`): when the store holds a
 current pack (``models.pack.arrow``, built by :func:`scoring.models.pack.write_pack`),
-its models are served from it, without reading their skops files, and scored by the
+its models are served from it, without reading their model files, and scored by the
 compiled kernel: labels identical to scikit-learn's, scores within 1e-9. ``fast=True``
 also compiles models loaded from their files; ``fast=False`` keeps scikit-learn for all.
 """

@@ -421,6 +421,7 @@ def train_models(
         )
         frame = frame.loc[~bad]
     pairs = split_pairs(frame, min_rows=min_rows, report=report)
+    del frame  # its rows are in the pairs now (at 100,000 pairs x 288 a gigabyte)
     save_as = _SaveAs(
         root=store.root, params=params.recorded(), trusted_types=tuple(store.trusted_types)
     )
