@@ -179,7 +179,7 @@ def _row_of(model: FastOneClassSVM) -> tuple[dict[str, Any], dict[str, np.ndarra
         "support_vectors": np.asarray(model.support_vectors, dtype=np.float64).reshape(-1),
         "dual_coef": np.asarray(model.dual_coef, dtype=np.float64).reshape(-1),
         # cell-major: row j holds cell j's coefficients of degree 0..TAYLOR_DEGREE
-        "table": table.coefs.T.reshape(-1).copy() if table is not None else np.empty(0),
+        "table": table.coefs.T.reshape(-1) if table is not None else np.empty(0),  # (a copy)
     }
     return scalars, arrays
 
@@ -251,13 +251,15 @@ def write_pack(
     store: ModelStore,
     path: str | os.PathLike[str] | None = None,
     *,
-    compiled: Mapping[tuple[str, str], tuple[str, FastOneClassSVM | None]] | None = None,
+    compiled: dict[tuple[str, str], tuple[str, FastOneClassSVM | None]] | None = None,
 ) -> PackSummary:
     """Build the pack of ``store`` (default path: ``models.pack.arrow`` in the store).
 
     ``compiled`` maps a pair to (the sha256 of the file it was just saved as, its compiled
     model or None): training hands over the models it has just fitted, so they are not read
-    back from their files; the manifest's sha256 stays the source of truth (a pair whose
+    back from their files, and each is taken out of ``compiled`` as it is packed (at 100,000
+    pairs the compiled models are most of a gigabyte: held twice, beside their rows, they
+    were); the manifest's sha256 stays the source of truth (a pair whose
     manifest entry names another file is loaded from that file). Rows of an existing pack whose
     model file is unchanged are reused; other models are loaded through the store (verified)
     and compiled. A model that cannot be loaded is left out with a warning, never stopping the
@@ -283,7 +285,7 @@ def write_pack(
             "features": json.dumps(list(entry.get("features") or DEFAULT_FEATURES)),
             baseline.PACK_COLUMN: baseline.packed(entry),
         }
-        fresh = (compiled or {}).get((device, sensor))
+        fresh = compiled.pop((device, sensor), None) if compiled else None
         if fresh is not None and fresh[0] == sha256:
             if fresh[1] is None:
                 not_compiled.append((device, sensor))
