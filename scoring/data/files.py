@@ -176,13 +176,16 @@ def remove_temporaries(folder: str | Path, names: re.Pattern = TEMPORARY_NAME) -
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, make_parent: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; on success it replaces ``path`` atomically.
 
     Readers never see a half-written file, and a failed write leaves the old one.
+    ``make_parent``: create the folder first (a writer of many files that made it already
+    says no: a mkdir per file was a quarter of writing a model file).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path)
     try:
         yield tmp

@@ -630,7 +630,9 @@ def write_model_file(
             target.parent.mkdir(parents=True, exist_ok=True)
             if folders is not None:
                 folders.add(target.parent)
-        _write_atomically(target, model.data, durable=durable or not _CAN_FLUSH_ALL)
+        _write_atomically(
+            target, model.data, durable=durable or not _CAN_FLUSH_ALL, make_parent=False
+        )
     except OSError as exc:
         raise ModelStoreError(
             f"{_pair(entry['device'], entry['sensor'])}: cannot write {target} ({exc})"
@@ -638,11 +640,13 @@ def write_model_file(
     return target
 
 
-def _write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+def _write_atomically(
+    path: Path, data: bytes, *, durable: bool = True, make_parent: bool = True
+) -> None:
     """Readers see the old file or the whole new one, never a part (temp + rename).
     ``durable``: on disk before this returns (fsync); otherwise the caller flushes later
     (:func:`_flush_to_disk`), before anything durable points to the file."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, make_parent=make_parent) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()

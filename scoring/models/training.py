@@ -275,7 +275,12 @@ class _SaveAs:
     trusted_types: tuple[str, ...]
 
 
-def _fit_chunk(chunk: Sequence[PairData], params: TrainParams, save_as: _SaveAs) -> list[FitResult]:
+def _fit_chunk(
+    chunk: Sequence[PairData],
+    params: TrainParams,
+    save_as: _SaveAs,
+    folders: set[Path] | None = None,
+) -> list[FitResult]:
     """Fit, compile, serialize and write several pairs (one process-pool task); a failing pair
     does not sink the rest.
 
@@ -283,7 +288,7 @@ def _fit_chunk(chunk: Sequence[PairData], params: TrainParams, save_as: _SaveAs)
     ``skip_parameter_validation``): at 288 rows they cost about a third of a fit, and both
     were done once for all pairs (:meth:`TrainParams.validate`, and :func:`train_models`
     drops every row whose value is not finite). The fitted model is the same."""
-    folders: set[Path] = set()
+    folders = set() if folders is None else folders  # the store's folders already made
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
         return [_fit_one(pair, params, save_as, folders) for pair in chunk]
 
@@ -348,8 +353,9 @@ def fit_pairs(
     bar = progress_bar(len(pairs), desc="train", unit="model", logger=log) if progress else _Quiet()
     with bar:
         if jobs <= 1 or len(pairs) < _POOL_MIN_PAIRS:
+            folders: set[Path] = set()
             for chunk in _chunks(pairs, 1):
-                yield from _fit_chunk(chunk, params, save_as)
+                yield from _fit_chunk(chunk, params, save_as, folders)
                 bar.update(len(chunk))
             return
         # A few chunks per worker: balances uneven pairs without a task per model.

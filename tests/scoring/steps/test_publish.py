@@ -53,8 +53,9 @@ def extract(tmp_path, layout):
 @pytest.fixture
 def store(tmp_path):
     store = ModelStore(tmp_path / "models")
-    X = np.random.default_rng(0).normal(21.0, 1.0, size=(200, 1))
-    for device, sensor in PAIRS[:2]:
+    rng = np.random.default_rng(0)
+    for device, sensor in PAIRS[:2]:  # each its own readings: each its own model and version
+        X = rng.normal(21.0, 1.0, size=(200, 1))
         pipeline = default_pipeline(nu=0.05)
         store.save(device, sensor, pipeline.fit(X), training_rows=200, params={},
                    write_manifest=False)  # fmt: skip
