@@ -19,8 +19,11 @@ scikit-learn's:
 * ``process-per-pair`` (not run by default): one Python process per pair, as one pipeline step
   per pair would run, on a sample of pairs, extrapolated to S over the workers.
 * ``train``: ``batchscore train`` end to end (model files, manifest and pack; every pack row
-  verified afterwards), beside its baseline ``fit-loop``: a plain in-process loop of one
-  ``Pipeline.fit`` per pair on readings in memory, nothing saved.
+  verified afterwards) twice, each beside the in-process loop that fits the same models on
+  readings in memory, nothing saved: ``train-reference`` (``--nu``/``--gamma`` given: plain
+  scikit-learn models) beside ``fit-loop`` (one ``Pipeline.fit`` a pair), and ``train`` (the
+  default model, trimmed and calibrated) beside ``fit-loop-default`` (the same steps through
+  scikit-learn's public ``fit`` and ``decision_function``).
 
 Each figure is reported as wall-clock seconds and as core-seconds (CPU time of the whole
 process tree): on Azure ML, core-seconds are what is billed. ``--repeat`` alternates the

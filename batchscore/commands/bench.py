@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "then time a careful in-process scikit-learn loop (the baseline: read the window's "
         "Parquet, one decision_function a pair, labels from its sign, one Parquet written), "
         "the product's `score` on shards, on one flat file of readings and on per-pair "
-        "folders, the fleet kernel alone, and `train` against a plain in-process fit loop; "
+        "folders, the fleet kernel alone, and `train` (the default model, and the reference "
+        "model with --nu/--gamma) each against the in-process loop fitting the same models; "
         "every label is checked against scikit-learn's, every trained model against the "
         "pack. Wall-clock and core-seconds (what Azure bills)."
     )
