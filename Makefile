@@ -49,10 +49,17 @@ demo: $(DEMO_VENV)/.installed
 
 # Without npm the tests still run; the Azurite ones skip, saying how to get them. CI installs
 # node_modules first (.ci/run), and there a missing Azurite fails the tests instead.
+# The suite runs on TEST_WORKERS processes (pytest-xdist): in one process it kept one of a
+# 2-core machine's cores busy. --dist loadscope hands each worker whole test modules, so a
+# module's fixtures (a fresh virtualenv, the mistake walk's 88 commands) are built once, not
+# once per worker. 2, not auto: auto counts the host's physical cores (psutil), not the CPUs
+# a container may use, and 3 on 2 cores was no faster (docs/performance.md). TEST_WORKERS=0
+# runs the suite in one process; a plain `pytest` (one file, a debugger) runs in one too.
+TEST_WORKERS ?= 2
 test: venv
 	@if command -v $(NPM) >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules; \
 	else echo "npm not found: the Azurite tests will skip (install Node.js 20.6+ with npm to run them)"; fi
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 # Linters, all pinned in requirements.txt: ruff (lint and format), hadolint on the scoring
 # image's Dockerfile, actionlint on the workflows (with shellcheck on their `run:` scripts).

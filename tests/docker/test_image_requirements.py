@@ -18,7 +18,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import pandas as pd
 import pytest
 
 from tests.docker.test_dockerfile import build_app_layout
+from tests.fixtures.install import fresh_venv as install_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "scoring" / "requirements-image.txt"
@@ -41,17 +41,10 @@ def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def fresh_venv(tmp_path_factory) -> Path:
+    """python of a fresh virtualenv holding scoring/requirements-image.txt alone."""
     venv = tmp_path_factory.mktemp("image-venv") / "venv"
-    started = time.monotonic()
-    _run([sys.executable, "-m", "venv", str(venv)], timeout=300)
-    python = venv / "bin" / "python"
-    _run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], timeout=600)
-    _run(
-        [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
-        timeout=1200,
-    )
-    print(f"\nfresh install of scoring/requirements-image.txt: {time.monotonic() - started:.0f} s")
-    return python
+    install = ["-r", str(REQUIREMENTS)]
+    return install_venv(venv, install, "scoring/requirements-image.txt", timeout=1200) / "python"
 
 
 @pytest.fixture(scope="module")
