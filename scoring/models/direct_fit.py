@@ -101,6 +101,19 @@ def decision_function(pipeline: Pipeline, X: np.ndarray) -> np.ndarray:
     ).ravel()
 
 
+class Answers:
+    """A fitted pipeline (see :func:`supports`) that answers ``decision_function`` through
+    :func:`decision_function`: scikit-learn's values, bit for bit, without its checks. What
+    training gives the store for a model's probes (seven rows: 18 us, against 100 us through
+    the compiled model and more through scikit-learn's own call)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return decision_function(self.pipeline, np.asarray(X, dtype=np.float64))
+
+
 def _fit_scaler(scaler: StandardScaler, X: np.ndarray) -> None:
     # StandardScaler.partial_fit on a first call with dense finite rows and no sample weights,
     # that is scikit-learn's _incremental_mean_and_var from a zero count (the corrected

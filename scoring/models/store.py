@@ -569,8 +569,9 @@ def serialize_model(
     types, else skops) and its manifest entry (version, sha256, probes, ...), refused if it
     could not be loaded back safely. Pure: training runs it in its worker processes, so the
     one writer (:meth:`ModelStore.write_serialized`) only writes files. ``answers``: what
-    answers the probes instead of ``pipeline`` (training passes the compiled model, which
-    gives scikit-learn's labels and its values within 1e-9, in a fraction of the time)."""
+    answers the probes instead of ``pipeline`` (training passes the pipeline's libsvm call
+    without scikit-learn's checks, :class:`scoring.models.direct_fit.Answers`: the same values
+    in a fraction of the time)."""
     try:
         data, suffix = state_file.dumps(pipeline), STATE_SUFFIX
     except state_file.StateFileError:

@@ -54,6 +54,15 @@ def test_the_direct_fit_is_scikit_learns_fit(name: str, params: dict) -> None:
     )
 
 
+@pytest.mark.parametrize("params", PARAMS[:3], ids=lambda p: "-".join(map(str, p.values())))
+def test_the_direct_answers_are_scikit_learns_decision_values(params: dict) -> None:
+    X = DATA["two states"]
+    fitted = default_pipeline(**params).fit(X)
+    probes = [[9.0], [10.0], [12.0], [14.2], [30.0]]  # a list, as the manifest records them
+    answers = direct_fit.Answers(fitted).decision_function(probes)
+    assert answers.tobytes() == fitted.decision_function(np.asarray(probes)).tobytes()
+
+
 def test_same_state_sees_one_bit_and_one_attribute() -> None:
     X = DATA["288 gaussian rows"]
     a, b = (default_pipeline(gamma=0.1, nu=0.02).fit(X) for _ in range(2))

@@ -413,8 +413,9 @@ def test_bulk_training_flushes_once_before_the_manifest_not_once_per_file(tmp_pa
 
 
 def test_the_probes_recorded_at_training_are_scikit_learns_answers(tmp_path: Path) -> None:
-    """Training answers the probes with the compiled model (scikit-learn's signs, its values
-    within 1e-9): exactly the check a scikit-learn upgrade and the promotion gate apply."""
+    """Training answers the probes through libsvm directly (direct_fit.Answers): scikit-learn's
+    own values, bit for bit, so exactly the check a scikit-learn upgrade and the promotion gate
+    apply passes."""
     from scoring.models.store import probe_outputs, probes_agree
 
     store = ModelStore(tmp_path)
@@ -424,4 +425,4 @@ def test_the_probes_recorded_at_training_are_scikit_learns_answers(tmp_path: Pat
         inputs = np.asarray(entry["probes"]["inputs"])
         exact = probe_outputs(store.load(device, sensor).pipeline, inputs)
         assert probes_agree(exact, np.asarray(entry["probes"]["outputs"]))
-        np.testing.assert_allclose(entry["probes"]["outputs"], exact, rtol=0, atol=1e-9)
+        assert entry["probes"]["outputs"] == exact.tolist()
