@@ -107,15 +107,16 @@ class TaylorTable:
             return None
         centres = lo + (np.arange(n_cells) + 0.5) * width
         offsets = support[None, :] - centres[:, None]  # t = s_i - centre_j
-        term = coef[None, :] * np.exp(-gamma * offsets * offsets)
         step = 2 * gamma * offsets
-        coefs = np.empty((TAYLOR_DEGREE + 1, n_cells))
-        coefs[0] = term.sum(axis=1)
+        # terms[k, j, i]: support vector i's part of cell j's coefficient k, each degree's from
+        # the one before (times the step, over k); then one sum over the support vectors for
+        # every cell and degree (a sum per degree cost as much as the rest of the build).
+        terms = np.empty((TAYLOR_DEGREE + 1, n_cells, support.size))
+        np.multiply(coef[None, :], np.exp(-gamma * offsets * offsets), out=terms[0])
         for k in range(1, TAYLOR_DEGREE + 1):
-            term *= step
-            term /= k
-            coefs[k] = term.sum(axis=1)
-        return cls(lo=lo, width=width, coefs=np.ascontiguousarray(coefs))
+            np.multiply(terms[k - 1], step, out=terms[k])
+            terms[k] /= k
+        return cls(lo=lo, width=width, coefs=terms.sum(axis=2))
 
     def kernel_sum(self, z: np.ndarray, gamma: float) -> np.ndarray:
         """sum_i c_i exp(-gamma (z - s_i)^2) for a 1-D float64 array of scaled values."""

@@ -263,9 +263,12 @@ def write_pack(
     manifest entry names another file is loaded from that file). Rows of an existing pack whose
     model file is unchanged are reused; other models are loaded through the store (verified)
     and compiled. A model that cannot be loaded is left out with a warning, never stopping the
-    others.
+    others. The manifest is read again from disk first, unless ``compiled`` is given: training
+    has just written it from the very entries the store holds (reading 100,000 entries back
+    cost 0.4 s of a 5,000-model training run).
     """
-    store.reload()
+    if compiled is None:
+        store.reload()
     target = Path(path) if path is not None else pack_path(store)
     manifest_hash = manifest_sha256(store)
     previous = _open_quietly(target)
