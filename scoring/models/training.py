@@ -406,6 +406,35 @@ def split_pairs(readings: pd.DataFrame, *, min_rows: int, report: TrainReport) -
     return pairs
 
 
+def prepare_pairs(
+    readings: pd.DataFrame, *, source: str = "readings", min_rows: int = DEFAULT_MIN_ROWS
+) -> tuple[list[PairData], TrainReport]:
+    """The pairs to fit from ``readings`` (the column contract, names matched
+    case-insensitively), and the report so far: the rows dropped (a missing Device/Sensor, a
+    missing or non-numeric feature) and the pairs skipped (fewer than ``min_rows`` rows).
+    Raises ``ValueError`` naming ``source`` if required columns are missing.
+
+    Apart from :func:`train_pairs` so that a caller can let its frame go once the pairs are
+    made: ``prepare_pairs(read(...))`` holds the rows twice only while it runs (at 100,000
+    pairs x 288 rows the frame is over a gigabyte, held otherwise for the whole training)."""
+    report = TrainReport()
+    frame = normalize_readings(readings, source, required=(DEVICE, SENSOR, *FEATURES))
+    bad = frame[DEVICE].isna() | frame[SENSOR].isna()
+    for feature in FEATURES:
+        bad |= ~np.isfinite(frame[feature].to_numpy(dtype="float64", na_value=np.nan))
+    report.dropped_rows = int(bad.sum())
+    if report.dropped_rows:
+        log.warning(
+            "%s: dropped %d of %d rows with a missing Device/Sensor or a missing or non-numeric %s",
+            source,
+            report.dropped_rows,
+            len(frame),
+            "/".join(FEATURES),
+        )
+        frame = frame.loc[~bad]
+    return split_pairs(frame, min_rows=min_rows, report=report), report
+
+
 def train_models(
     readings: pd.DataFrame,
     store: ModelStore,
@@ -422,23 +451,22 @@ def train_models(
     Raises ``ValueError`` naming ``source`` if required columns are missing.
     """
     params = (params or TrainParams()).validate()
-    report = TrainReport()
-    frame = normalize_readings(readings, source, required=(DEVICE, SENSOR, *FEATURES))
-    bad = frame[DEVICE].isna() | frame[SENSOR].isna()
-    for feature in FEATURES:
-        bad |= ~np.isfinite(frame[feature].to_numpy(dtype="float64", na_value=np.nan))
-    report.dropped_rows = int(bad.sum())
-    if report.dropped_rows:
-        log.warning(
-            "%s: dropped %d of %d rows with a missing Device/Sensor or a missing or non-numeric %s",
-            source,
-            report.dropped_rows,
-            len(frame),
-            "/".join(FEATURES),
-        )
-        frame = frame.loc[~bad]
-    pairs = split_pairs(frame, min_rows=min_rows, report=report)
-    del frame  # its rows are in the pairs now (at 100,000 pairs x 288 a gigabyte)
+    pairs, report = prepare_pairs(readings, source=source, min_rows=min_rows)
+    return train_pairs(pairs, report, store, params, jobs=jobs, progress=progress)
+
+
+def train_pairs(
+    pairs: list[PairData],
+    report: TrainReport,
+    store: ModelStore,
+    params: TrainParams,
+    *,
+    jobs: int = 1,
+    progress: bool = False,
+) -> TrainReport:
+    """Fit and save a model for each of ``pairs`` (:func:`prepare_pairs`), recording them in
+    ``report``; the manifest is written once, then the pack."""
+    params = params.validate()
     save_as = _SaveAs(
         root=store.root, params=params.recorded(), trusted_types=tuple(store.trusted_types)
     )
