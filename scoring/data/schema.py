@@ -52,7 +52,10 @@ __all__ = [
     "TableFormatError",
     "read_table",
     "write_table",
+    "contract_columns",
+    "normalize_key",
     "normalize_readings",
+    "to_float",
     "invalid_reading_reasons",
     "to_naive_utc",
     "encode_partition_value",
@@ -157,16 +160,11 @@ def to_naive_utc(values: pd.Series) -> pd.Series:
     return parsed.dt.tz_localize(None)
 
 
-def normalize_readings(
+def contract_columns(
     df: pd.DataFrame, source: str, required: tuple[str, ...] = READING_COLUMNS
 ) -> pd.DataFrame:
-    """Return ``df`` with contract columns spelled canonically and typed.
-
-    * names are matched case-insensitively (``ts``, ``device`` ... are accepted);
-    * extra columns are kept untouched;
-    * ``TS`` becomes naive UTC ``datetime64``, ``Device``/``Sensor`` strings, numeric
-      columns float; values that do not parse become NaT/NaN rather than raising, so
-      one bad row never sinks a batch (see :func:`invalid_reading_reasons`).
+    """``df`` with its contract columns spelled canonically (names matched
+    case-insensitively), nothing else changed.
 
     Raises ``ValueError`` naming ``source`` and the missing columns.
     """
@@ -178,17 +176,45 @@ def normalize_readings(
             f"{source}: missing column(s) {', '.join(missing)} (found: {found}; "
             "names are matched case-insensitively)"
         )
-    out = out.copy()
+    return out
+
+
+def normalize_key(values: pd.Series) -> pd.Series:
+    """A key column (``Device``, ``Sensor``, ``ModelVersion``) as text: each value as ``str``
+    gives it, stripped; a blank or missing value is missing."""
+    text = values.astype("str").str.strip()
+    return text.where(text != "")
+
+
+def normalize_readings(
+    df: pd.DataFrame, source: str, required: tuple[str, ...] = READING_COLUMNS
+) -> pd.DataFrame:
+    """Return ``df`` with contract columns spelled canonically and typed.
+
+    * names are matched case-insensitively (``ts``, ``device`` ... are accepted);
+    * extra columns are kept untouched;
+    * ``TS`` becomes naive UTC ``datetime64``, ``Device``/``Sensor`` strings
+      (:func:`normalize_key`), numeric columns float; values that do not parse become
+      NaT/NaN rather than raising, so one bad row never sinks a batch (see
+      :func:`invalid_reading_reasons`).
+
+    Raises ``ValueError`` naming ``source`` and the missing columns.
+    """
+    out = contract_columns(df, source, required).copy()
     if TS in out.columns:
         out[TS] = to_naive_utc(out[TS])
     for key in (DEVICE, SENSOR, MODEL_VERSION):
         if key in out.columns:
-            text = out[key].astype("str").str.strip()
-            out[key] = text.where(text != "")  # blank -> missing
+            out[key] = normalize_key(out[key])
     for number in (VALUE, MIN_VALUE, MAX_VALUE, SCORE):
         if number in out.columns:
-            out[number] = pd.to_numeric(out[number], errors="coerce").astype("float64")
+            out[number] = to_float(out[number])
     return out
+
+
+def to_float(values: pd.Series) -> pd.Series:
+    """A number column as float64; what does not parse as a number is NaN."""
+    return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
 def invalid_reading_reasons(df: pd.DataFrame) -> pd.Series:

@@ -121,6 +121,54 @@ def test_small_pairs_are_skipped_and_bad_rows_dropped_with_warnings(tmp_path: Pa
     assert "fleet.csv: dropped 3 of" in text
 
 
+def _pairs_as_normalized_and_grouped(frame: pd.DataFrame, min_rows: int) -> list[tuple]:
+    """The specification prepare_pairs meets without copying the frame: the whole frame
+    normalized (schema.normalize_readings), unusable rows dropped, then grouped by pair."""
+    from scoring.data.schema import normalize_readings
+
+    norm = normalize_readings(frame, "spec", required=("Device", "Sensor", "Value"))
+    norm = norm[norm["Device"].notna() & norm["Sensor"].notna() & np.isfinite(norm["Value"])]
+    out = []
+    for (device, sensor), group in norm.groupby(["Device", "Sensor"], sort=True):
+        if len(group) >= min_rows:
+            times = group["TS"].to_numpy()
+            times = None if np.isnat(times).any() else times
+            out.append((device, sensor, group[["Value"]].to_numpy(), times))
+    return out
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_pairs_are_prepared_as_the_normalized_frame_grouped_by_pair(shuffled: bool) -> None:
+    rng = np.random.default_rng(7)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "ts": pd.Series(pd.date_range("2026-01-01", periods=n, freq="5min")).astype(object),
+            "DEVICE": rng.choice(np.array([" d1", "d1", "d2 ", 7, "", None], dtype=object), n),
+            "sensor": rng.choice(np.array(["t", "p", " t", np.nan], dtype=object), n),
+            "Value": rng.normal(size=n).astype(object),
+        }
+    )
+    frame.loc[[3, 9, 40], "Value"] = ["n/a", None, np.inf]
+    frame.loc[[5, 77], "ts"] = ["not a time", None]  # those pairs get no daily profile
+    if shuffled:
+        frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    expected = _pairs_as_normalized_and_grouped(frame, min_rows=30)
+    pairs, report = train.prepare_pairs(frame, source="spec", min_rows=30)
+    assert len(expected) >= 4 and report.skipped
+    assert [(p.device, p.sensor) for p in pairs] == [(d, s) for d, s, _, _ in expected]
+    for pair, (_, _, values, times) in zip(pairs, expected, strict=True):
+        np.testing.assert_array_equal(pair.X, values)
+        assert (pair.times is None) == (times is None)
+        if times is not None:
+            np.testing.assert_array_equal(pair.times, times)
+    usable = frame["DEVICE"].map(lambda v: str(v).strip() not in ("", "None", "nan"))
+    assert report.dropped_rows == len(frame) - sum(len(p.X) for p in pairs) - sum(
+        int(reason.split()[0]) for _, _, reason in report.skipped
+    )
+    assert report.dropped_rows >= (~usable).sum() + 3
+
+
 def test_a_failing_pair_does_not_sink_the_others(tmp_path: Path, monkeypatch, caplog) -> None:
     real_build = train.build_pipeline
 
