@@ -42,6 +42,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,20 @@ def content_checksums(columns: Mapping[str, pa.Array], rows: np.ndarray) -> np.n
     return out
 
 
-def _row_of(model: FastOneClassSVM) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+@dataclass(frozen=True)
+class PackRow:
+    """A compiled model as its row of the pack (all but the columns that name the model):
+    made where the model is compiled, so training's workers make their models' rows and the
+    one process that writes the pack only gathers them."""
+
+    scalars: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    #: the baseline column's value (:func:`baseline.packed`); None: taken from the entry
+    baseline: np.ndarray | None = None
+
+
+def pack_row(model: FastOneClassSVM, baseline_values: np.ndarray | None = None) -> PackRow:
+    """``model``'s row of the pack; ``baseline_values``: its entry's :func:`baseline.packed`."""
     table = model.table
     scalars = {
         "n_features": model.n_features,
@@ -181,7 +195,7 @@ def _row_of(model: FastOneClassSVM) -> tuple[dict[str, Any], dict[str, np.ndarra
         # cell-major: row j holds cell j's coefficients of degree 0..TAYLOR_DEGREE
         "table": table.coefs.T.reshape(-1) if table is not None else np.empty(0),  # (a copy)
     }
-    return scalars, arrays
+    return PackRow(scalars, arrays, baseline_values)
 
 
 @dataclass
@@ -191,11 +205,13 @@ class _Rows:
     scalars: list[dict[str, Any]] = field(default_factory=list)
     arrays: list[dict[str, np.ndarray]] = field(default_factory=list)
 
-    def add(self, entry: Mapping[str, Any], model: FastOneClassSVM) -> None:
-        scalars, arrays = _row_of(model)
+    def add(self, entry: Mapping[str, Any], row: PackRow) -> None:
+        scalars = dict(row.scalars)
         scalars.update(entry)
+        if row.baseline is not None:
+            scalars[baseline.PACK_COLUMN] = row.baseline
         self.scalars.append(scalars)
-        self.arrays.append(arrays)
+        self.arrays.append(row.arrays)
 
     def __len__(self) -> int:
         return len(self.scalars)
@@ -204,6 +220,7 @@ class _Rows:
         order = sorted(range(len(self)), key=lambda i: self.scalars[i]["key_hash"])
         scalars = [self.scalars[i] for i in order]
         arrays = [self.arrays[i] for i in order]
+        self.scalars, self.arrays = [], []  # each part is let go once copied into its column
 
         def column(name: str, kind: pa.DataType) -> pa.Array:
             return pa.array([row[name] for row in scalars], kind)
@@ -221,19 +238,25 @@ class _Rows:
         for name in _FLOAT_COLUMNS:
             columns[name] = column(name, pa.float64())
         for name in _LIST_COLUMNS:
-            parts = [row[name] for row in arrays]
-            offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-            np.cumsum([part.size for part in parts], out=offsets[1:])
-            values = np.concatenate(parts) if parts else np.empty(0)
-            columns[name] = pa.LargeListArray.from_arrays(
-                pa.array(offsets, pa.int64()), pa.array(values, pa.float64())
-            )
+            columns[name] = _list_column(arrays, name)
         columns[baseline.PACK_COLUMN] = baseline.pack_column(scalars)  # not in the checksum
         columns["checksum"] = pa.array(
             content_checksums(columns, np.arange(len(scalars))), pa.uint64()
         )
         meta = {_META_PREFIX + key.encode(): value.encode() for key, value in metadata.items()}
         return pa.table(columns).replace_schema_metadata(meta)
+
+
+def _list_column(arrays: list[dict[str, np.ndarray]], name: str) -> pa.Array:
+    """The list column ``name`` of ``arrays`` (one dict per row), each row's part let go as it
+    is copied in: the Taylor tables are most of the pack (760 MB at 100,000 models), and
+    concatenating them held every part beside the column."""
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum([row[name].size for row in arrays], out=offsets[1:])
+    values = np.empty(int(offsets[-1]), dtype=np.float64)
+    for index, row in enumerate(arrays):
+        values[offsets[index] : offsets[index + 1]] = row.pop(name)
+    return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(values))
 
 
 @dataclass(frozen=True)
@@ -251,21 +274,20 @@ def write_pack(
     store: ModelStore,
     path: str | os.PathLike[str] | None = None,
     *,
-    compiled: dict[tuple[str, str], tuple[str, FastOneClassSVM | None]] | None = None,
+    compiled: dict[tuple[str, str], tuple[str, PackRow | None]] | None = None,
 ) -> PackSummary:
     """Build the pack of ``store`` (default path: ``models.pack.arrow`` in the store).
 
-    ``compiled`` maps a pair to (the sha256 of the file it was just saved as, its compiled
-    model or None): training hands over the models it has just fitted, so they are not read
-    back from their files, and each is taken out of ``compiled`` as it is packed (at 100,000
-    pairs the compiled models are most of a gigabyte: held twice, beside their rows, they
-    were); the manifest's sha256 stays the source of truth (a pair whose
-    manifest entry names another file is loaded from that file). Rows of an existing pack whose
-    model file is unchanged are reused; other models are loaded through the store (verified)
-    and compiled. A model that cannot be loaded is left out with a warning, never stopping the
-    others. The manifest is read again from disk first, unless ``compiled`` is given: training
-    has just written it from the very entries the store holds (reading 100,000 entries back
-    cost 0.4 s of a 5,000-model training run).
+    ``compiled`` maps a pair to (the sha256 of the file it was just saved as, its model's
+    :class:`PackRow`, or None when it does not compile): training hands over the models it has
+    just fitted, as rows its workers made, so they are not read back from their files, and
+    each is taken out of ``compiled`` as it is packed; the manifest's sha256 stays the source
+    of truth (a pair whose manifest entry names another file is loaded from that file). Rows
+    of an existing pack whose model file is unchanged are reused; other models are loaded
+    through the store (verified) and compiled. A model that cannot be loaded is left out with
+    a warning, never stopping the others. The manifest is read again from disk first, unless
+    ``compiled`` is given: training has just written it from the very entries the store holds
+    (reading 100,000 entries back cost 0.4 s of a 5,000-model training run).
     """
     if compiled is None:
         store.reload()
@@ -285,19 +307,21 @@ def write_pack(
             "sensor": sensor,
             "version": str(entry["version"]),
             "sha256": sha256,
-            "features": json.dumps(list(entry.get("features") or DEFAULT_FEATURES)),
-            baseline.PACK_COLUMN: baseline.packed(entry),
+            "features": _features_text(entry),
         }
         fresh = compiled.pop((device, sensor), None) if compiled else None
         if fresh is not None and fresh[0] == sha256:
             if fresh[1] is None:
                 not_compiled.append((device, sensor))
-            else:
-                rows.add(base, fresh[1])
+                continue
+            if fresh[1].baseline is None:
+                base[baseline.PACK_COLUMN] = baseline.packed(entry)
+            rows.add(base, fresh[1])
             continue
+        base[baseline.PACK_COLUMN] = baseline.packed(entry)
         old = previous.fast_model(device, sensor, sha256) if previous else None
         if old is not None:
-            rows.add(base, old)
+            rows.add(base, pack_row(old))
             reused += 1
             continue
         try:
@@ -310,9 +334,10 @@ def write_pack(
         if model is None:
             not_compiled.append((device, sensor))
             continue
-        rows.add(base, model)
+        rows.add(base, pack_row(model))
     metadata = {"format": str(PACK_FORMAT), "kernel": KERNEL_ID, "manifest_sha256": manifest_hash}
-    table = rows.to_table(metadata)
+    packed = len(rows)
+    table = rows.to_table(metadata)  # (empties rows)
     try:
         with atomic_path(target) as tmp:
             with pa.OSFile(str(tmp), "wb") as sink:
@@ -323,13 +348,24 @@ def write_pack(
         raise PackError(f"{target}: cannot write the model pack ({exc})") from exc
     log.info(
         "pack: %d models in %s (%d reused, %d not compilable, %d failed)",
-        len(rows),
+        packed,
         target,
         reused,
         len(not_compiled),
         len(failed),
     )
-    return PackSummary(target, len(rows), reused, not_compiled, failed)
+    return PackSummary(target, packed, reused, not_compiled, failed)
+
+
+@lru_cache(maxsize=64)
+def _features_json(features: tuple[str, ...]) -> str:
+    return json.dumps(list(features))
+
+
+def _features_text(entry: Mapping[str, Any]) -> str:
+    """The ``features`` column: the entry's feature names as JSON (the same few lists for
+    every model of a store: made once each)."""
+    return _features_json(tuple(entry.get("features") or DEFAULT_FEATURES))
 
 
 def _open_quietly(path: Path) -> PackedStore | None:

@@ -86,7 +86,8 @@ from scoring.data.schema import (
     to_naive_utc,
 )
 from scoring.models import baseline, direct_fit
-from scoring.models.kernel import FastOneClassSVM, compile_model
+from scoring.models.kernel import compile_model
+from scoring.models.pack import PackRow, pack_row, write_pack
 from scoring.models.store import ModelStore, ModelStoreError, serialize_model, write_model_file
 from scoring.progress import progress_bar
 
@@ -257,7 +258,7 @@ class FitResult:
     sensor: str
     rows: int
     entry: dict[str, Any] | None = None  # the manifest entry of the file written
-    compiled: FastOneClassSVM | None = None  # as arrays: the pack is built from them
+    pack_row: PackRow | None = None  # its row of the pack (None: it does not compile)
     error: str | None = None  # the pair failed (the others go on)
     write_error: str | None = None  # its file could not be written (training stops)
 
@@ -303,7 +304,7 @@ def _fit_one(
     result = FitResult(pair.device, pair.sensor, len(pair.X))
     try:
         pipeline, _ = fit_model(pair.X, params)
-        result.compiled = compile_model(pipeline)
+        compiled = compile_model(pipeline)
         saved = serialize_model(
             pair.device,
             pair.sensor,
@@ -315,6 +316,8 @@ def _fit_one(
             answers=direct_fit.Answers(pipeline) if direct_fit.supports(pipeline) else None,
         )
         saved.entry[baseline.ENTRY_KEY] = baseline.baseline_of(pair.X, pair.times).to_dict()
+        if compiled is not None:  # the pack's row made here, in parallel, not in the parent
+            result.pack_row = pack_row(compiled, baseline.packed(saved.entry))
     except Exception as exc:  # noqa: BLE001 - reported per pair, the others go on
         result.error = f"{type(exc).__name__}: {exc}"
         return result
@@ -519,7 +522,7 @@ def train_pairs(
     save_as = _SaveAs(
         root=store.root, params=params.recorded(), trusted_types=tuple(store.trusted_types)
     )
-    compiled: dict[tuple[str, str], tuple[str, FastOneClassSVM | None]] = {}
+    compiled: dict[tuple[str, str], tuple[str, PackRow | None]] = {}
     for result in fit_pairs(pairs, params, save_as, jobs=jobs, progress=progress):
         if result.write_error is not None:
             raise ModelStoreError(result.write_error)
@@ -537,7 +540,7 @@ def train_pairs(
         report.trained.append((result.device, result.sensor, version, result.rows))
         # The pack is built from the models just fitted (no file read back); the sha256 of the
         # file each was saved as is what the pack checks against the manifest.
-        compiled[(result.device, result.sensor)] = (result.entry["sha256"], result.compiled)
+        compiled[(result.device, result.sensor)] = (result.entry["sha256"], result.pack_row)
     if report.trained:
         store.write_manifest()
         _write_pack(store, compiled)
@@ -545,12 +548,10 @@ def train_pairs(
 
 
 def _write_pack(
-    store: ModelStore, compiled: dict[tuple[str, str], tuple[str, FastOneClassSVM | None]]
+    store: ModelStore, compiled: dict[tuple[str, str], tuple[str, PackRow | None]]
 ) -> None:
     """The pack (one memory-mapped file of every compiled model) is what makes scoring fast;
     built here so a freshly trained store scores through the exact fast kernel at once."""
-    from scoring.models.pack import write_pack
-
     summary = write_pack(store, compiled=compiled)
     log.info(
         "packed %d models into %s (%d loaded from their files at scoring time instead)",
