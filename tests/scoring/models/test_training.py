@@ -121,6 +121,19 @@ def test_small_pairs_are_skipped_and_bad_rows_dropped_with_warnings(tmp_path: Pa
     assert "fleet.csv: dropped 3 of" in text
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3, 10, 287, 288])
+def test_column_medians_are_numpys_to_the_bit(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    for X in (
+        rng.normal(size=(rows, 1)) * 1e3,
+        rng.lognormal(size=(rows, 3)),
+        np.round(rng.normal(size=(rows, 2)), 1),  # ties
+        np.full((rows, 1), 0.1),
+    ):
+        mine, numpys = train.column_medians(X), np.median(X, axis=0)
+        assert mine.shape == numpys.shape and mine.tobytes() == numpys.tobytes()
+
+
 def _pairs_as_normalized_and_grouped(frame: pd.DataFrame, min_rows: int) -> list[tuple]:
     """The specification prepare_pairs meets without copying the frame: the whole frame
     normalized (schema.normalize_readings), unusable rows dropped, then grouped by pair."""
