@@ -15,6 +15,7 @@ import pytest
 from batchscore.cli import main
 from scoring.data.schema import PREDICTION_COLUMNS, PREDICTION_SCHEMA
 from scoring.errors import EXIT_EMPTY
+from tests.fixtures.imports import loaded_by_import
 from tests.fixtures.toy_data import write_extract, write_files, write_model_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,14 +283,7 @@ def test_the_score_command_starts_the_fork_server_before_importing_pandas() -> N
     """The fork server imports pandas for the workers while the command imports it for
     itself; a module-level pandas or pyarrow import on the way to ``run`` would put the two
     back in a row (about a fifth of a small run's wall time)."""
-    code = (
-        "import sys, batchscore.commands.score as s; "
-        "print(sorted(m for m in ('pandas', 'pyarrow', 'numpy') if m in sys.modules))"
-    )
-    shown = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert shown.stdout.strip() == "[]"
+    assert loaded_by_import("batchscore.commands.score", ("pandas", "pyarrow", "numpy")) == []
 
 
 def test_the_fork_server_ends_with_the_command_and_a_later_run_starts_a_new_one(
