@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from scoring.data.files import TableFormatError, read_table, require_output_folder
+from scoring.data.files import (
+    TableFormatError,
+    read_table,
+    release_unused_memory,
+    require_output_folder,
+)
 from scoring.data.schema import DEVICE, READING_COLUMNS, SENSOR, TS, normalize_readings
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 from scoring.models.store import ModelStore, ModelStoreError
@@ -192,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
         # The frame goes once the pairs are made: at 100,000 pairs x 288 rows over a gigabyte,
         # held otherwise for the whole training.
         del readings
+        release_unused_memory()
         report = train_pairs(
             pairs, report, store, params, jobs=args.jobs, progress=not args.no_progress
         )

@@ -95,6 +95,16 @@ def _read_parquet_keys_as_text(path: Path) -> pd.DataFrame:
     return table.replace_schema_metadata(metadata).to_pandas()
 
 
+def release_unused_memory() -> None:
+    """Hand back to the system the memory Arrow's allocator keeps after a table is let go
+    (pyarrow's ``MemoryPool.release_unused``). mimalloc keeps freed pages for reuse: once
+    ``train`` had let its 100,000-pair readings go, its process stayed 1.0 GiB larger
+    (1.79 GiB instead of 0.75), for the whole training and in every worker it forked."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def require_output_folder(flag: str, path: str | Path, error: type[UsageError] = UsageError):
     """Refuse, before any work, an output folder that cannot be made: ``path``, or the nearest
     existing folder above it, is a file or cannot be written. ``error`` names ``flag``."""
