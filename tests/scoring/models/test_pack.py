@@ -14,10 +14,12 @@ from scoring.models.pack import (
     PackedStore,
     PackError,
     pack_path,
+    pack_row,
+    share_buffers,
     write_pack,
 )
 from scoring.models.store import LoadedModel, ModelStore
-from tests.fixtures.models import default_pipeline
+from tests.fixtures.models import default_pipeline, fitted_pipeline
 
 NON_DEFAULT_TYPES = ["sklearn.ensemble._iforest.IsolationForest", "sklearn.tree._tree.Tree"]
 
@@ -448,3 +450,17 @@ def test_a_manifest_entry_that_does_not_name_its_own_file_is_refused(store, caps
     predictor = SensorPredictor(ModelStore(store.root), on_model_error="status")
     out = predictor.score(_readings("dev-1", "temperature", np.linspace(-5, 5, 20)))
     assert set(out["Status"]) == {"model_error"} and out["Score"].isna().all()
+
+
+def test_rows_sharing_buffers_hold_the_same_values_as_views_of_one_array() -> None:
+    from scoring.models.kernel import compile_model
+
+    rng = np.random.default_rng(5)
+    rows = [pack_row(compile_model(fitted_pipeline(_series(rng, 200)))) for _ in range(4)]
+    before = [{name: part.copy() for name, part in row.arrays.items()} for row in rows]
+    share_buffers(rows)
+    for name in before[0]:
+        shared = rows[0].arrays[name].base
+        assert shared is not None and all(row.arrays[name].base is shared for row in rows)
+        for row, old in zip(rows, before, strict=True):
+            assert row.arrays[name].tobytes() == old[name].tobytes()
