@@ -206,16 +206,22 @@ def share_buffers(rows: list[PackRow]) -> None:
     :func:`write_pack` has copied its last row into the pack, where thousands of small arrays
     stayed in the allocator's heap until the end, beside the pack's own columns (at 100,000
     models the Taylor tables alone are 760 MB)."""
+    if not rows:
+        return
     for name in _LIST_COLUMNS:
         parts = [row.arrays[name] for row in rows]
-        if not parts:
-            return
-        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-        np.cumsum([part.size for part in parts], out=offsets[1:])
+        offsets = _offsets(parts)
         shared = _mapped(int(offsets[-1]))
         np.concatenate(parts, out=shared)
         for index, row in enumerate(rows):
             row.arrays[name] = shared[offsets[index] : offsets[index + 1]]
+
+
+def _offsets(parts: list[np.ndarray]) -> np.ndarray:
+    """Where each of ``parts`` starts once they are joined end to end, then their total."""
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([part.size for part in parts], out=offsets[1:])
+    return offsets
 
 
 def _mapped(size: int) -> np.ndarray:
@@ -235,11 +241,14 @@ class _Rows:
     scalars: list[dict[str, Any]] = field(default_factory=list)
     arrays: list[dict[str, np.ndarray]] = field(default_factory=list)
 
-    def add(self, entry: Mapping[str, Any], row: PackRow) -> None:
+    def add(self, names: Mapping[str, Any], row: PackRow, entry: Mapping[str, Any]) -> None:
+        """``row`` under the columns ``names`` gives; its baseline as made with the row, else
+        from its manifest ``entry``."""
         scalars = dict(row.scalars)
-        scalars.update(entry)
-        if row.baseline is not None:
-            scalars[baseline.PACK_COLUMN] = row.baseline
+        scalars.update(names)
+        scalars[baseline.PACK_COLUMN] = (
+            row.baseline if row.baseline is not None else baseline.packed(entry)
+        )
         self.scalars.append(scalars)
         self.arrays.append(row.arrays)
 
@@ -250,7 +259,6 @@ class _Rows:
         order = sorted(range(len(self)), key=lambda i: self.scalars[i]["key_hash"])
         scalars = [self.scalars[i] for i in order]
         arrays = [self.arrays[i] for i in order]
-        self.scalars, self.arrays = [], []  # each part is let go once copied into its column
 
         def column(name: str, kind: pa.DataType) -> pa.Array:
             return pa.array([row[name] for row in scalars], kind)
@@ -281,8 +289,7 @@ def _list_column(arrays: list[dict[str, np.ndarray]], name: str) -> pa.Array:
     """The list column ``name`` of ``arrays`` (one dict per row), each row's part let go as it
     is copied in: the Taylor tables are most of the pack (760 MB at 100,000 models), and
     concatenating them held every part beside the column."""
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
-    np.cumsum([row[name].size for row in arrays], out=offsets[1:])
+    offsets = _offsets([row[name] for row in arrays])
     values = np.empty(int(offsets[-1]), dtype=np.float64)
     for index, row in enumerate(arrays):
         values[offsets[index] : offsets[index + 1]] = row.pop(name)
@@ -344,14 +351,11 @@ def write_pack(
             if fresh[1] is None:
                 not_compiled.append((device, sensor))
                 continue
-            if fresh[1].baseline is None:
-                base[baseline.PACK_COLUMN] = baseline.packed(entry)
-            rows.add(base, fresh[1])
+            rows.add(base, fresh[1], entry)
             continue
-        base[baseline.PACK_COLUMN] = baseline.packed(entry)
         old = previous.fast_model(device, sensor, sha256) if previous else None
         if old is not None:
-            rows.add(base, pack_row(old))
+            rows.add(base, pack_row(old), entry)
             reused += 1
             continue
         try:
@@ -364,10 +368,9 @@ def write_pack(
         if model is None:
             not_compiled.append((device, sensor))
             continue
-        rows.add(base, pack_row(model))
+        rows.add(base, pack_row(model), entry)
     metadata = {"format": str(PACK_FORMAT), "kernel": KERNEL_ID, "manifest_sha256": manifest_hash}
-    packed = len(rows)
-    table = rows.to_table(metadata)  # (empties rows)
+    table = rows.to_table(metadata)
     try:
         with atomic_path(target) as tmp:
             with pa.OSFile(str(tmp), "wb") as sink:
@@ -378,13 +381,13 @@ def write_pack(
         raise PackError(f"{target}: cannot write the model pack ({exc})") from exc
     log.info(
         "pack: %d models in %s (%d reused, %d not compilable, %d failed)",
-        packed,
+        len(rows),
         target,
         reused,
         len(not_compiled),
         len(failed),
     )
-    return PackSummary(target, packed, reused, not_compiled, failed)
+    return PackSummary(target, len(rows), reused, not_compiled, failed)
 
 
 @lru_cache(maxsize=64)

@@ -402,7 +402,7 @@ def fit_pairs(
             try:
                 for future in as_completed(futures):
                     results = future.result()
-                    share_buffers([result.pack_row for result in results if result.pack_row])
+                    share_buffers([r.pack_row for r in results if r.pack_row is not None])
                     yield from results
                     bar.update(len(results))
             finally:  # stopped early (a write error, Ctrl-C): the queued chunks are not started
@@ -521,7 +521,7 @@ def train_models(
     ``readings`` follows the column contract (names matched case-insensitively).
     Raises ``ValueError`` naming ``source`` if required columns are missing.
     """
-    params = (params or TrainParams()).validate()
+    params = (params or TrainParams()).validate()  # before the readings are read
     pairs, report = prepare_pairs(readings, source=source, min_rows=min_rows)
     return train_pairs(pairs, report, store, params, jobs=jobs, progress=progress)
 
