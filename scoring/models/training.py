@@ -114,6 +114,7 @@ SQL_TABLE = "SensorReadings"
 # Below this many pairs a process pool costs more than it saves.
 _POOL_MIN_PAIRS = 16
 _CHUNK_MAX_PAIRS = 500
+_CHUNK_MIN_PAIRS = 16
 
 
 @dataclass(frozen=True)
@@ -361,6 +362,42 @@ def _chunks(items: Sequence[PairData], size: int) -> Iterator[Sequence[PairData]
         yield items[start : start + size]
 
 
+def _ranges(total: int, jobs: int) -> list[tuple[int, int]]:
+    """Cut ``total`` pairs into tasks for ``jobs`` processes: each a share of what remains
+    (a quarter of a process's part, at most :data:`_CHUNK_MAX_PAIRS`, at least
+    :data:`_CHUNK_MIN_PAIRS`), so the tasks shrink toward the end and the processes finish
+    together instead of one fitting a last large chunk while the other waits."""
+    ranges, start = [], 0
+    while start < total:
+        size = min(_CHUNK_MAX_PAIRS, max(_CHUNK_MIN_PAIRS, (total - start) // (jobs * 4)))
+        ranges.append((start, min(total, start + size)))
+        start += size
+    return ranges
+
+
+#: a training process's work, set once when it starts (:func:`_start_worker`)
+_WORK: tuple[Sequence[PairData], TrainParams, _SaveAs, set[Path]] | None = None
+
+
+def _start_worker(pairs: Sequence[PairData], params: TrainParams, save_as: _SaveAs) -> None:
+    """A training process starts holding every pair: a forked process inherits them (no copy,
+    nothing pickled), another start method receives them once. Its tasks then name a range.
+    Before, each task carried its pairs' rows through the pool's one pipe (2.3 MB a task of
+    500 pairs x 288 rows), and the parent's thread feeding that pipe waited for the GIL the
+    parent's result handling held: a process finished a task and sat idle up to 0.3 s."""
+    global _WORK  # noqa: PLW0603 - one per process, set before its first task
+    _WORK = (pairs, params, save_as, set())
+    _one_thread()
+
+
+def _fit_range(start: int, stop: int) -> list[FitResult]:
+    """One pool task: the pairs ``start:stop`` of the process's work."""
+    if _WORK is None:
+        raise RuntimeError("a training process was given a task before its pairs")
+    pairs, params, save_as, folders = _WORK
+    return _fit_chunk(pairs[start:stop], params, save_as, folders)
+
+
 def _one_thread() -> None:
     """A training process's BLAS and OpenMP pools get one thread. Their work here is tiny (a
     pair's least squares, the compile's small products): a pool of threads per call cost more
@@ -388,17 +425,15 @@ def fit_pairs(
                     yield from _fit_chunk(chunk, params, save_as, folders)
                     bar.update(len(chunk))
             return
-        # A few chunks per worker, balancing uneven pairs without a task per model, and none
-        # larger than _CHUNK_MAX_PAIRS: a chunk's results wait whole in its worker, then are
-        # pickled, sent and unpickled at once (a quarter of a worker's share of 100,000 pairs
-        # was 0.4 GB in flight). The pairs in pack order, so that a chunk's rows are
-        # neighbours in the pack (share_buffers).
+        # Tasks of a few hundred pairs at most (_ranges): a task's results wait whole in its
+        # worker, then are pickled, sent and unpickled at once (a quarter of a worker's share
+        # of 100,000 pairs was 0.4 GB in flight). The pairs in pack order, so that a task's
+        # rows are neighbours in the pack (share_buffers).
         pairs = sorted(pairs, key=lambda pair: pair_hash(pair.device, pair.sensor))
-        size = max(1, min(math.ceil(len(pairs) / (jobs * 4)), _CHUNK_MAX_PAIRS))
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
-            futures = [
-                pool.submit(_fit_chunk, chunk, params, save_as) for chunk in _chunks(pairs, size)
-            ]
+        with ProcessPoolExecutor(
+            max_workers=jobs, initializer=_start_worker, initargs=(pairs, params, save_as)
+        ) as pool:
+            futures = [pool.submit(_fit_range, *span) for span in _ranges(len(pairs), jobs)]
             try:
                 for future in as_completed(futures):
                     results = future.result()

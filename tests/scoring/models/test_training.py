@@ -213,6 +213,19 @@ def test_a_model_file_that_cannot_be_written_stops_training_naming_it(tmp_path, 
     assert not (tmp_path / "manifest.json").exists()
 
 
+@pytest.mark.parametrize(("total", "jobs"), [(1, 2), (20, 2), (5_000, 2), (100_000, 2), (999, 7)])
+def test_pool_tasks_cover_every_pair_once_in_order_and_shrink_toward_the_end(total, jobs):
+    spans = train._ranges(total, jobs)
+    assert [start for start, _ in spans] == [0, *[stop for _, stop in spans[:-1]]]
+    assert spans[-1][1] == total
+    sizes = [stop - start for start, stop in spans]
+    assert max(sizes) <= train._CHUNK_MAX_PAIRS
+    assert all(size >= train._CHUNK_MIN_PAIRS for size in sizes[:-1])
+    assert sizes == sorted(sizes, reverse=True) or sizes[-1] < train._CHUNK_MIN_PAIRS
+    if total >= 5_000:  # the last tasks are small: the processes finish together
+        assert sizes[-1] <= train._CHUNK_MIN_PAIRS < sizes[0] // 10
+
+
 def test_process_pool_gives_the_same_models_as_one_process(tmp_path: Path) -> None:
     pairs = {(f"dev-{i:02d}", "temp"): 40 for i in range(train._POOL_MIN_PAIRS)}
     frame = readings(pairs)
