@@ -631,14 +631,52 @@ def write_model_file(
             target.parent.mkdir(parents=True, exist_ok=True)
             if folders is not None:
                 folders.add(target.parent)
-        _write_atomically(
-            target, model.data, durable=durable or not _CAN_FLUSH_ALL, make_parent=False
-        )
+        durable = durable or not _CAN_FLUSH_ALL
+        if not _write_new(target, model.data, durable=durable):
+            _write_atomically(target, model.data, durable=durable, make_parent=False)
     except OSError as exc:
         raise ModelStoreError(
             f"{_pair(entry['device'], entry['sensor'])}: cannot write {target} ({exc})"
         ) from exc
     return target
+
+
+def _write_new(path: Path, data: bytes, *, durable: bool) -> bool:
+    """Write ``data`` as the new file ``path``, in place; False (nothing written) if a file of
+    that name exists.
+
+    A model file's name is new (its version is the time and its content's hash) and no reader
+    opens a model file before the manifest names it, which it does only once every file of
+    the bulk is on disk (:meth:`ModelStore.write_manifest`). So a new name needs no temporary
+    file and rename to keep readers from a part: 17 us a file instead of 125 us (2 KB files,
+    measured), a tenth of what a model cost to train. A file a crash left half written is
+    named by no manifest, as a temporary file would have been. An existing name (the same
+    model trained again within the second) may be open in a reader: it is replaced
+    atomically (:func:`_write_atomically`)."""
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, _FILE_MODE)
+    except FileExistsError:
+        return False
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view) :]
+        if _CAN_FCHMOD:  # as every store file: not narrowed by the umask
+            os.fchmod(handle, _FILE_MODE)
+        if durable:
+            os.fsync(handle)
+    except BaseException:
+        os.close(handle)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(handle)
+    if not _CAN_FCHMOD:
+        os.chmod(path, _FILE_MODE)
+    return True
+
+
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_CAN_FCHMOD = hasattr(os, "fchmod")
 
 
 def _write_atomically(

@@ -156,14 +156,50 @@ def test_failed_manifest_write_keeps_the_old_store(store_with_one, monkeypatch) 
 
 
 def test_failed_model_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
-    def fail(src, dst):
+    real_write = os.write
+
+    def fail_after_a_part(handle, data):
+        real_write(handle, bytes(data[:10]))  # a part reached the file, then the disk filled
         raise OSError("no space left")
 
-    monkeypatch.setattr(os, "replace", fail)
+    monkeypatch.setattr(os, "write", fail_after_a_part)
     with pytest.raises(ModelStoreError, match=r"Device='d' Sensor='s'.*no space left"):
         ModelStore(tmp_path).save("d", "s", fitted(), training_rows=120, params=PARAMS)
     assert not model_files(tmp_path)
     assert _no_temp_files(tmp_path)
+
+
+def test_a_new_model_file_is_written_in_place_and_an_existing_name_replaced_atomically(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # A new file's name is named by no manifest until every file of the bulk is written, so it
+    # needs no temporary file; a name that exists may be open in a reader: temp + rename.
+    replaced: list[str] = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst):
+        replaced.append(Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    old_umask = os.umask(0o077)  # the files keep the store's mode, whatever the umask
+    try:
+        store = ModelStore(tmp_path / "models")
+        store.save("d", "s", fitted(), training_rows=120, params=PARAMS)
+        (path,) = model_files(store.root)
+        assert replaced == [MANIFEST_NAME]
+        assert path.stat().st_mode & 0o777 == 0o644
+        saved = model_store.serialize_model(
+            "d", "s", fitted(seed=1), training_rows=120, params=PARAMS
+        )
+        saved.entry["file"] = path.relative_to(store.root).as_posix()  # the same name again
+        model_store.write_model_file(store.root, saved, durable=False)
+    finally:
+        os.umask(old_umask)
+    assert replaced == [MANIFEST_NAME, path.name]
+    assert path.read_bytes() == saved.data
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert _no_temp_files(store.root)
 
 
 # --------------------------------------------------------------------- safe loading

@@ -476,7 +476,14 @@ def test_bulk_training_flushes_once_before_the_manifest_not_once_per_file(tmp_pa
         events.append(f"replace {Path(dst).name}")
         real_replace(src, dst)
 
+    real_write_new = store_module._write_new
+
+    def write_new(path, data, *, durable):  # a model file: a new name, written in place
+        events.append(f"write {path.name}")
+        return real_write_new(path, data, durable=durable)
+
     monkeypatch.setattr("scoring.data.files.os.replace", replace)
+    monkeypatch.setattr(store_module, "_write_new", write_new)
     report = train.train_models(readings(SMALL), ModelStore(tmp_path))
     assert len(report.trained) == len(SMALL)
     manifest = events.index("replace manifest.json")
