@@ -88,7 +88,13 @@ from scoring.data.schema import (
 from scoring.models import baseline, direct_fit
 from scoring.models.kernel import compile_model
 from scoring.models.pack import PackRow, pack_row, pair_hash, share_buffers, write_pack
-from scoring.models.store import ModelStore, ModelStoreError, serialize_model, write_model_file
+from scoring.models.store import (
+    ModelStore,
+    ModelStoreError,
+    manifest_line,
+    serialize_model,
+    write_model_file,
+)
 from scoring.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -272,6 +278,7 @@ class FitResult:
     sensor: str
     rows: int
     entry: dict[str, Any] | None = None  # the manifest entry of the file written
+    entry_line: str | None = None  # that entry's manifest line (made here, in parallel)
     pack_row: PackRow | None = None  # its row of the pack (None: it does not compile)
     error: str | None = None  # the pair failed (the others go on)
     write_error: str | None = None  # its file could not be written (training stops)
@@ -340,7 +347,7 @@ def _fit_one(
     except ModelStoreError as exc:  # a full or read-only disk: not this pair's fault
         result.write_error = str(exc)
         return result
-    result.entry = saved.entry
+    result.entry, result.entry_line = saved.entry, manifest_line(saved.entry)
     return result
 
 
@@ -590,7 +597,7 @@ def train_pairs(
             )
             report.failed.append((result.device, result.sensor, str(result.error)))
             continue
-        version = store.record_written(result.entry, write_manifest=False)
+        version = store.record_written(result.entry, write_manifest=False, line=result.entry_line)
         report.trained.append((result.device, result.sensor, version, result.rows))
         # The pack is built from the models just fitted (no file read back); the sha256 of the
         # file each was saved as is what the pack checks against the manifest.

@@ -202,6 +202,30 @@ def test_a_new_model_file_is_written_in_place_and_an_existing_name_replaced_atom
     assert _no_temp_files(store.root)
 
 
+def test_a_line_made_beside_an_entry_is_written_only_while_that_entry_is_the_pairs(
+    tmp_path: Path,
+) -> None:
+    """Training's workers make each entry's manifest line; the manifest uses it while that
+    very entry is the pair's, and the entry's own JSON otherwise."""
+    store = ModelStore(tmp_path / "models")
+    store.save("d", "s", fitted(), training_rows=120, params=PARAMS)
+    saved = model_store.serialize_model("d", "s", fitted(seed=1), training_rows=120, params=PARAMS)
+    model_store.write_model_file(store.root, saved, durable=False)
+    line = model_store.manifest_line(saved.entry)
+    store.record_written(saved.entry, line=line)
+    text = (store.root / MANIFEST_NAME).read_text(encoding="utf-8")
+    assert "  " + line + "\n" in text
+    assert manifest(store.root)["models"] == [saved.entry]
+    # the same pair recorded again without a line: the old line must not come back
+    again = model_store.serialize_model("d", "s", fitted(seed=2), training_rows=120, params=PARAMS)
+    model_store.write_model_file(store.root, again, durable=False)
+    store.record_written(again.entry, write_manifest=False, line=line)
+    newer = dict(again.entry, training_rows=121)
+    store.record_written(newer, write_manifest=False)
+    store.write_manifest()
+    assert manifest(store.root)["models"] == [newer]
+
+
 # --------------------------------------------------------------------- safe loading
 
 CONSTRUCTED: list[str] = []

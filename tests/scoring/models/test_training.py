@@ -17,7 +17,7 @@ from batchscore.cli import main
 from scoring.models import training as train
 from scoring.models.baseline import Baseline, baseline_of
 from scoring.models.pack import PACK_NAME, store_baselines, verify_pack, write_pack
-from scoring.models.store import ModelStore, ModelStoreError
+from scoring.models.store import ModelStore, ModelStoreError, manifest_text
 from tests.fixtures.models import fitted_pipeline
 
 
@@ -251,6 +251,11 @@ def test_a_pack_built_from_models_compiled_in_workers_is_the_one_the_files_give(
     (store.root / PACK_NAME).unlink()
     write_pack(store)  # from the files, as `batchscore models pack` does
     assert (store.root / PACK_NAME).read_bytes() == from_workers
+    # ... and the manifest lines the workers made are the entries' own JSON
+    written = (store.root / "manifest.json").read_text(encoding="utf-8")
+    entries = {key: store.entry(*key) for key in store.keys()}
+    rebuilt = manifest_text(entries)
+    assert written.split('"models"')[1] == rebuilt.split('"models"')[1]
 
 
 def test_hyperparameters_are_validated() -> None:
