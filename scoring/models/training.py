@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
@@ -87,7 +88,15 @@ from scoring.data.schema import (
 )
 from scoring.models import baseline, direct_fit
 from scoring.models.kernel import compile_model
-from scoring.models.pack import PackRow, pack_row, pair_hash, share_buffers, write_pack
+from scoring.models.pack import (
+    PackRow,
+    ParkedArrays,
+    pack_row,
+    pair_hash,
+    park_arrays,
+    unpark_arrays,
+    write_pack,
+)
 from scoring.models.store import (
     ModelStore,
     ModelStoreError,
@@ -383,26 +392,34 @@ def _ranges(total: int, jobs: int) -> list[tuple[int, int]]:
 
 
 #: a training process's work, set once when it starts (:func:`_start_worker`)
-_WORK: tuple[Sequence[PairData], TrainParams, _SaveAs, set[Path]] | None = None
+_WORK: tuple[Sequence[PairData], TrainParams, _SaveAs, Path, set[Path]] | None = None
 
 
-def _start_worker(pairs: Sequence[PairData], params: TrainParams, save_as: _SaveAs) -> None:
+def _start_worker(
+    pairs: Sequence[PairData], params: TrainParams, save_as: _SaveAs, parking: Path
+) -> None:
     """A training process starts holding every pair: a forked process inherits them (no copy,
     nothing pickled), another start method receives them once. Its tasks then name a range.
     Before, each task carried its pairs' rows through the pool's one pipe (2.3 MB a task of
     500 pairs x 288 rows), and the parent's thread feeding that pipe waited for the GIL the
     parent's result handling held: a process finished a task and sat idle up to 0.3 s."""
     global _WORK  # noqa: PLW0603 - one per process, set before its first task
-    _WORK = (pairs, params, save_as, set())
+    _WORK = (pairs, params, save_as, parking, set())
     _one_thread()
 
 
-def _fit_range(start: int, stop: int) -> list[FitResult]:
-    """One pool task: the pairs ``start:stop`` of the process's work."""
+def _fit_range(start: int, stop: int) -> tuple[list[FitResult], ParkedArrays | None]:
+    """One pool task: the pairs ``start:stop`` of the process's work; their pack rows' arrays
+    parked in a file of the run's ``parking`` folder (:func:`park_arrays`), not pickled."""
     if _WORK is None:
         raise RuntimeError("a training process was given a task before its pairs")
-    pairs, params, save_as, folders = _WORK
-    return _fit_chunk(pairs[start:stop], params, save_as, folders)
+    pairs, params, save_as, parking, folders = _WORK
+    results = _fit_chunk(pairs[start:stop], params, save_as, folders)
+    return results, park_arrays(_pack_rows(results), parking / f"{start}.f8")
+
+
+def _pack_rows(results: list[FitResult]) -> list[PackRow]:
+    return [result.pack_row for result in results if result.pack_row is not None]
 
 
 def _one_thread() -> None:
@@ -433,21 +450,29 @@ def fit_pairs(
                     bar.update(len(chunk))
             return
         # Tasks of a few hundred pairs at most (_ranges): a task's results wait whole in its
-        # worker, then are pickled, sent and unpickled at once (a quarter of a worker's share
-        # of 100,000 pairs was 0.4 GB in flight). The pairs in pack order, so that a task's
-        # rows are neighbours in the pack (share_buffers).
+        # worker (a quarter of a worker's share of 100,000 pairs was 0.4 GB in flight). The
+        # pairs in pack order, so that a task's rows, parked in one file, are neighbours in
+        # the pack and that file's pages go as the pack is written.
         pairs = sorted(pairs, key=lambda pair: pair_hash(pair.device, pair.sensor))
-        with ProcessPoolExecutor(
-            max_workers=jobs, initializer=_start_worker, initargs=(pairs, params, save_as)
-        ) as pool:
+        with (
+            tempfile.TemporaryDirectory(
+                prefix="batchscore-train-", ignore_cleanup_errors=True
+            ) as parking,
+            ProcessPoolExecutor(
+                max_workers=jobs,
+                initializer=_start_worker,
+                initargs=(pairs, params, save_as, Path(parking)),
+            ) as pool,
+        ):
             futures = [pool.submit(_fit_range, *span) for span in _ranges(len(pairs), jobs)]
             try:
                 for future in as_completed(futures):
-                    results = future.result()
-                    share_buffers([r.pack_row for r in results if r.pack_row is not None])
+                    results, parked = future.result()
+                    if parked is not None:
+                        unpark_arrays(_pack_rows(results), parked)
                     yield from results
                     bar.update(len(results))
-            finally:  # stopped early (a write error, Ctrl-C): the queued chunks are not started
+            finally:  # stopped early (a write error, Ctrl-C): the queued tasks are not started
                 for future in futures:
                     future.cancel()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from scoring.models.pack import (
     PackError,
     pack_path,
     pack_row,
-    share_buffers,
+    park_arrays,
+    unpark_arrays,
     write_pack,
 )
 from scoring.models.store import LoadedModel, ModelStore
@@ -452,15 +454,33 @@ def test_a_manifest_entry_that_does_not_name_its_own_file_is_refused(store, caps
     assert set(out["Status"]) == {"model_error"} and out["Score"].isna().all()
 
 
-def test_rows_sharing_buffers_hold_the_same_values_as_views_of_one_array() -> None:
+def test_parked_rows_come_back_with_the_same_values_mapped_from_one_removed_file(tmp_path):
     from scoring.models.kernel import compile_model
 
     rng = np.random.default_rng(5)
     rows = [pack_row(compile_model(fitted_pipeline(_series(rng, 200)))) for _ in range(4)]
     before = [{name: part.copy() for name, part in row.arrays.items()} for row in rows]
-    share_buffers(rows)
+    parked = park_arrays(rows, tmp_path / "task.f8")
+    assert parked is not None and all(row.arrays == {} for row in rows)  # pickled small
+    arrived = pickle.loads(pickle.dumps(rows))  # as the pool hands them to the parent
+    unpark_arrays(arrived, parked)
+    assert not (tmp_path / "task.f8").exists()  # removed at once; its pages stay mapped
     for name in before[0]:
-        shared = rows[0].arrays[name].base
-        assert shared is not None and all(row.arrays[name].base is shared for row in rows)
-        for row, old in zip(rows, before, strict=True):
+        mapped = arrived[0].arrays[name].base
+        assert mapped is not None and all(row.arrays[name].base is mapped for row in arrived)
+        for row, old in zip(arrived, before, strict=True):
+            assert row.arrays[name].dtype == old[name].dtype
             assert row.arrays[name].tobytes() == old[name].tobytes()
+
+
+def test_rows_that_cannot_be_parked_keep_their_arrays(tmp_path):
+    from scoring.models.kernel import compile_model
+
+    rng = np.random.default_rng(6)
+    rows = [pack_row(compile_model(fitted_pipeline(_series(rng, 200)))) for _ in range(2)]
+    before = [{name: part.copy() for name, part in row.arrays.items()} for row in rows]
+    assert park_arrays(rows, tmp_path / "no-such-folder" / "task.f8") is None
+    for row, old in zip(rows, before, strict=True):
+        assert {name: part.tobytes() for name, part in row.arrays.items()} == {
+            name: part.tobytes() for name, part in old.items()
+        }
