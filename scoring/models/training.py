@@ -422,6 +422,16 @@ def _pack_rows(results: list[FitResult]) -> list[PackRow]:
     return [result.pack_row for result in results if result.pack_row is not None]
 
 
+def _unpark(results: list[FitResult], parked: ParkedArrays) -> None:
+    try:
+        unpark_arrays(_pack_rows(results), parked)
+    except OSError as exc:  # the temporary file went away (a cleaner of the temporary folder)
+        raise ModelStoreError(
+            f"cannot read back the compiled models a worker left in {parked.path} ({exc}); "
+            "no manifest was written: run the training again"
+        ) from exc
+
+
 def _one_thread() -> None:
     """A training process's BLAS and OpenMP pools get one thread. Their work here is tiny (a
     pair's least squares, the compile's small products): a pool of threads per call cost more
@@ -469,7 +479,7 @@ def fit_pairs(
                 for future in as_completed(futures):
                     results, parked = future.result()
                     if parked is not None:
-                        unpark_arrays(_pack_rows(results), parked)
+                        _unpark(results, parked)
                     yield from results
                     bar.update(len(results))
             finally:  # stopped early (a write error, Ctrl-C): the queued tasks are not started

@@ -464,7 +464,7 @@ def test_parked_rows_come_back_with_the_same_values_mapped_from_one_removed_file
     assert parked is not None and all(row.arrays == {} for row in rows)  # pickled small
     arrived = pickle.loads(pickle.dumps(rows))  # as the pool hands them to the parent
     unpark_arrays(arrived, parked)
-    assert not (tmp_path / "task.f8").exists()  # removed at once; its pages stay mapped
+    assert not (tmp_path / "task.f8").exists()  # removed at once, read into memory first
     for name in before[0]:
         mapped = arrived[0].arrays[name].base
         assert mapped is not None and all(row.arrays[name].base is mapped for row in arrived)

@@ -226,6 +226,19 @@ def test_pool_tasks_cover_every_pair_once_in_order_and_shrink_toward_the_end(tot
         assert sizes[-1] <= train._CHUNK_MIN_PAIRS < sizes[0] // 10
 
 
+def test_compiled_models_lost_from_the_temporary_folder_stop_training_unrecorded(
+    tmp_path, monkeypatch
+) -> None:
+    def gone(rows, parked):
+        raise FileNotFoundError(2, "No such file or directory", parked.path)
+
+    monkeypatch.setattr(train, "unpark_arrays", gone)
+    pairs = {(f"dev-{i:02d}", "temp"): 40 for i in range(train._POOL_MIN_PAIRS + 4)}
+    with pytest.raises(ModelStoreError, match=r"cannot read back .*\.f8.*run the training again"):
+        train.train_models(readings(pairs), ModelStore(tmp_path), jobs=2)
+    assert not (tmp_path / "manifest.json").exists()
+
+
 def test_process_pool_gives_the_same_models_as_one_process(tmp_path: Path) -> None:
     pairs = {(f"dev-{i:02d}", "temp"): 40 for i in range(train._POOL_MIN_PAIRS)}
     frame = readings(pairs)
