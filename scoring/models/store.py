@@ -54,14 +54,17 @@ escape the store folder.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import importlib
 import io
 import json
 import logging
 import os
+import sys
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -513,7 +516,13 @@ class ModelStore:
         :mod:`scoring.models.generations`)."""
         entries = self._manifest(must_exist=False)
         if self._not_durable:  # the files the new manifest names reach the disk before it
-            _flush_to_disk()
+            try:
+                _flush_to_disk(self.root)
+            except OSError as exc:
+                raise ModelStoreError(
+                    f"{self.root}: the model files could not be flushed to disk ({exc}); "
+                    "the manifest was not written"
+                ) from exc
             self._not_durable = False
         try:
             text = manifest_text(entries, lines=self._lines)
@@ -721,11 +730,42 @@ def _write_atomically(
         os.chmod(tmp, _FILE_MODE)
 
 
-def _flush_to_disk() -> None:
-    """Everything written so far reaches the disk: one flush for a whole bulk of model files,
-    so a crash can lose the new files but never leave a manifest naming a file not on disk."""
-    if _CAN_FLUSH_ALL:
-        os.sync()
+def _flush_to_disk(root: Path) -> None:
+    """Everything written so far in the store at ``root`` reaches the disk: one flush for a
+    whole bulk of model files, so a crash can lose the new files but never leave a manifest
+    naming a file not on disk.
+
+    Linux's ``syncfs(2)`` flushes the store's own file system ("like sync(), but synchronizes
+    just the file system containing the file referred to by the open file descriptor fd", and
+    since Linux 5.8 it reports writeback errors: man 2 syncfs); ``os.sync`` waits for every file
+    system's dirty data, whoever wrote it (once 0.77 s of a training run here, after another
+    program had written a disk). Python 3.11 has no ``os.syncfs``: libc's, through ctypes;
+    where it is missing, ``os.sync``."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
+        if _CAN_FLUSH_ALL:
+            os.sync()
+        return
+    handle = os.open(root, os.O_RDONLY)
+    try:
+        if syncfs(handle) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs: {os.strerror(error)}")
+    finally:
+        os.close(handle)
+
+
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs``, or None where there is none (not Linux, or an old libc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
+    return function
 
 
 #: where the system cannot flush everything at once (no ``os.sync``), every file is fsynced

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +227,28 @@ def test_a_line_made_beside_an_entry_is_written_only_while_that_entry_is_the_pai
     store.record_written(newer, write_manifest=False)
     store.write_manifest()
     assert manifest(store.root)["models"] == [newer]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs(2) is Linux's")
+def test_a_bulk_flushes_the_stores_own_file_system_with_libcs_syncfs(tmp_path: Path) -> None:
+    assert model_store._libc_syncfs() is not None
+    model_store._flush_to_disk(tmp_path)  # the real call: returns 0, or raises
+
+
+def test_a_flush_that_fails_stops_the_manifest_naming_the_store(tmp_path: Path, monkeypatch):
+    def failing_syncfs(handle):
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(model_store, "_libc_syncfs", lambda: failing_syncfs)
+    store = ModelStore(tmp_path / "models")
+    store.save("d", "s", fitted(), training_rows=120, params=PARAMS, write_manifest=False)
+    with pytest.raises(
+        ModelStoreError,
+        match=r"models: the model files could not be flushed to disk .*Input/output error",
+    ):
+        store.write_manifest()
+    assert not (store.root / MANIFEST_NAME).exists()
 
 
 # --------------------------------------------------------------------- safe loading

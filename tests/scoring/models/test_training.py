@@ -488,7 +488,14 @@ def test_bulk_training_flushes_once_before_the_manifest_not_once_per_file(tmp_pa
     events: list[str] = []
     real_replace = os.replace
     monkeypatch.setattr(store_module.os, "fsync", lambda fd: events.append("fsync"))
-    monkeypatch.setattr(store_module.os, "sync", lambda: events.append("sync"))
+    monkeypatch.setattr(store_module.os, "sync", lambda: events.append("sync everything"))
+
+    def syncfs(handle):  # the store's own file system, flushed once (man 2 syncfs)
+        assert os.fstat(handle).st_dev == os.stat(tmp_path).st_dev
+        events.append("sync")
+        return 0
+
+    monkeypatch.setattr(store_module, "_libc_syncfs", lambda: syncfs)
 
     def replace(src, dst):
         events.append(f"replace {Path(dst).name}")
