@@ -210,7 +210,7 @@ class ParkedArrays:
 
 def park_arrays(rows: list[PackRow], path: Path) -> ParkedArrays | None:
     """Write the list columns of ``rows`` to the new file ``path`` and take them out of the
-    rows, which then pickle small; :func:`unpark_arrays` gives them back, mapped. None (the
+    rows, which then pickle small; :func:`unpark_arrays` reads them back. None (the
     rows untouched) if the file cannot be written: the arrays then travel with the rows.
 
     Training's workers park each task's rows: returned through the pool's pipe, a task of

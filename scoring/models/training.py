@@ -373,11 +373,6 @@ class _Quiet:
         pass
 
 
-def _chunks(items: Sequence[PairData], size: int) -> Iterator[Sequence[PairData]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _ranges(total: int, jobs: int) -> list[tuple[int, int]]:
     """Cut ``total`` pairs into tasks for ``jobs`` processes: each a share of what remains
     (a quarter of a process's part, at most :data:`_CHUNK_MAX_PAIRS`, at least
@@ -455,14 +450,14 @@ def fit_pairs(
         if jobs <= 1 or len(pairs) < _POOL_MIN_PAIRS:
             folders: set[Path] = set()
             with threadpool_limits(limits=1):  # see _one_thread
-                for chunk in _chunks(pairs, 1):
-                    yield from _fit_chunk(chunk, params, save_as, folders)
-                    bar.update(len(chunk))
+                for pair in pairs:
+                    yield from _fit_chunk((pair,), params, save_as, folders)
+                    bar.update()
             return
         # Tasks of a few hundred pairs at most (_ranges): a task's results wait whole in its
         # worker (a quarter of a worker's share of 100,000 pairs was 0.4 GB in flight). The
         # pairs in pack order, so that a task's rows, parked in one file, are neighbours in
-        # the pack and that file's pages go as the pack is written.
+        # the pack and the task's memory goes as the pack is written.
         pairs = sorted(pairs, key=lambda pair: pair_hash(pair.device, pair.sensor))
         with (
             tempfile.TemporaryDirectory(
