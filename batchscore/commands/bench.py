@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workdir",
         type=Path,
         metavar="DIR",
-        help="keep the fleet, models and outputs here (default: a temporary folder, deleted)",
+        help="keep the fleet, models, every training run's store and the outputs here (default: a "
+        "temporary folder, deleted when the bench ends)",
     )
 
 

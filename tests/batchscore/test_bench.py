@@ -51,6 +51,19 @@ def test_tiny_fleet_every_mode_prints_figures_and_agrees_with_scikit_learn(tmp_p
     assert "correctness: labels identical" in printed and "fleet kernel, 1 core" in printed
 
 
+def test_every_training_run_keeps_its_store_until_the_bench_ends(tmp_path):
+    # Removing a run's 5,000 files just before the next run creates 5,000 more made the next
+    # run measure the file system's handling of recent deletions (see _run_train).
+    work = tmp_path / "work"
+    argv = ["bench", "--sensors", "6", "--rows", "12", "--train-rows", "60", "--workers", "2",
+            "--modes", "train", "--repeat", "2", "--workdir", str(work)]  # fmt: skip
+    assert main(argv) == 0
+    for mode in ("train", "train-reference"):
+        for number in (0, 1):
+            manifest = work / f"out-{mode}-{number}" / "manifest.json"
+            assert len(json.loads(manifest.read_text())["models"]) == 6, manifest
+
+
 def test_the_fleet_is_written_by_the_products_extract_writer_in_both_layouts(tmp_path):
     spec = bench.FleetSpec(sensors=9, rows=12, seed=3, train_rows=20)
     readings, window = bench.fleet_frames(spec)
