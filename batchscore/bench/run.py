@@ -89,6 +89,8 @@ def bench(ctx: BenchContext) -> dict[str, Any]:
     for mode, measured in runs.items():
         best = min(measured, key=lambda run: run["seconds"])
         best["all_seconds"] = [run["seconds"] for run in measured]
+        if "process_seconds" in best:  # a loop timed inside its process: its whole process too
+            best["fastest_process_seconds"] = min(run["process_seconds"] for run in measured)
         training = mode in TRAINING_TIMED
         results[mode] = _figures(best, spec.train_rows * spec.sensors if training else rows,
                                  spec.sensors)  # fmt: skip

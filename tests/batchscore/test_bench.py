@@ -48,6 +48,12 @@ def test_tiny_fleet_every_mode_prints_figures_and_agrees_with_scikit_learn(tmp_p
     assert {"score-shard_vs_loop_wall", "score-file_vs_loop_wall", "train_vs_fit_loop_wall",
             "train-reference_vs_fit_loop_wall", "train_vs_fit_loop_default_wall",
             "score-shard_vs_loop_core_seconds"} <= set(results["ratios"])  # fmt: skip
+    loop = results["fit-loop"]
+    assert loop["fastest_process_seconds"] > loop["seconds"], "the process holds the timed loop"
+    assert results["ratios"]["train-reference_vs_fit_loop_whole_process_wall"] == (
+        loop["fastest_process_seconds"] / results["train-reference"]["seconds"]
+    )
+    assert "train-reference vs fit loop whole process wall" in printed
     assert "correctness: labels identical" in printed and "fleet kernel, 1 core" in printed
 
 
@@ -119,6 +125,20 @@ def test_the_correctness_check_catches_labels_scores_and_missing_rows():
     )
     short = bench.compare_predictions(reference.iloc[1:], reference, "x")["problems"]
     assert short == ["x: 9 rows, reference 10"]
+
+
+def test_training_is_also_compared_with_its_loop_as_a_whole_process():
+    results = {
+        "fit-loop": {"seconds": 8.0, "cpu_seconds": 8.0, "fastest_process_seconds": 10.0},
+        "train-reference": {"seconds": 5.0, "cpu_seconds": 9.0},
+        "sklearn-loop": {"seconds": 3.0, "cpu_seconds": 3.0, "fastest_process_seconds": 30.0},
+        "score-shard": {"seconds": 1.0, "cpu_seconds": 1.5},
+    }
+    found = bench.ratios(results)
+    assert found["train-reference_vs_fit_loop_wall"] == 8.0 / 5.0
+    assert found["train-reference_vs_fit_loop_whole_process_wall"] == 10.0 / 5.0
+    # scoring's loop loads every model before its clock: its whole process is no baseline
+    assert not any(name.startswith("score-shard") and "whole" in name for name in found)
 
 
 def test_a_failed_check_makes_the_command_fail(monkeypatch, capsys):
