@@ -116,20 +116,35 @@ _CHECK_BLOCK = 4096
 
 def _segment_sums(offsets: np.ndarray, words: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per row, the sum and the XOR of its words ``words[offsets[r]:offsets[r+1]]`` (mod 2**64),
-    mixed: any flipped bit changes it. Reduced in place over the memory-mapped words, one pass
-    each, nothing copied (``rows`` ascending)."""
-    starts, ends = offsets[rows], offsets[rows + 1]
+    mixed: any flipped bit changes it (``rows`` ascending). Words narrower than 64 bits (text's
+    bytes) are summed in 64 bits as they are read: the sums of the words widened first.
+
+    Rows that lie together (a whole pack being written) are reduced in place over the
+    memory-mapped words, one pass each, nothing copied. Rows far apart (those a shard scores,
+    checked before first use) are copied together first: reduced in place, the words between
+    them were read too, and ``reduceat``'s last reduction ran to the column's end for every
+    block of rows: 2.1 s of a 100,000-row pack's checksums, 0.14 s to check five of its rows."""
     result = np.zeros(len(rows), dtype=np.uint64)
-    filled = ends > starts
+    filled = offsets[rows + 1] > offsets[rows]  # rows holding any word
     if not filled.any():
         return result
-    bounds = np.empty(2 * int(filled.sum()), dtype=np.int64)
-    bounds[0::2], bounds[1::2] = starts[filled], ends[filled]
-    if bounds[-1] == len(words):  # reduceat reads bounds[k]:bounds[k+1]; the last runs to the end
-        bounds = bounds[:-1]
-    sums = np.add.reduceat(words, bounds)[0::2]
-    xors = np.bitwise_xor.reduceat(words, bounds)[0::2]
-    result[filled] = sums * _MIX + xors
+    starts, ends = offsets[rows][filled], offsets[rows + 1][filled]
+    lengths = ends - starts
+    if ends[-1] - starts[0] > 2 * lengths.sum():
+        spans = zip(starts.tolist(), ends.tolist(), strict=True)
+        words = np.concatenate([words[a:b] for a, b in spans])
+        firsts = np.cumsum(lengths) - lengths  # each row's words now follow the one before
+        sums = np.add.reduceat(words, firsts, dtype=np.uint64)
+        xors = np.bitwise_xor.reduceat(words, firsts)
+    else:
+        # reduceat reads bounds[k]:bounds[k+1] (the odd ones: between two rows, dropped) and
+        # from its last bound to the end of ``words``: so ``words`` ends with the last row.
+        bounds = np.empty(2 * len(starts), dtype=np.int64)
+        bounds[0::2], bounds[1::2] = starts, ends
+        words = words[: bounds[-1]]
+        sums = np.add.reduceat(words, bounds[:-1], dtype=np.uint64)[0::2]
+        xors = np.bitwise_xor.reduceat(words, bounds[:-1])[0::2]
+    result[filled] = sums * _MIX + xors.astype(np.uint64)
     return result
 
 
@@ -150,7 +165,7 @@ def content_checksums(columns: Mapping[str, pa.Array], rows: np.ndarray) -> np.n
                 offsets = np.frombuffer(buffers[1], dtype=np.int64)[
                     array.offset : array.offset + len(array) + 1
                 ]
-                words = np.frombuffer(buffers[2] or b"", dtype=np.uint8).astype(np.uint64)
+                words = np.frombuffer(buffers[2] or b"", dtype=np.uint8)
             else:
                 offsets = array.offsets.to_numpy(zero_copy_only=True)
                 words = array.values.to_numpy(zero_copy_only=True).view(np.uint64)

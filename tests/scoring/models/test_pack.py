@@ -14,6 +14,7 @@ from scoring.models.pack import (
     PACK_NAME,
     PackedStore,
     PackError,
+    content_checksums,
     pack_path,
     pack_row,
     park_arrays,
@@ -357,6 +358,43 @@ def test_models_verify_names_a_damaged_pack_row(store, capsys):
     path.write_bytes(bytes(data))
     assert main(["models", "verify", str(store.root)]) == 1
     assert "is damaged (its checksum differs)" in capsys.readouterr().out
+
+
+def _plain_segment_sum(words: np.ndarray, start: int, end: int) -> int:
+    """The row checksum's definition, in Python integers: sum and XOR of the row's words
+    (mod 2**64), mixed."""
+    row = [int(word) for word in words[start:end]]
+    total, xor = sum(row) % 2**64, 0
+    for word in row:
+        xor ^= word
+    return (total * 0x9E3779B97F4A7C15 + xor) % 2**64 if row else 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.uint8])
+def test_row_sums_are_their_definition_for_rows_together_far_apart_or_empty(dtype):
+    from scoring.models.pack import _segment_sums
+
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(0, 40, 300)
+    lengths[[7, 8, 150]] = 0  # rows without a word
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    top = np.iinfo(dtype).max
+    words = rng.integers(0, top, int(offsets[-1]), dtype=dtype, endpoint=True)
+    words[:50] = top  # sums that wrap past 2**64 for the 64-bit words
+    scattered = np.sort(rng.choice(300, 25, replace=False))
+    for rows in (np.arange(300), np.arange(100, 140), np.array([0, 299]), np.array([7, 8]),
+                 np.array([3]), np.array([299]), scattered):  # fmt: skip
+        expected = [_plain_segment_sum(words, offsets[r], offsets[r + 1]) for r in rows]
+        assert _segment_sums(offsets, words, rows).tolist() == expected, rows
+
+
+def test_checking_some_rows_gives_the_checksums_written_for_them(store):
+    pack = PackedStore.open(write_pack(store).path)
+    rows = np.arange(len(pack))
+    recorded = pack.numbers["checksum"]
+    for some in (rows, rows[[0, -1]], rows[[2]], rows[1:3]):
+        assert pack.verify(some).all()
+        assert (content_checksums(pack._columns, some) == recorded[some]).all()  # noqa: SLF001
 
 
 def test_pairs_sharing_a_hash_are_told_apart_by_their_names(store, monkeypatch):
