@@ -125,10 +125,11 @@ def _segment_sums(offsets: np.ndarray, words: np.ndarray, rows: np.ndarray) -> n
     them were read too, and ``reduceat``'s last reduction ran to the column's end for every
     block of rows: 2.1 s of a 100,000-row pack's checksums, 0.14 s to check five of its rows."""
     result = np.zeros(len(rows), dtype=np.uint64)
-    filled = offsets[rows + 1] > offsets[rows]  # rows holding any word
+    starts, ends = offsets[rows], offsets[rows + 1]
+    filled = ends > starts  # rows holding any word
     if not filled.any():
         return result
-    starts, ends = offsets[rows][filled], offsets[rows + 1][filled]
+    starts, ends = starts[filled], ends[filled]
     lengths = ends - starts
     if ends[-1] - starts[0] > 2 * lengths.sum():
         spans = zip(starts.tolist(), ends.tolist(), strict=True)

@@ -593,7 +593,7 @@ def train_models(
     ``readings`` follows the column contract (names matched case-insensitively).
     Raises ``ValueError`` naming ``source`` if required columns are missing.
     """
-    params = (params or TrainParams()).validate()  # before the readings are read
+    params = (params or TrainParams()).validate()  # before the pairs are prepared
     pairs, report = prepare_pairs(readings, source=source, min_rows=min_rows)
     return train_pairs(pairs, report, store, params, jobs=jobs, progress=progress)
 
