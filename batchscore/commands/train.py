@@ -136,7 +136,7 @@ def read_readings_file(path: str) -> pd.DataFrame:
     """The readings of ``--input``; a file without the columns ``--help`` names (TS, Device,
     Sensor, Value: the ones ``aggregate`` and ``score`` require too) is refused, naming them."""
     try:
-        frame = read_table(path)
+        frame = read_table(path, keys_as_categories=True)  # only grouped by them
     except FileNotFoundError as exc:
         raise UsageError(f"--input {path}: no such file") from exc
     except TableFormatError as exc:

