@@ -59,11 +59,13 @@ gets a new version) and keeps the others; the manifest is rewritten once, at the
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -429,6 +431,19 @@ def _unpark(results: list[FitResult], parked: ParkedArrays) -> None:
         ) from exc
 
 
+@contextmanager
+def _frozen_objects() -> Iterator[None]:
+    """The objects made so far left out of garbage collection while the workers forked from
+    this process run (``gc.freeze``, as CPython's documentation of it advises before a fork):
+    a collection in a worker writes to every object it examines, and each page written is
+    copied out of what the worker shares with this process. Collected again afterwards."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _one_thread() -> None:
     """A training process's BLAS and OpenMP pools get one thread. Their work here is tiny (a
     pair's least squares, the compile's small products): a pool of threads per call cost more
@@ -462,6 +477,7 @@ def fit_pairs(
         # the pack and the task's memory goes as the pack is written.
         pairs = sorted(pairs, key=lambda pair: pair_hash(pair.device, pair.sensor))
         with (
+            _frozen_objects(),
             tempfile.TemporaryDirectory(
                 prefix="batchscore-train-", ignore_cleanup_errors=True
             ) as parking,

@@ -246,6 +246,31 @@ def test_compiled_models_lost_from_the_temporary_folder_stop_training_unrecorded
     assert not (tmp_path / "manifest.json").exists()
 
 
+def test_workers_run_with_the_parents_objects_frozen_and_the_parent_unfreezes_them(
+    tmp_path, monkeypatch
+) -> None:
+    """Forked workers must not garbage-collect the objects they share with the parent (each
+    page a collection writes to is copied): the objects are frozen before the fork, and
+    collected again in the parent once the workers are done."""
+    import gc
+
+    seen = tmp_path / "freeze-counts"
+    fit_chunk = train._fit_chunk
+
+    def recording(chunk, *args, **kwargs):
+        with open(seen, "a", encoding="utf-8") as out:  # from each worker's task
+            out.write(f"{os.getpid()} {gc.get_freeze_count()}\n")
+        return fit_chunk(chunk, *args, **kwargs)
+
+    monkeypatch.setattr(train, "_fit_chunk", recording)
+    pairs = {(f"dev-{i:02d}", "temp"): 40 for i in range(train._POOL_MIN_PAIRS)}
+    train.train_models(readings(pairs), ModelStore(tmp_path / "store"), jobs=2)
+    counts = [line.split() for line in seen.read_text().splitlines()]
+    assert counts and all(int(pid) != os.getpid() for pid, _ in counts)  # run in workers
+    assert all(int(count) > 1000 for _, count in counts)
+    assert gc.get_freeze_count() == 0
+
+
 def test_process_pool_gives_the_same_models_as_one_process(tmp_path: Path) -> None:
     pairs = {(f"dev-{i:02d}", "temp"): 40 for i in range(train._POOL_MIN_PAIRS)}
     frame = readings(pairs)
