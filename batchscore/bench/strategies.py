@@ -109,7 +109,7 @@ def mode_train(readings: Path, models: Path, workers: int, *, reference: bool = 
     """``batchscore train`` as a user runs it, from the interpreter's start to the model files,
     the manifest and the pack written; ``reference``: the reference model (``--nu`` and
     ``--gamma`` given: scikit-learn's OneClassSVM on every row, what ``fit-loop`` fits)."""
-    from scoring.models.training import DEFAULT_GAMMA, DEFAULT_NU
+    from scoring.models.train_params import DEFAULT_GAMMA, DEFAULT_NU
 
     argv = [sys.executable, "-m", "batchscore", "--log-level", "WARNING", "train"]
     argv += ["--input", str(readings), "--models", str(models), "--jobs", str(workers)]

@@ -20,7 +20,7 @@ from scoring.data.files import (
 from scoring.data.schema import DEVICE, READING_COLUMNS, SENSOR, TS, normalize_readings
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 from scoring.models.store import ModelStore, ModelStoreError
-from scoring.models.training import (
+from scoring.models.train_params import (
     DEFAULT_GAMMA,
     DEFAULT_KERNEL,
     DEFAULT_MIN_ROWS,
@@ -31,8 +31,6 @@ from scoring.models.training import (
     KERNELS,
     SQL_TABLE,
     TrainParams,
-    prepare_pairs,
-    train_pairs,
 )
 
 # The database's default location, not scoring.data.db: importing SQLAlchemy cost every
@@ -191,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
         readings, source = read_readings_file(args.input), args.input
     else:
         readings, source = read_readings_db(args.db or DEFAULT_DB_URL), SQL_TABLE
+    # The training (scikit-learn and SciPy, 1.5 to 2 s of imports) only when it runs, not
+    # for --help or a refused argument.
+    from scoring.models.training import prepare_pairs, train_pairs
+
     store = ModelStore(models)
     try:
         pairs, report = prepare_pairs(readings, source=source, min_rows=args.min_rows)

@@ -61,12 +61,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +81,6 @@ from scoring.data.schema import (
     DEVICE,
     SENSOR,
     TS,
-    VALUE,
     contract_columns,
     normalize_key,
     to_float,
@@ -106,27 +104,17 @@ from scoring.models.store import (
     serialize_model,
     write_model_file,
 )
+from scoring.models.train_params import DEFAULT_MIN_ROWS, FEATURES, TrainParams
 from scoring.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-# The model inputs, in order. One place, so the feature set can grow (e.g. MinValue).
-FEATURES: tuple[str, ...] = (VALUE,)
-
-DEFAULT_KERNEL = "rbf"
-DEFAULT_GAMMA: str | float = 0.1
-DEFAULT_NU = 0.02
-DEFAULT_MIN_ROWS = 10
-DEFAULT_OUTLIER_MADS = 3.0
-DEFAULT_RANGE_TOLERANCE = 0.3
 #: the share of training rows a first fit calls sparse, when trimming past anomalies
 TRIM_NU = 0.1
 #: 1 / the standard normal's MAD: MAD x this estimates a standard deviation
 MAD_TO_SIGMA = 1.4826
 #: points on which a 1-feature model's calibrated range is checked
 _RANGE_POINTS = 400
-KERNELS = ("rbf", "linear", "poly", "sigmoid")
-SQL_TABLE = "SensorReadings"
 
 # Below this many pairs a process pool costs more than it saves.
 _POOL_MIN_PAIRS = 16
@@ -134,51 +122,6 @@ _CHUNK_MAX_PAIRS = 500
 _CHUNK_MIN_PAIRS = 16
 #: up to this many (device x sensor) combinations, pair codes are 32-bit
 _MAX_INT32_PAIRS = int(np.iinfo(np.int32).max)
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    """OneClassSVM hyperparameters (recorded per model in the manifest)."""
-
-    kernel: str = DEFAULT_KERNEL
-    gamma: str | float = DEFAULT_GAMMA
-    nu: float = DEFAULT_NU
-    #: leave training rows beyond this many robust deviations out of the fit (None: keep all)
-    outlier_mads: float | None = DEFAULT_OUTLIER_MADS
-    #: calibrate the threshold to the training range widened by this share (None: the fit's)
-    range_tolerance: float | None = DEFAULT_RANGE_TOLERANCE
-
-    @classmethod
-    def reference(cls, kernel: str, gamma: str | float, nu: float) -> TrainParams:
-        """Exactly scikit-learn's ``OneClassSVM`` on every row: no trimming, no calibration."""
-        return cls(kernel=kernel, gamma=gamma, nu=nu, outlier_mads=None, range_tolerance=None)
-
-    def recorded(self) -> dict[str, object]:
-        """What the manifest records (the options that are off are left out)."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
-
-    def validate(self) -> TrainParams:
-        """Return self, or raise ``ValueError`` naming the flag of the bad value."""
-        if self.kernel not in KERNELS:
-            raise ValueError(f"--kernel {self.kernel!r}: use one of {', '.join(KERNELS)}")
-        if not 0.0 < self.nu <= 1.0:
-            raise ValueError(f"--nu {self.nu}: must be in (0, 1]")
-        if isinstance(self.gamma, str):
-            if self.gamma not in ("scale", "auto"):
-                raise ValueError(f"--gamma {self.gamma!r}: use scale, auto or a positive number")
-        elif not (math.isfinite(self.gamma) and self.gamma > 0):
-            raise ValueError(f"--gamma {self.gamma}: must be a positive number")
-        if self.outlier_mads is not None and not (
-            math.isfinite(self.outlier_mads) and self.outlier_mads > 0
-        ):
-            raise ValueError(f"--outlier-mads {self.outlier_mads}: must be a positive number")
-        if self.range_tolerance is not None and not (
-            math.isfinite(self.range_tolerance) and self.range_tolerance >= 0
-        ):
-            raise ValueError(
-                f"--range-tolerance {self.range_tolerance}: must be a number of at least 0"
-            )
-        return self
 
 
 def build_pipeline(params: TrainParams) -> Pipeline:

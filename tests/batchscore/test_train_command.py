@@ -10,3 +10,12 @@ def test_training_from_a_file_does_not_import_the_database_layer() -> None:
     run that reads the database imports it."""
     loaded = loaded_by_import("batchscore.commands.train", ("sqlalchemy", "scoring.data.db"))
     assert loaded == []
+
+
+def test_the_train_command_imports_the_training_only_when_it_runs() -> None:
+    """``batchscore train --help`` took 2 s: its module imported the training, and with it
+    scikit-learn and SciPy, for the defaults its help text shows."""
+    loaded = loaded_by_import(
+        "batchscore.commands.train", ("sklearn", "scipy", "scoring.models.training")
+    )
+    assert loaded == []
