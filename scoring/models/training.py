@@ -379,7 +379,12 @@ def _frozen_objects() -> Iterator[None]:
     """The objects made so far left out of garbage collection while the workers forked from
     this process run (``gc.freeze``, as CPython's documentation of it advises before a fork):
     a collection in a worker writes to every object it examines, and each page written is
-    copied out of what the worker shares with this process. Collected again afterwards."""
+    copied out of what the worker shares with this process. Collected again afterwards. A
+    process that froze objects itself (an application server forking its own workers) is left
+    as it is: unfreezing would undo its freeze."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield

@@ -271,6 +271,22 @@ def test_workers_run_with_the_parents_objects_frozen_and_the_parent_unfreezes_th
     assert gc.get_freeze_count() == 0
 
 
+def test_a_process_that_froze_objects_itself_keeps_them_frozen() -> None:
+    import gc
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with train._frozen_objects():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    with train._frozen_objects():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
 def test_process_pool_gives_the_same_models_as_one_process(tmp_path: Path) -> None:
     pairs = {(f"dev-{i:02d}", "temp"): 40 for i in range(train._POOL_MIN_PAIRS)}
     frame = readings(pairs)
