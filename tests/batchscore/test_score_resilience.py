@@ -74,7 +74,9 @@ def test_kill_9_of_the_whole_run_then_a_rerun_leaves_one_complete_predictions_fi
     published = (out / "predictions.parquet").read_bytes()
 
     with _start_score(extract, out, *hang) as process:
-        _wait_until(lambda: (markers / "dev-002_temp.attempts").exists(), process)
+        # Its attempt written, not just its marker created: killed between the two, the
+        # rerun's attempt would count as the first and hang again (seen once on a loaded VM).
+        _wait_until(lambda: _attempts(markers / "dev-002_temp.attempts") == 1, process)
         _wait_until(lambda: _temporaries(out), process)  # the spool holds two partitions
         os.killpg(process.pid, signal.SIGKILL)  # SIGKILL: no handler, no clean-up runs
         process.wait(timeout=30)
@@ -94,6 +96,14 @@ def test_kill_9_of_the_whole_run_then_a_rerun_leaves_one_complete_predictions_fi
     notes = json.loads((out / "summary.json").read_text())["notes"]
     assert notes[0].startswith("took over the output folder from pid ")
     assert notes[1].startswith("removed 1 temporary file(s) of a run that did not finish: ")
+
+
+def _attempts(marker: Path) -> int:
+    """The attempts a toy entry script has recorded in ``marker`` (whole lines only)."""
+    try:
+        return marker.read_text(encoding="utf-8").count("\n")
+    except FileNotFoundError:
+        return 0
 
 
 def _command(extract: Path, out: Path, entry_script: str, *rest: str) -> list[str]:
