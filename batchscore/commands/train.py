@@ -17,7 +17,14 @@ from scoring.data.files import (
     release_unused_memory,
     require_output_folder,
 )
-from scoring.data.schema import DEVICE, READING_COLUMNS, SENSOR, TS, normalize_readings
+from scoring.data.schema import (
+    DEVICE,
+    READING_COLUMNS,
+    READINGS_TABLE,
+    SENSOR,
+    TS,
+    normalize_readings,
+)
 from scoring.errors import EXIT_FAILED, EXIT_OK, UsageError
 from scoring.models.store import ModelStore, ModelStoreError
 from scoring.models.train_params import (
@@ -29,7 +36,6 @@ from scoring.models.train_params import (
     DEFAULT_RANGE_TOLERANCE,
     FEATURES,
     KERNELS,
-    SQL_TABLE,
     TrainParams,
 )
 
@@ -64,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--db",
         metavar="URL",
-        help=f"SQLAlchemy URL of a database with the {SQL_TABLE} table (default, without "
+        help=f"SQLAlchemy URL of a database with the {READINGS_TABLE} table (default, without "
         f"--input: {DEFAULT_DB_URL}, where aggregate writes)",
     )
     parser.add_argument(
@@ -188,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input:
         readings, source = read_readings_file(args.input), args.input
     else:
-        readings, source = read_readings_db(args.db or DEFAULT_DB_URL), SQL_TABLE
+        readings, source = read_readings_db(args.db or DEFAULT_DB_URL), READINGS_TABLE
     # The training (scikit-learn and SciPy, 1.5 to 2 s of imports) only when it runs, not
     # for --help or a refused argument.
     from scoring.models.training import prepare_pairs, train_pairs

@@ -38,6 +38,7 @@ from scoring.data.schema import (
     MAX_VALUE,
     MIN_VALUE,
     READING_COLUMNS,
+    READINGS_TABLE,
     SENSOR,
     SQL_COLUMNS,
     TS,
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 
 #: ``aggregate``'s database, the one ``train`` and ``extract`` read unless given another
 DEFAULT_DB_URL = work_folder.DATABASE_URL
-TABLE_NAME = "SensorReadings"
 #: every reading ``aggregate`` was given, so a window is always recomputed from all of them
 RAW_TABLE_NAME = "SensorReadingsRaw"
 KEY_LENGTH = 128  # Device/Sensor are key columns: SQL Server needs a bounded length
@@ -75,7 +75,7 @@ def _readings_table(name: str, *extra: sa.Column) -> sa.Table:
 
 
 sensor_readings = _readings_table(
-    TABLE_NAME,
+    READINGS_TABLE,
     sa.Column(MIN_VALUE, sa.Float),
     sa.Column(MAX_VALUE, sa.Float),
     sa.Column(COUNT, sa.Integer),
@@ -226,9 +226,9 @@ def ensure_table(engine: Engine) -> None:
 
 
 def require_table(engine: Engine) -> None:
-    if not sa.inspect(engine).has_table(TABLE_NAME):
+    if not sa.inspect(engine).has_table(READINGS_TABLE):
         raise DatabaseError(
-            f"{redact_url(engine.url)}: table {TABLE_NAME} does not exist (run aggregate first)"
+            f"{redact_url(engine.url)}: table {READINGS_TABLE} does not exist (run aggregate first)"
         )
 
 
@@ -509,7 +509,7 @@ def read_readings(engine: Engine, columns: tuple[str, ...]) -> pd.DataFrame:
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
         raise DatabaseError(
-            f"{redact_url(engine.url)}: cannot read {TABLE_NAME} ({reason})"
+            f"{redact_url(engine.url)}: cannot read {READINGS_TABLE} ({reason})"
         ) from exc
 
 

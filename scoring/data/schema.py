@@ -45,6 +45,7 @@ __all__ = [
     "ANOMALY_KIND",
     "READING_COLUMNS",
     "SQL_COLUMNS",
+    "READINGS_TABLE",
     "PREDICTION_COLUMNS",
     "PARTITION_KEYS",
     "empty_predictions",
@@ -78,6 +79,9 @@ ANOMALY_KIND = "AnomalyKind"
 
 READING_COLUMNS: tuple[str, ...] = (TS, DEVICE, SENSOR, VALUE)
 SQL_COLUMNS: tuple[str, ...] = (TS, DEVICE, SENSOR, VALUE, MIN_VALUE, MAX_VALUE, COUNT)
+#: the database table of aggregated readings (SQL_COLUMNS): aggregate writes it, train and
+#: extract read it
+READINGS_TABLE = "SensorReadings"
 PREDICTION_COLUMNS: tuple[str, ...] = (
     TS,
     DEVICE,

@@ -22,7 +22,6 @@ DEFAULT_MIN_ROWS = 10
 DEFAULT_OUTLIER_MADS = 3.0
 DEFAULT_RANGE_TOLERANCE = 0.3
 KERNELS = ("rbf", "linear", "poly", "sigmoid")
-SQL_TABLE = "SensorReadings"
 
 
 @dataclass(frozen=True)
