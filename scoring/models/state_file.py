@@ -30,6 +30,7 @@ with skops.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import warnings
 from collections.abc import Mapping
@@ -70,7 +71,11 @@ def dumps(estimator: Any) -> bytes:
     """The state file of a fitted estimator; :class:`StateFileError` if it is not made only
     of :data:`CLASSES`, plain values and arrays of :data:`DTYPES`."""
     document = {"format": FORMAT, "model": _encode_estimator(estimator)}
-    return json.dumps(document, separators=(",", ":"), allow_nan=True).encode("utf-8")
+    # No check for cycles: the document is a tree just built from fresh dicts and lists.
+    return _ENCODER.encode(document).encode("utf-8")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True, check_circular=False)
 
 
 def loads(data: bytes) -> Any:
@@ -97,29 +102,42 @@ def _encode_estimator(estimator: Any) -> dict[str, Any]:
 
 
 def _encode(value: Any) -> Any:
-    if value is None or type(value) in (bool, int, float, str):
+    kind = type(value)
+    if kind in _PLAIN:
         return value
     if isinstance(value, (np.ndarray, np.generic)):
-        array = np.asarray(value)
-        dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
-        if dtype.str not in DTYPES:
-            raise StateFileError(f"array of dtype {array.dtype} is not one this format holds")
-        raw = np.ascontiguousarray(array, dtype=dtype).tobytes()
-        return {
-            "ndarray": {
-                "dtype": dtype.str,
-                "shape": list(array.shape),
-                "data": base64.b64encode(raw).decode("ascii"),
-                **({"scalar": True} if isinstance(value, np.generic) else {}),
-            }
-        }
-    if type(value) is tuple:
+        return _encode_array(value)
+    if kind is tuple:
         return {"tuple": [_encode(item) for item in value]}
-    if type(value) is list:
+    if kind is list:
         return [_encode(item) for item in value]
     if class_name(value) in CLASSES:
         return _encode_estimator(value)
     raise StateFileError(f"value of type {class_name(value)} is not one this format holds")
+
+
+#: values JSON holds as they are (exact types: a numpy scalar or a str subclass is not one)
+_PLAIN = frozenset((type(None), bool, int, float, str))
+
+
+def _encode_array(value: np.ndarray | np.generic) -> dict[str, Any]:
+    # A model is a few dozen small arrays: this runs for each of them in every model trained,
+    # so it asks numpy for no more than the bytes (``tobytes`` gives them in C order whatever
+    # the array's layout).
+    array = np.asarray(value)
+    dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+    if dtype.str not in DTYPES:
+        raise StateFileError(f"array of dtype {array.dtype} is not one this format holds")
+    if dtype != array.dtype:
+        array = array.astype(dtype)
+    spec: dict[str, Any] = {
+        "dtype": dtype.str,
+        "shape": list(array.shape),
+        "data": binascii.b2a_base64(array.tobytes(), newline=False).decode("ascii"),
+    }
+    if isinstance(value, np.generic):
+        spec["scalar"] = True
+    return {"ndarray": spec}
 
 
 # ------------------------------------------------------------------------------ reading

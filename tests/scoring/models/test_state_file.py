@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -46,6 +47,32 @@ def test_the_rebuilt_arrays_are_the_estimators_own() -> None:
     assert svm.support_vectors_.flags.writeable and svm.support_vectors_.dtype == np.float64
     assert svm.support_.dtype == np.int32
     back.fit(X)  # a loaded model can be fitted again like any other
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.float64).reshape(3, 4).T,  # Fortran order: a transposed view
+        np.arange(20, dtype=np.int64)[::3],  # strided
+        np.arange(6, dtype=">f8").reshape(2, 3),  # big-endian: written little-endian
+        np.array([True, False, True]),
+        np.empty((0, 1)),
+        np.float64(2.5),  # a numpy scalar: a 0-d array marked scalar
+        np.int32(-7),
+    ],
+    ids=["fortran", "strided", "big-endian", "bool", "empty", "scalar-f8", "scalar-i4"],
+)
+def test_an_attribute_array_is_written_as_its_c_order_little_endian_bytes(array) -> None:
+    estimator = StandardScaler().fit(X)
+    estimator.extra_ = array
+    node = json.loads(state_file.dumps(estimator))["model"]["estimator"]["state"]["extra_"]
+    little = np.asarray(array).astype(np.asarray(array).dtype.newbyteorder("<"))
+    assert node["ndarray"]["dtype"] == little.dtype.str
+    assert node["ndarray"]["shape"] == list(np.shape(array))
+    assert base64.b64decode(node["ndarray"]["data"]) == np.ascontiguousarray(little).tobytes()
+    assert node["ndarray"].get("scalar", False) is isinstance(array, np.generic)
+    back = state_file.loads(state_file.dumps(estimator)).extra_
+    assert type(back) is type(array) and np.array_equal(back, array)
 
 
 def test_anything_but_the_three_types_is_not_saved_in_this_format() -> None:
