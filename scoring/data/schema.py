@@ -240,12 +240,15 @@ def invalid_reading_reasons(df: pd.DataFrame) -> pd.Series:
 # pattern for a value is ``[^./\\]+``: no dots, no slashes) and every file system.
 # Anything outside this set is written as %XX of its UTF-8 bytes.
 _PATH_SAFE = re.compile(r"[A-Za-z0-9_\-]")
+_PATH_SAFE_TEXT = re.compile(r"[A-Za-z0-9_\-]+")  # a whole value of them is its own encoding
 
 
 def encode_partition_value(value: str) -> str:
     """Percent-encode a Device/Sensor value for use as a partition folder name."""
     if value == "":
         raise ValueError("a partition value must not be empty")
+    if _PATH_SAFE_TEXT.fullmatch(value):  # most keys (dev-001, temperature): once, not per char
+        return value
     return "".join(
         char if _PATH_SAFE.fullmatch(char) else "".join(f"%{b:02X}" for b in char.encode())
         for char in value
