@@ -105,6 +105,10 @@ class Baseline:
             "rows": self.rows,
         }
 
+    def packed(self) -> np.ndarray:
+        """This baseline as the pack stores it (:data:`PACKED_SIZE` values)."""
+        return np.array([*self.edges, *self.shares, self.rows, *self.profile], dtype="float64")
+
     def residuals(self, values: np.ndarray, days: np.ndarray | None) -> np.ndarray:
         """``values`` minus the profile at their times of day (``days``: fractions of a day,
         :func:`day_fraction`; None: the profile's mean)."""
@@ -370,11 +374,7 @@ PACK_COLUMN = "baseline"
 def packed(entry: Mapping[str, Any]) -> np.ndarray:
     """A manifest entry's baseline as the pack stores it (empty when it has none)."""
     baseline = Baseline.from_dict(entry.get(ENTRY_KEY))
-    if baseline is None:
-        return np.empty(0)
-    return np.array(
-        [*baseline.edges, *baseline.shares, baseline.rows, *baseline.profile], dtype="float64"
-    )
+    return np.empty(0) if baseline is None else baseline.packed()
 
 
 def unpacked(values: np.ndarray) -> Baseline | None:

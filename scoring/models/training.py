@@ -292,9 +292,10 @@ def _fit_one(
             trusted_types=save_as.trusted_types,
             answers=direct_fit.Answers(pipeline) if direct_fit.supports(pipeline) else None,
         )
-        saved.entry[baseline.ENTRY_KEY] = baseline.baseline_of(pair.X, pair.times).to_dict()
+        pair_baseline = baseline.baseline_of(pair.X, pair.times)
+        saved.entry[baseline.ENTRY_KEY] = pair_baseline.to_dict()
         if compiled is not None:  # the pack's row made here, in parallel, not in the parent
-            result.pack_row = pack_row(compiled, baseline.packed(saved.entry))
+            result.pack_row = pack_row(compiled, pair_baseline.packed())
     except Exception as exc:  # noqa: BLE001 - reported per pair, the others go on
         result.error = f"{type(exc).__name__}: {exc}"
         return result
