@@ -36,6 +36,9 @@ def test_the_baseline_is_the_deciles_of_the_residuals() -> None:
     assert found.profile == pytest.approx([50.5, 0, 0, 0, 0]), "no times: a flat profile"
     assert Baseline.from_dict(found.to_dict()) == found
     assert baseline.unpacked(baseline.packed({"baseline": found.to_dict()})) == found
+    # training packs the Baseline it computed; the pack's writer, the entry it recorded
+    assert found.packed().tobytes() == baseline.packed({"baseline": found.to_dict()}).tobytes()
+    assert found.packed().size == baseline.PACKED_SIZE
     assert baseline_of(np.array([5.0, np.nan, 5.0, np.inf])).rows == 2, "non-finite left out"
     with pytest.raises(ValueError, match="no finite training value"):
         baseline_of(np.array([np.nan]))
