@@ -239,8 +239,9 @@ def invalid_reading_reasons(df: pd.DataFrame) -> pd.Series:
 # Partition folder values must survive both Azure ML's partition-format parser (its
 # pattern for a value is ``[^./\\]+``: no dots, no slashes) and every file system.
 # Anything outside this set is written as %XX of its UTF-8 bytes.
-_PATH_SAFE = re.compile(r"[A-Za-z0-9_\-]")
-_PATH_SAFE_TEXT = re.compile(r"[A-Za-z0-9_\-]+")  # a whole value of them is its own encoding
+_PATH_SAFE_CHARACTER = r"[A-Za-z0-9_\-]"
+_PATH_SAFE = re.compile(_PATH_SAFE_CHARACTER)
+_PATH_SAFE_TEXT = re.compile(_PATH_SAFE_CHARACTER + "+")  # a value of them is its own encoding
 
 
 def encode_partition_value(value: str) -> str:
