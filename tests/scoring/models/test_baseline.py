@@ -166,6 +166,50 @@ def test_the_profile_needs_a_day_of_training() -> None:
     assert np.hypot(profile[1], profile[3]) == pytest.approx(3.0, abs=0.1), "the cycle found"
 
 
+def _lstsq_profile(values: np.ndarray, times) -> np.ndarray:
+    terms = baseline.day_terms(baseline.day_fraction(np.asarray(times)))
+    return np.linalg.lstsq(terms, values, rcond=None)[0]
+
+
+@pytest.mark.parametrize(
+    ("periods", "freq"),
+    [(288, "5min"), (433, "7min"), (40, "37min"), (20, "12h"), (9, "3h")],  # the last two: rank 2, 3
+)
+def test_the_profile_is_the_least_squares_fit_of_smallest_norm(periods, freq) -> None:
+    """The profile is numpy's least squares (lstsq's minimum-norm answer and cut-off), also
+    when the times cover too few times of day for every harmonic (readings twice a day)."""
+    rng = np.random.default_rng(periods)
+    times = pd.date_range("2026-03-01 00:02", periods=periods, freq=freq).to_numpy()
+    values = 20.0 + 3.0 * np.sin(2 * np.pi * rng.random(periods)) + rng.normal(0, 0.5, periods)
+    found = np.array(baseline_of(values, times).profile)
+    expected = _lstsq_profile(values, times)
+    assert np.allclose(found, expected, rtol=1e-12, atol=1e-12 * np.abs(values).max())
+
+
+def test_a_baseline_does_not_depend_on_what_the_cache_held() -> None:
+    """Pairs on one clock share the profile's terms and their pseudo-inverse (cached by their
+    times); a pair's baseline is the same bits whether its times were cached or not, and what
+    the cache hands out cannot be written to."""
+    rng = np.random.default_rng(8)
+    values, times = _cycling(30, "2026-01-01 00:00", rng)
+    other_values, other_times = _cycling(26, "2026-02-01 00:05", rng)
+    times = times.to_numpy()
+    baseline._basis_at.cache_clear()
+    first = baseline_of(values, times)
+    baseline_of(other_values, other_times.to_numpy())
+    again = baseline_of(values, times.copy())  # equal times, another array: from the cache
+    assert baseline._basis_at.cache_info().hits == 1
+    baseline._basis_at.cache_clear()
+    assert again == first == baseline_of(values, times)
+    terms, solver = baseline._basis_at(times.dtype.str, times.tobytes())
+    with pytest.raises(ValueError, match="read-only"):
+        solver[0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        terms[0, 0] = 1.0
+    short = times[: 12 * 20]  # 20 hours: no profile
+    assert baseline._basis_at(short.dtype.str, short.tobytes()) is None
+
+
 def _pandas_day_fraction(times) -> np.ndarray:
     """The time of day as pandas reads it (what day_fraction computed before it went to numpy)."""
     index = pd.DatetimeIndex(times)
