@@ -173,7 +173,8 @@ def _lstsq_profile(values: np.ndarray, times) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("periods", "freq"),
-    [(288, "5min"), (433, "7min"), (40, "37min"), (20, "12h"), (9, "3h")],  # the last two: rank 2, 3
+    # the last two: readings at two and at three times of day (terms of rank 2 and 3)
+    [(288, "5min"), (433, "7min"), (40, "37min"), (20, "12h"), (12, "8h")],
 )
 def test_the_profile_is_the_least_squares_fit_of_smallest_norm(periods, freq) -> None:
     """The profile is numpy's least squares (lstsq's minimum-norm answer and cut-off), also
