@@ -55,13 +55,19 @@ def _peak_mib(figures: dict[str, Any]) -> float:
     return figures["peak_rss_mib"] if pss is None else pss
 
 
+def _work_filesystem(machine: dict[str, Any]) -> str:
+    kind = machine.get("work_filesystem")
+    return f"; work folder on {kind}" if kind else ""
+
+
 def format_report(results: dict[str, Any]) -> str:
     """The figures as a short text table."""
     config = results["config"]
     lines = [
         f"fleet: {config['sensors']} pairs x {config['rows_per_sensor']} rows = "
         f"{config['rows']} rows scored; {config['workers']} workers; "
-        f"load average at start {results['machine']['load_average_at_start'][0]:.2f}",
+        f"load average at start {results['machine']['load_average_at_start'][0]:.2f}"
+        + _work_filesystem(results["machine"]),
         f"prepare: trained and packed {config['sensors']} models in "
         f"{results['prepare']['train_and_pack_seconds']:.1f} s "
         f"(pack {results['prepare']['pack_bytes'] / 2**20:.1f} MiB)",

@@ -53,7 +53,7 @@ def bench(ctx: BenchContext) -> dict[str, Any]:
         "modes": list(ctx.modes),
         "seed": spec.seed,
     }
-    results["machine"] = _machine()
+    results["machine"] = _machine(ctx.work)
     prepare: dict[str, Any] = {}
     t0 = time.perf_counter()
     readings, window = fleet_frames(spec)
@@ -220,7 +220,7 @@ def _max_known(values) -> int | None:
     return max(known) if known else None
 
 
-def _machine() -> dict[str, Any]:
+def _machine(work: Path) -> dict[str, Any]:
     import sklearn
 
     return {
@@ -232,4 +232,24 @@ def _machine() -> dict[str, Any]:
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
         "load_average_at_start": list(os.getloadavg()),
+        "work_filesystem": filesystem_of(work),
     }
+
+
+def filesystem_of(path: Path) -> str | None:
+    """The type of the file system holding ``path`` (``ext4``, ``tmpfs``, ...; None when the
+    system does not say). Training writes a file per model into the work folder, and what a
+    new file costs depends on it: on an ext4 without a journal, up to a millisecond of system
+    time each just after thousands were removed (docs/performance.md, issue 27, fifth pass)."""
+    import psutil
+
+    resolved = str(path.resolve())
+    holding = [
+        part
+        for part in psutil.disk_partitions(all=True)
+        if resolved == part.mountpoint
+        or resolved.startswith(part.mountpoint.rstrip(os.sep) + os.sep)
+    ]
+    if not holding:
+        return None
+    return max(holding, key=lambda part: len(part.mountpoint)).fstype or None

@@ -230,3 +230,22 @@ def test_pages_two_processes_share_count_once_in_the_peak_and_twice_in_the_rss_s
     assert sampler.peak > 380 * 2**20, sampler.peak
     assert sampler.peak_pss is not None
     assert 190 * 2**20 < sampler.peak_pss < 300 * 2**20, sampler.peak_pss
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux mounts")
+def test_the_work_folders_file_system_is_recorded_and_printed():
+    """Training writes a file per model into the work folder, and what a file costs depends on
+    its file system: the results say which one it was (the innermost mount holding it)."""
+    from batchscore.bench.report import format_report
+    from batchscore.bench.run import filesystem_of
+
+    assert filesystem_of(Path("/proc/self")) == "proc", "the innermost mount, not the root's"
+    results = {
+        "config": {"sensors": 1, "rows_per_sensor": 1, "rows": 1, "workers": 1},
+        "machine": {"load_average_at_start": [0.5, 0.5, 0.5], "work_filesystem": "tmpfs"},
+        "prepare": {"train_and_pack_seconds": 0.1, "pack_bytes": 1},
+        "correctness": {"problems": []},
+    }
+    assert "; work folder on tmpfs" in format_report(results).splitlines()[0]
+    del results["machine"]["work_filesystem"]  # results of a bench before it was recorded
+    assert "work folder" not in format_report(results)
