@@ -214,12 +214,10 @@ def baseline_of(values: np.ndarray, times: Any = None) -> Baseline:
     basis = None
     if times is not None:
         stamps = _plain_datetimes(times)
-        if stamps is None:  # aware times, lists, ...: as pandas reads them
+        if stamps is None:  # aware times, lists, ...: as pandas reads them (not cached)
             index = pd.DatetimeIndex(times)
             finite &= ~np.asarray(pd.isna(index))
-            kept = index[finite]
-            if len(kept) and kept.max() - kept.min() >= _MIN_SPAN:
-                basis = _basis(day_fraction(kept))
+            basis = _profile_basis(index[finite])
         else:
             finite &= ~np.isnat(stamps)
             kept = stamps if finite.all() else stamps[finite]
@@ -245,12 +243,16 @@ def baseline_of(values: np.ndarray, times: Any = None) -> Baseline:
     )
 
 
-def _basis(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The profile's terms at times of day ``days`` and their pseudo-inverse: the profile of
-    values taken at those times is the pseudo-inverse times the values (the least-squares fit
-    of smallest norm, as ``np.linalg.lstsq`` gives it, with its cut-off for small singular
-    values). Both read-only: :func:`_basis_at` hands the same ones to many pairs."""
-    terms = day_terms(days)
+def _profile_basis(times: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The profile's terms at ``times`` (datetime64 values or a DatetimeIndex, none missing)
+    and their pseudo-inverse, or None when the times span less than
+    :data:`PROFILE_MIN_SPAN` (no profile). The profile of values taken at those times is the
+    pseudo-inverse times the values: the least-squares fit of smallest norm, as
+    ``np.linalg.lstsq`` gives it, with its cut-off for small singular values. Both arrays are
+    read-only: :func:`_basis_at` hands the same ones to many pairs."""
+    if not len(times) or times.max() - times.min() < _MIN_SPAN:
+        return None
+    terms = day_terms(day_fraction(times))
     solver = np.linalg.pinv(terms, rtol=None)  # rtol None: lstsq's cut-off, max(M, N) x eps
     terms.flags.writeable = solver.flags.writeable = False
     return terms, solver
@@ -258,18 +260,14 @@ def _basis(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=8)
 def _basis_at(dtype: str, stamps: bytes) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`_basis` of the times of day of ``stamps`` (naive datetime64 values of ``dtype``,
-    as bytes), or None when they span less than :data:`PROFILE_MIN_SPAN` (no profile).
+    """:func:`_profile_basis` of ``stamps`` (naive datetime64 values of ``dtype``, as bytes).
 
     Cached: a fleet's readings are windows on one clock (Stream Analytics' 5-minute tumbling
     windows), so most pairs of a training run share their times, and the terms and their
     least squares were most of a model's baseline (about 200 of 300 us); a pair on its own
     times costs the same as before. The answer depends on the times only, never on what the
     cache held."""
-    times = np.frombuffer(stamps, dtype=dtype)
-    if not len(times) or times.max() - times.min() < _MIN_SPAN:
-        return None
-    return _basis(day_fraction(times))
+    return _profile_basis(np.frombuffer(stamps, dtype=dtype))
 
 
 def psi(baseline: Baseline, values: np.ndarray, times: Any = None) -> float:
