@@ -47,6 +47,7 @@ from scoring.data.schema import (
     VALUE,
     decode_partition_value,
     encode_partition_value,
+    pair_changes,
 )
 from scoring.errors import UsageError
 from scoring.partitioning import (
@@ -196,7 +197,7 @@ def write_shard(root: Path, index: int, frames: Sequence[pd.DataFrame]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_arrays(
         [
-            pa.array(frame[field.name].to_numpy() if len(frame) else [], type=field.type)
+            pa.array(_values(frame[field.name]) if len(frame) else [], type=field.type)
             for field in SHARD_SCHEMA
         ],
         schema=SHARD_SCHEMA,
@@ -333,11 +334,10 @@ def pair_run_starts(frame: pd.DataFrame) -> np.ndarray:
     interleave form one run. Names are folded once per run of exact names, not per row."""
     if not len(frame):
         return np.zeros(0, dtype=np.int64)
-    devices = frame[DEVICE].to_numpy(dtype=object)
-    sensors = frame[SENSOR].to_numpy(dtype=object)
-    exact = np.flatnonzero((devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])) + 1
-    starts = np.concatenate([np.zeros(1, dtype=np.int64), exact])
-    names = zip(devices[starts], sensors[starts], strict=True)
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), pair_changes(frame)])
+    names = zip(
+        frame[DEVICE].take(starts).tolist(), frame[SENSOR].take(starts).tolist(), strict=True
+    )
     folded = np.array([f"{d.casefold()}\0{s.casefold()}" for d, s in names], dtype=object)
     new_key = np.ones(len(starts), dtype=bool)
     new_key[1:] = folded[1:] != folded[:-1]

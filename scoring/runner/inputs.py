@@ -30,14 +30,18 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scoring.data.files import TableFormatError, read_table
-from scoring.data.schema import PARTITION_KEYS, encode_partition_value, normalize_readings
-from scoring.partitioning import DEFAULT_SHARD_ROWS, DEVICE, SENSOR, SHARD, shard_value
+from scoring.data.schema import (
+    PARTITION_KEYS,
+    encode_partition_value,
+    normalize_readings,
+    pair_changes,
+)
+from scoring.partitioning import DEFAULT_SHARD_ROWS, SHARD, shard_value
 from scoring.runner.contract import InvalidSettingsError, MiniBatchSize
 
 KIND_PARTITION = "partition"  # the worker reads the partition's files
@@ -235,11 +239,8 @@ def _shard_tasks(frame: pd.DataFrame, shard_rows: int) -> list[MiniBatchTask]:
     ``shard_rows`` rows (the extract's rule, :func:`scoring.data.extract_folder
     .write_partitions`); a stable sort keeps each pair's rows in their order in the file."""
     frame = frame.sort_values(list(PARTITION_KEYS), kind="mergesort", ignore_index=True)
-    devices = frame[DEVICE].to_numpy(dtype=object)
-    sensors = frame[SENSOR].to_numpy(dtype=object)
-    pair_starts = np.flatnonzero((devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1]))
     bounds = [0]
-    for start in (pair_starts + 1).tolist():
+    for start in pair_changes(frame).tolist():
         if start - bounds[-1] >= shard_rows:
             bounds.append(start)
     bounds.append(len(frame))

@@ -13,6 +13,7 @@ from scoring.data import db
 from scoring.data.extract_folder import (
     finish_extract,
     list_partitions,
+    pair_run_starts,
     read_index,
     read_partition,
     write_partitions,
@@ -164,3 +165,21 @@ def test_the_arrow_read_is_the_one_taken_for_plain_rows(monkeypatch):
     rows = [("2024-01-01 00:05:00.000000", "d", "s", 1.0, 0.0, 2.0, 5)] * 4
     monkeypatch.setattr(db, "_python_columns", lambda *a: pytest.fail("the slow path was taken"))
     assert len(db._columns(rows)) == 4
+
+
+@pytest.mark.parametrize("text", ["str", "object", "category"])
+def test_runs_and_shards_are_the_same_whatever_holds_the_names(tmp_path, text):
+    """The database's chunks hold Arrow-backed text; a caller's frames may hold Python objects
+    or categories: the runs (exact names, then folded case) and the shard files are the same."""
+    window = _window([("dev-0", "t"), ("dev-1", "t"), ("DEV-1", "t"), ("dev-1", "u")], rows=3)
+    window = window.iloc[[0, 1, 2, 3, 6, 4, 7, 5, 8, 9, 10, 11]].reset_index(drop=True)
+    assert pair_run_starts(window).tolist() == [0, 3, 9]  # dev-1/DEV-1 interleaved: one run
+    held = window.astype({"Device": text, "Sensor": text})
+    assert pair_run_starts(held).tolist() == [0, 3, 9]
+    assert pair_run_starts(held.iloc[5:]).tolist() == [0, 4]  # positions, not index labels
+    write_shards_of_chunks(tmp_path / "str", iter([window]), shard_rows=1)
+    write_shards_of_chunks(tmp_path / text, iter([held]), shard_rows=1)
+    files = sorted(p.relative_to(tmp_path / "str") for p in (tmp_path / "str").rglob("*.parquet"))
+    assert len(files) == 4  # three shards and the index
+    for name in files:
+        assert (tmp_path / text / name).read_bytes() == (tmp_path / "str" / name).read_bytes()
