@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -355,18 +356,37 @@ def write_shards_of_chunks(root: Path, chunks, shard_rows: int) -> Written:
     differ case-insensitively (under SQL Server's case-insensitive collation "dev-1" and
     "Dev-1" come back interleaved, and no pair may be split across shards), at the first such
     boundary once it holds ``shard_rows`` rows. Boundaries are found a chunk at a time. The
-    index and the empty window's placeholder are written too."""
+    index and the empty window's placeholder are written too.
+
+    A shard's Parquet file is written by a second thread while the next rows are read (Arrow
+    encodes and writes without the GIL: about a tenth of a 100,000-pair extract); one write
+    at a time, and at most one shard waits for it. A failed write is raised here, at the next
+    shard or at the end, and no later shard is written."""
     written = Written()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
+        _cut_shards(root, chunks, shard_rows, written, writer)
+    if not written.rows_by_folder:
+        write_empty_window(root, SHARD_LAYOUT)
+    write_index(root, written.rows_by_folder)
+    return written
+
+
+def _cut_shards(
+    root: Path, chunks, shard_rows: int, written: Written, writer: ThreadPoolExecutor
+) -> None:
     pieces: list[pd.DataFrame] = []
     rows = 0
+    writing: Future | None = None
 
     def flush() -> None:
-        nonlocal pieces, rows
+        nonlocal pieces, rows, writing
         shard = pd.concat(pieces, ignore_index=True).sort_values(
             [DEVICE, SENSOR, TS], kind="mergesort", ignore_index=True
         )
+        if writing is not None:
+            writing.result()  # the shard before: written, or its error raised here
         index = len(written.rows_by_folder)
-        write_shard(root, index, [shard])
+        writing = writer.submit(write_shard, root, index, [shard])
         written.rows_by_folder[shard_folder(index).as_posix()] = len(shard)
         pieces, rows = [], 0
 
@@ -391,10 +411,8 @@ def write_shards_of_chunks(root: Path, chunks, shard_rows: int) -> Written:
         written.rows += len(chunk)
     if pieces:
         flush()
-    if not written.rows_by_folder:
-        write_empty_window(root, SHARD_LAYOUT)
-    write_index(root, written.rows_by_folder)
-    return written
+    if writing is not None:
+        writing.result()
 
 
 def write_partitions(root: Path, pairs, layout: str, shard_rows: int) -> Written:

@@ -183,3 +183,26 @@ def test_runs_and_shards_are_the_same_whatever_holds_the_names(tmp_path, text):
     assert len(files) == 4  # three shards and the index
     for name in files:
         assert (tmp_path / text / name).read_bytes() == (tmp_path / "str" / name).read_bytes()
+
+
+def test_a_failed_shard_write_stops_the_extract_and_no_later_shard_is_written(
+    tmp_path, monkeypatch
+):
+    """Shards are written by a second thread while the next rows are read: a write's error
+    still reaches the caller, and nothing after the failed shard is written."""
+    from scoring.data import extract_folder
+
+    real, asked = extract_folder.write_shard, []
+
+    def failing(root, index, frames):
+        asked.append(index)
+        if index == 1:
+            raise OSError("No space left on device")
+        return real(root, index, frames)
+
+    monkeypatch.setattr(extract_folder, "write_shard", failing)
+    chunks = [_window(PAIRS).iloc[a : a + 10] for a in range(0, 70, 10)]
+    with pytest.raises(OSError, match="No space left"):
+        write_shards_of_chunks(tmp_path / "x", iter(chunks), shard_rows=10)
+    assert asked == [0, 1]
+    assert [p.parent.name for p in (tmp_path / "x").glob("Shard=*/*.parquet")] == ["Shard=00000"]
