@@ -186,17 +186,34 @@ _HARMONIC_NUMBERS = np.arange(1, HARMONICS + 1)
 _DECILES = np.arange(1, BINS) / BINS
 
 
+@lru_cache(maxsize=8)
+def _decile_positions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where numpy's quantile takes the deciles of ``n`` values (``_get_indexes``), their
+    weights (``_get_gamma``) and the positions it partitions at: the same for every pair of
+    a run with the same number of rows (read-only: shared)."""
+    position = (n - 1) * _DECILES
+    low = np.floor(position).astype(np.intp)
+    high = low + 1
+    last = position >= n - 1  # numpy's "above the bounds": one value, at -1
+    low[last] = high[last] = -1
+    weight = position - low
+    kth = np.unique(np.concatenate(([0, -1], low, high)))
+    for array in (low, high, weight, kth):
+        array.flags.writeable = False
+    return low, high, weight, kth
+
+
 def _deciles(values: np.ndarray) -> np.ndarray:
     """``np.quantile(values, _DECILES)`` (its default linear method) to the last bit, for a
     1-D array of finite values: the same sort positions, weights and interpolation as numpy's
     ``_quantile`` and ``_lerp``, without the generic machinery that cost 60 us of a model's
-    baseline (a test compares the two on many arrays)."""
-    ordered = np.sort(values)
-    position = (ordered.size - 1) * _DECILES
-    below = np.floor(position)
-    weight = position - below
-    low = below.astype(np.intp)
-    high = np.minimum(low + 1, ordered.size - 1)
+    baseline (a test compares the two on many arrays).
+
+    The values are arranged by numpy's own call, ``partition`` at the same positions, not by a
+    sort: equal values (-0.0 and 0.0) may land in another order, and which one a sort puts
+    first depends on the CPU (numpy sorts and partitions with AVX-512 where there is one)."""
+    low, high, weight, kth = _decile_positions(values.size)
+    ordered = np.partition(values, kth)
     a, b = ordered[low], ordered[high]
     step = b - a
     cuts = a + step * weight

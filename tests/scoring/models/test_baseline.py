@@ -48,7 +48,8 @@ def test_the_deciles_are_numpys_quantiles_to_the_last_bit() -> None:
     """baseline._deciles replaces np.quantile's generic path: the same cut points, bit for bit,
     on sizes 1 to 600, with ties, constants, negative zeros and wide magnitudes."""
     rng = np.random.default_rng(11)
-    arrays = [np.array([3.5]), np.array([2.0, -1.0]), np.zeros(17), np.array([-0.0, 0.0] * 5)]
+    arrays = [np.array([3.5]), np.array([-0.0]), np.array([2.0, -1.0]), np.zeros(17)]
+    arrays += [np.array([-0.0, 0.0] * 5), np.array([0.0, -0.0, -0.0, 0.0, 1.0] * 7)]
     for size in [*range(3, 40), 100, 288, 432, 599]:
         arrays.append(rng.normal(0.0, 1.0, size))
         arrays.append(rng.integers(-3, 4, size).astype("float64"))  # many ties
@@ -56,6 +57,8 @@ def test_the_deciles_are_numpys_quantiles_to_the_last_bit() -> None:
     for values in arrays:
         expected = np.quantile(values, np.arange(1, 10) / 10)
         assert baseline._deciles(values).tobytes() == expected.tobytes(), values
+    shared = baseline._decile_positions(288)  # cached per row count: nobody may write to it
+    assert not any(array.flags.writeable for array in shared)
 
 
 def test_the_day_terms_are_a_mean_and_the_harmonics() -> None:
