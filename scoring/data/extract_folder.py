@@ -374,6 +374,8 @@ def write_shards_of_chunks(root: Path, chunks, shard_rows: int) -> Written:
 def _cut_shards(
     root: Path, chunks, shard_rows: int, written: Written, writer: ThreadPoolExecutor
 ) -> None:
+    """The chunks cut into shards, each handed to ``writer`` once the one before is written;
+    returns when the last is."""
     pieces: list[pd.DataFrame] = []
     rows = 0
     writing: Future | None = None
