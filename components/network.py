@@ -76,6 +76,7 @@ class Network(pulumi.ComponentResource):
 
     vnet_id: pulumi.Output[str]
     subnet_ids: dict[str, pulumi.Output[str]]
+    zone_links: dict[str, privatedns.VirtualNetworkLink]  # zone name -> its link to the VNet
     link: PrivateLink
 
     def __init__(
@@ -87,6 +88,7 @@ class Network(pulumi.ComponentResource):
         self.subnets = self._subnets(name, args)
         self.subnet_ids = {k: s.id for k, s in self.subnets.items()}
         self.zones = self._dns_zones(name, args)
+        self.zone_links = self._zone_links(name, args)
         self.link = PrivateLink(
             subnet_id=self.subnets[ENDPOINT_SUBNET].id,
             zone_ids={zone: z.id for zone, z in self.zones.items()},
@@ -129,24 +131,28 @@ class Network(pulumi.ComponentResource):
         return subnets
 
     def _dns_zones(self, name: str, args: NetworkArgs) -> dict[str, privatedns.PrivateZone]:
-        """Every private zone a service of the stack registers in, each linked to the VNet
-        (resolution only: no VM registers its own name)."""
+        """Every private zone a service of the stack registers in."""
         place = args.placement
         wanted = sorted({zone for zones in PRIVATE_DNS_ZONES.values() for zone in zones})
-        zones: dict[str, privatedns.PrivateZone] = {}
-        for zone in wanted:
-            label = zone.removeprefix("privatelink.").replace(".", "-")
-            zones[zone] = privatedns.PrivateZone(
-                f"{name}-zone-{label}",
+        return {
+            zone: privatedns.PrivateZone(
+                f"{name}-zone-{_zone_label(zone)}",
                 private_zone_name=zone,
                 resource_group_name=place.resource_group_name,
                 location="global",
                 tags=dict(place.tags),
                 opts=child_options(self),
             )
-            privatedns.VirtualNetworkLink(
-                f"{name}-zone-{label}-link",
-                private_zone_name=zones[zone].name,
+            for zone in wanted
+        }
+
+    def _zone_links(self, name: str, args: NetworkArgs) -> dict[str, privatedns.VirtualNetworkLink]:
+        """Each zone linked to the VNet (resolution only: no VM registers its own name)."""
+        place = args.placement
+        return {
+            zone: privatedns.VirtualNetworkLink(
+                f"{name}-zone-{_zone_label(zone)}-link",
+                private_zone_name=private_zone.name,
                 resource_group_name=place.resource_group_name,
                 location="global",
                 virtual_network=privatedns.SubResourceArgs(id=self.vnet.id),
@@ -154,7 +160,14 @@ class Network(pulumi.ComponentResource):
                 tags=dict(place.tags),
                 opts=child_options(self),
             )
-        return zones
+            for zone, private_zone in self.zones.items()
+        }
+
+
+def _zone_label(zone: str) -> str:
+    """A zone's part of its resources' names: privatelink.blob.core.windows.net -> blob-core-
+    windows-net."""
+    return zone.removeprefix("privatelink.").replace(".", "-")
 
 
 def private_endpoint(
