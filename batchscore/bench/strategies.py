@@ -123,6 +123,7 @@ def child_fleet_kernel(payload: dict[str, Any]) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from scoring.data.extract_folder import list_partitions, read_partition
+    from scoring.data.schema import pair_changes
     from scoring.models import fleet_kernel
     from scoring.models.pack import PackedStore
     from scoring.models.store import ModelStore
@@ -132,12 +133,9 @@ def child_fleet_kernel(payload: dict[str, Any]) -> dict[str, Any]:
     pack = PackedStore.for_store(ModelStore(payload["models"]))
     if pack is None:
         raise RuntimeError(f"{payload['models']}: no current model pack")
-    change = np.ones(len(frame), dtype=bool)
-    devices, sensors = frame["Device"].to_numpy(object), frame["Sensor"].to_numpy(object)
-    change[1:] = (devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])
-    starts = np.flatnonzero(change)
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), pair_changes(frame)])
     lengths = np.diff(np.append(starts, len(frame)))
-    rows = pack.rows(list(devices[starts]), list(sensors[starts]))
+    rows = pack.rows(frame["Device"].take(starts).tolist(), frame["Sensor"].take(starts).tolist())
     values = frame["Value"].to_numpy(dtype="float64")
     with threadpool_limits(1):
         fleet_kernel.decision_values(pack, rows, lengths, values)  # pages in, as a worker would

@@ -43,6 +43,7 @@ from scoring.data.schema import (
     SQL_COLUMNS,
     TS,
     VALUE,
+    pair_changes,
 )
 from scoring.data.sql_token import AZURE_SQL_SCOPE, SQL_COPT_SS_ACCESS_TOKEN, access_token_struct
 from scoring.errors import UsageError
@@ -394,9 +395,7 @@ def iter_pair_readings(
 
 def _runs(frame: pd.DataFrame) -> list[tuple[int, int]]:
     """(first, stop) row positions of each run of equal (Device, Sensor) in ``frame``."""
-    devices, sensors = frame[DEVICE].to_numpy(), frame[SENSOR].to_numpy()
-    change = np.flatnonzero((devices[1:] != devices[:-1]) | (sensors[1:] != sensors[:-1])) + 1
-    bounds = [0, *change.tolist(), len(frame)]
+    bounds = [0, *pair_changes(frame).tolist(), len(frame)]
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
